@@ -184,6 +184,8 @@ def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = 
     where = f"{origin} (table `{name}`)"
     joins: dict[str, Join] = dict(base.joins) if base else {}
     for alias, spec in (document.get("joins") or {}).items():
+        # YAML 1.1 reads a bare `on:` key as the boolean True.
+        spec = {("on" if key is True else key): value for key, value in (spec or {}).items()}
         joins[alias] = Join(
             alias=alias,
             relation=str(_require(spec, "relation", where, f"join `{alias}`")),
