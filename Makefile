@@ -1,0 +1,48 @@
+# CommerceQL — every command sets up what it needs first (a virtual environment in .venv).
+#   make demo   set up, prepare the sample store, run example queries, write a chart
+#   make test   set up and run the whole test suite (what CI runs)
+#   make lab    set up and open JupyterLab on notebooks/ with the CommerceQL kernel
+#   make bench  set up and run the benchmarks
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast lint lab bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/commerceql kernel install --sys-prefix
+	touch $(STAMP)
+
+setup: $(STAMP)
+	$(BIN)/python -c "from commerceql.sample import ensure_default_store; print('sample store:', ensure_default_store())"
+
+demo: setup
+	@mkdir -p artifacts
+	$(BIN)/commerceql schema
+	$(BIN)/commerceql query "FROM sales SHOW net_sales, orders, average_order_value GROUP BY customer_type WITH TOTALS DURING last_year"
+	$(BIN)/commerceql query "FROM sales SHOW net_sales, orders GROUP BY billing_region DURING last_quarter COMPARE TO previous_year ORDER BY net_sales DESC LIMIT 10"
+	$(BIN)/commerceql query "FROM sales SHOW net_sales TIMESERIES month SINCE -12m UNTIL -1m VISUALIZE net_sales TYPE line" --chart artifacts/net_sales_by_month.png
+	@echo "chart: artifacts/net_sales_by_month.png"
+
+lint: $(STAMP)
+	$(BIN)/ruff check commerceql kernel tests benchmarks
+
+test: setup lint
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+bench: setup
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) sample_data/store artifacts

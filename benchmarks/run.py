@@ -1,0 +1,192 @@
+"""CommerceQL benchmarks: `make bench` (or `python -m benchmarks.run`).
+
+1. Compile latency (text → SQL: parse, resolve, compile) over the conformance queries that
+   resolve against the built-in model: p50 / p99 per query. Target p50 < 1 ms.
+2. End-to-end query time against hand-written DuckDB SQL computing the same numbers, on stores of
+   about 1M and 10M order lines (generated once and cached under benchmarks/.data). The ratio
+   CommerceQL / hand-written is printed per query. Target ≤ 1.1×.
+
+Both sides run on the same DuckDB connection over the same Parquet files; each timing is the
+median of several runs after a warm-up run. Results are checked to agree before they are timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import commerceql as cql
+from commerceql.errors import CommerceQLError
+from commerceql.parser import parse_script
+
+ROOT = Path(__file__).resolve().parent
+DATA = ROOT / ".data"
+CONFORMANCE = ROOT.parent / "tests" / "conformance"
+TZ = "America/New_York"
+LOCAL = f"timezone('{TZ}', s.happened_at)"
+LAST_YEAR = (
+    "s.happened_at >= TIMESTAMPTZ '2025-01-01 00:00:00-05:00' AND s.happened_at < TIMESTAMPTZ '2026-01-01 00:00:00-05:00'"
+)
+PREVIOUS_YEAR = (
+    "s.happened_at >= TIMESTAMPTZ '2024-01-01 00:00:00-05:00' AND s.happened_at < TIMESTAMPTZ '2025-01-01 00:00:00-05:00'"
+)
+
+# (name, CommerceQL, hand-written SQL producing the same rows and values)
+QUERIES: list[tuple[str, str, str]] = [
+    (
+        "monthly net sales",
+        "FROM sales SHOW net_sales, orders GROUP BY month DURING last_year",
+        f"""SELECT CAST(date_trunc('month', {LOCAL}) AS DATE) AS month, SUM(s.net_sales) AS net_sales,
+                   COUNT(DISTINCT s.order_id) FILTER (WHERE s.event_type = 'order') AS orders
+            FROM sales s WHERE {LAST_YEAR} GROUP BY 1 ORDER BY 1""",
+    ),
+    (
+        "net sales by product type (join)",
+        "FROM sales SHOW net_sales GROUP BY product_type DURING last_year",
+        f"""SELECT p.product_type, SUM(s.net_sales) AS net_sales
+            FROM sales s LEFT JOIN products p ON s.product_id = p.product_id
+            WHERE {LAST_YEAR} GROUP BY 1 ORDER BY 2 DESC NULLS LAST, 1""",
+    ),
+    (
+        "channel mix with AOV and totals",
+        "FROM sales SHOW net_sales, orders, average_order_value GROUP BY sales_channel WITH TOTALS DURING last_year",
+        f"""WITH g AS (
+              SELECT s.sales_channel, SUM(s.net_sales) AS net_sales,
+                     COUNT(DISTINCT s.order_id) FILTER (WHERE s.event_type = 'order') AS orders,
+                     SUM(s.gross_sales + s.discounts) FILTER (WHERE s.event_type = 'order')
+                       / COUNT(DISTINCT s.order_id) FILTER (WHERE s.event_type = 'order') AS average_order_value,
+                     GROUPING(s.sales_channel) AS level
+              FROM sales s WHERE {LAST_YEAR} GROUP BY GROUPING SETS ((s.sales_channel), ()))
+            SELECT r.sales_channel, r.net_sales, r.orders, r.average_order_value,
+                   t.net_sales AS net_sales__totals, t.orders AS orders__totals,
+                   t.average_order_value AS average_order_value__totals
+            FROM g r, g t WHERE r.level = 0 AND t.level = 1 ORDER BY r.net_sales DESC""",
+    ),
+    (
+        "daily series vs previous year",
+        "FROM sales SHOW net_sales TIMESERIES day DURING last_year COMPARE TO previous_year",
+        f"""WITH cur AS (SELECT CAST(date_trunc('day', {LOCAL}) AS DATE) AS day, SUM(s.net_sales) AS v
+                         FROM sales s WHERE {LAST_YEAR} GROUP BY 1),
+                 prev AS (SELECT CAST(date_trunc('day', {LOCAL}) AS DATE) AS day, SUM(s.net_sales) AS v
+                          FROM sales s WHERE {PREVIOUS_YEAR} GROUP BY 1),
+                 spine AS (SELECT CAST(range AS DATE) AS day FROM range(TIMESTAMP '2025-01-01', TIMESTAMP '2026-01-01', INTERVAL 1 DAY))
+            SELECT spine.day, COALESCE(cur.v, 0) AS net_sales, COALESCE(prev.v, 0) AS comparison_net_sales__previous_year
+            FROM spine LEFT JOIN cur USING (day)
+            LEFT JOIN prev ON prev.day = DATE '2024-01-01' + (spine.day - DATE '2025-01-01')
+            ORDER BY 1""",
+    ),
+    (
+        "top 10 products with Other",
+        "FROM sales SHOW net_sales GROUP BY TOP 10 product_title DURING last_year",
+        f"""WITH by_product AS (
+              SELECT p.title, SUM(s.net_sales) AS v FROM sales s LEFT JOIN products p ON s.product_id = p.product_id
+              WHERE {LAST_YEAR} GROUP BY 1),
+            ranked AS (SELECT *, row_number() OVER (ORDER BY v DESC NULLS LAST, title NULLS LAST) AS rn FROM by_product)
+            SELECT CASE WHEN rn <= 10 THEN title ELSE 'Other' END AS product_title, SUM(v) AS net_sales
+            FROM ranked GROUP BY 1 ORDER BY (product_title = 'Other'), 2 DESC""",
+    ),
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def bench_compile(store: cql.Store, iterations: int) -> None:
+    texts: list[str] = []
+    for path in sorted(CONFORMANCE.glob("*.cql")):
+        try:
+            queries = parse_script(path.read_text(encoding="utf-8"))
+        except CommerceQLError:
+            continue
+        for query in queries:
+            try:
+                store.compile(query.source[query.span.start_pos : query.span.end_pos] if query.span else query.source)
+            except CommerceQLError:
+                continue
+            texts.append(query.source[query.span.start_pos : query.span.end_pos] if query.span else query.source)
+    if not texts:
+        print("compile latency: no conformance queries resolve against the model")
+        return
+    samples: list[float] = []
+    for _ in range(iterations):
+        for text in texts:
+            start = time.perf_counter()
+            store.compile(text)
+            samples.append((time.perf_counter() - start) * 1000)
+    print(f"compile latency over {len(texts)} conformance queries x {iterations}: "
+          f"p50 {percentile(samples, 0.5):.3f} ms, p99 {percentile(samples, 0.99):.3f} ms (target p50 < 1 ms)")
+
+
+def timed(function, repeat: int) -> float:
+    function()  # warm-up (and parquet metadata cache)
+    runs = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
+def store_for_lines(target_lines: int) -> Path:
+    """A cached generated store with about `target_lines` order lines."""
+    from commerceql.sample import generate_store
+
+    folder = DATA / f"lines-{target_lines}"
+    if (folder / "manifest.json").exists():
+        return folder
+    probe = DATA / "probe"
+    if not (probe / "manifest.json").exists():
+        generate_store(probe, orders=20_000)
+    with cql.connect(probe) as small:
+        lines = small.sql("SELECT COUNT(*) AS n FROM line_items")["n"][0]
+        orders = small.sql("SELECT COUNT(*) AS n FROM orders")["n"][0]
+    per_order = lines / orders
+    start = time.perf_counter()
+    generate_store(folder, orders=int(target_lines / per_order))
+    print(f"  generated {folder.name} in {time.perf_counter() - start:.1f} s")
+    return folder
+
+
+def bench_queries(path: Path, repeat: int) -> None:
+    with cql.connect(path) as store:
+        lines = store.sql("SELECT COUNT(*) AS n FROM line_items")["n"][0]
+        print(f"\nend-to-end on {lines:,} order lines ({path.name}); median of {repeat} runs")
+        print(f"  {'query':<36} {'CommerceQL':>11} {'hand SQL':>10} {'ratio':>7}")
+        ratios = []
+        for name, text, sql in QUERIES:
+            result = store.query(text)
+            hand = store.sql(sql)
+            if result.df.height != hand.height:
+                print(f"  {name:<36} MISMATCH: {result.df.height} rows vs {hand.height}")
+                continue
+            ours = timed(lambda t=text: store.query(t), repeat)
+            theirs = timed(lambda s=sql: store.sql(s), repeat)
+            ratios.append(ours / theirs)
+            print(f"  {name:<36} {ours * 1000:>9.1f}ms {theirs * 1000:>8.1f}ms {ours / theirs:>6.2f}x")
+        if ratios:
+            print(f"  geometric mean ratio {statistics.geometric_mean(ratios):.2f}x (target <= 1.1x)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, nargs="*", default=[1_000_000, 10_000_000],
+                        help="order-line counts of the stores to benchmark (default: 1M and 10M)")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--compile-iterations", type=int, default=50)
+    args = parser.parse_args(argv)
+    DATA.mkdir(parents=True, exist_ok=True)
+    with cql.connect() as store:
+        bench_compile(store, args.compile_iterations)
+    for target in args.lines:
+        bench_queries(store_for_lines(target), args.repeat)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

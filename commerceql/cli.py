@@ -1,0 +1,178 @@
+"""The `commerceql` command line: a thin shell over `commerceql.store`.
+
+    commerceql query "FROM sales SHOW net_sales GROUP BY month DURING last_year"
+    commerceql query -f report.cql --format csv
+    commerceql query "..." --sql                # print the compiled SQL
+    commerceql query "..." --chart out.png      # render the VISUALIZE chart
+    commerceql schema [TABLE]
+    commerceql sample --orders 50000 --years 3 --seed 42 --out DIR
+    commerceql kernel install [--user | --sys-prefix]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from commerceql.errors import CommerceQLError
+
+FORMATS = ("table", "csv", "json", "parquet", "markdown")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="commerceql", description="Query commerce data with CommerceQL.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    query = commands.add_parser("query", help="run a query and print its result")
+    query.add_argument("text", nargs="?", help="the query (or use -f)")
+    query.add_argument("-f", "--file", help="read the query (or several, separated by ;) from a file ('-' = stdin)")
+    query.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    query.add_argument("--output", "-o", help="write the result to this file instead of stdout")
+    query.add_argument("--sql", action="store_true", help="print the compiled SQL instead of running the query")
+    query.add_argument("--chart", help="save the VISUALIZE chart to this .png, .svg, .html or .json file")
+    query.add_argument("--data", help="store folder or .duckdb file (default: the bundled sample store)")
+    query.add_argument("--max-rows", type=int, default=1000, help="rows to print in table format")
+
+    schema = commands.add_parser("schema", help="list tables, or one table's metrics and dimensions")
+    schema.add_argument("table", nargs="?")
+    schema.add_argument("--data", help="store folder or .duckdb file")
+
+    sample = commands.add_parser("sample", help="generate a sample store")
+    from commerceql.sample.cli import add_sample_arguments
+
+    add_sample_arguments(sample)
+
+    kernel = commands.add_parser("kernel", help="manage the Jupyter kernel")
+    kernel_commands = kernel.add_subparsers(dest="kernel_command", required=True)
+    install = kernel_commands.add_parser("install", help="install the CommerceQL kernel spec")
+    where = install.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="install for the current user")
+    where.add_argument("--sys-prefix", action="store_true", help="install into this Python environment")
+    where.add_argument("--prefix", help="install under this prefix")
+    return parser
+
+
+def _read_query(args: argparse.Namespace) -> str:
+    if args.file:
+        if args.file == "-":
+            return sys.stdin.read()
+        return Path(args.file).read_text(encoding="utf-8")
+    if args.text:
+        return args.text
+    raise CommerceQLError("no query given", hint='pass the query text, e.g. commerceql query "FROM sales SHOW net_sales"')
+
+
+def _markdown(result) -> str:  # type: ignore[no-untyped-def]
+    from commerceql.display import format_value
+
+    columns = list(result.columns)
+    lines = ["| " + " | ".join(c.name for c in columns) + " |"]
+    lines.append("| " + " | ".join("---:" if c.is_numeric else "---" for c in columns) + " |")
+    for record in result.df.iter_rows():
+        cells = [format_value(v, c, result.currency).replace("|", "\\|") for v, c in zip(record, columns, strict=True)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _write_result(result, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+    fmt = args.format
+    if fmt == "parquet":
+        if not args.output:
+            raise CommerceQLError("parquet output needs a file", hint="add --output result.parquet")
+        result.df.write_parquet(args.output)
+        return
+    if fmt == "table":
+        text = result.to_text(max_rows=args.max_rows)
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        result.df.write_csv(buffer)
+        text = buffer.getvalue().rstrip("\n")
+    elif fmt == "json":
+        text = json.dumps(result.df.to_dicts(), default=str, indent=2)
+    else:
+        text = _markdown(result)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+
+
+def _run_query(args: argparse.Namespace) -> int:
+    from commerceql.parser import parse_script
+    from commerceql.store import connect
+
+    text = _read_query(args)
+    queries = parse_script(text)
+    if not queries:
+        raise CommerceQLError("the query text is empty", hint="write a query such as FROM sales SHOW net_sales")
+    store = connect(args.data)
+    for index, query in enumerate(queries):
+        if index:
+            print()
+        if args.sql:
+            print(store.explain(query).rstrip() + ";")
+            continue
+        result = store.query(query)
+        _write_result(result, args)
+        if args.chart:
+            if result.chart is None:
+                raise CommerceQLError("this query has no VISUALIZE clause, so there is no chart to save")
+            target = Path(args.chart)
+            if len(queries) > 1:
+                target = target.with_name(f"{target.stem}-{index + 1}{target.suffix}")
+            result.save_chart(str(target))
+            print(f"chart written to {target}", file=sys.stderr)
+    return 0
+
+
+def _run_schema(args: argparse.Namespace) -> int:
+    from commerceql.store import connect
+
+    store = connect(args.data)
+    frame = store.schema(args.table)
+    if args.table is None:
+        for row in frame.iter_rows(named=True):
+            print(f"{row['table']:<14} {row['metrics']:>3} metrics {row['dimensions']:>3} dimensions  {row['description']}")
+        return 0
+    for kind in ("metric", "dimension"):
+        print(f"{kind}s:")
+        for row in frame.filter(frame["kind"] == kind).iter_rows(named=True):
+            print(f"  {row['name']:<36} {row['type']:<10} {row['description']}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "query":
+            return _run_query(args)
+        if args.command == "schema":
+            return _run_schema(args)
+        if args.command == "sample":
+            from commerceql.sample.cli import run_sample
+
+            return run_sample(args)
+        if args.command == "kernel":
+            from commerceql_kernel.install import install_kernel_spec
+
+            path = install_kernel_spec(user=args.user, sys_prefix=args.sys_prefix, prefix=args.prefix)
+            print(f"installed the CommerceQL kernel spec in {path}")
+            return 0
+    except CommerceQLError as error:
+        print(error.render(), file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,824 @@
+"""Compilation: `QueryPlan` → one DuckDB SQL statement with bound parameters.
+
+Shape of the statement (CTEs, each present only when the plan needs it):
+
+    top_i        ranking of a `TOP n` dimension (per time bucket unless OVERALL)
+    agg_w_t      per date window w (0 = reporting period, 1.. = comparisons) and FROM table t:
+                 base metrics aggregated at every level the plan needs, in ONE scan, using
+                 GROUPING SETS (rows, grand totals, per-dimension group totals)
+    lvl_w_L      the tables' aggregates joined on their shared dimensions at level L
+    spine        the dense calendar (TIMESERIES)
+    keys         every result row's dimension values (spine × series, or the union of the
+                 reporting and comparison rows)
+    result       keys joined to every level; metric expressions computed over base metrics, so
+                 ratios are ratios of sums at every level (rows, totals, group totals, comparisons)
+    cumulated    running sums (WITH CUMULATIVE_VALUES)
+    final        HAVING, ORDER BY, LIMIT / OFFSET
+
+User values only ever appear as `$pN` parameters; identifiers come only from the model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from commerceql import ast
+from commerceql import dates as dates_module
+from commerceql.columns import ColumnInfo
+from commerceql.errors import CommerceQLSemanticError
+from commerceql.model.semantic import Table
+from commerceql.plan import CYCLICAL_RANGES, PlannedDimension, PlannedMetric, QueryPlan
+
+_DATE_GRAINS = ("day", "week", "month", "quarter", "year")
+_INTERVAL_FUNCTION = {
+    "second": "to_seconds",
+    "minute": "to_minutes",
+    "hour": "to_hours",
+    "day": "to_days",
+    "week": "to_days",
+    "month": "to_months",
+    "quarter": "to_months",
+    "year": "to_years",
+}
+_NUMERIC_TYPES = {"integer", "number", "money", "count", "percent"}
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    sql: str
+    parameters: dict[str, object]
+    columns: tuple[ColumnInfo, ...]
+    plan: QueryPlan
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _metric_names(expression: ast.Expression) -> list[str]:
+    if isinstance(expression, ast.Identifier):
+        return [expression.name]
+    if isinstance(expression, ast.BinaryOperation):
+        return _metric_names(expression.left) + _metric_names(expression.right)
+    if isinstance(expression, ast.Negation):
+        return _metric_names(expression.operand)
+    return []
+
+
+# ---------------------------------------------------------------------------------------------
+# Output columns (also used by the resolver to validate ORDER BY and HAVING)
+# ---------------------------------------------------------------------------------------------
+
+
+def output_columns(plan: QueryPlan) -> list[ColumnInfo]:
+    """Every column of the result, in order, with its role and value type."""
+    columns: list[ColumnInfo] = []
+    by_name = {d.name: d for d in plan.dimensions}
+    metrics = {m.name: m for m in plan.metrics}
+    for name in plan.column_order:
+        if name in by_name:
+            d = by_name[name]
+            columns.append(
+                ColumnInfo(
+                    name=d.name,
+                    role="time" if d.is_time else "dimension",
+                    type=d.type,
+                    description=d.description,
+                    base=d.source_name,
+                    display_name=d.name if d.name != d.source_name else None,
+                )
+            )
+        else:
+            m = metrics[name]
+            columns.append(
+                ColumnInfo(name=m.name, role="metric", type=m.type, description=m.description, display_name=m.display_name)
+            )
+    for m in plan.metrics:
+        for c in plan.comparisons:
+            columns.append(
+                ColumnInfo(
+                    name=f"comparison_{m.name}__{c.suffix}",
+                    role="comparison",
+                    type=m.type,
+                    description=f"{m.name} over {c.label}",
+                    base=m.name,
+                    comparison=c.suffix,
+                )
+            )
+            if plan.percent_change:
+                columns.append(
+                    ColumnInfo(
+                        name=f"percent_change_{m.name}__{c.suffix}",
+                        role="percent_change",
+                        type="percent",
+                        description=f"Change of {m.name} against {c.label}, as a fraction of the comparison value",
+                        base=m.name,
+                        comparison=c.suffix,
+                    )
+                )
+    if plan.totals:
+        for m in plan.metrics:
+            columns.append(ColumnInfo(f"{m.name}__totals", "totals", m.type, f"{m.name} over all rows", base=m.name))
+            for c in plan.comparisons:
+                columns.append(
+                    ColumnInfo(
+                        f"comparison_{m.name}__{c.suffix}__totals",
+                        "totals",
+                        m.type,
+                        f"{m.name} over all rows of {c.label}",
+                        base=m.name,
+                        comparison=c.suffix,
+                    )
+                )
+    if plan.group_totals:
+        for d in plan.dimensions:
+            for m in plan.metrics:
+                columns.append(
+                    ColumnInfo(
+                        f"{m.name}__{d.name}_totals",
+                        "group_totals",
+                        m.type,
+                        f"{m.name} over all rows with this row's {d.name}",
+                        base=m.name,
+                    )
+                )
+    if plan.cumulative:
+        for m in plan.metrics:
+            if not m.additive:
+                continue
+            columns.append(ColumnInfo(f"{m.name}__cumulative", "cumulative", m.type, f"running total of {m.name}", base=m.name))
+            for c in plan.comparisons:
+                columns.append(
+                    ColumnInfo(
+                        f"comparison_{m.name}__{c.suffix}__cumulative",
+                        "cumulative",
+                        m.type,
+                        f"running total of {m.name} over {c.label}",
+                        base=m.name,
+                        comparison=c.suffix,
+                    )
+                )
+    return columns
+
+
+# ---------------------------------------------------------------------------------------------
+# The compiler
+# ---------------------------------------------------------------------------------------------
+
+
+class _Compiler:
+    def __init__(self, plan: QueryPlan) -> None:
+        self.plan = plan
+        self.parameters: dict[str, object] = {}
+        self.ctes: list[tuple[str, str]] = []
+        self.tz = plan.timezone
+        self.dims = list(plan.dimensions)
+        self.grain = next((d for d in self.dims if d.kind == "grain"), None)
+        self.base_metrics = self._base_metrics_by_table()
+        self.levels = self._levels()
+
+    # -- helpers -------------------------------------------------------------------------
+    def param(self, value: object) -> str:
+        name = f"p{len(self.parameters)}"
+        self.parameters[name] = value
+        return f"${name}"
+
+    def error(self, message: str, node: object, hint: str | None = None) -> CommerceQLSemanticError:
+        return CommerceQLSemanticError(message, span=getattr(node, "span", None), source=self.plan.query.source, hint=hint)
+
+    def _base_metrics_by_table(self) -> dict[str, list[str]]:
+        result: dict[str, list[str]] = {t.name: [] for t in self.plan.tables}
+        for metric in self.plan.metrics:
+            for name in _metric_names(metric.expression):
+                table = self._metric_table(name)
+                if name not in result[table.name]:
+                    result[table.name].append(name)
+        return result
+
+    def _metric_table(self, name: str) -> Table:
+        for table in self.plan.tables:
+            if table.metric(name) is not None:
+                return table
+        raise AssertionError(f"metric {name} was resolved but belongs to no table")
+
+    def _levels(self) -> dict[str, int]:
+        """GROUPING() bitmask of each aggregation level the plan needs."""
+        k = len(self.dims)
+        full = (1 << k) - 1
+        levels = {"rows": 0}
+        if self.plan.totals:
+            levels["totals"] = full
+        if self.plan.group_totals:
+            for i, d in enumerate(self.dims):
+                levels[f"group_{i}"] = full & ~(1 << (k - 1 - i))
+        return levels
+
+    def local_time(self, table: Table) -> str:
+        if table.time_column is None:
+            raise CommerceQLSemanticError(
+                f"table `{table.name}` has no time column, so it has no time dimensions or date ranges",
+                source=self.plan.query.source,
+            )
+        return f"timezone({quote_literal(self.tz)}, {table.name}.{quote_identifier(table.time_column)})"
+
+    def bucket(self, grain: str, local: str) -> str:
+        if grain == "quarter":
+            expression = f"date_trunc('quarter', {local})"
+        else:
+            expression = f"date_trunc('{grain}', {local})"
+        if grain in _DATE_GRAINS:
+            return f"CAST({expression} AS DATE)"
+        return expression
+
+    def cyclical(self, name: str, local: str) -> str:
+        return {
+            "hour_of_day": f"hour({local})",
+            "day_of_week": f"(isodow({local}) - 1)",
+            "week_of_year": f"weekofyear({local})",
+            "month_of_year": f"month({local})",
+        }[name]
+
+    def aligned_bucket(self, grain: str, local: str, window_index: int) -> str:
+        """The reporting-period bucket a comparison-period bucket lines up with (same period index)."""
+        bucket = self.bucket(grain, local)
+        if window_index == 0:
+            return bucket
+        base_first = dates_module.truncate(self.plan.window.start, grain)
+        comparison_first = dates_module.truncate(self.plan.comparisons[window_index - 1].window.start, grain)
+        if grain in _DATE_GRAINS:
+            base_sql = f"CAST({self.param(base_first.date())} AS DATE)"
+            comparison_sql = f"CAST({self.param(comparison_first.date())} AS DATE)"
+        else:
+            base_sql = f"CAST({self.param(base_first)} AS TIMESTAMP)"
+            comparison_sql = f"CAST({self.param(comparison_first)} AS TIMESTAMP)"
+        if grain == "week":
+            steps = f"CAST(date_diff('day', {comparison_sql}, {bucket}) AS INTEGER)"
+            shifted = f"{base_sql} + to_days({steps})"
+        elif grain == "quarter":
+            steps = f"CAST(date_diff('month', {comparison_sql}, {bucket}) AS INTEGER)"
+            shifted = f"{base_sql} + to_months({steps})"
+        else:
+            steps = f"CAST(date_diff('{grain}', {comparison_sql}, {bucket}) AS INTEGER)"
+            shifted = f"{base_sql} + {_INTERVAL_FUNCTION[grain]}({steps})"
+        if grain in _DATE_GRAINS:
+            return f"CAST({shifted} AS DATE)"
+        return f"CAST({shifted} AS TIMESTAMP)"
+
+    def dimension_sql(self, dimension: PlannedDimension | str, table: Table, window_index: int = 0) -> str:
+        name = dimension.source_name if isinstance(dimension, PlannedDimension) else dimension
+        kind = dimension.kind if isinstance(dimension, PlannedDimension) else None
+        if kind == "grain" or (kind is None and name in dates_module.TIME_GRAINS):
+            return self.aligned_bucket(name, self.local_time(table), window_index)
+        if kind == "cyclical" or (kind is None and name in dates_module.CYCLICAL_DIMENSIONS):
+            return self.cyclical(name, self.local_time(table))
+        return f"({table.dimensions[name].sql})"
+
+    def window_filter(self, table: Table, window: dates_module.DateWindow) -> list[str]:
+        if window.start is None and window.end is None:
+            return []
+        if table.time_column is None:
+            raise CommerceQLSemanticError(
+                f"table `{table.name}` has no time column, so SINCE, UNTIL and DURING do not apply to it",
+                source=self.plan.query.source,
+                hint="remove the date range",
+            )
+        column = f"{table.name}.{quote_identifier(table.time_column)}"
+        zone = ZoneInfo(self.tz)
+        clauses = []
+        if window.start is not None:
+            clauses.append(f"{column} >= {self.param(window.start.replace(tzinfo=zone))}")
+        if window.end is not None:
+            clauses.append(f"{column} < {self.param(window.end.replace(tzinfo=zone))}")
+        return clauses
+
+    # -- conditions ------------------------------------------------------------------------
+    def value_sql(self, expression: ast.Expression, table: Table | None, resolve_name) -> str:
+        if isinstance(expression, ast.Identifier):
+            return resolve_name(expression)
+        if isinstance(expression, ast.StringLiteral):
+            return self.param(expression.value)
+        if isinstance(expression, ast.NumberLiteral):
+            value = expression.value
+            return self.param(float(value) if isinstance(value, Decimal) else value)
+        if isinstance(expression, ast.BooleanLiteral):
+            return "TRUE" if expression.value else "FALSE"
+        if isinstance(expression, ast.NullLiteral):
+            return "NULL"
+        if isinstance(expression, ast.DateLiteral):
+            return self.param(expression.value)
+        if isinstance(expression, ast.Negation):
+            return f"(-{self.value_sql(expression.operand, table, resolve_name)})"
+        if isinstance(expression, ast.BinaryOperation):
+            left = self.value_sql(expression.left, table, resolve_name)
+            right = self.value_sql(expression.right, table, resolve_name)
+            if expression.operator == "/":
+                return f"({left} / NULLIF({right}, 0))"
+            return f"({left} {expression.operator} {right})"
+        raise self.error("this expression cannot be used in a condition", expression)
+
+    def condition_sql(self, condition: ast.Condition, table: Table | None, resolve_name, type_of) -> str:
+        def value(expression: ast.Expression) -> str:
+            return self.value_sql(expression, table, resolve_name)
+
+        def is_field(expression: ast.Expression) -> bool:
+            return isinstance(expression, ast.Identifier)
+
+        def check_types(field: ast.Expression, other: ast.Expression) -> None:
+            if not isinstance(field, ast.Identifier):
+                return
+            field_type = type_of(field)
+            if field_type is None:
+                return
+            if field_type in _NUMERIC_TYPES and isinstance(other, ast.StringLiteral):
+                raise self.error(
+                    f"`{field.name}` is a number, but it is compared with the text '{other.value}'",
+                    other,
+                    hint="write the number without quotes",
+                )
+            if field_type == "string" and isinstance(other, (ast.NumberLiteral, ast.BooleanLiteral)):
+                text = str(other.value).lower() if isinstance(other, ast.BooleanLiteral) else str(other.value)
+                raise self.error(
+                    f"`{field.name}` is text, but it is compared with {text}",
+                    other,
+                    hint=f"quote the value: '{text}'",
+                )
+            if field_type == "boolean" and isinstance(other, (ast.StringLiteral, ast.NumberLiteral)):
+                raise self.error(
+                    f"`{field.name}` is true or false, not {other.value!r}",
+                    other,
+                    hint=f"write `{field.name} = true` or `{field.name} IS FALSE`",
+                )
+
+        if isinstance(condition, ast.Comparison):
+            check_types(condition.left, condition.right)
+            check_types(condition.right, condition.left)
+            left, right = value(condition.left), value(condition.right)
+            if condition.operator == "!=":
+                # ShopifyQL keeps rows whose field is NULL for !=, unlike SQL.
+                nulls = [f"{v} IS NULL" for e, v in ((condition.left, left), (condition.right, right)) if is_field(e)]
+                return f"(({left} <> {right}){''.join(' OR ' + n for n in nulls)})"
+            return f"({left} {condition.operator} {right})"
+        if isinstance(condition, ast.InList):
+            for item in condition.values:
+                check_types(condition.operand, item)
+            operand = value(condition.operand)
+            values = ", ".join(value(v) for v in condition.values)
+            if condition.negated:
+                nulls = f" OR {operand} IS NULL" if is_field(condition.operand) else ""
+                return f"(({operand} NOT IN ({values})){nulls})"
+            return f"({operand} IN ({values}))"
+        if isinstance(condition, ast.Between):
+            check_types(condition.operand, condition.low)
+            check_types(condition.operand, condition.high)
+            operand, low, high = value(condition.operand), value(condition.low), value(condition.high)
+            negation = "NOT " if condition.negated else ""
+            return f"({operand} {negation}BETWEEN {low} AND {high})"
+        if isinstance(condition, ast.StringMatch):
+            operand = value(condition.operand)
+            needle = value(condition.value)
+            operand_type = type_of(condition.operand) if isinstance(condition.operand, ast.Identifier) else None
+            if operand_type == "array":
+                if condition.kind != "contains":
+                    raise self.error(
+                        f"`{condition.operand.name}` is a list; only CONTAINS applies to it",  # type: ignore[union-attr]
+                        condition,
+                    )
+                test = f"list_contains(list_transform({operand}, lambda item: lower(CAST(item AS VARCHAR))), lower(CAST({needle} AS VARCHAR)))"
+            else:
+                function = {"starts_with": "starts_with", "ends_with": "ends_with", "contains": "contains"}[condition.kind]
+                test = f"{function}(lower(CAST({operand} AS VARCHAR)), lower(CAST({needle} AS VARCHAR)))"
+            if condition.negated:
+                nulls = f" OR {operand} IS NULL" if is_field(condition.operand) else ""
+                return f"((NOT {test}){nulls})"
+            return f"({test})"
+        if isinstance(condition, ast.IsTest):
+            operand = value(condition.operand)
+            negation = "NOT " if condition.negated else ""
+            return f"({operand} IS {negation}{condition.test.upper()})"
+        if isinstance(condition, ast.BareCondition):
+            return f"({value(condition.operand)})"
+        if isinstance(condition, ast.Not):
+            inner = self.condition_sql(condition.operand, table, resolve_name, type_of)
+            return f"(NOT COALESCE({inner}, FALSE))"
+        if isinstance(condition, ast.Logical):
+            joiner = " AND " if condition.operator == "and" else " OR "
+            return "(" + joiner.join(self.condition_sql(c, table, resolve_name, type_of) for c in condition.operands) + ")"
+        raise self.error("unsupported condition", condition)
+
+    def where_sql(self, table: Table) -> list[str]:
+        if self.plan.where is None:
+            return []
+
+        def resolve_name(identifier: ast.Identifier) -> str:
+            return self.dimension_sql(identifier.name, table)
+
+        def type_of(identifier: ast.Identifier) -> str | None:
+            dimension = table.dimensions.get(identifier.name)
+            if dimension is not None:
+                return dimension.type
+            if identifier.name in dates_module.CYCLICAL_DIMENSIONS:
+                return "integer"
+            return None
+
+        return [self.condition_sql(self.plan.where, table, resolve_name, type_of)]
+
+    # -- metric expressions --------------------------------------------------------------------
+    def metric_value(self, expression: ast.Expression, column_of) -> str:
+        """SQL of a planned metric expression, with base metrics read through `column_of(name)`."""
+        if isinstance(expression, ast.Identifier):
+            return column_of(expression.name)
+        if isinstance(expression, ast.NumberLiteral):
+            return str(expression.value)
+        if isinstance(expression, ast.Negation):
+            return f"(-{self.metric_value(expression.operand, column_of)})"
+        if isinstance(expression, ast.BinaryOperation):
+            left = self.metric_value(expression.left, column_of)
+            right = self.metric_value(expression.right, column_of)
+            if expression.operator == "/":
+                return f"(CAST({left} AS DOUBLE) / NULLIF({right}, 0))"
+            return f"({left} {expression.operator} {right})"
+        raise self.error("unsupported metric expression", expression)
+
+    # -- TOP ------------------------------------------------------------------------------------
+    def top_ctes(self) -> dict[int, tuple[str, Table]]:
+        """One ranking CTE per `TOP n` dimension, keyed by the dimension's position."""
+        result: dict[int, tuple[str, Table]] = {}
+        for index, dimension in enumerate(self.dims):
+            if dimension.top is None:
+                continue
+            metric, descending = self._ranking_metric()
+            table = self._metric_table(_metric_names(metric.expression)[0])
+            if len(set(self._metric_table(n).name for n in _metric_names(metric.expression))) > 1:
+                raise self.error(f"TOP cannot rank by `{metric.name}`, which spans several tables", self.plan.query)
+            value_sql = self.dimension_sql(dimension, table)
+            partition = self.grain is not None and not dimension.top_overall
+            select = [f"{value_sql} AS __value"]
+            group = ["__value"]
+            if partition:
+                assert self.grain is not None
+                select.insert(0, f"{self.dimension_sql(self.grain, table)} AS __bucket")
+                group.insert(0, "__bucket")
+            rank_sql = self.metric_value(metric.expression, lambda n, t=table: f"({t.metric_sql(n)})")
+            select.append(f"{rank_sql} AS __rank_value")
+            joins = self.join_sql(table, [value_sql, rank_sql])
+            filters = self.window_filter(table, self.plan.window) + self.where_sql(table)
+            order = "DESC" if descending else "ASC"
+            partition_sql = "PARTITION BY __bucket " if partition else ""
+            sql = (
+                f"SELECT {', '.join(select)}, TRUE AS __in_top\n"
+                f"  FROM {quote_identifier(table.relation)} AS {table.name}{joins}\n"
+                + (f"  WHERE {' AND '.join(filters)}\n" if filters else "")
+                + f"  GROUP BY {', '.join(group)}\n"
+                f"  QUALIFY row_number() OVER ({partition_sql}ORDER BY __rank_value {order} NULLS LAST, __value NULLS LAST) <= {int(dimension.top)}"
+            )
+            name = f"top_{index}"
+            self.ctes.append((name, sql))
+            result[index] = (name, table)
+        return result
+
+    def _ranking_metric(self) -> tuple[PlannedMetric, bool]:
+        metrics = {m.name: m for m in self.plan.metrics}
+        for column, descending in self.plan.order_by:
+            if column in metrics:
+                return metrics[column], descending
+        if not self.plan.metrics:
+            raise self.error("TOP needs a metric to rank by", self.plan.query, hint="add a metric to SHOW")
+        return self.plan.metrics[0], True
+
+    def join_sql(self, table: Table, fragments: list[str]) -> str:
+        joins = table.joins_needed(fragments)
+        return "".join(
+            f"\n  LEFT JOIN {quote_identifier(j.relation)} AS {j.alias} ON {j.on}" for j in joins
+        )
+
+    # -- aggregation per window and table ---------------------------------------------------------
+    def aggregate_cte(self, table: Table, window_index: int, tops: dict[int, tuple[str, Table]]) -> str:
+        window = self.plan.window if window_index == 0 else self.plan.comparisons[window_index - 1].window
+        select: list[str] = []
+        group: list[str] = []
+        extra_joins: list[str] = []
+        extra_filters: list[str] = []
+        for index, dimension in enumerate(self.dims):
+            value_sql = self.dimension_sql(dimension, table, window_index)
+            if index in tops:
+                top_name, _ = tops[index]
+                conditions = [f"{top_name}.__value IS NOT DISTINCT FROM {self.dimension_sql(dimension, table)}"]
+                if self.grain is not None and not dimension.top_overall:
+                    conditions.append(f"{top_name}.__bucket = {self.dimension_sql(self.grain, table, window_index)}")
+                extra_joins.append(f"\n  LEFT JOIN {top_name} ON {' AND '.join(conditions)}")
+                if dimension.only_top:
+                    extra_filters.append(f"{top_name}.__in_top")
+                    value_sql = self.dimension_sql(dimension, table)
+                else:
+                    text = self.dimension_sql(dimension, table)
+                    if dimension.type != "string":
+                        text = f"CAST({text} AS VARCHAR)"
+                    value_sql = f"(CASE WHEN {top_name}.__in_top THEN {text} ELSE 'Other' END)"
+            select.append(f"{value_sql} AS {quote_identifier(dimension.name)}")
+            group.append(value_sql)
+        metric_sql = {name: table.metric_sql(name) for name in self.base_metrics[table.name]}
+        for name, sql in metric_sql.items():
+            select.append(f"{sql} AS {quote_identifier('m__' + name)}")
+        if not metric_sql:
+            select.append("COUNT(*) AS __rows")
+        if group and len(self.levels) > 1:
+            sets = []
+            for mask in self.levels.values():
+                kept = [g for i, g in enumerate(group) if not mask & (1 << (len(group) - 1 - i))]
+                sets.append("(" + ", ".join(kept) + ")")
+            group_by = "\n  GROUP BY GROUPING SETS (" + ", ".join(sets) + ")"
+            select.append(f"GROUPING({', '.join(group)}) AS __level")
+        elif group:
+            group_by = "\n  GROUP BY " + ", ".join(group)
+            select.append("0 AS __level")
+        else:
+            group_by = ""
+            select.append("0 AS __level")
+        joins = self.join_sql(table, select + self.where_sql_preview(table))
+        filters = self.window_filter(table, window) + self.where_sql(table) + extra_filters
+        return (
+            "SELECT " + ",\n    ".join(select) + f"\n  FROM {quote_identifier(table.relation)} AS {table.name}{joins}"
+            + "".join(extra_joins)
+            + (f"\n  WHERE {' AND '.join(filters)}" if filters else "")
+            + group_by
+        )
+
+    def where_sql_preview(self, table: Table) -> list[str]:
+        """Dimension SQL the WHERE clause touches (to decide which joins it needs)."""
+        if self.plan.where is None:
+            return []
+        from commerceql.resolver import condition_operands
+
+        fragments = []
+        for operand in condition_operands(self.plan.where):
+            if isinstance(operand, ast.Identifier) and operand.name in table.dimensions:
+                fragments.append(table.dimensions[operand.name].sql)
+        return fragments
+
+    def level_cte(self, window_index: int, level: str) -> str:
+        """The tables' aggregates at one level, joined on the dimensions kept at that level."""
+        mask = self.levels[level]
+        k = len(self.dims)
+        kept = [d for i, d in enumerate(self.dims) if not mask & (1 << (k - 1 - i))]
+        parts = []
+        for t_index, table in enumerate(self.plan.tables):
+            name = f"agg_{window_index}_{t_index}"
+            columns = [quote_identifier(d.name) for d in kept] + [
+                quote_identifier("m__" + n) for n in self.base_metrics[table.name]
+            ]
+            if not columns:
+                columns = ["__rows"]
+            parts.append((f"(SELECT {', '.join(columns)} FROM {name} WHERE __level = {mask})", table))
+        if len(parts) == 1:
+            return parts[0][0].strip("()")
+        sql, _ = parts[0]
+        select_dims = []
+        joined = f"{sql} AS t0"
+        for i, (part, _table) in enumerate(parts[1:], start=1):
+            on = " AND ".join(
+                f"t0.{quote_identifier(d.name)} IS NOT DISTINCT FROM t{i}.{quote_identifier(d.name)}" for d in kept
+            ) or "TRUE"
+            joined += f"\n  FULL OUTER JOIN {part} AS t{i} ON {on}"
+        for d in kept:
+            options = ", ".join(f"t{i}.{quote_identifier(d.name)}" for i in range(len(parts)))
+            select_dims.append(f"COALESCE({options}) AS {quote_identifier(d.name)}")
+        select_metrics = []
+        for i, (_part, table) in enumerate(parts):
+            for n in self.base_metrics[table.name]:
+                select_metrics.append(f"t{i}.{quote_identifier('m__' + n)}")
+        return f"SELECT {', '.join(select_dims + select_metrics) or '1 AS __one'}\n  FROM {joined}"
+
+    # -- the whole statement ------------------------------------------------------------------------
+    def compile(self) -> CompiledQuery:
+        plan = self.plan
+        tops = self.top_ctes()
+        windows = range(1 + len(plan.comparisons))
+        for w in windows:
+            for t_index, table in enumerate(plan.tables):
+                self.ctes.append((f"agg_{w}_{t_index}", self.aggregate_cte(table, w, tops)))
+        for w in windows:
+            for level in self.levels if w == 0 else ["rows"] + (["totals"] if plan.totals else []):
+                self.ctes.append((f"lvl_{w}_{level}", self.level_cte(w, level)))
+
+        dim_names = [quote_identifier(d.name) for d in self.dims]
+        self.ctes.append(("keys", self.keys_sql(dim_names)))
+
+        all_metrics = [n for t in plan.tables for n in self.base_metrics[t.name]]
+        select = [f"keys.{n}" for n in dim_names]
+        joins = []
+
+        def join_on(alias: str, dims: list[PlannedDimension]) -> str:
+            return " AND ".join(
+                f"{alias}.{quote_identifier(d.name)} IS NOT DISTINCT FROM keys.{quote_identifier(d.name)}" for d in dims
+            ) or "TRUE"
+
+        joins.append(f"LEFT JOIN lvl_0_rows AS r ON {join_on('r', self.dims)}")
+        for w in range(1, len(plan.comparisons) + 1):
+            joins.append(f"LEFT JOIN lvl_{w}_rows AS c{w} ON {join_on(f'c{w}', self.dims)}")
+        if plan.totals:
+            joins.append("CROSS JOIN lvl_0_totals AS tot")
+            for w in range(1, len(plan.comparisons) + 1):
+                joins.append(f"CROSS JOIN lvl_{w}_totals AS ctot{w}")
+        if plan.group_totals:
+            for i, d in enumerate(self.dims):
+                joins.append(f"LEFT JOIN lvl_0_group_{i} AS g{i} ON {join_on(f'g{i}', [d])}")
+
+        def filled(alias: str):
+            return lambda n: f"COALESCE({alias}.{quote_identifier('m__' + n)}, 0)"
+
+        def raw(alias: str):
+            return lambda n: f"{alias}.{quote_identifier('m__' + n)}"
+
+        columns = output_columns(plan)
+        expressions: dict[str, str] = {}
+        metrics = {m.name: m for m in plan.metrics}
+        for m in plan.metrics:
+            expressions[m.name] = self.metric_value(m.expression, filled("r"))
+        for w, c in enumerate(plan.comparisons, start=1):
+            for m in plan.metrics:
+                base = expressions[m.name]
+                compared = self.metric_value(m.expression, filled(f"c{w}"))
+                expressions[f"comparison_{m.name}__{c.suffix}"] = compared
+                if plan.percent_change:
+                    expressions[f"percent_change_{m.name}__{c.suffix}"] = (
+                        f"(CAST({base} AS DOUBLE) - CAST({compared} AS DOUBLE)) / NULLIF(ABS(CAST({compared} AS DOUBLE)), 0)"
+                    )
+        if plan.totals:
+            for m in plan.metrics:
+                expressions[f"{m.name}__totals"] = self.metric_value(m.expression, filled("tot"))
+                for w, c in enumerate(plan.comparisons, start=1):
+                    expressions[f"comparison_{m.name}__{c.suffix}__totals"] = self.metric_value(
+                        m.expression, filled(f"ctot{w}")
+                    )
+        if plan.group_totals:
+            for i, d in enumerate(self.dims):
+                for m in plan.metrics:
+                    expressions[f"{m.name}__{d.name}_totals"] = self.metric_value(m.expression, raw(f"g{i}"))
+        del all_metrics, metrics
+        for column in columns:
+            if column.role in ("dimension", "time"):
+                continue
+            if column.role == "cumulative":
+                continue
+            select.append(f"{expressions[column.name]} AS {quote_identifier(column.name)}")
+        self.ctes.append(("result", "SELECT " + ",\n    ".join(select) + "\n  FROM keys\n  " + "\n  ".join(joins)))
+
+        source = "result"
+        cumulative = [c for c in columns if c.role == "cumulative"]
+        if cumulative:
+            time_dim = self.grain or next(d for d in self.dims if d.is_time)
+            others = [quote_identifier(d.name) for d in self.dims if d is not time_dim]
+            partition = f"PARTITION BY {', '.join(others)} " if others else ""
+            window = (
+                f"OVER ({partition}ORDER BY {quote_identifier(time_dim.name)} "
+                "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+            )
+            running = []
+            for column in cumulative:
+                base_column = (
+                    f"comparison_{column.base}__{column.comparison}" if column.comparison else str(column.base)
+                )
+                running.append(f"SUM({quote_identifier(base_column)}) {window} AS {quote_identifier(column.name)}")
+            self.ctes.append(("cumulated", "SELECT *, " + ", ".join(running) + " FROM result"))
+            source = "cumulated"
+
+        where = ""
+        if plan.having is not None:
+            output_names = {c.name: c for c in columns}
+
+            def resolve_name(identifier: ast.Identifier) -> str:
+                name = plan.aliases.get(identifier.name, identifier.name)
+                return quote_identifier(name)
+
+            def type_of(identifier: ast.Identifier) -> str | None:
+                name = plan.aliases.get(identifier.name, identifier.name)
+                column = output_names.get(name)
+                return column.type if column else None
+
+            where = "\n  WHERE " + self.condition_sql(plan.having, None, resolve_name, type_of)
+
+        order = self.order_sql(columns)
+        final_columns = ", ".join(quote_identifier(c.name) for c in columns)
+        limit = f"\n  LIMIT {int(plan.limit)}" + (f" OFFSET {int(plan.offset)}" if plan.offset else "")
+        body = (
+            f"SELECT {final_columns}, COUNT(*) OVER () AS __total_rows\n  FROM {source}{where}\n  ORDER BY {order}{limit}"
+        )
+        sql = "WITH " + ",\n".join(f"{name} AS (\n  {cte}\n)" for name, cte in self.ctes) + "\n" + body
+        return CompiledQuery(sql=sql, parameters=dict(self.parameters), columns=tuple(columns), plan=plan)
+
+    def keys_sql(self, dim_names: list[str]) -> str:
+        plan = self.plan
+        sources = ["lvl_0_rows"] + [f"lvl_{w}_rows" for w in range(1, len(plan.comparisons) + 1)]
+        if not self.dims:
+            return "SELECT 1 AS __one"
+        series_dim = None
+        if plan.timeseries is not None:
+            series_dim = next(d for d in self.dims if d.source_name == plan.timeseries)
+        union = "\n    UNION ".join(f"SELECT {', '.join(dim_names)} FROM {s}" for s in sources)
+        if series_dim is None:
+            keys = f"SELECT DISTINCT * FROM (\n    {union}\n  ) AS all_keys"
+            if self.grain is not None and plan.comparisons and plan.window.start is not None:
+                start = dates_module.truncate(plan.window.start, self.grain.source_name)
+                conditions = [f"{quote_identifier(self.grain.name)} >= {self._bucket_param(start)}"]
+                if plan.window.end is not None:
+                    conditions.append(f"{quote_identifier(self.grain.name)} < {self._bucket_param(plan.window.end)}")
+                keys += "\n  WHERE " + " AND ".join(conditions)
+            return keys
+        spine = self.spine_sql(series_dim)
+        others = [quote_identifier(d.name) for d in self.dims if d is not series_dim]
+        if not others:
+            return f"SELECT __spine AS {quote_identifier(series_dim.name)} FROM ({spine}) AS spine"
+        union_others = "\n    UNION ".join(f"SELECT {', '.join(others)} FROM {s}" for s in sources)
+        ordered = []
+        for d in self.dims:
+            ordered.append(f"spine.__spine AS {quote_identifier(d.name)}" if d is series_dim else f"series.{quote_identifier(d.name)}")
+        return (
+            f"SELECT {', '.join(ordered)}\n  FROM ({spine}) AS spine\n"
+            f"  CROSS JOIN (SELECT DISTINCT * FROM (\n    {union_others}\n  ) AS s) AS series"
+        )
+
+    def _bucket_param(self, value: dt.datetime) -> str:
+        assert self.grain is not None
+        if self.grain.source_name in _DATE_GRAINS:
+            return f"CAST({self.param(value.date() if value.time() == dt.time() else value)} AS DATE)"
+        return f"CAST({self.param(value)} AS TIMESTAMP)"
+
+    def spine_sql(self, dimension: PlannedDimension) -> str:
+        if dimension.kind == "cyclical":
+            low, high = CYCLICAL_RANGES[dimension.source_name]
+            return f"SELECT range AS __spine FROM range({low}, {high + 1})"
+        window = self.plan.window
+        if window.start is None or window.end is None:
+            raise self.error(
+                "TIMESERIES needs a bounded date range",
+                self.plan.query.timeseries,
+                hint="add SINCE and UNTIL, or DURING",
+            )
+        grain = dimension.source_name
+        first = dates_module.truncate(window.start, grain)
+        step = "INTERVAL 3 MONTH" if grain == "quarter" else f"INTERVAL 1 {grain.upper()}"
+        start = self.param(first)
+        end = self.param(window.end)
+        value = "CAST(range AS DATE)" if grain in _DATE_GRAINS else "range"
+        return f"SELECT {value} AS __spine FROM range(CAST({start} AS TIMESTAMP), CAST({end} AS TIMESTAMP), {step})"
+
+    def order_sql(self, columns: list[ColumnInfo]) -> str:
+        keys: list[str] = []
+        used: set[str] = set()
+        for name, descending in self.plan.order_by:
+            keys.append(f"{quote_identifier(name)} {'DESC' if descending else 'ASC'} NULLS LAST")
+            used.add(name)
+        if not self.plan.order_by:
+            for d in self.dims:
+                if d.is_time:
+                    keys.append(f"{quote_identifier(d.name)} ASC")
+                    used.add(d.name)
+            for d in self.dims:
+                if d.top is not None and not d.only_top:
+                    keys.append(f"({quote_identifier(d.name)} = 'Other') ASC")
+            if self.plan.metrics:
+                first = self.plan.metrics[0].name
+                keys.append(f"{quote_identifier(first)} DESC NULLS LAST")
+                used.add(first)
+        for d in self.dims:
+            if d.name not in used:
+                keys.append(f"{quote_identifier(d.name)} ASC NULLS LAST")
+        if not keys:
+            keys.append("1")
+        return ", ".join(keys)
+
+
+def compile_plan(plan: QueryPlan) -> CompiledQuery:
+    """The DuckDB SQL, its parameters and its output columns for a resolved plan."""
+    return _Compiler(plan).compile()
+
+
+def inline_parameters(sql: str, parameters: dict[str, object]) -> str:
+    """SQL with parameters written in as literals, for display (`explain`, `--sql`) only."""
+
+    def literal(value: object) -> str:
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "TRUE" if value else "FALSE"
+        if isinstance(value, (int, float, Decimal)):
+            return str(value)
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is not None:
+                return f"TIMESTAMPTZ {quote_literal(value.isoformat())}"
+            return f"TIMESTAMP {quote_literal(value.isoformat(sep=' '))}"
+        if isinstance(value, dt.date):
+            return f"DATE {quote_literal(value.isoformat())}"
+        return quote_literal(str(value))
+
+    # Longest names first so $p12 is not mistaken for $p1.
+    for name in sorted(parameters, key=len, reverse=True):
+        sql = sql.replace(f"${name}", literal(parameters[name]))
+    return sql

@@ -1,0 +1,459 @@
+"""IPython magics: CommerceQL inside Python notebooks.
+
+    %load_ext commerceql
+
+    %%cql                                   # display the table (and chart); the Result goes in `_cql`
+    FROM sales SHOW net_sales GROUP BY month DURING last_year VISUALIZE net_sales
+
+    %%cql by_channel --data path/to/store   # store the Result as `by_channel`, query another store
+    FROM sales SHOW net_sales GROUP BY sales_channel
+
+    result = %cql FROM sales SHOW net_sales WHERE billing_region = {region}
+    result.df                               # the Polars DataFrame
+
+    %cql_connect path/to/store              # the store later magics use (no PATH: the sample store)
+
+`{python expression}` in the query text (outside 'strings' and comments) is evaluated in the
+notebook's namespace and written into the query as a CommerceQL literal with
+`commerceql.formatter.format_value`: strings are quoted (a `'` inside doubled), so quotes, `--`,
+`;`, newlines or `OR 1=1` in a value stay inside that value; lists, tuples and sets become
+`('a', 'b')` for IN; dates become `2025-01-31`; numbers, booleans and None become literals.
+
+Errors are shown as the rendered CommerceQL message (line, caret, hint), never as a Python
+traceback; the cell still fails, so "Run all" stops there.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.magic import (
+    Magics,
+    line_cell_magic,
+    line_magic,
+    magics_class,
+    needs_local_scope,
+    no_var_expand,
+)
+
+from commerceql.ast import Span
+from commerceql.errors import CommerceQLError
+
+if TYPE_CHECKING:
+    from commerceql.result import Result
+    from commerceql.store import Store
+
+__all__ = ["CommerceQLMagics", "interpolate", "load_ipython_extension", "notebook_chart_bundle"]
+
+DEFAULT_RESULT_NAME = "_cql"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class CommerceQLMagicError(CommerceQLError):
+    """A magic that cannot run as written (bad option, failed interpolation, ...)."""
+
+    kind = "magic error"
+
+
+def _show_without_traceback(error: CommerceQLError) -> CommerceQLError:
+    """Make IPython show only the rendered message when `error` escapes a magic."""
+    lines = error.render().splitlines()
+    error._render_traceback_ = lambda: lines  # type: ignore[attr-defined]
+    return error
+
+
+def notebook_chart_bundle(chart: Any) -> dict[str, Any]:
+    """`display.chart_mimebundle(chart)`, plus an `application/vnd.vegalite.v5+json` copy when the
+    bundle only has a newer Vega-Lite version: JupyterLab 4 renders v3-v5 offline but not v6, and
+    CommerceQL's specs compile unchanged with Vega-Lite 5."""
+    from commerceql.display import chart_mimebundle
+
+    bundle = dict(chart_mimebundle(chart))
+    key_v5 = "application/vnd.vegalite.v5+json"
+    newer = [k for k in bundle if k.startswith("application/vnd.vegalite.v") and k != key_v5]
+    if key_v5 not in bundle and newer and newer[0] > "application/vnd.vegalite.v5":
+        spec = dict(bundle[newer[0]])
+        spec["$schema"] = "https://vega.github.io/schema/vega-lite/v5.json"
+        bundle[key_v5] = spec
+    return bundle
+
+
+# ---------------------------------------------------------------------------------------------
+# Interpolation
+# ---------------------------------------------------------------------------------------------
+
+
+def _span(text: str, start: int, end: int) -> Span:
+    line = text.count("\n", 0, start) + 1
+    column = start - (text.rfind("\n", 0, start) + 1) + 1
+    end_line = text.count("\n", 0, end) + 1
+    end_column = end - (text.rfind("\n", 0, end) + 1) + 1
+    return Span(line, column, end_line, end_column, start, end)
+
+
+def _plain_value(value: Any) -> Any:
+    """numpy scalars, Series and arrays as plain Python values for `format_value`."""
+    if hasattr(value, "to_list") and callable(value.to_list):  # polars / pandas Series
+        return list(value.to_list())
+    if hasattr(value, "tolist") and callable(value.tolist) and not isinstance(value, str | bytes):
+        converted = value.tolist()  # numpy arrays and scalars
+        return converted
+    if hasattr(value, "to_pydatetime") and callable(value.to_pydatetime):  # pandas Timestamp
+        return value.to_pydatetime()
+    return value
+
+
+def interpolate(text: str, namespace: Mapping[str, Any], local_namespace: Mapping[str, Any] | None = None) -> str:
+    """Replace each `{expression}` outside strings, quoted names and comments by its value as a literal.
+
+    `{{` and `}}` stand for literal braces. Raises CommerceQLMagicError (pointing at the
+    placeholder) when an expression fails or its value cannot be written as a CommerceQL literal.
+    """
+    from commerceql.formatter import format_value
+
+    out: list[str] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch in "'\"":
+            j = i + 1
+            while j < n:
+                if text[j] == ch:
+                    if j + 1 < n and text[j + 1] == ch:
+                        j += 2
+                        continue
+                    j += 1
+                    break
+                j += 1
+            else:
+                j = n
+            out.append(text[i:j])
+            i = j
+            continue
+        if text.startswith("--", i):
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            out.append(text[i:j])
+            i = j
+            continue
+        if text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            out.append(text[i:j])
+            i = j
+            continue
+        if text.startswith("{{", i) or text.startswith("}}", i):
+            out.append(ch)
+            i += 2
+            continue
+        if ch == "{":
+            end = _closing_brace(text, i)
+            if end < 0:
+                raise CommerceQLMagicError(
+                    "this `{` has no closing `}`",
+                    span=_span(text, i, i + 1),
+                    source=text,
+                    hint="write {name} to insert a Python value, or {{ for a literal brace",
+                )
+            expression = text[i + 1 : end].strip()
+            span = _span(text, i, end + 1)
+            if not expression:
+                raise CommerceQLMagicError("empty `{}`: write a Python name or expression inside", span=span, source=text)
+            try:
+                value = eval(expression, dict(namespace), dict(local_namespace or {}))  # noqa: S307 - the user's own notebook
+            except Exception as error:
+                raise CommerceQLMagicError(
+                    f"cannot evaluate `{expression}`: {type(error).__name__}: {error}", span=span, source=text
+                ) from None
+            try:
+                out.append(format_value(_plain_value(value)))
+            except (TypeError, ValueError) as error:
+                raise CommerceQLMagicError(
+                    f"cannot insert the value of `{expression}` into the query: {error}",
+                    span=span,
+                    source=text,
+                    hint="insert strings, numbers, booleans, None, dates, or a non-empty list of those (for IN)",
+                ) from None
+            i = end + 1
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _closing_brace(text: str, start: int) -> int:
+    """The `}` matching the `{` at `start` (nested braces and Python strings inside are skipped)."""
+    depth = 0
+    i = start
+    quote: str | None = None
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        elif ch == "\n" and depth == 1:
+            return -1
+        i += 1
+    return -1
+
+
+# ---------------------------------------------------------------------------------------------
+# Options of the magic line
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Options:
+    name: str = DEFAULT_RESULT_NAME
+    data: str | None = None
+    sql: bool = False
+    quiet: bool = False
+
+
+_LINE_OPTION = re.compile(r"\s*--(data|sql|quiet)\b(?:[ =]\s*)?")
+
+
+def _parse_cell_options(line: str) -> _Options:
+    """`%%cql [NAME] [--data PATH] [--sql] [--quiet]`."""
+    try:
+        words = shlex.split(line)
+    except ValueError as error:
+        raise CommerceQLMagicError(f"cannot read the options of %%cql: {error}") from None
+    options = _Options()
+    index = 0
+    named = False
+    while index < len(words):
+        word = words[index]
+        if word in ("--data", "-d"):
+            if index + 1 >= len(words):
+                raise CommerceQLMagicError("--data needs a store path", hint="%%cql --data path/to/store")
+            options.data = words[index + 1]
+            index += 2
+            continue
+        if word.startswith("--data="):
+            options.data = word.split("=", 1)[1]
+        elif word == "--sql":
+            options.sql = True
+        elif word == "--quiet":
+            options.quiet = True
+        elif not named and _IDENTIFIER.match(word):
+            options.name = word
+            named = True
+        else:
+            raise CommerceQLMagicError(
+                f"unexpected `{word}` after %%cql",
+                hint="%%cql [result_name] [--data PATH] [--sql] [--quiet]",
+            )
+        index += 1
+    return options
+
+
+_PATH_TOKEN = re.compile(r"""\s*('[^']*'|"[^"]*"|\S+)""")
+
+
+def _parse_line_options(line: str) -> tuple[_Options, str]:
+    """Leading `--data PATH`, `--sql`, `--quiet` of the line magic; the rest is the query."""
+    options = _Options()
+    rest = line
+    while True:
+        match = _LINE_OPTION.match(rest)
+        if not match:
+            break
+        option = match.group(1)
+        rest = rest[match.end() :]
+        if option == "data":
+            path = _PATH_TOKEN.match(rest)
+            if not path:
+                raise CommerceQLMagicError("--data needs a store path", hint="%cql --data path/to/store FROM sales SHOW orders")
+            token = path.group(1)
+            options.data = token[1:-1] if token[0] in "'\"" and len(token) > 1 else token
+            rest = rest[path.end() :]
+        elif option == "sql":
+            options.sql = True
+        else:
+            options.quiet = True
+    return options, rest
+
+
+def _interruptible(store: Store, work: Any) -> Any:
+    """Run `work()` in a worker thread so that Ctrl-C / the notebook's interrupt cancels the DuckDB query."""
+    import threading
+
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # handed back to the calling thread
+            outcome["error"] = error
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="commerceql-magic-query", daemon=True).start()
+    interrupted = False
+    while not done.is_set():
+        try:
+            done.wait(0.05)
+        except KeyboardInterrupt:
+            interrupted = True
+            store.interrupt()
+    if interrupted:
+        raise CommerceQLMagicError("query interrupted")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The magics
+# ---------------------------------------------------------------------------------------------
+
+
+@magics_class
+class CommerceQLMagics(Magics):
+    """`%cql`, `%%cql` and `%cql_connect`."""
+
+    def __init__(self, shell: Any = None) -> None:
+        super().__init__(shell)
+        self._store: Store | None = None
+        self._stores: dict[str, Store] = {}
+
+    # -- stores ----------------------------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        """The store `%cql` uses: the one given to `%cql_connect`, else the bundled sample store."""
+        if self._store is None:
+            from commerceql.store import connect
+
+            self._store = connect()
+        return self._store
+
+    def _store_for(self, path: str | None) -> Store:
+        if not path:
+            return self.store
+        key = str(Path(path).expanduser().resolve())
+        if key not in self._stores:
+            from commerceql.store import connect
+
+            self._stores[key] = connect(path)
+        return self._stores[key]
+
+    @line_magic
+    def cql_connect(self, line: str) -> Store:
+        """%cql_connect [PATH] — open a store (a folder or a .duckdb file) for the next %cql / %%cql.
+
+        Without PATH, the bundled sample store. Returns the Store.
+        """
+        from commerceql.store import connect
+
+        try:
+            words = shlex.split(line)
+            if len(words) > 1:
+                raise CommerceQLMagicError("%cql_connect takes one path", hint="quote a path with spaces")
+            store = connect(words[0] if words else None)
+        except ValueError as error:
+            raise _show_without_traceback(CommerceQLMagicError(f"cannot read the path: {error}")) from None
+        except CommerceQLError as error:
+            raise _show_without_traceback(error) from None
+        self._store = store
+        return store
+
+    # -- queries -----------------------------------------------------------------------------
+    @no_var_expand
+    @needs_local_scope
+    @line_cell_magic
+    def cql(self, line: str, cell: str | None = None, local_ns: Mapping[str, Any] | None = None) -> Any:
+        """Run CommerceQL.
+
+        Line magic: `result = %cql [--data PATH] [--sql] QUERY` returns the Result of the query
+        (its `.df` is the Polars DataFrame; shown as a formatted table when it is the last line).
+        With `--sql` it returns the compiled SQL text instead.
+
+        Cell magic: `%%cql [NAME] [--data PATH] [--sql] [--quiet]` runs every query of the cell
+        (separated by `;`), displays each table and chart, and stores the last Result in the
+        variable NAME (default `_cql`). `--sql` shows the compiled SQL instead of running;
+        `--quiet` stores the Result without displaying it.
+
+        `{python_expression}` inserts a Python value as a safely quoted CommerceQL literal.
+        """
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        try:
+            if cell is None:
+                options, text = _parse_line_options(line)
+                return self._run_line(text, options, namespace, local_ns)
+            options = _parse_cell_options(line)
+            self._run_cell(cell, options, namespace, local_ns)
+            return None
+        except CommerceQLError as error:
+            raise _show_without_traceback(error) from None
+        except Exception as error:  # a bug in CommerceQL: still no wall of traceback
+            failure = CommerceQLMagicError(
+                f"internal error: {type(error).__name__}: {error}",
+                hint="this is a bug in CommerceQL; please report it with the query",
+            )
+            raise _show_without_traceback(failure) from error
+
+    def _run_line(self, text: str, options: _Options, namespace: Mapping[str, Any], local_ns: Any) -> Any:
+        from commerceql.parser import parse
+
+        query_text = interpolate(text, namespace, local_ns)
+        if not query_text.strip():
+            raise CommerceQLMagicError("%cql needs a query", hint="result = %cql FROM sales SHOW net_sales")
+        store = self._store_for(options.data)
+        query = parse(query_text)
+        if options.sql:
+            return store.explain(query)
+        return _interruptible(store, lambda: store.query(query))
+
+    def _run_cell(self, cell: str, options: _Options, namespace: Mapping[str, Any], local_ns: Any) -> None:
+        from IPython.display import Markdown, display
+
+        from commerceql.parser import parse_script
+
+        query_text = interpolate(cell, namespace, local_ns)
+        store = self._store_for(options.data)
+        queries = parse_script(query_text)
+        if not queries:
+            raise CommerceQLMagicError("the cell has no query", hint="%%cql\nFROM sales SHOW net_sales")
+        if options.sql:
+            for query in queries:
+                sql = store.explain(query).rstrip().rstrip(";") + ";"
+                display({"text/plain": sql, "text/markdown": Markdown(f"```sql\n{sql}\n```").data}, raw=True)
+            return
+        result: Result | None = None
+        for query in queries:
+            result = _interruptible(store, lambda query=query: store.query(query))
+            if self.shell is not None:
+                self.shell.user_ns[options.name] = result
+            if options.quiet:
+                continue
+            display(result)
+            if result.has_chart and result.chart is not None:
+                display(notebook_chart_bundle(result.chart), raw=True)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext commerceql`: register `%cql`, `%%cql` and `%cql_connect`."""
+    ipython.register_magics(CommerceQLMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:  # pragma: no cover - IPython keeps magics registered
+    pass

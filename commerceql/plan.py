@@ -1,0 +1,92 @@
+"""The resolved query: every name checked against the semantic model, every date made concrete.
+
+`commerceql.resolver` builds a `QueryPlan` from an `ast.Query`; `commerceql.compiler` turns the
+plan into DuckDB SQL. Nothing here refers to text positions any more except for error reporting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from commerceql import ast
+from commerceql.dates import DateWindow
+from commerceql.model.semantic import Table
+
+TIME_GRAINS = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
+CYCLICAL_DIMENSIONS = ("hour_of_day", "day_of_week", "week_of_year", "month_of_year")
+CYCLICAL_RANGES = {
+    "hour_of_day": (0, 23),
+    "day_of_week": (0, 6),
+    "week_of_year": (1, 53),
+    "month_of_year": (1, 12),
+}
+
+
+@dataclass(frozen=True)
+class PlannedDimension:
+    """A grouped dimension: a model dimension, a time grain or a cyclical time dimension."""
+
+    name: str  # output column name (alias if the SHOW item renamed it)
+    source_name: str  # the model or time name
+    kind: str  # "model" | "grain" | "cyclical"
+    type: str  # value type (string, integer, ...) or the grain / cyclical name
+    description: str = ""
+    top: int | None = None
+    only_top: bool = False
+    top_overall: bool = False
+
+    @property
+    def is_time(self) -> bool:
+        return self.kind in ("grain", "cyclical")
+
+
+@dataclass(frozen=True)
+class PlannedMetric:
+    """A metric column: a model metric or arithmetic over model metrics."""
+
+    name: str  # output column name
+    expression: ast.Expression  # identifiers are model metric names
+    type: str
+    additive: bool
+    description: str = ""
+    display_name: str | None = None
+
+
+@dataclass(frozen=True)
+class PlannedComparison:
+    suffix: str
+    label: str
+    window: DateWindow
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    query: ast.Query
+    tables: tuple[Table, ...]
+    dimensions: tuple[PlannedDimension, ...]
+    metrics: tuple[PlannedMetric, ...]
+    column_order: tuple[str, ...]  # dimension and metric output names in display order
+    where: ast.Condition | None
+    having: ast.Condition | None
+    window: DateWindow
+    timezone: str
+    currency: str
+    timeseries: str | None  # the TIMESERIES dimension (a grain or cyclical name)
+    comparisons: tuple[PlannedComparison, ...] = ()
+    totals: bool = False
+    group_totals: bool = False
+    percent_change: bool = False
+    cumulative: bool = False
+    order_by: tuple[tuple[str, bool], ...] = ()  # (column, descending)
+    limit: int = 1000
+    offset: int = 0
+    visualize: tuple[tuple[str, str | None], ...] = ()  # (metric column, chart type)
+    visualize_max: int | None = None
+    aliases: dict[str, str] = field(default_factory=dict)  # alias -> output column
+
+    @property
+    def time_dimension(self) -> PlannedDimension | None:
+        for dimension in self.dimensions:
+            if dimension.kind == "grain":
+                return dimension
+        return None

@@ -1,0 +1,738 @@
+"""Resolution: check an `ast.Query` against the semantic model and make every part concrete.
+
+Pure function of (query, model, clock, store settings) → `QueryPlan`. Every unknown name, every
+clause that cannot be answered and every misuse of a field raises a `CommerceQLError` pointing at
+the offending node, with a suggestion where one exists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from commerceql import ast
+from commerceql import dates as dates_module
+from commerceql.errors import (
+    CommerceQLError,
+    CommerceQLNameError,
+    CommerceQLSemanticError,
+    did_you_mean,
+)
+from commerceql.model.semantic import Dimension, Metric, SemanticModel, Table
+from commerceql.plan import (
+    CYCLICAL_DIMENSIONS,
+    TIME_GRAINS,
+    PlannedComparison,
+    PlannedDimension,
+    PlannedMetric,
+    QueryPlan,
+)
+
+DEFAULT_LIMIT = 1000
+SUPPORTED_MODIFIERS = ("TOTALS", "GROUP_TOTALS", "PERCENT_CHANGE", "CUMULATIVE_VALUES", "CURRENCY", "TIMEZONE")
+ATTRIBUTION_MODIFIERS = (
+    "FIRST_CLICK_ATTRIBUTION",
+    "LAST_CLICK_ATTRIBUTION",
+    "LAST_NON_DIRECT_CLICK_ATTRIBUTION",
+    "ANY_CLICK_ATTRIBUTION",
+    "LINEAR_ATTRIBUTION",
+)
+TIME_NAMES = (*TIME_GRAINS, *CYCLICAL_DIMENSIONS)
+
+
+@dataclass(frozen=True)
+class Field:
+    """What a name in the query refers to."""
+
+    kind: str  # "metric" | "dimension" | "grain" | "cyclical"
+    name: str
+    table: Table | None = None
+    metric: Metric | None = None
+    dimension: Dimension | None = None
+
+    @property
+    def type(self) -> str:
+        if self.metric is not None:
+            return self.metric.type
+        if self.dimension is not None:
+            return self.dimension.type
+        return self.name
+
+    @property
+    def description(self) -> str:
+        if self.metric is not None:
+            return self.metric.description
+        if self.dimension is not None:
+            return self.dimension.description
+        if self.kind == "grain":
+            return f"The {self.name} each event falls in, in the store's time zone."
+        return f"The {self.name.replace('_', ' ')} of each event, in the store's time zone."
+
+
+class _Scope:
+    def __init__(self, tables: Sequence[Table], source: str) -> None:
+        self.tables = tables
+        self.source = source
+
+    def names(self, kinds: Sequence[str] = ("metric", "dimension", "time")) -> list[str]:
+        names: list[str] = []
+        for table in self.tables:
+            if "metric" in kinds:
+                names += [name for name, metric in table.metrics.items()]
+            if "dimension" in kinds:
+                names += list(table.dimensions)
+        if "time" in kinds:
+            names += list(TIME_NAMES)
+        return names
+
+    def lookup(self, identifier: ast.Identifier) -> Field | None:
+        name = identifier.name
+        if name in TIME_GRAINS:
+            return Field("grain", name)
+        if name in CYCLICAL_DIMENSIONS:
+            return Field("cyclical", name)
+        for table in self.tables:
+            metric = table.metric(name)
+            if metric is not None:
+                return Field("metric", name, table=table, metric=metric)
+        dimension_tables = [t for t in self.tables if name in t.dimensions]
+        if dimension_tables:
+            if len(self.tables) > 1 and len(dimension_tables) < len(self.tables):
+                missing = [t.name for t in self.tables if t not in dimension_tables]
+                raise CommerceQLSemanticError(
+                    f"dimension `{name}` is not shared by every table in FROM (missing from {', '.join(missing)})",
+                    span=identifier.span,
+                    source=self.source,
+                    hint="a multi-table query can only group and filter by dimensions all its tables have, such as day or month",
+                )
+            table = dimension_tables[0]
+            return Field("dimension", name, table=table, dimension=table.dimensions[name])
+        return None
+
+    def require(self, identifier: ast.Identifier, what: str = "field") -> Field:
+        found = self.lookup(identifier)
+        if found is not None:
+            return found
+        table_names = ", ".join(f"`{t.name}`" for t in self.tables)
+        if what == "metric":
+            candidates = self.names(("metric",))
+        elif what == "dimension":
+            candidates = self.names(("dimension", "time"))
+        else:
+            candidates = self.names()
+        raise CommerceQLNameError(
+            f"unknown {what} `{identifier.name}` in table {table_names}",
+            span=identifier.span,
+            source=self.source,
+            hint=did_you_mean(identifier.name, candidates)
+            or f"run `schema {self.tables[0].name}` to list the available fields",
+        )
+
+
+def _identifiers(expression: ast.Expression) -> Iterator[ast.Identifier]:
+    if isinstance(expression, ast.Identifier):
+        yield expression
+    elif isinstance(expression, ast.BinaryOperation):
+        yield from _identifiers(expression.left)
+        yield from _identifiers(expression.right)
+    elif isinstance(expression, ast.Negation):
+        yield from _identifiers(expression.operand)
+    elif isinstance(expression, ast.FunctionCall):
+        for argument in expression.arguments:
+            yield from _identifiers(argument)
+
+
+def condition_operands(condition: ast.Condition) -> Iterator[ast.Expression]:
+    """Every value expression in a condition tree."""
+    if isinstance(condition, ast.Comparison):
+        yield condition.left
+        yield condition.right
+    elif isinstance(condition, ast.InList):
+        yield condition.operand
+        yield from condition.values
+    elif isinstance(condition, ast.Between):
+        yield condition.operand
+        yield condition.low
+        yield condition.high
+    elif isinstance(condition, ast.StringMatch):
+        yield condition.operand
+        yield condition.value
+    elif isinstance(condition, (ast.IsTest, ast.BareCondition)):
+        yield condition.operand
+    elif isinstance(condition, ast.Not):
+        yield from condition_operands(condition.operand)
+    elif isinstance(condition, ast.Logical):
+        for operand in condition.operands:
+            yield from condition_operands(operand)
+
+
+def _expression_text(expression: ast.Expression) -> str:
+    if isinstance(expression, ast.Identifier):
+        return expression.name
+    if isinstance(expression, ast.NumberLiteral):
+        return str(expression.value)
+    if isinstance(expression, ast.BinaryOperation):
+        return f"{_expression_text(expression.left)} {expression.operator} {_expression_text(expression.right)}"
+    if isinstance(expression, ast.Negation):
+        return f"-{_expression_text(expression.operand)}"
+    return "expression"
+
+
+def _combine_types(operator: str, left: str, right: str) -> str:
+    if operator in "+-":
+        if left == right:
+            return left
+        if "money" in (left, right):
+            return "money"
+        return "number"
+    if operator == "*":
+        if "money" in (left, right) and "percent" in (left, right):
+            return "money"
+        if "money" in (left, right) and {left, right} <= {"money", "count", "number"} and left != right:
+            return "money"
+        return "number"
+    if left == "money" and right in ("count", "number"):
+        return "money"
+    if left == right and left in ("money", "count"):
+        return "percent"
+    return "number"
+
+
+class Resolver:
+    def __init__(
+        self,
+        query: ast.Query,
+        model: SemanticModel,
+        *,
+        now: dt.datetime,
+        timezone: str,
+        currency: str,
+    ) -> None:
+        self.query = query
+        self.model = model
+        self.now = now
+        self.store_timezone = timezone
+        self.store_currency = currency
+        self.source = query.source
+
+    def error(self, cls: type[CommerceQLError], message: str, node: object, hint: str | None = None) -> CommerceQLError:
+        return cls(message, span=getattr(node, "span", None), source=self.source, hint=hint)
+
+    # ---------------------------------------------------------------------------------------
+    def resolve(self) -> QueryPlan:
+        query = self.query
+        tables = self._tables()
+        scope = _Scope(tables, self.source)
+
+        modifiers = self._modifiers()
+        timezone = modifiers.get("TIMEZONE", self.store_timezone)
+        currency = modifiers.get("CURRENCY", self.store_currency)
+        if currency.upper() != self.store_currency.upper():
+            node = next(m for m in query.with_modifiers if m.name == "CURRENCY")
+            raise self.error(
+                CommerceQLSemanticError,
+                f"this store keeps its money in {self.store_currency}; it has no exchange rates to convert to {currency}",
+                node,
+                hint=f"remove `CURRENCY '{currency}'` or write `CURRENCY '{self.store_currency}'`",
+            )
+
+        # SHOW: dimensions listed there, metrics and metric expressions.
+        shown_dimensions: dict[str, tuple[ast.ShowItem, Field]] = {}
+        metrics: list[PlannedMetric] = []
+        aliases: dict[str, str] = {}
+        column_order: list[str] = []
+        for item in query.show:
+            self._reject_functions(item.expression)
+            if isinstance(item.expression, ast.Identifier) and not item.expression.quoted:
+                field = scope.require(item.expression)
+                if field.kind != "metric":
+                    output = item.alias.name if item.alias else field.name
+                    if item.alias:
+                        aliases[item.alias.name] = field.name
+                    shown_dimensions[field.name] = (item, field)
+                    column_order.append(output)
+                    continue
+            metric = self._plan_metric(item.expression, item.alias, scope)
+            if metric.name in column_order:
+                raise self.error(
+                    CommerceQLSemanticError,
+                    f"column `{metric.name}` appears twice in SHOW",
+                    item,
+                    hint="give one of them a different name with AS",
+                )
+            metrics.append(metric)
+            column_order.append(metric.name)
+            if item.alias:
+                aliases[item.alias.name] = metric.name
+
+        # VISUALIZE: refers to SHOW columns, or selects metrics itself when there is no SHOW.
+        visualize: list[tuple[str, str | None]] = []
+        if query.visualize is not None:
+            for item in query.visualize.items:
+                self._reject_functions(item.expression)
+                name = self._visualized_column(item, metrics, aliases, scope, column_order)
+                chart_type = item.chart_type.name.lower() if item.chart_type else None
+                if chart_type is not None:
+                    from commerceql.charts import validate_chart_type
+
+                    chart_type = validate_chart_type(chart_type, span=item.chart_type.span).lower()
+                visualize.append((name, chart_type))
+        if not metrics and not shown_dimensions:
+            raise self.error(
+                CommerceQLSemanticError,
+                "the query selects nothing",
+                query,
+                hint="add SHOW with at least one metric, e.g. `SHOW net_sales`",
+            )
+
+        # GROUP BY and TIMESERIES.
+        dimensions: list[PlannedDimension] = []
+        for item in query.group_by:
+            dimensions.append(self._plan_dimension(item, scope, aliases, shown_dimensions))
+        timeseries = None
+        if query.timeseries is not None:
+            field = scope.require(query.timeseries, "dimension")
+            if field.kind not in ("grain", "cyclical"):
+                raise self.error(
+                    CommerceQLSemanticError,
+                    f"TIMESERIES needs a time dimension, not `{field.name}`",
+                    query.timeseries,
+                    hint=f"use one of {', '.join(TIME_NAMES)}",
+                )
+            timeseries = field.name
+            if not any(d.source_name == field.name for d in dimensions):
+                # The gap-filled time column comes first, like Shopify's reports.
+                dimensions.insert(0, self._time_dimension(field, field.name))
+        names_seen: set[str] = set()
+        for dimension in dimensions:
+            if dimension.source_name in names_seen:
+                raise self.error(
+                    CommerceQLSemanticError,
+                    f"`{dimension.source_name}` is grouped twice",
+                    query,
+                    hint="list each dimension once in GROUP BY",
+                )
+            names_seen.add(dimension.source_name)
+        grain_dims = [d for d in dimensions if d.kind == "grain"]
+        if len(grain_dims) > 1:
+            raise self.error(
+                CommerceQLSemanticError,
+                f"group by one time grain at a time, not {' and '.join(d.source_name for d in grain_dims)}",
+                query,
+                hint="keep the finer grain, or use a cyclical dimension such as day_of_week",
+            )
+        if timeseries and grain_dims and grain_dims[0].source_name != timeseries and timeseries in TIME_GRAINS:
+            raise self.error(
+                CommerceQLSemanticError,
+                f"TIMESERIES {timeseries} does not match the time grain `{grain_dims[0].source_name}` in GROUP BY",
+                query.timeseries,
+                hint=f"write `TIMESERIES {grain_dims[0].source_name}`",
+            )
+
+        # Every dimension in SHOW must be grouped (the TIMESERIES dimension counts as grouped).
+        grouped = {d.source_name for d in dimensions}
+        for name, (item, _field) in shown_dimensions.items():
+            if name not in grouped:
+                raise self.error(
+                    CommerceQLSemanticError,
+                    f"dimension `{name}` is in SHOW but not in GROUP BY",
+                    item,
+                    hint=f"add `GROUP BY {item.alias.name if item.alias else name}`, or remove it from SHOW",
+                )
+        # Output names: a SHOW alias renames the dimension.
+        renamed = {field.name: (item.alias.name if item.alias else field.name) for field_name, (item, field) in shown_dimensions.items()}
+        dimensions = [
+            PlannedDimension(
+                name=renamed.get(d.source_name, d.source_name),
+                source_name=d.source_name,
+                kind=d.kind,
+                type=d.type,
+                description=d.description,
+                top=d.top,
+                only_top=d.only_top,
+                top_overall=d.top_overall,
+            )
+            for d in dimensions
+        ]
+        dim_names = [d.name for d in dimensions]
+        order = [d for d in dim_names if d not in column_order] + column_order
+        if not metrics and query.visualize is None:
+            # A dimension-only query still needs a measure to decide which values exist.
+            pass
+
+        # WHERE: dimensions only.
+        if query.where is not None:
+            self._check_where(query.where, scope)
+
+        # Dates.
+        window = dates_module.resolve_reporting_window(query, now=self.now, timezone=timezone)
+        grain = next((d.source_name for d in dimensions if d.kind == "grain"), None)
+        comparisons: list[PlannedComparison] = []
+        for target in query.compare_to:
+            comparison = dates_module.resolve_comparison(
+                target, window, grain=grain, now=self.now, timezone=timezone
+            )
+            if any(c.suffix == comparison.suffix for c in comparisons):
+                raise self.error(
+                    CommerceQLSemanticError, f"`{comparison.suffix}` is compared twice", target
+                )
+            comparisons.append(PlannedComparison(comparison.suffix, comparison.label, comparison.window))
+
+        cumulative = "CUMULATIVE_VALUES" in modifiers
+        if cumulative:
+            if grain is None and timeseries is None:
+                node = next(m for m in query.with_modifiers if m.name == "CUMULATIVE_VALUES")
+                raise self.error(
+                    CommerceQLSemanticError,
+                    "CUMULATIVE_VALUES needs a time dimension to accumulate over",
+                    node,
+                    hint="add `TIMESERIES day` (or week, month ...)",
+                )
+        if "PERCENT_CHANGE" in modifiers and not comparisons:
+            node = next(m for m in query.with_modifiers if m.name == "PERCENT_CHANGE")
+            raise self.error(
+                CommerceQLSemanticError,
+                "PERCENT_CHANGE compares against a COMPARE TO period, and this query has none",
+                node,
+                hint="add e.g. `COMPARE TO previous_period`",
+            )
+
+        plan = QueryPlan(
+            query=query,
+            tables=tuple(tables),
+            dimensions=tuple(dimensions),
+            metrics=tuple(metrics),
+            column_order=tuple(order),
+            where=query.where,
+            having=query.having,
+            window=window,
+            timezone=timezone,
+            currency=currency,
+            timeseries=timeseries,
+            comparisons=tuple(comparisons),
+            totals="TOTALS" in modifiers,
+            group_totals="GROUP_TOTALS" in modifiers,
+            percent_change="PERCENT_CHANGE" in modifiers,
+            cumulative=cumulative,
+            limit=DEFAULT_LIMIT if query.limit is None else query.limit,
+            offset=query.offset or 0,
+            visualize=tuple(visualize),
+            visualize_max=query.visualize.max_points if query.visualize else None,
+            aliases=aliases,
+        )
+        from commerceql.compiler import output_columns
+
+        columns = output_columns(plan)
+        available = [c.name for c in columns]
+        generated = {c.name for c in columns if c.role not in ("metric", "dimension", "time")}
+        order_by = []
+        for item in query.order_by:
+            name = aliases.get(item.column.name, item.column.name)
+            if name not in available:
+                raise self.error(
+                    CommerceQLNameError,
+                    f"cannot order by `{item.column.name}`: it is not a column of the result",
+                    item.column,
+                    hint=did_you_mean(item.column.name, available)
+                    or f"order by one of: {', '.join(available[:12])}",
+                )
+            order_by.append((name, item.descending))
+        if query.having is not None:
+            self._check_having(query.having, available, generated, aliases, scope)
+        from dataclasses import replace
+
+        return replace(plan, order_by=tuple(order_by))
+
+    # ---------------------------------------------------------------------------------------
+    def _tables(self) -> list[Table]:
+        tables: list[Table] = []
+        for identifier in self.query.tables:
+            table = self.model.table(identifier.name)
+            if table is None:
+                raise self.error(
+                    CommerceQLNameError,
+                    f"unknown table `{identifier.name}`",
+                    identifier,
+                    hint=did_you_mean(identifier.name, self.model.tables)
+                    or f"available tables: {', '.join(sorted(self.model.tables))}",
+                )
+            if table in tables:
+                raise self.error(CommerceQLSemanticError, f"table `{table.name}` is listed twice in FROM", identifier)
+            tables.append(table)
+        if len(tables) > 1:
+            for table in tables:
+                if table.time_column is None:
+                    raise self.error(
+                        CommerceQLSemanticError,
+                        f"table `{table.name}` has no time column, so it cannot be combined with other tables",
+                        self.query.tables[tables.index(table)],
+                    )
+        return tables
+
+    def _modifiers(self) -> dict[str, str]:
+        modifiers: dict[str, str] = {}
+        for modifier in self.query.with_modifiers:
+            name = modifier.name.upper()
+            if name in ATTRIBUTION_MODIFIERS:
+                raise self.error(
+                    CommerceQLSemanticError,
+                    f"{name} needs marketing attribution data, which CommerceQL stores do not have",
+                    modifier,
+                    hint="remove the attribution modifier",
+                )
+            if name not in SUPPORTED_MODIFIERS:
+                raise self.error(
+                    CommerceQLNameError,
+                    f"unknown WITH modifier `{modifier.name}`",
+                    modifier,
+                    hint=did_you_mean(name, SUPPORTED_MODIFIERS) or f"use one of {', '.join(SUPPORTED_MODIFIERS)}",
+                )
+            if name in modifiers:
+                raise self.error(CommerceQLSemanticError, f"WITH {name} is given twice", modifier)
+            if name == "TIMEZONE":
+                modifiers[name] = dates_module.validate_timezone(modifier.argument or "", span=modifier.span)
+            elif name == "CURRENCY":
+                code = (modifier.argument or "").strip()
+                if len(code) != 3 or not code.isalpha():
+                    raise self.error(
+                        CommerceQLSemanticError,
+                        f"`{code}` is not a three-letter ISO 4217 currency code",
+                        modifier,
+                        hint="write e.g. `WITH CURRENCY 'USD'`",
+                    )
+                modifiers[name] = code.upper()
+            else:
+                modifiers[name] = ""
+        return modifiers
+
+    def _reject_functions(self, expression: ast.Expression) -> None:
+        if isinstance(expression, ast.FunctionCall):
+            inner = ", ".join(_expression_text(a) for a in expression.arguments) or "a metric"
+            raise self.error(
+                CommerceQLSemanticError,
+                f"`{expression.name}()` is not a CommerceQL function: metrics are already aggregated",
+                expression,
+                hint=f"write `{inner}` instead of `{expression.name}({inner})`",
+            )
+        if isinstance(expression, ast.BinaryOperation):
+            self._reject_functions(expression.left)
+            self._reject_functions(expression.right)
+        elif isinstance(expression, ast.Negation):
+            self._reject_functions(expression.operand)
+
+    def _metric_type(self, expression: ast.Expression, scope: _Scope) -> tuple[str, bool]:
+        """The value type of a metric expression and whether it is additive."""
+        if isinstance(expression, ast.Identifier):
+            field = scope.require(expression, "metric")
+            if field.kind != "metric":
+                raise self.error(
+                    CommerceQLSemanticError,
+                    f"`{field.name}` is a dimension; arithmetic is only over metrics",
+                    expression,
+                    hint="group by the dimension instead, or use a metric",
+                )
+            assert field.metric is not None
+            return field.metric.type, field.metric.additive
+        if isinstance(expression, ast.NumberLiteral):
+            return "number", True
+        if isinstance(expression, ast.Negation):
+            return self._metric_type(expression.operand, scope)
+        if isinstance(expression, ast.BinaryOperation):
+            left, left_additive = self._metric_type(expression.left, scope)
+            right, right_additive = self._metric_type(expression.right, scope)
+            additive = expression.operator in "+-" and left_additive and right_additive
+            if expression.operator in "*/" and isinstance(expression.right, ast.NumberLiteral):
+                additive = left_additive
+            return _combine_types(expression.operator, left, right), additive
+        raise self.error(
+            CommerceQLSemanticError,
+            "only metrics, numbers and + - * / can be combined in SHOW",
+            expression,
+        )
+
+    def _plan_metric(self, expression: ast.Expression, alias: ast.Identifier | None, scope: _Scope) -> PlannedMetric:
+        value_type, additive = self._metric_type(expression, scope)
+        if isinstance(expression, ast.Identifier):
+            field = scope.require(expression, "metric")
+            assert field.metric is not None
+            return PlannedMetric(
+                name=alias.name if alias else expression.name,
+                expression=expression,
+                type=value_type,
+                additive=additive,
+                description=field.metric.description,
+                display_name=alias.name if alias else None,
+            )
+        if alias is None:
+            raise self.error(
+                CommerceQLSemanticError,
+                "an expression in SHOW needs a name",
+                expression,
+                hint=f"add an alias: `{_expression_text(expression)} AS my_metric`",
+            )
+        return PlannedMetric(
+            name=alias.name,
+            expression=expression,
+            type=value_type,
+            additive=additive,
+            description=_expression_text(expression),
+            display_name=alias.name,
+        )
+
+    def _visualized_column(
+        self,
+        item: ast.VisualizeItem,
+        metrics: list[PlannedMetric],
+        aliases: dict[str, str],
+        scope: _Scope,
+        column_order: list[str],
+    ) -> str:
+        expression = item.expression
+        if isinstance(expression, ast.Identifier):
+            name = aliases.get(expression.name, expression.name)
+            if any(m.name == name for m in metrics):
+                return name
+            # Generated columns (comparison_..., __totals) are checked by the compiler's column list.
+            if "__" in name or name.startswith(("comparison_", "percent_change_")):
+                return name
+            if self.query.show:
+                field = scope.lookup(expression)
+                if field is None or field.kind != "metric":
+                    raise self.error(
+                        CommerceQLNameError,
+                        f"VISUALIZE `{expression.name}` is not a metric of the result",
+                        expression,
+                        hint=did_you_mean(expression.name, [m.name for m in metrics])
+                        or "visualize a metric listed in SHOW",
+                    )
+        metric = self._plan_metric(expression, None if isinstance(expression, ast.Identifier) else ast.Identifier(_expression_text(expression)), scope)
+        if not any(m.name == metric.name for m in metrics):
+            metrics.append(metric)
+            column_order.append(metric.name)
+        return metric.name
+
+    def _time_dimension(self, field: Field, name: str) -> PlannedDimension:
+        return PlannedDimension(
+            name=name,
+            source_name=field.name,
+            kind=field.kind,
+            type=field.name,
+            description=field.description,
+        )
+
+    def _plan_dimension(
+        self,
+        item: ast.GroupItem,
+        scope: _Scope,
+        aliases: dict[str, str],
+        shown_dimensions: dict[str, tuple[ast.ShowItem, Field]],
+    ) -> PlannedDimension:
+        identifier = item.dimension
+        target = aliases.get(identifier.name)
+        if target is not None:
+            identifier = ast.Identifier(target, span=identifier.span)
+        field = scope.require(identifier, "dimension")
+        if field.kind == "metric":
+            raise self.error(
+                CommerceQLSemanticError,
+                f"`{field.name}` is a metric; GROUP BY takes dimensions",
+                item.dimension,
+                hint=did_you_mean(field.name, scope.names(("dimension", "time"))) or "group by a dimension such as month",
+            )
+        if item.top is not None:
+            if item.top < 1:
+                raise self.error(CommerceQLSemanticError, "TOP needs a count of at least 1", item)
+            if field.kind != "dimension":
+                raise self.error(
+                    CommerceQLSemanticError,
+                    f"TOP ranks values of a dimension, not the time dimension `{field.name}`",
+                    item,
+                )
+        if field.kind in ("grain", "cyclical"):
+            return self._time_dimension(field, field.name)
+        assert field.dimension is not None
+        if field.dimension.type == "array":
+            raise self.error(
+                CommerceQLSemanticError,
+                f"`{field.name}` holds a list of values and cannot be grouped",
+                item.dimension,
+                hint=f"filter it instead: `WHERE {field.name} CONTAINS 'value'`",
+            )
+        return PlannedDimension(
+            name=field.name,
+            source_name=field.name,
+            kind="model",
+            type=field.dimension.type,
+            description=field.dimension.description,
+            top=item.top,
+            only_top=item.only,
+            top_overall=item.overall,
+        )
+
+    def _check_where(self, condition: ast.Condition, scope: _Scope) -> None:
+        for operand in condition_operands(condition):
+            for identifier in _identifiers(operand):
+                if identifier.quoted:
+                    raise self.error(
+                        CommerceQLSemanticError,
+                        f'"{identifier.name}" in double quotes is a column name, not a value',
+                        identifier,
+                        hint=f"use single quotes for text values: '{identifier.name}'",
+                    )
+                field = scope.require(identifier, "dimension")
+                if field.kind == "metric":
+                    raise self.error(
+                        CommerceQLSemanticError,
+                        f"WHERE filters rows before aggregation, so it cannot use the metric `{field.name}`",
+                        identifier,
+                        hint=f"filter metrics with HAVING, e.g. `HAVING {field.name} > 100`",
+                    )
+            if isinstance(operand, ast.FunctionCall):
+                self._reject_functions(operand)
+
+    def _check_having(
+        self,
+        condition: ast.Condition,
+        available: list[str],
+        generated: set[str],
+        aliases: dict[str, str],
+        scope: _Scope,
+    ) -> None:
+        for operand in condition_operands(condition):
+            for identifier in _identifiers(operand):
+                name = aliases.get(identifier.name, identifier.name)
+                if name in generated:
+                    raise self.error(
+                        CommerceQLSemanticError,
+                        f"HAVING cannot filter on the generated column `{name}`",
+                        identifier,
+                        hint="filter on a metric or dimension of the result",
+                    )
+                if name not in available:
+                    field = scope.lookup(identifier)
+                    if field is not None and field.kind == "metric":
+                        hint = f"add `{identifier.name}` to SHOW to filter on it"
+                    else:
+                        hint = did_you_mean(identifier.name, available)
+                    raise self.error(
+                        CommerceQLNameError,
+                        f"HAVING can only use columns of the result, and `{identifier.name}` is not one",
+                        identifier,
+                        hint=hint,
+                    )
+
+
+def resolve(
+    query: ast.Query,
+    model: SemanticModel,
+    *,
+    now: dt.datetime,
+    timezone: str,
+    currency: str = "USD",
+) -> QueryPlan:
+    """Check `query` against `model` and return the concrete plan the compiler turns into SQL."""
+    try:
+        return Resolver(query, model, now=now, timezone=timezone, currency=currency).resolve()
+    except CommerceQLError as error:
+        raise error.with_source(query.source)

@@ -1,0 +1,1488 @@
+"""A realistic, deterministic sample store: Northwind Supply Co. (workwear, tools and job-site supplies).
+
+`generate_store(out_dir, orders=..., years=..., seed=...)` writes one Parquet file per physical table
+plus `manifest.json`. Everything is vectorised with numpy; the same seed and size give byte-identical
+files. See docs/data-model.md for the tables and for how the data is shaped.
+
+Money is computed in integer cents throughout and written as DECIMAL(18,2), so every identity holds
+to the cent. Instants are int64 microseconds (UTC) and written as TIMESTAMPTZ.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from commerceql.sample import _vocab as V
+from commerceql.sample._arrow import (
+    bools,
+    categorical,
+    ints,
+    money,
+    string_lists,
+    strings,
+    timestamp,
+    write_table,
+)
+from commerceql.sample._calendar import (
+    DAY_US,
+    HOUR_US,
+    HOURLY_B2B,
+    HOURLY_ONLINE,
+    HOURLY_POS,
+    TIMEZONE,
+    US,
+    Calendar,
+)
+from commerceql.sample._catalog import (
+    GROUP_B2B,
+    GROUP_DTC_COLD,
+    GROUP_DTC_WARM,
+    TYPE_NAMES,
+    Catalog,
+    build_catalog,
+    sample_variants,
+)
+
+GENERATOR_VERSION = 1
+FORMAT = "commerceql-store"
+FORMAT_VERSION = 1
+STORE_NAME = "Northwind Supply Co."
+CURRENCY = "USD"
+DEFAULT_AS_OF = dt.datetime(2025, 12, 15, 14, 0, tzinfo=ZoneInfo(TIMEZONE))
+TABLES = (
+    "products", "variants", "companies", "customers", "orders", "line_items", "refunds",
+    "refund_line_items", "checkouts", "sessions", "draft_orders", "sales",
+)
+
+CHANNELS = ("Online Store", "Point of Sale", "Wholesale", "Draft Orders")
+SOURCES = ("web", "pos", "b2b_portal", "shopify_draft_order")
+ONLINE, POS, WHOLESALE, DRAFT = 0, 1, 2, 3
+KIND_DTC, KIND_B2B, KIND_TEST = 0, 1, 2
+TIERS = ("Enterprise", "Mid-market", "Small business")
+INDUSTRIES = ("Contractor", "Distributor", "Retailer", "OEM", "Manufacturing", "Facilities Management",
+              "Government & Education")
+TERMS = ("Due on receipt", "Net 30", "Net 60")
+TERMS_DAYS = np.array([0, 30, 60])
+PRICE_LISTS = ("Enterprise Contract", "Distributor Net", "Wholesale Standard", "Contractor Pro")
+PRICE_LIST_PCT = np.array([35, 40, 25, 15])
+SALES_REGIONS = ("Northeast", "Midwest", "South", "West", "International")
+CODES = tuple(V.DISCOUNT_CODES)
+CODE_PCT = np.array([V.DISCOUNT_CODES[c][0] for c in CODES] + [0])
+CODE_FIXED = np.array([V.DISCOUNT_CODES[c][1] for c in CODES] + [0])
+NO_CODE = len(CODES)
+SHIP_METHODS = ("Standard", "Expedited", "Free Standard", "International", "In store", "Freight", "Phone order")
+CANCEL_REASONS = ("customer", "fraud", "inventory", "declined", "other")
+RETURN_REASONS = ("size_too_small", "size_too_large", "style", "changed_mind", "defective",
+                  "not_as_described", "wrong_item", "damaged_in_transit")
+RESTOCK_TYPES = ("return", "no_restock", "cancel")
+FIN_STATUS = ("paid", "pending", "partially_refunded", "refunded", "voided")
+FUL_STATUS = ("fulfilled", "unfulfilled")
+STAGES = ("cart", "information", "shipping", "payment", "completed")
+DEVICES = ("mobile", "desktop", "tablet")
+RFM = ("Prospects", "New", "Champions", "Loyal", "Promising", "Needs attention", "At risk", "Hibernating", "Lost")
+
+
+@dataclass
+class Locations:
+    country: np.ndarray  # code into countries
+    region: np.ndarray  # code into regions
+    city: np.ndarray  # code into cities
+    countries: list[str]
+    regions: list[str]
+    cities: list[str]
+    tax_bp: np.ndarray
+    cold: np.ndarray
+    sales_region: np.ndarray  # code into SALES_REGIONS
+    currency: list[str]  # per location
+    weight: np.ndarray  # DTC demand weight
+    us: np.ndarray
+    home: np.ndarray  # in the flagship store's catchment
+    store: int  # the flagship store's location
+
+
+def _locations() -> Locations:
+    rows: list[tuple[str, str, str, str, int, bool, str, float, bool]] = []
+    us_total = sum(s[2] for s in V.US_STATES)
+    for state, region, pop, tax, cold, cities in V.US_STATES:
+        cw = np.array([0.5 ** i for i in range(len(cities))])
+        cw = cw / cw.sum()
+        for city, w in zip(cities, cw, strict=True):
+            share = (1 - V.INTERNATIONAL_DTC_SHARE) * pop / us_total * w
+            rows.append(("United States", state, city, "USD", tax, cold, region, share, True))
+    intl_total = sum(c[2] for c in V.INTERNATIONAL)
+    for country, currency, share, cold, regions in V.INTERNATIONAL:
+        n = sum(len(c) for _, c in regions)
+        for region, cities in regions:
+            for city in cities:
+                w = V.INTERNATIONAL_DTC_SHARE * share / intl_total / n
+                rows.append((country, region, city, currency, 0, cold, "International", w, False))
+    countries = sorted({r[0] for r in rows})
+    regions = sorted({r[1] for r in rows})
+    cities = sorted({r[2] for r in rows})
+    store = next(i for i, r in enumerate(rows) if (r[0], r[1], r[2]) == V.STORE_LOCATION)
+    return Locations(
+        country=np.array([countries.index(r[0]) for r in rows]),
+        region=np.array([regions.index(r[1]) for r in rows]),
+        city=np.array([cities.index(r[2]) for r in rows]),
+        countries=countries, regions=regions, cities=cities,
+        tax_bp=np.array([r[4] for r in rows], dtype=np.int64),
+        cold=np.array([r[5] for r in rows]),
+        sales_region=np.array([SALES_REGIONS.index(r[6]) for r in rows]),
+        currency=[r[3] for r in rows],
+        weight=np.array([r[7] for r in rows]),
+        us=np.array([r[8] for r in rows]),
+        home=np.array([r[1] in V.HOME_STATES for r in rows]),
+        store=store,
+    )
+
+
+def _pick(rng: np.random.Generator, n: int, p: np.ndarray | list[float], compact: bool = False) -> np.ndarray:
+    """n draws of category codes with probabilities proportional to p.
+
+    Large draws use a 2**20-entry lookup table instead of a binary search (several times faster;
+    probabilities are then resolved to about one in a million).
+    """
+    p = np.asarray(p, dtype=float)
+    cdf = np.cumsum(p / p.sum())
+    if n > 200_000:
+        grid = (np.arange(1 << 20) + 0.5) / (1 << 20)
+        table = np.minimum(np.searchsorted(cdf, grid, side="right"), len(p) - 1)
+        table = table.astype(np.int16 if len(p) < 32_000 else np.int32)
+        out = table[rng.integers(0, 1 << 20, n, dtype=np.uint32)]
+        return out if compact else out.astype(np.int64)
+    return np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), len(p) - 1)
+
+
+def _within(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For groups of the given sizes: the group of each element and its position in the group."""
+    group = np.repeat(np.arange(len(counts)), counts)
+    starts = np.cumsum(counts) - counts
+    return group, np.arange(len(group)) - starts[group]
+
+
+def _sum_by(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(group, weights=values, minlength=n).round().astype(np.int64)
+
+
+def _pct_of(amount: np.ndarray, pct: np.ndarray) -> np.ndarray:
+    return (amount * pct + 50) // 100
+
+
+def _bp_of(amount: np.ndarray, bp: np.ndarray) -> np.ndarray:
+    return (amount * bp + 5000) // 10000
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Store:
+    """Everything the generator produced, as arrays (row order = id order)."""
+
+    tables: dict[str, dict[str, pa.Array]] = field(default_factory=dict)
+
+
+def resolve_as_of(anchor: Any) -> tuple[dt.datetime, str | None]:
+    """The store's as_of instant and what the manifest records (None for `today`)."""
+    tz = ZoneInfo(TIMEZONE)
+    if anchor is None:
+        return DEFAULT_AS_OF, DEFAULT_AS_OF.isoformat()
+    if isinstance(anchor, str) and anchor.lower() in ("today", "now"):
+        now = dt.datetime.now(tz).replace(second=0, microsecond=0)
+        return now, None
+    if isinstance(anchor, dt.datetime):
+        value = anchor if anchor.tzinfo else anchor.replace(tzinfo=tz)
+        return value, value.isoformat()
+    if isinstance(anchor, dt.date):
+        value = dt.datetime(anchor.year, anchor.month, anchor.day, 14, 0, tzinfo=tz)
+        return value, value.isoformat()
+    if isinstance(anchor, str):
+        try:
+            parsed = dt.datetime.fromisoformat(anchor)
+        except ValueError as exc:
+            raise ValueError(f"anchor must be 'today', YYYY-MM-DD or an ISO datetime, not {anchor!r}") from exc
+        if len(anchor) <= 10:
+            parsed = parsed.replace(hour=14)
+        return resolve_as_of(parsed)
+    raise TypeError(f"unsupported anchor {anchor!r}")
+
+
+def generate_store(
+    out_dir: str | os.PathLike[str],
+    *,
+    orders: int = 50_000,
+    years: int = 3,
+    seed: int = 42,
+    anchor: Any = None,
+    name: str = STORE_NAME,
+) -> Path:
+    """Write a sample store (Parquet files + manifest.json) into `out_dir` and return its path."""
+    if orders < 20:
+        raise ValueError("a sample store needs at least 20 orders")
+    if not 1 <= years <= 20:
+        raise ValueError("years must be between 1 and 20")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    as_of, manifest_as_of = resolve_as_of(anchor)
+    started = time.perf_counter()
+    builder = _Builder(orders=orders, years=years, seed=seed, as_of=as_of)
+    tables = builder.build()
+    counts = {}
+    for table in TABLES:
+        counts[table] = write_table(out / f"{table}.parquet", tables[table])
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "currency": CURRENCY,
+        "timezone": TIMEZONE,
+        "as_of": manifest_as_of,
+        "data_start": builder.start.isoformat(),
+        "generator": {"version": GENERATOR_VERSION, "seed": seed, "orders": orders, "years": years},
+        "tables": {t: f"{t}.parquet" for t in TABLES},
+        "row_counts": counts,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    builder.elapsed = time.perf_counter() - started
+    return out
+
+
+class _Builder:
+    def __init__(self, *, orders: int, years: int, seed: int, as_of: dt.datetime) -> None:
+        self.n_orders = orders
+        self.years = years
+        local = as_of.astimezone(ZoneInfo(TIMEZONE))
+        self.start = dt.date(local.year - years + 1, 1, 1)
+        self.as_of = int(as_of.timestamp() * US)
+        streams = np.random.SeedSequence(seed).spawn(16)
+        self.rng = [np.random.default_rng(s) for s in streams]
+        self.elapsed = 0.0
+
+    # -----------------------------------------------------------------------------------------
+    def build(self) -> dict[str, dict[str, pa.Array]]:
+        r = self.rng
+        self.cal = cal = Calendar(self.start, self.as_of, r[0])
+        self.start_us = int(cal.day_start[0])
+        self.loc = _locations()
+        n_products = int(np.clip(300 + self.n_orders // 2500, 300, 520))
+        self.cat = build_catalog(r[1], cal, n_products)
+        self.acq = cal.warp(cal.daily_online, HOURLY_ONLINE, growth_rate=np.log(1.32))
+        self.seas = cal.warp(cal.daily_online, HOURLY_ONLINE, normalise_per_day=True)
+        self._companies(r[2])
+        self._b2b_orders(r[3])
+        self._dtc_customers(r[4])
+        self._assemble_orders(r[5])
+        self._lines(r[6])
+        self._money(r[7])
+        self._fulfil_and_cancel(r[8])
+        self._returns(r[9])
+        self._statuses()
+        self._sessions(r[10])
+        self._checkouts(r[11])
+        self._drafts(r[12])
+        self._customer_stats()
+        tables = {
+            "products": self._products_table(),
+            "variants": self._variants_table(),
+            "companies": self._companies_table(),
+            "customers": self._customers_table(r[13]),
+            "orders": self._orders_table(),
+            "line_items": self._line_items_table(),
+            "refunds": self._refunds_table(),
+            "refund_line_items": self._refund_line_items_table(),
+            "checkouts": self._checkouts_table(),
+            "sessions": self._sessions_table(),
+            "draft_orders": self._drafts_table(),
+            "sales": self._sales_table(),
+        }
+        return tables
+
+    # ---- companies ---------------------------------------------------------------------------
+    def _companies(self, rng: np.random.Generator) -> None:
+        cal, loc = self.cal, self.loc
+        target = int(round(0.055 * self.n_orders))
+        self.b2b_target = target
+        end_lapse = self.as_of - 200 * DAY_US
+        b2b_acq = cal.warp(cal.business_day.astype(float) + 0.02, HOURLY_B2B, growth_rate=np.log(1.45))
+        pool = max(8, target // 8)
+        while True:
+            n = pool
+            tier = _pick(rng, n, [0.12, 0.33, 0.55])
+            industry = _pick(rng, n, [0.30, 0.18, 0.15, 0.12, 0.10, 0.10, 0.05])
+            created = np.where(
+                rng.random(n) < 0.25,
+                self.start_us + (rng.random(n) * 45 * DAY_US).astype(np.int64),
+                b2b_acq.sample(rng, n),
+            )
+            first = created + ((1.0 + rng.exponential(12.0, n)) * DAY_US).astype(np.int64)
+            cadence = np.array([11.0, 22.0, 45.0])[tier] * np.exp(rng.normal(0, 0.3, n))
+            cadence = np.where(industry == 1, cadence * 0.8, cadence)
+            lapses = (rng.random(n) < 0.22) & (end_lapse - first > 90 * DAY_US)
+            lapse_at = np.where(
+                lapses, first + (rng.uniform(0.25, 0.95, n) * (end_lapse - first)).astype(np.int64), -1
+            )
+            stop = np.where(lapse_at > 0, lapse_at, self.as_of)
+            expected = np.where(first < stop, 1 + (stop - first) / DAY_US / cadence, 0)
+            cum = np.cumsum(expected)
+            if cum[-1] >= target or pool > 100_000:
+                break
+            pool *= 2
+        m = int(min(np.searchsorted(cum, target) + 1, n)) if target > 0 else 0
+        self.n_companies = m
+        sl = slice(0, m)
+        self.c_tier, self.c_industry = tier[sl], industry[sl]
+        self.c_created, self.c_first, self.c_cadence = created[sl], first[sl], cadence[sl]
+        self.c_lapse, self.c_stop = lapse_at[sl], stop[sl]
+        # location: sales region then a city in it
+        region = _pick(rng, m, [0.24, 0.22, 0.28, 0.20, 0.06])
+        c_loc = np.empty(m, dtype=np.int64)
+        for g in range(len(SALES_REGIONS)):
+            idx = np.flatnonzero(region == g)
+            cand = np.flatnonzero(loc.sales_region == g)
+            c_loc[idx] = cand[_pick(rng, len(idx), loc.weight[cand])]
+        self.c_loc = c_loc
+        self.c_region = region
+        terms = np.where(
+            self.c_tier == 0, _pick(rng, m, [0.0, 0.5, 0.5]),
+            np.where(self.c_tier == 1, _pick(rng, m, [0.2, 0.7, 0.1]), _pick(rng, m, [0.6, 0.4, 0.0])),
+        )
+        self.c_terms = terms
+        self.c_price_list = np.where(
+            industry[sl] == 1, 1, np.where(self.c_tier == 0, 0, np.where(industry[sl] == 0, 3, 2))
+        )
+        self.c_tax_exempt = np.where(np.isin(industry[sl], [1, 2, 6]), rng.random(m) < 0.9, rng.random(m) < 0.35)
+        reps = []
+        for i in range(m):
+            choices = V.SALES_REPS[SALES_REGIONS[region[i]]]
+            if self.c_tier[i] == 2 and rng.random() < 0.3:
+                reps.append(V.HOUSE_ACCOUNT)
+            else:
+                reps.append(choices[rng.integers(len(choices))])
+        self.c_rep = reps
+        names, seen = [], set()
+        for i in range(m):
+            ind = INDUSTRIES[industry[i]]
+            for _ in range(50):
+                stem = V.COMPANY_STEMS[rng.integers(len(V.COMPANY_STEMS))]
+                noun = V.COMPANY_NOUNS[ind][rng.integers(len(V.COMPANY_NOUNS[ind]))]
+                suffix = V.COMPANY_SUFFIXES[rng.integers(len(V.COMPANY_SUFFIXES))]
+                name = f"{stem} {noun} {suffix}".strip()
+                if name not in seen:
+                    break
+            else:
+                name = f"{name} #{i + 1}"
+            seen.add(name)
+            names.append(name)
+        self.c_name = names
+        # contacts (B2B buyers are customers)
+        n_contacts = np.where(self.c_tier == 0, rng.integers(3, 7, m),
+                              np.where(self.c_tier == 1, rng.integers(2, 5, m), rng.integers(1, 3, m)))
+        self.k_company, pos = _within(n_contacts)
+        nk = len(self.k_company)
+        self.k_primary = pos == 0
+        role = rng.integers(0, len(V.B2B_ROLES), nk)
+        role = np.where(self.k_primary, np.where(self.c_tier[self.k_company] == 2, 5, 0), role)
+        self.k_role = role
+        self.k_first = rng.integers(0, len(V.FIRST_NAMES), nk)
+        self.k_last = rng.integers(0, len(V.LAST_NAMES), nk)
+        self.k_created = self.c_created[self.k_company] + (rng.random(nk) * 2 * DAY_US).astype(np.int64)
+        self.c_contact_start = np.cumsum(n_contacts) - n_contacts
+        self.c_n_contacts = n_contacts
+
+    def _b2b_orders(self, rng: np.random.Generator) -> None:
+        m = self.n_companies
+        cal = self.cal
+        if m == 0:
+            self.b_company = np.zeros(0, dtype=np.int64)
+            self.b_t = np.zeros(0, dtype=np.int64)
+            return
+        window = (self.c_stop - self.c_first) / DAY_US
+        n_gaps = np.maximum(0, np.ceil(window / self.c_cadence * 1.6 + 4)).astype(np.int64)
+        comp, _ = _within(n_gaps)
+        gaps = rng.gamma(3.0, 1 / 3.0, len(comp)) * self.c_cadence[comp]
+        cs = np.cumsum(gaps)
+        before = np.concatenate([[0.0], cs])[np.cumsum(n_gaps) - n_gaps]
+        offset = np.concatenate([np.zeros(m), cs - before[comp]])
+        company = np.concatenate([np.arange(m), comp])
+        t = np.concatenate([self.c_first, self.c_first[comp]]) + (offset * DAY_US).astype(np.int64)
+        keep = t < self.c_stop[company]
+        company, t = company[keep], t[keep]
+        t = self._retime(rng, t, HOURLY_B2B, business_only=True)
+        # tiny stores: thin B2B so it stays a minority of orders
+        cap = max(self.b2b_target * 1.5, 3)
+        if len(t) > cap:
+            keep = np.sort(rng.choice(len(t), size=int(cap), replace=False))
+            company, t = company[keep], t[keep]
+        self.b_company, self.b_t = company, t
+
+    def _retime(self, rng: np.random.Generator, t: np.ndarray, hourly: np.ndarray,
+                business_only: bool = False) -> np.ndarray:
+        moved = self.cal.retime(rng, t, hourly, business_only=business_only)
+        return np.where(moved < 0, t, moved)
+
+    # ---- DTC customers and their orders -----------------------------------------------------
+    def _dtc_customers(self, rng: np.random.Generator) -> None:
+        n_b2b = len(self.b_t)
+        self.n_test = max(1, round(self.n_orders * 0.002)) if self.n_orders >= 100 else 0
+        target = self.n_orders - n_b2b - self.n_test
+        if target < 1:
+            raise ValueError("too few orders for the B2B share; ask for more orders")
+        seg_p = [0.56, 0.29, 0.12, 0.03]
+        churn = np.array([1.0, 0.45, 0.17, 0.055])
+        cadence = np.array([1.0, 110.0, 55.0, 21.0])
+        acq, seas = self.acq, self.seas
+        pool = int(target / 1.5) + 50
+        while True:
+            n = pool
+            seg = _pick(rng, n, seg_p)
+            k = np.minimum(rng.geometric(churn[seg]), 200)
+            t0 = acq.sample(rng, n)
+            s0 = seas.at(t0)
+            cad = cadence[seg] * np.exp(rng.normal(0, 0.3, n))
+            cust, _ = _within(k - 1)
+            gaps = rng.gamma(2.5, 1 / 2.5, len(cust)) * cad[cust]
+            cs = np.cumsum(gaps)
+            first_gap = np.cumsum(k - 1) - (k - 1)
+            before = np.concatenate([[0.0], cs])[first_gap]
+            s = s0[cust] + cs - before[cust]
+            keep = s < seas.total * 0.999999
+            counts = 1 + np.bincount(cust[keep], minlength=n)
+            if counts.sum() >= target:
+                break
+            pool = int(pool * 1.6)
+        cum = np.cumsum(counts)
+        m = int(np.searchsorted(cum, target) + 1)
+        allowed = counts[:m].copy()
+        allowed[m - 1] = target - (cum[m - 2] if m > 1 else 0)
+        # repeat orders of the chosen customers, earliest first, within their allowance
+        rc, rs = cust[keep], s[keep]
+        sel = rc < m
+        rc, rs = rc[sel], rs[sel]
+        _, pos = _within(np.bincount(rc, minlength=m))
+        ok = pos < allowed[rc] - 1
+        rc, rs = rc[ok], rs[ok]
+        self.d_seg = seg[:m]
+        self.d_loc = self.loc_pick(rng, m)
+        self.d_local = self.loc.home[self.d_loc] & (rng.random(m) < 0.6)
+        self.d_first = rng.integers(0, len(V.FIRST_NAMES), m)
+        self.d_last = rng.integers(0, len(V.LAST_NAMES), m)
+        o_cust = np.concatenate([np.arange(m), rc])
+        o_t = np.concatenate([t0[:m], seas.time(rs)])
+        n = len(o_t)
+        chan = np.where(self.d_local[o_cust] & (rng.random(n) < 0.5), POS, ONLINE)
+        chan = np.where((chan == ONLINE) & (rng.random(n) < 0.008), DRAFT, chan)
+        o_t = np.where(chan == POS, self._retime(rng, o_t, HOURLY_POS), o_t)
+        o_t = np.where(chan == DRAFT, self._retime(rng, o_t, HOURLY_B2B, business_only=True), o_t)
+        self.o_dtc_cust, self.o_dtc_t, self.o_dtc_chan = o_cust, o_t, chan
+        # customers who signed up but never ordered
+        nz = int(m * 0.12) + 1
+        self.z_created = acq.sample(rng, nz)
+        self.z_loc = self.loc_pick(rng, nz)
+        self.z_first = rng.integers(0, len(V.FIRST_NAMES), nz)
+        self.z_last = rng.integers(0, len(V.LAST_NAMES), nz)
+
+    def loc_pick(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return _pick(rng, n, self.loc.weight)
+
+    # ---- all orders ---------------------------------------------------------------------------
+    def _assemble_orders(self, rng: np.random.Generator) -> None:
+        loc = self.loc
+        n_dtc_c = len(self.d_seg)
+        n_zero = len(self.z_created)
+        n_contacts = len(self.k_company)
+        n_staff = 3
+        # global customer index layout: [dtc with orders | dtc without orders | b2b contacts | staff]
+        self.cu_off_zero = n_dtc_c
+        self.cu_off_contact = n_dtc_c + n_zero
+        self.cu_off_staff = n_dtc_c + n_zero + n_contacts
+        self.n_customers = self.cu_off_staff + n_staff
+        # B2B orders: buyer = a contact of the company (primary more often)
+        b_comp = self.b_company
+        nb = len(b_comp)
+        ncon = self.c_n_contacts[b_comp] if nb else np.zeros(0, dtype=np.int64)
+        pick = np.where(rng.random(nb) < 0.55, 0, (rng.random(nb) * ncon).astype(np.int64))
+        b_cust = self.cu_off_contact + self.c_contact_start[b_comp] + pick if nb else np.zeros(0, np.int64)
+        quote_p = np.array([0.45, 0.25, 0.10])[self.c_tier[b_comp]] if nb else np.zeros(0)
+        b_chan = np.where(rng.random(nb) < quote_p, DRAFT, WHOLESALE)
+        # test orders
+        nt = self.n_test
+        t_t = self.acq.sample(rng, nt)
+        t_cust = self.cu_off_staff + rng.integers(0, n_staff, nt)
+        cust = np.concatenate([self.o_dtc_cust, b_cust, t_cust]).astype(np.int64)
+        t = np.concatenate([self.o_dtc_t, self.b_t, t_t]).astype(np.int64)
+        chan = np.concatenate([self.o_dtc_chan, b_chan, np.full(nt, ONLINE)])
+        kind = np.concatenate([np.full(len(self.o_dtc_t), KIND_DTC), np.full(nb, KIND_B2B), np.full(nt, KIND_TEST)])
+        comp = np.concatenate([np.full(len(self.o_dtc_t), -1), b_comp, np.full(nt, -1)]).astype(np.int64)
+        order = np.lexsort((cust, t))
+        self.o_t, self.o_cust, self.o_chan, self.o_kind, self.o_comp = (
+            t[order], cust[order], chan[order], kind[order], comp[order])
+        n = len(self.o_t)
+        assert n == self.n_orders, (n, self.n_orders)
+        # customer home location
+        cu_loc = np.concatenate([self.d_loc, self.z_loc, self.c_loc[self.k_company],
+                                 np.full(n_staff, loc.store)])
+        self.cu_loc = cu_loc
+        bill = cu_loc[self.o_cust]
+        gift = (self.o_kind == KIND_DTC) & (rng.random(n) < 0.05)
+        ship = np.where(gift, self.loc_pick(rng, n), bill)
+        ship = np.where(self.o_chan == POS, -1, ship)
+        self.o_bill, self.o_ship = bill, ship
+        self.o_is_test = self.o_kind == KIND_TEST
+        # customer order sequence (all of a customer's orders; staff only have test orders)
+        by_cust = np.lexsort((self.o_t, self.o_cust))
+        counts = np.bincount(self.o_cust, minlength=self.n_customers)
+        _, pos = _within(counts)
+        seq = np.empty(n, dtype=np.int64)
+        seq[by_cust] = pos + 1
+        self.o_seq = seq
+        self.o_first = seq == 1
+        self.o_tier = np.where(self.o_comp >= 0, self.c_tier[np.maximum(self.o_comp, 0)], -1)
+        self.o_tax_exempt = np.where(self.o_comp >= 0, self.c_tax_exempt[np.maximum(self.o_comp, 0)], False)
+        self.o_month = self.cal.month_of(self.o_t)
+        self.o_seg = np.where(self.o_cust < n_dtc_c, self.d_seg[np.minimum(self.o_cust, n_dtc_c - 1)], -1)
+
+    # ---- line items -------------------------------------------------------------------------
+    def _lines(self, rng: np.random.Generator) -> None:
+        cat, n = self.cat, self.n_orders
+        kind, chan = self.o_kind, self.o_chan
+        tierf = np.array([1.4, 1.0, 0.7])[np.maximum(self.o_tier, 0)]
+        lam = np.select(
+            [kind == KIND_B2B, chan == POS, chan == DRAFT, kind == KIND_TEST],
+            [2.6 * tierf, 0.9, 1.5, 0.4], 0.7)
+        n_lines = 1 + np.minimum(rng.poisson(lam), np.where(kind == KIND_B2B, 24, 7))
+        order, _ = _within(n_lines)
+        month = self.o_month[order]
+        cold = self.loc.cold[np.where(self.o_ship >= 0, self.o_ship, self.o_bill)][order]
+        group = np.where(kind[order] == KIND_B2B, GROUP_B2B, np.where(cold, GROUP_DTC_COLD, GROUP_DTC_WARM))
+        variant = sample_variants(rng, cat, group, month)
+        # B2B accounts reorder their usual consumables and safety items
+        b2b = kind[order] == KIND_B2B
+        if self.n_companies:
+            first_month = self.cal.month_of(self.c_first)
+            fav = sample_variants(rng, cat, np.full(self.n_companies * 10, GROUP_B2B),
+                                  np.repeat(first_month, 10)).reshape(self.n_companies, 10)
+            fav_w = np.array([0.2, 0.17, 0.14, 0.12, 0.1, 0.08, 0.07, 0.05, 0.04, 0.03])
+            j = _pick(rng, len(order), fav_w)
+            cand = fav[np.maximum(self.o_comp[order], 0), j]
+            p = cat.v_product[cand]
+            avail = (cat.launch_month[p] <= month) & (month < cat.disc_month[p])
+            use = b2b & avail & (rng.random(len(order)) < 0.65 * cat.fade[month, p])
+            variant = np.where(use, cand, variant)
+        # one line per variant within an order
+        key = order * cat.n_variants + variant
+        _, first_idx = np.unique(key, return_index=True)
+        keep = np.sort(first_idx)
+        order, variant, month = order[keep], variant[keep], month[keep]
+        b2b = b2b[keep]
+        product = cat.v_product[variant]
+        ptype = cat.ptype[product]
+        types = V.PRODUCT_TYPES
+        # quantities
+        p_dtc = np.array([{"Consumables": 0.45, "Work Apparel": 0.8, "Accessories": 0.75, "Safety Gear": 0.6,
+                           "Hand Tools": 0.85}.get(t["name"], 0.93) for t in types])
+        q_dtc = np.minimum(rng.geometric(p_dtc[ptype]), 20)
+        b2b_base = np.array([{"Consumables": 12.0, "Safety Gear": 8.0, "Work Apparel": 6.0, "Outerwear": 4.0,
+                              "Footwear": 3.0}.get(t["name"], 2.0) for t in types])
+        tq = np.array([2.2, 1.0, 0.5])[np.maximum(self.o_tier[order], 0)]
+        q_b2b = np.maximum(1, np.round(np.exp(np.log(b2b_base[ptype] * tq) + rng.normal(0, 0.6, len(order)))))
+        qty = np.where(b2b, q_b2b, q_dtc).astype(np.int64)
+        # prices: B2B price lists; clearance markdowns for DTC
+        price = cat.v_price[variant]
+        pl_pct = np.where(b2b, PRICE_LIST_PCT[self.c_price_list[np.maximum(self.o_comp[order], 0)]], 0)
+        price = np.where(b2b, (price * (100 - pl_pct) + 50) // 100, price)
+        markdown = cat.markdown[month, product] & ~b2b
+        self.l_order, self.l_variant, self.l_product, self.l_type = order, variant, product, ptype
+        self.l_qty, self.l_price, self.l_markdown = qty, price, markdown
+        self.l_b2b = b2b
+        self.n_lines = len(order)
+        self.o_n_lines = np.bincount(order, minlength=n)
+        self.o_first_line = np.cumsum(self.o_n_lines) - self.o_n_lines
+        t_line = self.o_t[order]
+        renamed = (cat.renamed_at[product] >= 0) & (t_line < cat.renamed_at[product])
+        self.l_title_idx = np.where(renamed, cat.n_products + product, product)
+        sku_changed = (cat.v_sku_changed_at[variant] >= 0) & (t_line < cat.v_sku_changed_at[variant])
+        self.l_sku_idx = np.where(sku_changed, cat.n_variants + variant, variant)
+
+    # ---- money ------------------------------------------------------------------------------
+    def _money(self, rng: np.random.Generator) -> None:
+        n, cal, loc = self.n_orders, self.cal, self.loc
+        lo = self.l_order
+        gross = self.l_price * self.l_qty
+        line_disc = np.where(self.l_markdown, _pct_of(gross, 30), 0)
+        base = gross - line_disc
+        o_base = _sum_by(lo, base, n)
+        # discount codes (DTC only)
+        day = cal.day_of(self.o_t)
+        dtc = (self.o_kind == KIND_DTC) & (self.o_chan != POS)
+        u = rng.random(n)
+        code = np.full(n, NO_CODE)
+        c = {name: i for i, name in enumerate(CODES)}
+        code = np.where(dtc & cal.bfcm_days[day] & (u < 0.5), c["BFCM25"], code)
+        code = np.where(dtc & (code == NO_CODE) & cal.spring_days[day] & (u < 0.28), c["SPRING10"], code)
+        code = np.where(dtc & (code == NO_CODE) & cal.summer_days[day] & (u < 0.33), c["SUMMER15"], code)
+        u2 = rng.random(n)
+        code = np.where(dtc & (code == NO_CODE) & self.o_first & (u2 < 0.14), c["WELCOME10"], code)
+        code = np.where(dtc & (code == NO_CODE) & (self.o_seg == 3) & (u2 < 0.12), c["VIP20"], code)
+        code = np.where(dtc & (code == NO_CODE) & (o_base >= 15000) & (u2 > 0.96), c["SAVE20"], code)
+        self.o_code = code
+        pct = CODE_PCT[code][lo]
+        alloc = _pct_of(base, pct)
+        fixed = CODE_FIXED[code]
+        has_fixed = fixed[lo] > 0
+        share = np.where(has_fixed, base * fixed[lo] // np.maximum(o_base[lo], 1), 0)
+        alloc = np.where(has_fixed, share, alloc)
+        remainder = np.where(fixed > 0, fixed - _sum_by(lo, share, n), 0)
+        alloc[self.o_first_line] += remainder
+        net = base - alloc
+        # taxes: by destination (store for POS); B2B exemptions; exports untaxed
+        tax_loc = np.where(self.o_ship >= 0, self.o_ship, loc.store)
+        bp = np.where(self.o_tax_exempt, 0, loc.tax_bp[tax_loc])
+        tax = _bp_of(net, bp[lo])
+        self.l_gross, self.l_line_disc, self.l_alloc, self.l_net, self.l_tax = gross, line_disc, alloc, net, tax
+        self.l_cost = self.cat.v_cost[self.l_variant] * self.l_qty
+        self.o_gross = _sum_by(lo, gross, n)
+        self.o_discounts = _sum_by(lo, line_disc + alloc, n)
+        self.o_subtotal = _sum_by(lo, net, n)
+        self.o_taxes = _sum_by(lo, tax, n)
+        self.o_items = _sum_by(lo, self.l_qty, n)
+        self.o_tax_bp = bp
+        # shipping
+        us = loc.us[np.maximum(self.o_ship, 0)]
+        exped = rng.random(n) < 0.12
+        sub = self.o_subtotal
+        tier = self.o_tier
+        b2b = self.o_kind == KIND_B2B
+        freight = np.maximum(np.where(us, 2500, 7500), _pct_of(sub, np.where(us, 3, 6)))
+        freight = np.where((tier == 0) | ((tier == 1) & (sub >= 250000)), 0, freight)
+        ship = np.select(
+            [self.o_chan == POS, b2b, self.o_chan == DRAFT, ~us, exped, sub >= 9900],
+            [0, freight, 995, np.where(sub >= 20000, 0, 2495), 1495, 0], 795)
+        method = np.select(
+            [self.o_chan == POS, b2b, self.o_chan == DRAFT, ~us, exped, sub >= 9900],
+            [4, 5, 6, 3, 1, 2], 0)
+        self.o_shipping, self.o_ship_method = ship.astype(np.int64), method
+        self.o_total = self.o_subtotal + self.o_shipping + self.o_taxes
+
+    # ---- fulfilment, cancellation -------------------------------------------------------------
+    def _fulfil_and_cancel(self, rng: np.random.Generator) -> None:
+        n = self.n_orders
+        b2b = self.o_kind == KIND_B2B
+        delay = np.where(b2b, rng.uniform(1.0, 6.0, n), rng.uniform(0.3, 3.0, n))
+        delay = np.where(self.o_chan == POS, 0.0, delay)
+        fulfilled = self.o_t + (delay * DAY_US).astype(np.int64)
+        p_cancel = np.where(b2b, 0.01, np.where(self.o_chan == POS, 0.002, 0.015))
+        cancel = (rng.random(n) < p_cancel) & ~self.o_is_test
+        cdelay = np.where(self.o_chan == POS, rng.uniform(60, 1800, n) * US,
+                          rng.uniform(0.02, 0.9, n) * np.maximum(delay, 0.1) * DAY_US).astype(np.int64)
+        cancelled_at = np.where(cancel, self.o_t + cdelay, -1)
+        cancelled_at = np.where(cancelled_at > self.as_of, -1, cancelled_at)
+        self.o_cancelled_at = cancelled_at
+        self.o_cancel_reason = np.where(cancelled_at >= 0, _pick(rng, n, [0.55, 0.1, 0.2, 0.05, 0.1]), -1)
+        fulfilled = np.where((cancelled_at >= 0) | (fulfilled > self.as_of), -1, fulfilled)
+        self.o_fulfilled_at = fulfilled
+        terms = np.where(self.o_comp >= 0, TERMS_DAYS[self.c_terms[np.maximum(self.o_comp, 0)]], 0)
+        self.o_paid_at = self.o_t + ((terms + np.where(terms > 0, rng.normal(0, 4, n), 0)) * DAY_US).astype(np.int64)
+
+    # ---- refunds ------------------------------------------------------------------------------
+    def _returns(self, rng: np.random.Generator) -> None:
+        n, L = self.n_orders, self.n_lines
+        lo = self.l_order
+        types = V.PRODUCT_TYPES
+        ret_dtc = np.array([t["ret_dtc"] for t in types])
+        ret_b2b = np.array([t["ret_b2b"] for t in types])
+        p = np.where(self.l_b2b, ret_b2b[self.l_type], ret_dtc[self.l_type])
+        p = np.where(self.o_chan[lo] == POS, p * 0.6, p)
+        eligible = (self.o_fulfilled_at[lo] >= 0) & ~self.o_is_test[lo]
+        ret = eligible & (rng.random(L) < p)
+        q = self.l_qty
+        part = 1 + (rng.random(L) * np.maximum(q - 1, 1)).astype(np.int64)
+        rq = np.where((q == 1) | (rng.random(L) < 0.65), q, np.minimum(part, q))
+        # one refund per order, some days after delivery
+        wait = (rng.uniform(1.5, 5.0, n) + np.exp(rng.normal(np.log(8.0), 0.6, n))) * DAY_US
+        r_t = self.o_fulfilled_at + wait.astype(np.int64)
+        ret &= r_t[lo] <= self.as_of
+        # reasons by product family
+        apparel = np.isin(self.l_type, [TYPE_NAMES.index(x) for x in ("Work Apparel", "Outerwear", "Footwear")])
+        tools = np.isin(self.l_type, [TYPE_NAMES.index(x) for x in ("Power Tools", "Batteries & Chargers", "Hand Tools")])
+        reason = np.select(
+            [apparel, tools],
+            [_pick(rng, L, [0.35, 0.3, 0.15, 0.1, 0.05, 0.05, 0, 0]),
+             _pick(rng, L, [0, 0, 0, 0.3, 0.4, 0.2, 0.1, 0])],
+            _pick(rng, L, [0, 0, 0, 0.45, 0.2, 0, 0.2, 0.15]))
+        restock = np.where(np.isin(reason, [4, 7]), 1, 0)  # defective, damaged: not restocked
+        # cancellations: everything, on the cancellation date
+        cancelled = self.o_cancelled_at >= 0
+        ret_lines = np.flatnonzero(ret & ~cancelled[lo])
+        can_lines = np.flatnonzero(cancelled[lo])
+        rl_line = np.concatenate([ret_lines, can_lines])
+        rl_qty = np.concatenate([rq[ret_lines], q[can_lines]])
+        rl_restock = np.concatenate([restock[ret_lines], np.full(len(can_lines), 2)])
+        rl_reason_label = np.concatenate([reason[ret_lines], np.full(len(can_lines), -1)])
+        rl_order = lo[rl_line]
+        rl_t = np.where(cancelled[rl_order], self.o_cancelled_at[rl_order], r_t[rl_order])
+        # refunds: one per order with refunded lines
+        r_orders = np.unique(rl_order)
+        refund_t = np.where(cancelled[r_orders], self.o_cancelled_at[r_orders], r_t[r_orders])
+        order_r = np.lexsort((r_orders, refund_t))
+        r_orders, refund_t = r_orders[order_r], refund_t[order_r]
+        nr = len(r_orders)
+        refund_of_order = np.full(n, -1)
+        refund_of_order[r_orders] = np.arange(nr)
+        rl_refund = refund_of_order[rl_order]
+        srt = np.lexsort((rl_line, rl_refund))
+        rl_line, rl_qty, rl_restock, rl_reason_label, rl_order, rl_t, rl_refund = (
+            a[srt] for a in (rl_line, rl_qty, rl_restock, rl_reason_label, rl_order, rl_t, rl_refund))
+        full = rl_qty == q[rl_line]
+        rl_sub = np.where(full, self.l_net[rl_line], (self.l_net[rl_line] * rl_qty + q[rl_line] // 2) // q[rl_line])
+        rl_tax = np.where(full, self.l_tax[rl_line], (self.l_tax[rl_line] * rl_qty + q[rl_line] // 2) // q[rl_line])
+        rl_cost = np.where(rl_restock != 1, self.cat.v_cost[self.l_variant[rl_line]] * rl_qty, 0)
+        # refunded shipping: cancellations, and complete returns for a fault of ours
+        r_units = _sum_by(rl_refund, rl_qty, nr)
+        fault = _sum_by(rl_refund, np.isin(rl_reason_label, [4, 5, 6, 7]).astype(np.int64), nr) > 0
+        whole = r_units == self.o_items[r_orders]
+        r_cancel = cancelled[r_orders]
+        r_ship = np.where(r_cancel | (whole & fault), self.o_shipping[r_orders], 0)
+        self.r_order, self.r_t, self.r_cancel, self.r_ship = r_orders, refund_t, r_cancel, r_ship
+        self.r_sub = _sum_by(rl_refund, rl_sub, nr)
+        self.r_tax = _sum_by(rl_refund, rl_tax, nr)
+        self.r_units = r_units
+        self.r_lines = np.bincount(rl_refund, minlength=nr)
+        self.r_restock = _sum_by(rl_refund, (rl_restock != 1).astype(np.int64), nr) > 0
+        first_reason = np.full(nr, -1)
+        first_reason[rl_refund[::-1]] = rl_reason_label[::-1]
+        self.r_reason = first_reason
+        self.rl_line, self.rl_qty, self.rl_restock, self.rl_reason = rl_line, rl_qty, rl_restock, rl_reason_label
+        self.rl_order, self.rl_refund, self.rl_sub, self.rl_tax, self.rl_cost = (
+            rl_order, rl_refund, rl_sub, rl_tax, rl_cost)
+        refunded = np.zeros(n, dtype=np.int64)
+        np.add.at(refunded, r_orders, self.r_sub + self.r_tax + r_ship)
+        self.o_refunded = refunded
+
+    def _statuses(self) -> None:
+        cancelled = self.o_cancelled_at >= 0
+        pending = self.o_paid_at > self.as_of
+        status = np.where(pending, 1, 0)
+        status = np.where(self.o_refunded > 0, 2, status)
+        status = np.where((self.o_refunded == self.o_total) & (self.o_total > 0), 3, status)
+        status = np.where(cancelled & (pending | (self.o_chan == POS)), 4, status)
+        self.o_fin = status
+        self.o_ful = np.where(self.o_fulfilled_at >= 0, 0, 1)
+
+    # ---- sessions ------------------------------------------------------------------------------
+    def _sessions(self, rng: np.random.Generator) -> None:
+        cal, loc, cat = self.cal, self.loc, self.cat
+        conv_orders = np.flatnonzero((self.o_chan == ONLINE) & ~self.o_is_test)
+        nc = len(conv_orders)
+        human_conv = 0.031
+        n_human = int(round(nc / human_conv))
+        nn = n_human - nc
+        nb = int(round(0.09 * n_human))
+        src = V.TRAFFIC_SOURCES
+        src_labels = sorted({s[0] for s in src})
+        chan_labels = sorted({s[1] for s in src})
+        src_code = np.array([src_labels.index(s[0]) for s in src])
+        chan_code = np.array([chan_labels.index(s[1]) for s in src])
+        ai_entries = [i for i, s in enumerate(src) if s[1] == "AI assistant"]
+        organic = np.array([s[1] == "Organic search" for s in src])
+        # landing pages
+        paths = ["/", "/search"]
+        ptypes = ["Homepage", "Search"]
+        colls = sorted(set(cat.collection))
+        paths += [f"/collections/{c.lower().replace(' & ', '-').replace(' ', '-')}" for c in colls]
+        ptypes += ["Collection"] * len(colls)
+        paths += [f"/products/{h}" for h in cat.handle]
+        ptypes += ["Product"] * cat.n_products
+        paths += [f"/blogs/job-site/{b}" for b in V.BLOG_POSTS]
+        ptypes += ["Blog"] * len(V.BLOG_POSTS)
+        paths += list(V.OTHER_PAGES)
+        ptypes += ["Other"] * len(V.OTHER_PAGES)
+        type_labels = sorted(set(ptypes))
+        page_type = np.array([type_labels.index(x) for x in ptypes])
+        p_off = 2 + len(colls)
+        b_off = p_off + cat.n_products
+        prod_pop = cat.weights[GROUP_DTC_WARM].sum(axis=0)
+        prod_pop = np.bincount(cat.v_product, weights=prod_pop, minlength=cat.n_products) + 1e-9
+
+        def landing(k: int, mix: list[float]) -> np.ndarray:
+            kind = _pick(rng, k, mix)  # home, search, collection, product, blog, other
+            out = np.select(
+                [kind == 0, kind == 1, kind == 2, kind == 3, kind == 4],
+                [0, 1, 2 + rng.integers(0, len(colls), k), p_off + _pick(rng, k, prod_pop),
+                 b_off + rng.integers(0, len(V.BLOG_POSTS), k)],
+                b_off + len(V.BLOG_POSTS) + rng.integers(0, len(V.OTHER_PAGES), k))
+            return out
+
+        def sources(k: int, t: np.ndarray, col: int) -> np.ndarray:
+            entry = _pick(rng, k, [s[col] for s in src])
+            frac = (t - self.start_us) / max(self.as_of - self.start_us, 1)
+            to_ai = organic[entry] & (rng.random(k) < 0.02 + 0.12 * frac)
+            ai = np.array(ai_entries)[_pick(rng, k, [0.75, 0.25])]
+            return np.where(to_ai, ai, entry)
+
+        # converting sessions: one per online order
+        ot = self.o_t[conv_orders]
+        c_dur = np.clip(np.exp(rng.normal(np.log(540), 0.6, nc)), 60, 7200).astype(np.int64)
+        c_entry = sources(nc, ot, 3)
+        self.recovered = rng.random(nc) < 0.04
+        c_entry = np.where(self.recovered, [s[0] for s in src].index("email"), c_entry)
+        # non-converting human sessions, bots
+        traffic = cal.warp(cal.daily_online ** 0.75, HOURLY_ONLINE ** 0.8, growth_rate=np.log(1.4))
+        n_t = traffic.sample(rng, nn)
+        flat = cal.warp(np.ones(cal.n_days), np.ones(24), growth_rate=np.log(1.3))
+        b_t = flat.sample(rng, nb)
+        n_entry = sources(nn, n_t, 2)
+        bounce = rng.random(nn) < 0.47
+        n_pv = np.where(bounce, 1, 1 + rng.geometric(0.28, nn)).astype(np.int32)
+        n_dur = np.where(bounce, 0, n_pv * np.exp(rng.normal(np.log(35), 0.5, nn))).astype(np.int64)
+        cart = ~bounce & (rng.random(nn) < 0.14)
+        reached = cart & (rng.random(nn) < 0.36)
+        # known customers on some non-converting sessions: someone who had already ordered
+        dtc_orders = np.flatnonzero((self.o_kind == KIND_DTC))
+        dtc_t = self.o_t[dtc_orders]
+        known = rng.random(nn) < 0.22
+        before = np.searchsorted(dtc_t, n_t)
+        known &= before > 0
+        pick = (rng.random(nn) * np.maximum(before, 1)).astype(np.int64)
+        n_cust = np.where(known, self.o_cust[dtc_orders[np.minimum(pick, len(dtc_orders) - 1)]], -1) \
+            if len(dtc_orders) else np.full(nn, -1)
+        visitors_pool = max(1, int(nn / 1.5))
+        n_vis = np.where(n_cust >= 0, 10_000_000_000 + n_cust, 20_000_000_000 + rng.integers(0, visitors_pool, nn))
+        # assemble
+        N = nc + nn + nb
+        started = np.concatenate([ot - c_dur * US, n_t, b_t])
+        order = np.argsort(started, kind="stable")
+        self.s_started = started[order]
+        inv = np.empty(N, dtype=np.int64)
+        inv[order] = np.arange(N)
+        self.s_conv_pos = inv[:nc]  # position of each converting session
+        self.s_nonconv_pos = inv[nc:nc + nn]
+        entry = np.concatenate([c_entry, n_entry, np.zeros(nb, dtype=np.int64)])[order]
+        self.s_source = src_code[entry]
+        self.s_channel = chan_code[entry]
+        self.src_labels, self.chan_labels = src_labels, chan_labels
+        dev = np.concatenate([_pick(rng, nc, [0.48, 0.47, 0.05]), _pick(rng, nn, [0.64, 0.31, 0.05]),
+                              _pick(rng, nb, [0.15, 0.85, 0.0])])
+        self.s_device = dev[order].astype(np.int8)
+        sloc = np.concatenate([self.o_bill[conv_orders], self.loc_pick(rng, nn), self.loc_pick(rng, nb)])
+        self.s_loc = sloc[order]
+        page = np.concatenate([landing(nc, [0.3, 0.03, 0.18, 0.45, 0.02, 0.02]),
+                               landing(nn, [0.33, 0.03, 0.17, 0.35, 0.07, 0.05]),
+                               landing(nb, [0.5, 0.0, 0.1, 0.3, 0.0, 0.1])])
+        self.s_page = page[order]
+        self.paths, self.page_type, self.type_labels = paths, page_type, type_labels
+        pv = np.concatenate([3 + rng.poisson(7, nc), n_pv, np.ones(nb)]).astype(np.int32)
+        self.s_pageviews = pv[order]
+        dur = np.concatenate([c_dur, n_dur, np.zeros(nb, dtype=np.int64)]).astype(np.int32)
+        self.s_duration = dur[order]
+        self.s_bot = np.concatenate([np.zeros(nc + nn, dtype=bool), np.ones(nb, dtype=bool)])[order]
+        self.s_cart = np.concatenate([np.ones(nc, dtype=bool), cart, np.zeros(nb, dtype=bool)])[order]
+        self.s_reached = np.concatenate([np.ones(nc, dtype=bool), reached, np.zeros(nb, dtype=bool)])[order]
+        self.s_completed = np.concatenate([np.ones(nc, dtype=bool), np.zeros(nn + nb, dtype=bool)])[order]
+        cust = np.concatenate([self.o_cust[conv_orders], n_cust, np.full(nb, -1)])[order]
+        self.s_cust = cust  # global customer index, -1 anonymous
+        vis = np.concatenate([10_000_000_000 + self.o_cust[conv_orders], n_vis,
+                              30_000_000_000 + np.arange(nb)])[order]
+        self.s_visitor = vis
+        self.s_order = np.concatenate([conv_orders, np.full(nn + nb, -1)])[order]
+        self.conv_orders = conv_orders
+        self.n_sessions = N
+        o_session = np.full(self.n_orders, -1)
+        o_session[conv_orders] = self.s_conv_pos
+        self.o_session = o_session
+        self.nonconv_reached = reached
+
+    def _checkouts(self, rng: np.random.Generator) -> None:
+        conv = self.conv_orders
+        nc = len(conv)
+        ot = self.o_t[conv]
+        s_start = self.s_started[self.s_conv_pos]
+        created = np.maximum(s_start, ot - rng.uniform(120, 720, nc).astype(np.int64) * US)
+        rec = self.recovered
+        created = np.where(rec, ot - (rng.uniform(1, 72, nc) * HOUR_US).astype(np.int64), created)
+        created = np.maximum(created, self.start_us)
+        # abandoned checkouts from non-converting sessions that reached checkout
+        ab_pos = self.s_nonconv_pos[self.nonconv_reached]
+        na = len(ab_pos)
+        a_start = self.s_started[ab_pos]
+        a_created = a_start + (self.s_duration[ab_pos] * rng.uniform(0.5, 1.0, na) * US).astype(np.int64)
+        a_created = np.minimum(a_created, self.as_of)
+        stage = _pick(rng, na, [0.22, 0.33, 0.27, 0.18])
+        a_cust = self.s_cust[ab_pos]
+        email = (stage > 0) | (a_cust >= 0)
+        sent = email & (a_created + HOUR_US <= self.as_of) & (rng.random(na) < 0.95)
+        value = np.round(np.exp(rng.normal(np.log(105), 0.7, na)) * 100).astype(np.int64)
+        items = 1 + rng.poisson(0.8, na)
+        t = np.concatenate([created, a_created])
+        order = np.argsort(t, kind="stable")
+        self.ck_t = t[order]
+        self.ck_completed = np.concatenate([ot, np.full(na, -1)])[order]
+        self.ck_session = np.concatenate([self.s_conv_pos, ab_pos])[order]
+        self.ck_cust = np.concatenate([self.o_cust[conv], a_cust])[order]
+        self.ck_order = np.concatenate([conv, np.full(na, -1)])[order]
+        self.ck_stage = np.concatenate([np.full(nc, 4), stage])[order]
+        self.ck_abandoned = np.concatenate([rec, np.ones(na, dtype=bool)])[order]
+        self.ck_email = np.concatenate([np.ones(nc, dtype=bool), email])[order]
+        self.ck_sent = np.concatenate([rec, sent])[order]
+        self.ck_recovered = np.concatenate([rec, np.zeros(na, dtype=bool)])[order]
+        self.ck_value = np.concatenate([self.o_subtotal[conv], value])[order]
+        self.ck_items = np.concatenate([self.o_items[conv], items])[order]
+
+    # ---- draft orders (quotes) ------------------------------------------------------------------
+    def _drafts(self, rng: np.random.Generator) -> None:
+        n = self.n_orders
+        done = np.flatnonzero((self.o_chan == DRAFT) & ~self.o_is_test)
+        nd = len(done)
+        b2b = self.o_kind[done] == KIND_B2B
+        lead = np.where(b2b, rng.uniform(1, 14, nd) * DAY_US, rng.uniform(5, 60, nd) * 60 * US).astype(np.int64)
+        d_created = np.maximum(self.o_t[done] - lead, self.start_us)
+        d_sent = np.where(b2b, d_created + ((self.o_t[done] - d_created) * rng.uniform(0.05, 0.6, nd)).astype(np.int64), -1)
+        # quotes that were not accepted
+        m = self.n_companies
+        acc = np.bincount(self.o_comp[done][b2b], minlength=m) if m else np.zeros(0, dtype=np.int64)
+        years_active = np.maximum(0, (self.c_stop - self.c_first) / DAY_US / 365.25) if m else np.zeros(0)
+        n_un = rng.poisson(0.8 * acc + 0.6 * years_active + 0.3) if m else np.zeros(0, dtype=np.int64)
+        comp, _ = _within(n_un)
+        lo_t = self.c_first[comp]
+        hi_t = np.minimum(np.where(self.c_lapse[comp] > 0, self.c_lapse[comp] + 60 * DAY_US, self.as_of), self.as_of)
+        u_t = lo_t + (rng.random(len(comp)) * np.maximum(hi_t - lo_t, 1)).astype(np.int64)
+        u_t = self._retime(rng, u_t, HOURLY_B2B, business_only=True)
+        u_t = np.minimum(u_t, self.as_of)
+        nu = len(comp)
+        recent = u_t >= self.as_of - 30 * DAY_US
+        u_status = np.where(recent, np.where(rng.random(nu) < 0.35, 0, 1), 3)  # open, invoice_sent, expired
+        u_sent = np.where(u_status != 0, u_t + (rng.uniform(0.1, 3, nu) * DAY_US).astype(np.int64), -1)
+        u_sent = np.where(u_sent > self.as_of, -1, u_sent)
+        u_status = np.where((u_status == 1) & (u_sent < 0), 0, u_status)
+        # quote values: like the company's orders
+        comp_orders = self.o_comp >= 0
+        mean_sub = np.ones(max(m, 1)) * (self.o_subtotal[comp_orders].mean() if comp_orders.any() else 100000)
+        if m:
+            cnt = np.bincount(self.o_comp[comp_orders], minlength=m)
+            tot = np.bincount(self.o_comp[comp_orders], weights=self.o_subtotal[comp_orders], minlength=m)
+            mean_sub[:m] = np.where(cnt > 0, tot / np.maximum(cnt, 1), mean_sub[:m])
+        u_sub = np.round(mean_sub[comp] * np.exp(rng.normal(0, 0.4, nu))).astype(np.int64) if m else np.zeros(0, np.int64)
+        ctax = np.where(self.c_tax_exempt[comp], 0, self.loc.tax_bp[self.c_loc[comp]]) if m else np.zeros(0, np.int64)
+        u_tax = _bp_of(u_sub, ctax)
+        tier = self.c_tier[comp] if m else np.zeros(0, np.int64)
+        u_ship = np.where((tier == 0) | ((tier == 1) & (u_sub >= 250000)), 0, np.maximum(2500, _pct_of(u_sub, 3)))
+        u_lines = 1 + rng.poisson(3, nu)
+        u_items = u_lines * (1 + rng.poisson(8, nu))
+        u_cust = self.cu_off_contact + self.c_contact_start[comp] if m else np.zeros(0, np.int64)
+        # together, ordered by creation
+        t = np.concatenate([d_created, u_t])
+        order = np.argsort(t, kind="stable")
+        self.q_t = t[order]
+        self.q_status = np.concatenate([np.full(nd, 2), u_status])[order]  # 2 = completed
+        self.q_sent = np.concatenate([d_sent, u_sent])[order]
+        self.q_completed = np.concatenate([self.o_t[done], np.full(nu, -1)])[order]
+        self.q_expires = np.concatenate([np.where(b2b, d_created + 30 * DAY_US, -1), u_t + 30 * DAY_US])[order]
+        self.q_order = np.concatenate([done, np.full(nu, -1)])[order]
+        self.q_cust = np.concatenate([self.o_cust[done], u_cust])[order]
+        self.q_comp = np.concatenate([self.o_comp[done], comp])[order]
+        self.q_sub = np.concatenate([self.o_subtotal[done], u_sub])[order]
+        self.q_tax = np.concatenate([self.o_taxes[done], u_tax])[order]
+        self.q_ship = np.concatenate([self.o_shipping[done], u_ship])[order]
+        self.q_lines = np.concatenate([self.o_n_lines[done], u_lines])[order]
+        self.q_items = np.concatenate([self.o_items[done], u_items])[order]
+        self.q_exempt = np.concatenate([self.o_tax_exempt[done], self.c_tax_exempt[comp] if m else np.zeros(0, bool)])[order]
+        assert n == self.n_orders
+
+    # ---- customers -------------------------------------------------------------------------------
+    def _customer_stats(self) -> None:
+        nc = self.n_customers
+        real = ~self.o_is_test
+        cust = self.o_cust
+        self.cu_orders = np.bincount(cust[real], minlength=nc)
+        self.cu_spent = _sum_by(cust[real], (self.o_total - self.o_refunded)[real], nc)
+        first = np.full(nc, np.iinfo(np.int64).max)
+        np.minimum.at(first, cust, self.o_t)
+        last = np.full(nc, -1, dtype=np.int64)
+        np.maximum.at(last, cust, self.o_t)
+        self.cu_first_order = np.where(first == np.iinfo(np.int64).max, -1, first)
+        self.cu_last_order = last
+
+    # =========================================================================================
+    # tables
+    # =========================================================================================
+    def _products_table(self) -> dict[str, pa.Array]:
+        cat = self.cat
+        P = cat.n_products
+        first_var = np.searchsorted(cat.v_product, np.arange(P))
+        n_var = np.bincount(cat.v_product, minlength=P)
+        min_price = np.minimum.reduceat(cat.v_price, first_var)
+        max_price = np.maximum.reduceat(cat.v_price, first_var)
+        return {
+            "product_id": ints(np.arange(1, P + 1)),
+            "title": strings(cat.title),
+            "handle": strings(cat.handle),
+            "product_type": categorical(cat.ptype, TYPE_NAMES),
+            "vendor": strings(cat.vendor),
+            "collection": strings(cat.collection),
+            "status": categorical(np.where(cat.discontinued_at >= 0, 1, 0), ["active", "archived"]),
+            "created_at": timestamp(cat.created_at),
+            "discontinued_at": timestamp(cat.discontinued_at, null=cat.discontinued_at < 0),
+            "variant_count": ints(n_var, type=pa.int32()),
+            "min_price": money(min_price),
+            "max_price": money(max_price),
+            "title_before_rename": strings(cat.old_title),
+            "renamed_at": timestamp(cat.renamed_at, null=cat.renamed_at < 0),
+        }
+
+    def _variants_table(self) -> dict[str, pa.Array]:
+        cat = self.cat
+        n = cat.n_variants
+        return {
+            "variant_id": ints(np.arange(1, n + 1)),
+            "product_id": ints(cat.v_product + 1),
+            "title": strings(cat.v_title),
+            "sku": strings(cat.v_sku),
+            "position": ints(cat.v_position, type=pa.int32()),
+            "price": money(cat.v_price),
+            "compare_at_price": money(np.maximum(cat.v_compare_at, 0), null=cat.v_compare_at < 0),
+            "unit_cost": money(cat.v_cost),
+            "created_at": timestamp(cat.created_at[cat.v_product]),
+            "sku_before_change": strings(cat.v_old_sku),
+            "sku_changed_at": timestamp(cat.v_sku_changed_at, null=cat.v_sku_changed_at < 0),
+        }
+
+    def _companies_table(self) -> dict[str, pa.Array]:
+        m, loc = self.n_companies, self.loc
+        main = self.cu_off_contact + self.c_contact_start
+        return {
+            "company_id": ints(np.arange(1, m + 1)),
+            "name": strings(self.c_name),
+            "industry": categorical(self.c_industry, INDUSTRIES),
+            "tier": categorical(self.c_tier, TIERS),
+            "region": categorical(self.c_region, SALES_REGIONS),
+            "country": categorical(loc.country[self.c_loc], loc.countries),
+            "state": categorical(loc.region[self.c_loc], loc.regions),
+            "city": categorical(loc.city[self.c_loc], loc.cities),
+            "payment_terms": categorical(self.c_terms, TERMS),
+            "sales_rep": strings(self.c_rep),
+            "price_list": categorical(self.c_price_list, PRICE_LISTS),
+            "price_list_discount_pct": ints(PRICE_LIST_PCT[self.c_price_list], type=pa.int32()),
+            "tax_exempt": bools(self.c_tax_exempt),
+            "main_contact_customer_id": ints(self.customer_id[main]),
+            "created_at": timestamp(self.c_created),
+        }
+
+    def _customers_table(self, rng: np.random.Generator) -> dict[str, pa.Array]:
+        nc, loc = self.n_customers, self.loc
+        n_dtc, n_zero, n_k = len(self.d_seg), len(self.z_created), len(self.k_company)
+        first = np.concatenate([self.d_first, self.z_first, self.k_first, [0, 1, 2]])
+        last = np.concatenate([self.d_last, self.z_last, self.k_last, [0, 1, 2]])
+        fn = np.array(V.FIRST_NAMES, dtype=object)[first]
+        ln = np.array(V.LAST_NAMES, dtype=object)[last]
+        fn[-3:] = ["Store", "QA", "Ops"]
+        ln[-3:] = ["Staff", "Tester", "Admin"]
+        kind = np.concatenate([np.zeros(n_dtc + n_zero, dtype=np.int64), np.ones(n_k, dtype=np.int64), [2, 2, 2]])
+        comp = np.concatenate([np.full(n_dtc + n_zero, -1), self.k_company, [-1, -1, -1]])
+        domain = np.where(kind == 0, rng.integers(0, len(V.EMAIL_DOMAINS), nc), 0)
+        company_domain = [n.split(" ")[0].lower() + ".example" for n in self.c_name]
+        dom = np.array(V.EMAIL_DOMAINS, dtype=object)[domain]
+        if n_k:
+            dom[kind == 1] = np.array(company_domain, dtype=object)[self.k_company]
+        dom[kind == 2] = "northwindsupply.example"
+        frame = pl.DataFrame({"f": fn.astype(str), "l": ln.astype(str), "d": dom.astype(str)})
+        frame = frame.with_columns(
+            base=(pl.col("f").str.to_lowercase() + "." + pl.col("l").str.to_lowercase()),
+        ).with_columns(rank=pl.int_range(pl.len()).over("base", "d"))
+        # ids are assigned by creation time, so rank duplicates in that order
+        created = self.cu_created
+        frame = frame.with_columns(created=pl.Series(created), idx=pl.int_range(pl.len()))
+        frame = frame.sort("created", "idx").with_columns(rank=pl.int_range(pl.len()).over("base", "d")).sort("idx")
+        email = frame.select(
+            pl.when(pl.col("rank") == 0).then(pl.col("base"))
+            .otherwise(pl.col("base") + (pl.col("rank") + 1).cast(pl.String)) + "@" + pl.col("d")
+        ).to_series().to_numpy()
+        # tags
+        seg = np.concatenate([self.d_seg, np.full(n_zero + n_k + 3, -1)])
+        accepts = np.where(kind == 0, rng.random(nc) < np.where(seg == 3, 0.8, 0.5), rng.random(nc) < 0.35)
+        accepts[kind == 2] = False
+        vip = (seg == 3) & (rng.random(nc) < 0.9)
+        loyalty = np.isin(seg, [2, 3]) & (rng.random(nc) < 0.5)
+        local = np.zeros(nc, dtype=bool)
+        local[:n_dtc] = self.d_local
+        ind = np.where(comp >= 0, self.c_industry[np.maximum(comp, 0)] if self.n_companies else -1, -1)
+        exempt = np.where(comp >= 0, self.c_tax_exempt[np.maximum(comp, 0)] if self.n_companies else False, False)
+        tag_cols = [
+            ("VIP", vip), ("loyalty-member", loyalty), ("newsletter", accepts & (kind == 0)),
+            ("local", local), ("wholesale", kind == 1), ("distributor", ind == 1), ("contractor", ind == 0),
+            ("oem", ind == 3), ("tax-exempt", exempt), ("staff", kind == 2),
+        ]
+        flags = np.stack([f for _, f in tag_cols], axis=1)
+        counts = flags.sum(axis=1)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        names = np.array([t for t, _ in tag_cols], dtype=object)
+        flat = np.broadcast_to(names, flags.shape)[flags]
+        # reorder rows by customer id
+        order = self.customer_order
+        new_offsets = np.concatenate([[0], np.cumsum(counts[order])])
+        rows = np.repeat(order, counts[order])
+        within = np.arange(new_offsets[-1]) - np.repeat(new_offsets[:-1], counts[order])
+        flat_sorted = flat[offsets[rows] + within] if len(rows) else np.zeros(0, dtype=object)
+        role = np.concatenate([np.full(n_dtc + n_zero, -1), self.k_role, [-1, -1, -1]])
+        cloc = self.cu_loc
+        spent = self.cu_spent
+        recency = np.where(self.cu_last_order >= 0, (self.as_of - self.cu_last_order) / DAY_US, np.inf)
+        freq = self.cu_orders
+        rfm = np.select(
+            [freq == 0, recency > 365, (freq >= 5) & (recency <= 60), (freq >= 3) & (recency <= 120),
+             (freq == 1) & (recency <= 60), (freq == 2) & (recency <= 120), (freq >= 3) & (recency <= 240),
+             recency <= 180],
+            [0, 8, 2, 3, 1, 4, 6, 5], 7)
+        o = order
+        return {
+            "customer_id": ints(np.arange(1, nc + 1)),
+            "email": strings(email[o].tolist()),
+            "first_name": strings(fn[o].tolist()),
+            "last_name": strings(ln[o].tolist()),
+            "name": strings((fn[o] + " " + ln[o]).tolist()),
+            "tags": string_lists(new_offsets, flat_sorted.tolist()),
+            "country": categorical(loc.country[cloc][o], loc.countries),
+            "region": categorical(loc.region[cloc][o], loc.regions),
+            "city": categorical(loc.city[cloc][o], loc.cities),
+            "accepts_marketing": bools(accepts[o]),
+            "created_at": timestamp(created[o]),
+            "company_id": ints(comp[o] + 1, null=comp[o] < 0),
+            "role": categorical(role[o], V.B2B_ROLES),
+            "tax_exempt": bools(exempt[o]),
+            "orders_count": ints(freq[o], type=pa.int32()),
+            "amount_spent": money(spent[o]),
+            "first_order_at": timestamp(self.cu_first_order[o], null=self.cu_first_order[o] < 0),
+            "last_order_at": timestamp(self.cu_last_order[o], null=self.cu_last_order[o] < 0),
+            "rfm_group": categorical(rfm[o], RFM),
+        }
+
+    @property
+    def cu_created(self) -> np.ndarray:
+        if getattr(self, "_cu_created", None) is None:
+            rng = self.rng[14]
+            nc = self.n_customers
+            first = self.cu_first_order
+            n_dtc, n_zero = len(self.d_seg), len(self.z_created)
+            early = rng.random(nc) < 0.3
+            delta = np.where(early, rng.exponential(45, nc) * DAY_US, rng.uniform(30, 600, nc) * US).astype(np.int64)
+            created = np.where(first >= 0, np.maximum(first - delta, self.start_us), -1)
+            created = np.where(first >= 0, np.minimum(created, first), created)
+            created[n_dtc:n_dtc + n_zero] = self.z_created
+            k = slice(n_dtc + n_zero, n_dtc + n_zero + len(self.k_company))
+            kc = self.k_created
+            kf = first[k]
+            created[k] = np.where(kf >= 0, np.minimum(kc, kf - 60 * US), kc)
+            created[-3:] = self.start_us
+            self._cu_created = created
+        return self._cu_created
+
+    @property
+    def customer_order(self) -> np.ndarray:
+        """Global customer indexes in id order (ids follow creation time)."""
+        if getattr(self, "_customer_order", None) is None:
+            created = self.cu_created
+            self._customer_order = np.lexsort((np.arange(len(created)), created))
+            ids = np.empty(len(created), dtype=np.int64)
+            ids[self._customer_order] = np.arange(1, len(created) + 1)
+            self._customer_id = ids
+        return self._customer_order
+
+    @property
+    def customer_id(self) -> np.ndarray:
+        self.customer_order
+        return self._customer_id
+
+    def _orders_table(self) -> dict[str, pa.Array]:
+        n, loc = self.n_orders, self.loc
+        oid = np.arange(1, n + 1)
+        names = pl.Series(1000 + oid).cast(pl.String)
+        names = ("#" + names).to_arrow()
+        code_offsets = np.concatenate([[0], np.cumsum(self.o_code != NO_CODE)])
+        code_values = [CODES[c] for c in self.o_code[self.o_code != NO_CODE]]
+        ship = self.o_ship
+        no_ship = ship < 0
+        shp = np.maximum(ship, 0)
+        sess = self.o_session
+        src = np.where(sess >= 0, self.s_source[np.maximum(sess, 0)], -1)
+        chn = np.where(sess >= 0, self.s_channel[np.maximum(sess, 0)], -1)
+        currency_labels = sorted(set(loc.currency))
+        cur = np.array([currency_labels.index(c) for c in loc.currency])[self.o_bill]
+        role = np.full(n, -1)
+        is_contact = (self.o_cust >= self.cu_off_contact) & (self.o_cust < self.cu_off_staff)
+        role[is_contact] = self.k_role[self.o_cust[is_contact] - self.cu_off_contact]
+        comp = self.o_comp
+        return {
+            "order_id": ints(oid),
+            "name": names,
+            "created_at": timestamp(self.o_t),
+            "customer_id": ints(self.customer_id[self.o_cust]),
+            "company_id": ints(comp + 1, null=comp < 0),
+            "buyer_role": categorical(role, V.B2B_ROLES),
+            "sales_channel": categorical(self.o_chan, CHANNELS),
+            "source_name": categorical(self.o_chan, SOURCES),
+            "referrer_source": categorical(src, self.src_labels),
+            "referring_channel": categorical(chn, self.chan_labels),
+            "presentment_currency": categorical(cur, currency_labels),
+            "shop_currency": categorical(np.zeros(n, dtype=np.int64), [CURRENCY]),
+            "financial_status": categorical(self.o_fin, FIN_STATUS),
+            "fulfillment_status": categorical(self.o_ful, FUL_STATUS),
+            "fulfilled_at": timestamp(self.o_fulfilled_at, null=self.o_fulfilled_at < 0),
+            "discount_codes": string_lists(code_offsets, code_values),
+            "line_count": ints(self.o_n_lines, type=pa.int32()),
+            "item_count": ints(self.o_items, type=pa.int32()),
+            "line_items_total": money(self.o_gross),
+            "total_discounts": money(self.o_discounts),
+            "subtotal": money(self.o_subtotal),
+            "shipping": money(self.o_shipping),
+            "taxes": money(self.o_taxes),
+            "total": money(self.o_total),
+            "total_refunded": money(self.o_refunded),
+            "current_total": money(self.o_total - self.o_refunded),
+            "shipping_method": categorical(self.o_ship_method, SHIP_METHODS),
+            "tax_exempt": bools(self.o_tax_exempt),
+            "cancelled_at": timestamp(self.o_cancelled_at, null=self.o_cancelled_at < 0),
+            "cancel_reason": categorical(self.o_cancel_reason, CANCEL_REASONS),
+            "is_test": bools(self.o_is_test),
+            "customer_order_number": ints(self.o_seq, type=pa.int32()),
+            "is_first_order": bools(self.o_first),
+            "billing_country": categorical(loc.country[self.o_bill], loc.countries),
+            "billing_region": categorical(loc.region[self.o_bill], loc.regions),
+            "billing_city": categorical(loc.city[self.o_bill], loc.cities),
+            "shipping_country": categorical(loc.country[shp], loc.countries, null=no_ship),
+            "shipping_region": categorical(loc.region[shp], loc.regions, null=no_ship),
+            "shipping_city": categorical(loc.city[shp], loc.cities, null=no_ship),
+        }
+
+    def _title_labels(self) -> tuple[list[str], list[str]]:
+        cat = self.cat
+        titles = cat.title + [t or "" for t in cat.old_title]
+        skus = cat.v_sku + [s or "" for s in cat.v_old_sku]
+        return titles, skus
+
+    def _line_items_table(self) -> dict[str, pa.Array]:
+        cat = self.cat
+        titles, skus = self._title_labels()
+        L = self.n_lines
+        return {
+            "line_item_id": ints(np.arange(1, L + 1)),
+            "order_id": ints(self.l_order + 1),
+            "product_id": ints(self.l_product + 1),
+            "variant_id": ints(self.l_variant + 1),
+            "title": categorical(self.l_title_idx, titles),
+            "variant_title": categorical(self.l_variant, cat.v_title),
+            "sku": categorical(self.l_sku_idx, skus),
+            "quantity": ints(self.l_qty, type=pa.int32()),
+            "price": money(self.l_price),
+            "gross": money(self.l_gross),
+            "line_discount": money(self.l_line_disc),
+            "allocated_order_discount": money(self.l_alloc),
+            "total_discount": money(self.l_line_disc + self.l_alloc),
+            "net": money(self.l_net),
+            "tax": money(self.l_tax),
+            "unit_cost": money(self.cat.v_cost[self.l_variant]),
+            "cost": money(self.l_cost),
+        }
+
+    def _refunds_table(self) -> dict[str, pa.Array]:
+        nr = len(self.r_order)
+        reason_labels = list(RETURN_REASONS) + [f"order_cancelled:{r}" for r in CANCEL_REASONS]
+        reason = np.where(self.r_cancel, len(RETURN_REASONS) + self.o_cancel_reason[self.r_order], self.r_reason)
+        return {
+            "refund_id": ints(np.arange(1, nr + 1)),
+            "order_id": ints(self.r_order + 1),
+            "created_at": timestamp(self.r_t),
+            "kind": categorical(self.r_cancel.astype(np.int64), ["return", "cancellation"]),
+            "reason": categorical(reason, reason_labels),
+            "restock": bools(self.r_restock),
+            "line_count": ints(self.r_lines, type=pa.int32()),
+            "item_count": ints(self.r_units, type=pa.int32()),
+            "refunded_subtotal": money(self.r_sub),
+            "refunded_tax": money(self.r_tax),
+            "refunded_shipping": money(self.r_ship),
+            "total_refunded": money(self.r_sub + self.r_tax + self.r_ship),
+        }
+
+    def _refund_line_items_table(self) -> dict[str, pa.Array]:
+        n = len(self.rl_line)
+        reason = np.where(self.rl_reason >= 0, self.rl_reason,
+                          len(RETURN_REASONS) + self.o_cancel_reason[self.rl_order])
+        reason_labels = list(RETURN_REASONS) + [f"order_cancelled:{r}" for r in CANCEL_REASONS]
+        return {
+            "refund_line_item_id": ints(np.arange(1, n + 1)),
+            "refund_id": ints(self.rl_refund + 1),
+            "order_id": ints(self.rl_order + 1),
+            "line_item_id": ints(self.rl_line + 1),
+            "product_id": ints(self.l_product[self.rl_line] + 1),
+            "variant_id": ints(self.l_variant[self.rl_line] + 1),
+            "quantity": ints(self.rl_qty, type=pa.int32()),
+            "subtotal": money(self.rl_sub),
+            "tax": money(self.rl_tax),
+            "restock_type": categorical(self.rl_restock, RESTOCK_TYPES),
+            "reason": categorical(reason, reason_labels),
+        }
+
+    def _checkouts_table(self) -> dict[str, pa.Array]:
+        n = len(self.ck_t)
+        loc = self.loc
+        sloc = self.s_loc[self.ck_session]
+        cust = self.ck_cust
+        return {
+            "checkout_id": ints(np.arange(1, n + 1)),
+            "created_at": timestamp(self.ck_t),
+            "completed_at": timestamp(self.ck_completed, null=self.ck_completed < 0),
+            "session_id": ints(self.ck_session + 1),
+            "customer_id": ints(self.customer_id[np.maximum(cust, 0)], null=cust < 0),
+            "order_id": ints(self.ck_order + 1, null=self.ck_order < 0),
+            "sales_channel": categorical(np.zeros(n, dtype=np.int64), CHANNELS),
+            "stage_reached": categorical(self.ck_stage, STAGES),
+            "is_abandoned": bools(self.ck_abandoned),
+            "email_captured": bools(self.ck_email),
+            "recovery_email_sent": bools(self.ck_sent),
+            "recovered": bools(self.ck_recovered),
+            "value": money(self.ck_value),
+            "item_count": ints(self.ck_items, type=pa.int32()),
+            "device_type": categorical(self.s_device[self.ck_session], DEVICES),
+            "country": categorical(loc.country[sloc], loc.countries),
+            "region": categorical(loc.region[sloc], loc.regions),
+        }
+
+    def _sessions_table(self) -> dict[str, pa.Array]:
+        loc = self.loc
+        cust = self.s_cust
+        n = self.n_sessions
+        return {
+            "session_id": ints(np.arange(1, n + 1)),
+            "started_at": timestamp(self.s_started),
+            "duration_seconds": ints(self.s_duration, type=pa.int32()),
+            "pageviews": ints(self.s_pageviews, type=pa.int32()),
+            "bounced": bools(self.s_pageviews <= 1),
+            "visitor_id": ints(self.s_visitor),
+            "customer_id": ints(self.customer_id[np.maximum(cust, 0)], null=cust < 0),
+            "referrer_source": categorical(self.s_source, self.src_labels),
+            "referring_channel": categorical(self.s_channel, self.chan_labels),
+            "device_type": categorical(self.s_device, DEVICES),
+            "country": categorical(loc.country[self.s_loc], loc.countries),
+            "region": categorical(loc.region[self.s_loc], loc.regions),
+            "city": categorical(loc.city[self.s_loc], loc.cities),
+            "landing_page_path": categorical(self.s_page, self.paths),
+            "landing_page_type": categorical(self.page_type[self.s_page], self.type_labels),
+            "human_or_bot": categorical(self.s_bot.astype(np.int64), ["human", "bot"]),
+            "added_to_cart": bools(self.s_cart),
+            "reached_checkout": bools(self.s_reached),
+            "completed_checkout": bools(self.s_completed),
+            "order_id": ints(self.s_order + 1, null=self.s_order < 0),
+        }
+
+    def _drafts_table(self) -> dict[str, pa.Array]:
+        n = len(self.q_t)
+        comp = self.q_comp
+        reps = np.array(self.c_rep + [""], dtype=object)
+        rep_idx = np.where(comp >= 0, comp, len(self.c_rep))
+        rep = reps[rep_idx]
+        rep_labels = sorted(set(self.c_rep))
+        rep_code = np.array([rep_labels.index(r) if r else -1 for r in rep])
+        names = ("#D" + pl.Series(np.arange(1, n + 1)).cast(pl.String)).to_arrow()
+        return {
+            "draft_order_id": ints(np.arange(1, n + 1)),
+            "name": names,
+            "status": categorical(self.q_status, ["open", "invoice_sent", "completed", "expired"]),
+            "created_at": timestamp(self.q_t),
+            "invoice_sent_at": timestamp(self.q_sent, null=self.q_sent < 0),
+            "completed_at": timestamp(self.q_completed, null=self.q_completed < 0),
+            "expires_at": timestamp(self.q_expires, null=self.q_expires < 0),
+            "order_id": ints(self.q_order + 1, null=self.q_order < 0),
+            "customer_id": ints(self.customer_id[self.q_cust]),
+            "company_id": ints(comp + 1, null=comp < 0),
+            "sales_rep": categorical(rep_code, rep_labels),
+            "line_count": ints(self.q_lines, type=pa.int32()),
+            "item_count": ints(self.q_items, type=pa.int32()),
+            "subtotal": money(self.q_sub),
+            "taxes": money(self.q_tax),
+            "shipping": money(self.q_ship),
+            "total": money(self.q_sub + self.q_tax + self.q_ship),
+            "tax_exempt": bools(self.q_exempt),
+        }
+
+    def _sales_table(self) -> dict[str, pa.Array]:
+        cat, loc = self.cat, self.loc
+        real = ~self.o_is_test
+        # order rows: product lines, then shipping lines
+        li = np.flatnonzero(real[self.l_order])
+        so = np.flatnonzero(real & (self.o_shipping > 0))
+        # reversal rows: refund lines, then refunded shipping
+        rs = np.flatnonzero(self.r_ship > 0)
+        parts_order = [self.l_order[li], so, self.rl_order, self.r_order[rs]]
+        order = np.concatenate(parts_order)
+        n_li, n_so, n_rl, n_rs = len(li), len(so), len(self.rl_line), len(rs)
+        N = len(order)
+        happened = np.concatenate([self.o_t[self.l_order[li]], self.o_t[so], self.r_t[self.rl_refund], self.r_t[rs]])
+        rev_event = np.where(self.r_cancel, 2, 1)
+        event = np.concatenate([np.zeros(n_li + n_so, dtype=np.int64), rev_event[self.rl_refund], rev_event[rs]])
+        is_ship = np.concatenate([np.zeros(n_li), np.ones(n_so), np.zeros(n_rl), np.ones(n_rs)]).astype(bool)
+        line = np.concatenate([li, np.full(n_so, -1), self.rl_line, np.full(n_rs, -1)])
+        z = lambda k: np.zeros(k, dtype=np.int64)  # noqa: E731
+        qty = np.concatenate([self.l_qty[li], z(n_so), -self.rl_qty, z(n_rs)])
+        gross = np.concatenate([self.l_gross[li], z(n_so), z(n_rl), z(n_rs)])
+        disc = np.concatenate([-(self.l_line_disc + self.l_alloc)[li], z(n_so), z(n_rl), z(n_rs)])
+        rev = np.concatenate([z(n_li), z(n_so), -self.rl_sub, z(n_rs)])
+        tax = np.concatenate([self.l_tax[li], z(n_so), -self.rl_tax, z(n_rs)])
+        ship = np.concatenate([z(n_li), self.o_shipping[so], z(n_rl), -self.r_ship[rs]])
+        cost = np.concatenate([self.l_cost[li], z(n_so), -self.rl_cost, z(n_rs)])
+        net = gross + disc + rev
+        total = net + tax + ship
+        srt = np.lexsort((np.where(line >= 0, line, np.iinfo(np.int64).max), event, order, happened))
+        order, happened, event, is_ship, line = order[srt], happened[srt], event[srt], is_ship[srt], line[srt]
+        qty, gross, disc, rev, tax, ship, cost, net, total = (
+            a[srt] for a in (qty, gross, disc, rev, tax, ship, cost, net, total))
+        has_line = line >= 0
+        ln = np.maximum(line, 0)
+        titles, skus = self._title_labels()
+        ship_loc = self.o_ship[order]
+        no_ship = ship_loc < 0
+        shp = np.maximum(ship_loc, 0)
+        bill = self.o_bill[order]
+        comp = self.o_comp[order]
+        names = pl.Series(1001 + order).cast(pl.String)
+        names = ("#" + names).to_arrow()
+        code = self.o_code[order]
+        return {
+            "sale_id": ints(np.arange(1, N + 1)),
+            "order_id": ints(order + 1),
+            "order_name": names,
+            "line_item_id": ints(ln + 1, null=~has_line),
+            "happened_at": timestamp(happened),
+            "event_type": categorical(event, ["order", "refund", "cancellation"]),
+            "line_type": categorical(is_ship.astype(np.int64), ["product", "shipping"]),
+            "product_id": ints(self.l_product[ln] + 1, null=~has_line),
+            "variant_id": ints(self.l_variant[ln] + 1, null=~has_line),
+            "customer_id": ints(self.customer_id[self.o_cust[order]]),
+            "company_id": ints(comp + 1, null=comp < 0),
+            "sales_channel": categorical(self.o_chan[order], CHANNELS),
+            "source_name": categorical(self.o_chan[order], SOURCES),
+            "billing_country": categorical(loc.country[bill], loc.countries),
+            "billing_region": categorical(loc.region[bill], loc.regions),
+            "billing_city": categorical(loc.city[bill], loc.cities),
+            "shipping_country": categorical(loc.country[shp], loc.countries, null=no_ship),
+            "shipping_region": categorical(loc.region[shp], loc.regions, null=no_ship),
+            "shipping_city": categorical(loc.city[shp], loc.cities, null=no_ship),
+            "discount_code": categorical(np.where(code == NO_CODE, -1, code), CODES),
+            "is_first_order": bools(self.o_first[order]),
+            "quantity": ints(qty, type=pa.int32()),
+            "gross_sales": money(gross),
+            "discounts": money(disc),
+            "sales_reversals": money(rev),
+            "net_sales": money(net),
+            "taxes": money(tax),
+            "shipping_charges": money(ship),
+            "total_sales": money(total),
+            "cost": money(cost),
+            "product_title_at_sale": categorical(self.l_title_idx[ln], titles, null=~has_line),
+            "variant_sku_at_sale": categorical(self.l_sku_idx[ln], skus, null=~has_line),
+        }

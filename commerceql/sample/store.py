@@ -1,0 +1,107 @@
+"""Where the bundled sample store lives, and generating it on first use (safely across processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from commerceql.sample.generator import FORMAT, GENERATOR_VERSION, generate_store
+
+DEFAULT_ORDERS = 50_000
+DEFAULT_YEARS = 3
+DEFAULT_SEED = 42
+ENV_VAR = "COMMERCEQL_SAMPLE_STORE"
+
+
+def _repo_dir() -> Path:
+    return Path(__file__).resolve().parent.parent.parent
+
+
+def default_store_path() -> Path:
+    """`<repo>/sample_data/store` in a source checkout when writable, else `~/.cache/commerceql/sample-store`.
+
+    The environment variable COMMERCEQL_SAMPLE_STORE overrides both.
+    """
+    override = os.environ.get(ENV_VAR)
+    if override:
+        return Path(override).expanduser()
+    repo = _repo_dir()
+    sample_dir = repo / "sample_data"
+    if (repo / "pyproject.toml").is_file() or sample_dir.is_dir():
+        target = sample_dir if sample_dir.is_dir() else repo
+        if os.access(target, os.W_OK):
+            return sample_dir / "store"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "commerceql" / "sample-store"
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
+
+
+def _is_current(path: Path) -> bool:
+    manifest = read_manifest(path)
+    if manifest is None:
+        return False
+    expected = {"version": GENERATOR_VERSION, "seed": DEFAULT_SEED, "orders": DEFAULT_ORDERS, "years": DEFAULT_YEARS}
+    if manifest.get("generator") != expected or manifest.get("as_of") is None:
+        return False
+    return all((path / name).is_file() for name in manifest.get("tables", {}).values())
+
+
+def ensure_default_store() -> Path:
+    """The default sample store, generated first if missing or made by another generator version.
+
+    Generation writes into a temporary sibling folder and renames it into place, under a lock file,
+    so concurrent processes never see a half-written store.
+    """
+    path = default_store_path()
+    if _is_current(path):
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.parent / f".{path.name}.lock"
+    with open(lock_path, "a+") as lock:
+        _lock(lock)
+        try:
+            if _is_current(path):
+                return path
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+            try:
+                generate_store(tmp, orders=DEFAULT_ORDERS, years=DEFAULT_YEARS, seed=DEFAULT_SEED)
+                old = None
+                if path.exists():
+                    old = path.parent / f".{path.name}-old-{os.getpid()}"
+                    os.replace(path, old)
+                os.replace(tmp, path)
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            _unlock(lock)
+    return path
+
+
+def _lock(handle: Any) -> None:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+
+
+def _unlock(handle: Any) -> None:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

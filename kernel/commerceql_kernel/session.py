@@ -1,0 +1,643 @@
+"""What the CommerceQL kernel does with a cell, independent of the Jupyter messaging.
+
+`KernelSession.run_cell(code, emit)` splits a cell into `%magic` lines and CommerceQL text, runs
+every query (a cell holds one query or several separated by `;`) and hands each output to
+`emit` as an `Output` (a display bundle or a stream text). A problem ends the cell with a
+`CellError` whose `traceback` is the rendered CommerceQL message (line, caret, hint), never a
+Python traceback.
+
+Queries run in a worker thread while the main thread waits: SIGINT (Jupyter's interrupt) raises
+KeyboardInterrupt in the main thread, which cancels the DuckDB query with `Store.interrupt()` and
+ends the cell with "query interrupted"; the store stays usable.
+"""
+
+from __future__ import annotations
+
+import html
+import shlex
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from commerceql.completion import Completion, complete, inspect, scan
+from commerceql.errors import CommerceQLError, CommerceQLExecutionError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from commerceql import ast
+    from commerceql.model.semantic import SemanticModel
+    from commerceql.result import Result
+    from commerceql.store import Store
+
+T = TypeVar("T")
+
+DEFAULT_MAX_ROWS = 1000
+TEXT_MAX_ROWS = 50
+
+
+class CommerceQLMagicError(CommerceQLError):
+    """A `%magic` line that cannot be run (unknown magic, bad argument)."""
+
+    kind = "magic error"
+
+
+class CellError(Exception):
+    """Ends a cell: reported to Jupyter as an `error` output with these fields."""
+
+    def __init__(self, ename: str, evalue: str, traceback: list[str]) -> None:
+        super().__init__(evalue)
+        self.ename = ename
+        self.evalue = evalue
+        self.traceback = traceback
+
+    @classmethod
+    def from_error(cls, error: CommerceQLError) -> CellError:
+        return cls(type(error).__name__, error.message, error.render().splitlines())
+
+    @classmethod
+    def interrupted(cls) -> CellError:
+        return cls("QueryInterrupted", "query interrupted", ["query interrupted"])
+
+    @classmethod
+    def internal(cls, error: BaseException) -> CellError:
+        text = f"internal error: {type(error).__name__}: {error}".rstrip(": ")
+        return cls("InternalError", text, [text, "(the kernel is still running; please report this as a CommerceQL bug)"])
+
+
+@dataclass
+class Output:
+    """One output of a cell: `kind` is "display" (data + metadata) or "stream" (name + text)."""
+
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    name: str = "stdout"
+    text: str = ""
+
+
+Emit = Callable[[Output], None]
+
+
+@dataclass
+class DisplayOptions:
+    """What `%format` controls."""
+
+    rows: int = DEFAULT_MAX_ROWS  # rows shown in the grid (the note says "showing N of M rows")
+    charts: bool = True  # show the VISUALIZE chart
+    output: str = "html"  # html (HTML grid + text fallback) | text (text/plain only)
+    numbers: str = "formatted"  # formatted ($1,234.50, 12.5%) | raw (the values as stored)
+
+    def describe(self) -> str:
+        return "\n".join(
+            [
+                f"rows     {self.rows}",
+                f"charts   {'on' if self.charts else 'off'}",
+                f"output   {self.output}",
+                f"numbers  {self.numbers}",
+            ]
+        )
+
+
+#: name -> (usage, what it does)
+MAGICS: dict[str, tuple[str, str]] = {
+    "connect": ("%connect [PATH]", "open a store folder or .duckdb file (no PATH: the bundled sample store)"),
+    "schema": ("%schema [TABLE]", "list the tables, or one table's metrics and dimensions"),
+    "sql": ("%sql [QUERY]", "the compiled DuckDB SQL of the previous query, or of QUERY"),
+    "timezone": ("%timezone [Area/City]", "show or set the store's time zone for the next queries"),
+    "format": (
+        "%format [OPTION VALUE]",
+        "show or set display options: rows N | charts on|off | output html|text | numbers formatted|raw | reset",
+    ),
+    "help": ("%help", "this help"),
+}
+HIDDEN_MAGICS = ("sleep_sql",)  # testing aid: a deliberately slow DuckDB statement
+FORMAT_OPTIONS: dict[str, tuple[str, ...]] = {
+    "rows": (),
+    "charts": ("on", "off"),
+    "output": ("html", "text"),
+    "numbers": ("formatted", "raw"),
+    "reset": (),
+}
+
+HELP_MARKDOWN = """**CommerceQL kernel**
+
+Write a query (several separated by `;`) and run the cell:
+
+```
+FROM sales SHOW net_sales, orders GROUP BY month DURING last_year VISUALIZE net_sales TYPE line
+```
+
+Tab completes keywords, tables, metrics, dimensions, date ranges and chart types; Shift-Tab on a
+metric or dimension shows its definition.
+
+| magic | what it does |
+|---|---|
+""" + "\n".join(f"| `{usage}` | {what.replace('|', '&#124;')} |" for usage, what in MAGICS.values())
+
+
+def _plain_help() -> str:
+    return "CommerceQL kernel magics:\n" + "\n".join(f"  {usage:<24}{what}" for usage, what in MAGICS.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# Splitting a cell
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Segment:
+    """A piece of a cell: a `%magic` line (name, argument) or CommerceQL text."""
+
+    kind: str  # "magic" | "query"
+    text: str
+    line: int  # 0-based line of the cell where it starts
+    name: str = ""
+    argument: str = ""
+
+
+def split_cell(code: str) -> list[Segment]:
+    """The cell as magic lines and CommerceQL chunks, in order.
+
+    A line whose first non-blank character is `%` is a magic, unless it is inside a multi-line
+    'string' or /* comment */ of the query text around it. `%%sql` on the first line makes the
+    rest of the cell the argument of `%sql`.
+    """
+    lines = code.split("\n")
+    if lines and lines[0].lstrip().startswith("%%"):
+        head = lines[0].lstrip()[2:]
+        name, _, argument = head.partition(" ")
+        body = "\n".join([argument, *lines[1:]])
+        return [Segment("magic", lines[0], 0, name=name.strip(), argument=body.strip("\n"))]
+    segments: list[Segment] = []
+    chunk: list[str] = []
+    chunk_start = 0
+
+    def flush(next_line: int) -> None:
+        nonlocal chunk, chunk_start
+        if chunk:
+            segments.append(Segment("query", "\n".join(chunk), chunk_start))
+        chunk = []
+        chunk_start = next_line
+
+    for index, line in enumerate(lines):
+        stripped = line.lstrip()
+        if stripped.startswith("%"):
+            _, state = scan("\n".join(chunk)) if chunk else ([], None)
+            if state not in ("string", "block_comment"):
+                flush(index + 1)
+                name, _, argument = stripped[1:].partition(" ")
+                segments.append(Segment("magic", line, index, name=name.strip(), argument=argument.strip()))
+                continue
+        if not chunk:
+            chunk_start = index
+        chunk.append(line)
+    flush(len(lines))
+    return segments
+
+
+def _has_query_text(text: str) -> bool:
+    tokens, state = scan(text)
+    return bool(tokens) or state in ("string", "qident")
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def frame_bundle(frame: pl.DataFrame, *, max_rows: int = DEFAULT_MAX_ROWS, text_only: bool = False) -> dict[str, Any]:
+    """A plain Polars frame (schema listings, raw results) as an HTML table + aligned text."""
+    names = list(frame.columns)
+    rows = [["" if v is None else str(v) for v in row] for row in frame.head(max_rows).iter_rows()]
+    widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
+    text_lines = ["  ".join(n.ljust(widths[i]) for i, n in enumerate(names)).rstrip()]
+    text_lines.append("  ".join("-" * w for w in widths))
+    text_lines += ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows]
+    note = f"showing {len(rows):,} of {frame.height:,} rows" if frame.height > len(rows) else ""
+    if note:
+        text_lines.append(f"({note})")
+    bundle: dict[str, Any] = {"text/plain": "\n".join(text_lines)}
+    if not text_only:
+        head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        note_html = f'<div class="cql-note">{html.escape(note)}</div>' if note else ""
+        bundle["text/html"] = (
+            '<div class="cql-result"><table style="border-collapse:collapse;text-align:left">'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note_html}</div>"
+        )
+    return bundle
+
+
+def _sql_bundle(sql: str) -> dict[str, Any]:
+    sql = sql.rstrip().rstrip(";") + ";"
+    return {"text/plain": sql, "text/markdown": f"```sql\n{sql}\n```"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The session
+# ---------------------------------------------------------------------------------------------
+
+
+class KernelSession:
+    """The state of one kernel: the open store, display options and the previous query."""
+
+    def __init__(self, store: Store | None = None, *, store_path: str | None = None) -> None:
+        self._store = store
+        self._store_path = store_path
+        self.options = DisplayOptions()
+        self.last_query: ast.Query | None = None
+        self.last_tables: list[str] = []
+
+    # -- the store -------------------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from commerceql.store import connect
+
+            self._store = connect(self._store_path)
+            _quiet(self._store)
+        return self._store
+
+    @property
+    def model(self) -> SemanticModel:
+        """The model of the open store, or the built-in one before any store is opened."""
+        if self._store is not None:
+            return self._store.model
+        from commerceql.model.semantic import builtin_model
+
+        return builtin_model()
+
+    def interrupt(self) -> None:
+        if self._store is not None:
+            self._store.interrupt()
+
+    # -- running a cell ----------------------------------------------------------------------
+    def run_cell(self, code: str, emit: Emit) -> None:
+        """Run a cell, emitting outputs; raises CellError for an error (never anything else)."""
+        try:
+            for segment in split_cell(code):
+                if segment.kind == "magic":
+                    self.run_magic(segment.name, segment.argument, emit)
+                elif _has_query_text(segment.text):
+                    self.run_queries("\n" * segment.line + segment.text, emit)
+        except CellError:
+            raise
+        except CommerceQLError as error:
+            raise CellError.from_error(error) from None
+        except KeyboardInterrupt:
+            raise CellError.interrupted() from None
+        except Exception as error:  # a bug: report it briefly, keep the kernel alive
+            raise CellError.internal(error) from None
+
+    def run_queries(self, text: str, emit: Emit) -> None:
+        from commerceql.parser import parse_script
+
+        queries = parse_script(text)
+        for query in queries:
+            result = self.run_query(query)
+            self.display_result(result, emit)
+
+    def run_query(self, query: ast.Query) -> Result:
+        store = self.store
+        compiled = store.compile(query)
+        self.last_query = query
+        self.last_tables = [t.name for t in query.tables]
+        try:
+            return self._interruptible(lambda: store.execute(compiled))
+        except CommerceQLExecutionError as error:
+            if "interrupted" in error.message:
+                raise CellError.interrupted() from None
+            raise
+
+    def _interruptible(self, work: Callable[[], T]) -> T:
+        """Run `work` in a worker thread; a KeyboardInterrupt meanwhile cancels the DuckDB query."""
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def target() -> None:
+            try:
+                outcome["value"] = work()
+            except BaseException as error:  # handed back to the main thread
+                outcome["error"] = error
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=target, name="commerceql-query", daemon=True)
+        worker.start()
+        interrupted = False
+        while not done.is_set():
+            try:
+                done.wait(0.05)
+            except KeyboardInterrupt:
+                interrupted = True
+                self.interrupt()
+        if interrupted:
+            # Let an interrupt that arrived while the query finished anyway still be honoured.
+            raise CellError.interrupted()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+
+    def display_result(self, result: Result, emit: Emit) -> None:
+        options = self.options
+        if options.numbers == "raw":
+            bundle = frame_bundle(result.df, max_rows=options.rows, text_only=options.output == "text")
+        elif options.output == "text":
+            bundle = {"text/plain": result.to_text(max_rows=options.rows)}
+        else:
+            bundle = {
+                "text/html": result.to_html(max_rows=options.rows),
+                "text/plain": result.to_text(max_rows=min(options.rows, TEXT_MAX_ROWS)),
+            }
+        metadata = {"commerceql": {"rows": result.total_rows, "columns": [c.name for c in result.columns]}}
+        emit(Output("display", bundle, metadata))
+        if options.charts and result.has_chart:
+            from commerceql.magic import notebook_chart_bundle
+
+            chart = result.chart
+            if chart is not None:
+                emit(Output("display", notebook_chart_bundle(chart)))
+
+    # -- magics ------------------------------------------------------------------------------
+    def run_magic(self, name: str, argument: str, emit: Emit) -> None:
+        handler = getattr(self, f"_magic_{name}", None) if (name in MAGICS or name in HIDDEN_MAGICS) else None
+        if handler is None:
+            listing = ", ".join(f"%{m}" for m in MAGICS)
+            raise CommerceQLMagicError(
+                f"unknown magic `%{name}`" if name else "a `%` line needs a magic name",
+                hint=f"the magics are {listing} (see %help)",
+            )
+        handler(argument, emit)
+
+    def _magic_help(self, argument: str, emit: Emit) -> None:
+        emit(Output("display", {"text/plain": _plain_help(), "text/markdown": HELP_MARKDOWN}))
+
+    def _magic_connect(self, argument: str, emit: Emit) -> None:
+        from commerceql.store import connect
+
+        path = _single_argument(argument, "connect")
+        store = connect(path or None)
+        _quiet(store)
+        old = self._store
+        self._store = store
+        self._store_path = path or None
+        self.last_query = None
+        if old is not None and old is not store:
+            try:
+                old.close()
+            except Exception:  # closing an old store must never fail the cell
+                pass
+        where = f" ({store.path})" if store.path else ""
+        emit(Output("stream", text=f"connected to {store.name}{where}: time zone {store.timezone}, currency {store.currency}\n"))
+
+    def _magic_schema(self, argument: str, emit: Emit) -> None:
+        table = _single_argument(argument, "schema")
+        frame = self.store.schema(table or None)
+        emit(Output("display", frame_bundle(frame, max_rows=10_000, text_only=self.options.output == "text")))
+
+    def _magic_sql(self, argument: str, emit: Emit) -> None:
+        from commerceql.compiler import inline_parameters
+        from commerceql.parser import parse_script
+
+        store = self.store
+        if argument.strip():
+            queries = parse_script(argument)
+            if not queries:
+                raise CommerceQLMagicError("%sql needs a query", hint="%sql FROM sales SHOW net_sales")
+        elif self.last_query is not None:
+            queries = [self.last_query]
+        else:
+            raise CommerceQLMagicError(
+                "no previous query to show the SQL of",
+                hint="run a query first, or pass one: %sql FROM sales SHOW net_sales",
+            )
+        for query in queries:
+            compiled = store.compile(query)
+            emit(Output("display", _sql_bundle(inline_parameters(compiled.sql, compiled.parameters))))
+
+    def _magic_timezone(self, argument: str, emit: Emit) -> None:
+        from commerceql.dates import validate_timezone
+
+        name = _single_argument(argument, "timezone")
+        store = self.store
+        if not name:
+            emit(Output("stream", text=f"time zone: {store.timezone}\n"))
+            return
+        name = validate_timezone(name)
+        previous = store.timezone
+        store.timezone = name
+        emit(Output("stream", text=f"time zone: {name} (was {previous}); dates in the next queries use it\n"))
+
+    def _magic_format(self, argument: str, emit: Emit) -> None:
+        words = _split(argument, "format")
+        options = self.options
+        if not words:
+            emit(Output("stream", text=options.describe() + "\n"))
+            return
+        option, values = words[0].lower(), words[1:]
+        if option == "reset" and not values:
+            self.options = DisplayOptions()
+        elif option == "rows" and len(values) == 1:
+            try:
+                rows = int(values[0].replace(",", "").replace("_", ""))
+            except ValueError:
+                rows = -1
+            if rows < 1:
+                raise CommerceQLMagicError(f"`{values[0]}` is not a number of rows", hint="e.g. %format rows 50")
+            options.rows = rows
+        elif option in FORMAT_OPTIONS and FORMAT_OPTIONS[option] and len(values) == 1:
+            value = values[0].lower()
+            allowed = FORMAT_OPTIONS[option]
+            if value not in allowed:
+                raise CommerceQLMagicError(
+                    f"`{values[0]}` is not a value of `{option}`", hint=f"use one of {', '.join(allowed)}"
+                )
+            if option == "charts":
+                options.charts = value == "on"
+            else:
+                setattr(options, option, value)
+        else:
+            raise CommerceQLMagicError(f"cannot read `%format {argument.strip()}`", hint=MAGICS["format"][1])
+        emit(Output("stream", text=self.options.describe() + "\n"))
+
+    def _magic_sleep_sql(self, argument: str, emit: Emit) -> None:
+        """Testing aid: a DuckDB statement taking about SECONDS seconds on 2 cores (interruptible)."""
+        text = _single_argument(argument, "sleep_sql") or "10"
+        try:
+            seconds = float(text)
+        except ValueError:
+            raise CommerceQLMagicError(f"`{text}` is not a number of seconds") from None
+        rows = max(int(seconds * 200_000_000), 1)
+        import duckdb
+
+        connection = self.store.connection
+        started = time.monotonic()
+
+        def work() -> Any:
+            with self.store._lock:
+                try:
+                    return connection.execute(
+                        "SELECT count(*) FROM range(?) t(i) WHERE hash(i) % 1000 = 7", [rows]
+                    ).fetchall()
+                except duckdb.InterruptException:
+                    raise CommerceQLExecutionError("the query was interrupted") from None
+
+        try:
+            self._interruptible(work)
+        except CommerceQLExecutionError:
+            raise CellError.interrupted() from None
+        emit(Output("stream", text=f"slept {time.monotonic() - started:.1f} s in DuckDB\n"))
+
+    # -- editor support ----------------------------------------------------------------------
+    def complete(self, code: str, cursor: int) -> Completion:
+        line_start = code.rfind("\n", 0, cursor) + 1
+        line_end = code.find("\n", cursor)
+        line_end = len(code) if line_end < 0 else line_end
+        line = code[line_start:line_end]
+        if line.lstrip().startswith("%") and not _inside_text(code, line_start):
+            return self._complete_magic(line, line_start, cursor)
+        return complete(_blank_magic_lines(code), cursor, self.model, tables_hint=self.last_tables or None)
+
+    def _complete_magic(self, line: str, line_start: int, cursor: int) -> Completion:
+        indent = len(line) - len(line.lstrip())
+        before = line[: cursor - line_start]
+        head = before[indent:]
+        if " " not in head:
+            prefix = head.lstrip("%")
+            names = [f"%{m}" for m in MAGICS if m.startswith(prefix.lower())]
+            start = line_start + indent
+            return _simple_completion(names, start, cursor, "magic")
+        name, _, rest = head.lstrip("%").partition(" ")
+        rest_start = cursor - len(rest)
+        if name == "sql":
+            inner = complete(rest, len(rest), self.model, tables_hint=self.last_tables or None)
+            shift = rest_start
+            meta = inner.metadata.get("_jupyter_types_experimental", [])
+            for item in meta:
+                item["start"] += shift
+                item["end"] += shift
+            return Completion(inner.matches, inner.cursor_start + shift, min(inner.cursor_end + shift, cursor),
+                              inner.metadata, inner.types)
+        words = rest.split(" ")
+        partial = words[-1]
+        start = cursor - len(partial)
+        if name == "schema" and len(words) == 1:
+            return _simple_completion([t for t in self.model.tables if t.startswith(partial)], start, cursor, "table")
+        if name == "timezone" and len(words) == 1:
+            from zoneinfo import available_timezones
+
+            zones = sorted(z for z in available_timezones() if z.lower().startswith(partial.lower()))
+            return _simple_completion(zones, start, cursor, "time zone")
+        if name == "format":
+            if len(words) == 1:
+                return _simple_completion([o for o in FORMAT_OPTIONS if o.startswith(partial)], start, cursor, "option")
+            if len(words) == 2:
+                values = FORMAT_OPTIONS.get(words[0], ())
+                return _simple_completion([v for v in values if v.startswith(partial)], start, cursor, "value")
+        if name == "connect" and len(words) == 1:
+            return _simple_completion(_paths(partial), start, cursor, "path")
+        return _simple_completion([], cursor, cursor, "")
+
+    def inspect(self, code: str, cursor: int) -> dict[str, str] | None:
+        line_start = code.rfind("\n", 0, cursor) + 1
+        line_end = code.find("\n", cursor)
+        line = code[line_start : len(code) if line_end < 0 else line_end]
+        stripped = line.lstrip()
+        if stripped.startswith("%") and not _inside_text(code, line_start):
+            name = stripped.lstrip("%").split(" ")[0]
+            if name == "sql" and " " in stripped:
+                offset = line_start + (len(line) - len(stripped)) + len("%sql ")
+                if cursor >= offset:
+                    return inspect(code[offset : line_start + len(line)], cursor - offset, self.model,
+                                   tables_hint=self.last_tables or None)
+            if name in MAGICS:
+                usage, what = MAGICS[name]
+                return {"text/plain": f"{usage}: {what}", "text/markdown": f"`{usage}` — {what}"}
+            return {"text/plain": _plain_help(), "text/markdown": HELP_MARKDOWN}
+        return inspect(_blank_magic_lines(code), cursor, self.model, tables_hint=self.last_tables or None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _quiet(store: Store) -> None:
+    """No DuckDB progress bar: it would be printed into the notebook."""
+    try:
+        store.connection.execute("SET enable_progress_bar = false")
+    except Exception:
+        pass
+
+
+def _split(argument: str, magic: str) -> list[str]:
+    try:
+        return shlex.split(argument)
+    except ValueError as error:
+        raise CommerceQLMagicError(f"cannot read the argument of %{magic}: {error}") from None
+
+
+def _single_argument(argument: str, magic: str) -> str:
+    words = _split(argument, magic)
+    if len(words) > 1:
+        raise CommerceQLMagicError(
+            f"%{magic} takes one argument, got {len(words)}",
+            hint="quote a path with spaces: %connect 'my store'" if magic == "connect" else (MAGICS[magic][0] if magic in MAGICS else None),
+        )
+    return words[0] if words else ""
+
+
+def _inside_text(code: str, position: int) -> bool:
+    """True when `position` is inside a multi-line string or block comment of the query text."""
+    _, state = scan(_blank_magic_lines(code[:position]))
+    return state in ("string", "block_comment")
+
+
+def _blank_magic_lines(code: str) -> str:
+    """The code with `%magic` lines replaced by spaces (same length, so positions stay valid)."""
+    out: list[str] = []
+    for line in code.split("\n"):
+        if line.lstrip().startswith("%") and not _inside_text_fast(out):
+            out.append(" " * len(line))
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+def _inside_text_fast(lines_so_far: list[str]) -> bool:
+    if not lines_so_far:
+        return False
+    _, state = scan("\n".join(lines_so_far))
+    return state in ("string", "block_comment")
+
+
+def _simple_completion(matches: Iterable[str], start: int, end: int, kind: str) -> Completion:
+    names = list(matches)
+    meta = [{"start": start, "end": end, "text": m, "type": kind, "signature": ""} for m in names]
+    return Completion(names, start, end, {"_jupyter_types_experimental": meta}, [kind] * len(names))
+
+
+def _paths(partial: str) -> list[str]:
+    base = Path(partial).expanduser()
+    if partial.endswith("/") or partial == "":
+        folder, stem = (base if partial else Path(".")), ""
+    else:
+        folder, stem = base.parent, base.name
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return []
+    out = []
+    prefix = partial[: len(partial) - len(stem)]
+    for entry in entries:
+        if not entry.name.startswith(stem) or entry.name.startswith(".") and not stem.startswith("."):
+            continue
+        if entry.is_dir():
+            out.append(f"{prefix}{entry.name}/")
+        elif entry.suffix in (".duckdb", ".db"):
+            out.append(f"{prefix}{entry.name}")
+    return out[:200]
