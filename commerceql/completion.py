@@ -796,8 +796,7 @@ def _word_at(text: str, cursor: int) -> tuple[str, int, int] | None:
     tokens, _ = scan(text)
     for token in tokens:
         if token.kind == "word" and token.start <= cursor <= token.end:
-            if token.end == cursor or token.start < cursor or token.start == cursor:
-                return token.text.rstrip("."), token.start, token.end
+            return token.text.rstrip("."), token.start, token.end
     # the word just before the cursor (after a space or an opening parenthesis)
     for token in reversed(tokens):
         if token.end <= cursor and token.kind == "word":

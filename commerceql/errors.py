@@ -111,11 +111,18 @@ class CommerceQLExecutionError(CommerceQLError):
 
 
 def closest_names(name: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
-    """Names from `candidates` that look like `name`, best first (for "did you mean" hints)."""
+    """Names from `candidates` that look like `name`, best first (for "did you mean" hints).
+
+    Only names nearly as close as the best one are kept, so a clear winner comes alone.
+    """
     pool = sorted(set(candidates))
-    matches = difflib.get_close_matches(name, pool, n=limit, cutoff=0.6)
+    lowered = name.lower()
+    scored = sorted(
+        ((difflib.SequenceMatcher(None, lowered, c.lower()).ratio(), c) for c in pool),
+        key=lambda pair: (-pair[0], pair[1]),
+    )
+    matches = [c for score, c in scored if score >= 0.6 and score >= scored[0][0] - 0.05][:limit] if scored else []
     if not matches:
-        lowered = name.lower()
         matches = [c for c in pool if lowered in c.lower() or c.lower() in lowered][:limit]
     return matches
 

@@ -116,7 +116,7 @@ class _Scope:
             return found
         table_names = ", ".join(f"`{t.name}`" for t in self.tables)
         if what == "metric":
-            candidates = self.names(("metric",))
+            candidates = self.names(("metric",)) + self.names(("dimension", "time"))
         elif what == "dimension":
             candidates = self.names(("dimension", "time"))
         else:
@@ -245,7 +245,7 @@ class Resolver:
         for item in query.show:
             self._reject_functions(item.expression)
             if isinstance(item.expression, ast.Identifier) and not item.expression.quoted:
-                field = scope.require(item.expression)
+                field = scope.require(item.expression, "metric")
                 if field.kind != "metric":
                     output = item.alias.name if item.alias else field.name
                     if item.alias:
@@ -301,6 +301,14 @@ class Resolver:
                     hint=f"use one of {', '.join(TIME_NAMES)}",
                 )
             timeseries = field.name
+            grouped_grains = [d for d in dimensions if d.kind == "grain"]
+            if field.kind == "grain" and grouped_grains and grouped_grains[0].source_name != field.name:
+                raise self.error(
+                    CommerceQLSemanticError,
+                    f"TIMESERIES {field.name} does not match the time grain `{grouped_grains[0].source_name}` in GROUP BY",
+                    query.timeseries,
+                    hint=f"write `TIMESERIES {grouped_grains[0].source_name}`",
+                )
             if not any(d.source_name == field.name for d in dimensions):
                 # The gap-filled time column comes first, like Shopify's reports.
                 dimensions.insert(0, self._time_dimension(field, field.name))
@@ -322,14 +330,6 @@ class Resolver:
                 query,
                 hint="keep the finer grain, or use a cyclical dimension such as day_of_week",
             )
-        if timeseries and grain_dims and grain_dims[0].source_name != timeseries and timeseries in TIME_GRAINS:
-            raise self.error(
-                CommerceQLSemanticError,
-                f"TIMESERIES {timeseries} does not match the time grain `{grain_dims[0].source_name}` in GROUP BY",
-                query.timeseries,
-                hint=f"write `TIMESERIES {grain_dims[0].source_name}`",
-            )
-
         # Every dimension in SHOW must be grouped (the TIMESERIES dimension counts as grouped).
         grouped = {d.source_name for d in dimensions}
         for name, (item, _field) in shown_dimensions.items():

@@ -36,7 +36,10 @@ def timestamp(us: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
     return pa.array(us, type=pa.int64()).cast(TIMESTAMP)
 
 
-def ints(values: np.ndarray, null: np.ndarray | None = None, type: pa.DataType = pa.int64()) -> pa.Array:
+INT64 = pa.int64()
+
+
+def ints(values: np.ndarray, null: np.ndarray | None = None, type: pa.DataType = INT64) -> pa.Array:
     values = np.asarray(values)
     if null is not None and null.any():
         return pa.array(values, mask=null).cast(type)

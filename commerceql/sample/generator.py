@@ -13,8 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -49,7 +50,6 @@ from commerceql.sample._catalog import (
     GROUP_DTC_COLD,
     GROUP_DTC_WARM,
     TYPE_NAMES,
-    Catalog,
     build_catalog,
     sample_variants,
 )
@@ -164,6 +164,18 @@ def _pick(rng: np.random.Generator, n: int, p: np.ndarray | list[float], compact
     return np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), len(p) - 1)
 
 
+def _unique_labels(labels: list[str]) -> tuple[list[str], np.ndarray]:
+    """Deduplicated labels (first occurrence order) and the map from old to new codes."""
+    index: dict[str, int] = {}
+    mapping = np.array([index.setdefault(label, len(index)) for label in labels], dtype=np.int64)
+    return list(index), mapping
+
+
+def _remap(codes: np.ndarray, labels: list[str]) -> tuple[np.ndarray, list[str]]:
+    unique, mapping = _unique_labels(labels)
+    return mapping[codes], unique
+
+
 def _within(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For groups of the given sizes: the group of each element and its position in the group."""
     group = np.repeat(np.arange(len(counts)), counts)
@@ -184,13 +196,6 @@ def _bp_of(amount: np.ndarray, bp: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class Store:
-    """Everything the generator produced, as arrays (row order = id order)."""
-
-    tables: dict[str, dict[str, pa.Array]] = field(default_factory=dict)
-
-
 def resolve_as_of(anchor: Any) -> tuple[dt.datetime, str | None]:
     """The store's as_of instant and what the manifest records (None for `today`)."""
     tz = ZoneInfo(TIMEZONE)
@@ -233,12 +238,13 @@ def generate_store(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     as_of, manifest_as_of = resolve_as_of(anchor)
-    started = time.perf_counter()
     builder = _Builder(orders=orders, years=years, seed=seed, as_of=as_of)
-    tables = builder.build()
-    counts = {}
-    for table in TABLES:
-        counts[table] = write_table(out / f"{table}.parquet", tables[table])
+    futures = {}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for table, columns in builder.tables():
+            futures[table] = pool.submit(write_table, out / f"{table}.parquet", columns, builder.SORTED[table])
+            del columns
+        counts = {table: futures[table].result() for table in TABLES}
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -252,7 +258,6 @@ def generate_store(
         "row_counts": counts,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    builder.elapsed = time.perf_counter() - started
     return out
 
 
@@ -268,7 +273,18 @@ class _Builder:
         self.elapsed = 0.0
 
     # -----------------------------------------------------------------------------------------
-    def build(self) -> dict[str, dict[str, pa.Array]]:
+    SORTED = {
+        "products": ("product_id",), "variants": ("variant_id",), "companies": ("company_id",),
+        "customers": ("customer_id", "created_at"), "orders": ("order_id", "created_at"),
+        "line_items": ("line_item_id", "order_id"), "refunds": ("refund_id", "created_at"),
+        "refund_line_items": ("refund_line_item_id", "refund_id"), "checkouts": ("checkout_id", "created_at"),
+        "sessions": ("session_id", "started_at"), "draft_orders": ("draft_order_id", "created_at"),
+        "sales": ("sale_id", "happened_at"),
+    }
+
+    def tables(self) -> Iterator[tuple[str, dict[str, pa.Array]]]:
+        """Generate the store, yielding each table as soon as it is complete (so it can be written
+        while the next one is generated)."""
         r = self.rng
         self.cal = cal = Calendar(self.start, self.as_of, r[0])
         self.start_us = int(cal.day_start[0])
@@ -286,25 +302,27 @@ class _Builder:
         self._fulfil_and_cancel(r[8])
         self._returns(r[9])
         self._statuses()
-        self._sessions(r[10])
-        self._checkouts(r[11])
-        self._drafts(r[12])
         self._customer_stats()
-        tables = {
-            "products": self._products_table(),
-            "variants": self._variants_table(),
-            "companies": self._companies_table(),
-            "customers": self._customers_table(r[13]),
-            "orders": self._orders_table(),
-            "line_items": self._line_items_table(),
-            "refunds": self._refunds_table(),
-            "refund_line_items": self._refund_line_items_table(),
-            "checkouts": self._checkouts_table(),
-            "sessions": self._sessions_table(),
-            "draft_orders": self._drafts_table(),
-            "sales": self._sales_table(),
-        }
-        return tables
+        yield "products", self._products_table()
+        yield "variants", self._variants_table()
+        yield "companies", self._companies_table()
+        yield "customers", self._customers_table(r[13])
+        self._sessions(r[10])
+        yield "sessions", self._sessions_table()
+        self._checkouts(r[11])
+        for name in ("s_source", "s_channel", "s_page", "s_page_type", "s_pageviews", "s_bot", "s_cart",
+                     "s_reached", "s_completed", "s_visitor", "s_order"):
+            delattr(self, name)
+        yield "checkouts", self._checkouts_table()
+        for name in ("s_started", "s_duration", "s_cust", "s_device", "s_loc"):
+            delattr(self, name)
+        self._drafts(r[12])
+        yield "draft_orders", self._drafts_table()
+        yield "orders", self._orders_table()
+        yield "line_items", self._line_items_table()
+        yield "refunds", self._refunds_table()
+        yield "refund_line_items", self._refund_line_items_table()
+        yield "sales", self._sales_table()
 
     # ---- companies ---------------------------------------------------------------------------
     def _companies(self, rng: np.random.Generator) -> None:
@@ -400,7 +418,6 @@ class _Builder:
 
     def _b2b_orders(self, rng: np.random.Generator) -> None:
         m = self.n_companies
-        cal = self.cal
         if m == 0:
             self.b_company = np.zeros(0, dtype=np.int64)
             self.b_t = np.zeros(0, dtype=np.int64)
@@ -779,24 +796,27 @@ class _Builder:
 
     # ---- sessions ------------------------------------------------------------------------------
     def _sessions(self, rng: np.random.Generator) -> None:
-        cal, loc, cat = self.cal, self.loc, self.cat
+        """Online-store sessions: one converting session per online order, plus the sessions that
+        did not convert (about 31 per order) and bots. Built for tens of millions of rows: sorted
+        sampling, lookup-table draws, compact dtypes, and a single merge by start time."""
+        cal, cat = self.cal, self.cat
         conv_orders = np.flatnonzero((self.o_chan == ONLINE) & ~self.o_is_test)
         nc = len(conv_orders)
-        human_conv = 0.031
-        n_human = int(round(nc / human_conv))
-        nn = n_human - nc
+        n_human = int(round(nc / 0.031))
+        nn = max(n_human - nc, 0)
         nb = int(round(0.09 * n_human))
         src = V.TRAFFIC_SOURCES
         src_labels = sorted({s[0] for s in src})
         chan_labels = sorted({s[1] for s in src})
-        src_code = np.array([src_labels.index(s[0]) for s in src])
-        chan_code = np.array([chan_labels.index(s[1]) for s in src])
-        ai_entries = [i for i, s in enumerate(src) if s[1] == "AI assistant"]
+        src_code = np.array([src_labels.index(s[0]) for s in src], dtype=np.int8)
+        chan_code = np.array([chan_labels.index(s[1]) for s in src], dtype=np.int8)
+        ai_entries = np.array([i for i, s in enumerate(src) if s[1] == "AI assistant"], dtype=np.int16)
         organic = np.array([s[1] == "Organic search" for s in src])
+        email_entry = [s[0] for s in src].index("email")
         # landing pages
+        colls = sorted(set(cat.collection))
         paths = ["/", "/search"]
         ptypes = ["Homepage", "Search"]
-        colls = sorted(set(cat.collection))
         paths += [f"/collections/{c.lower().replace(' & ', '-').replace(' ', '-')}" for c in colls]
         ptypes += ["Collection"] * len(colls)
         paths += [f"/products/{h}" for h in cat.handle]
@@ -805,100 +825,134 @@ class _Builder:
         ptypes += ["Blog"] * len(V.BLOG_POSTS)
         paths += list(V.OTHER_PAGES)
         ptypes += ["Other"] * len(V.OTHER_PAGES)
+        paths, path_map = _unique_labels(paths)
         type_labels = sorted(set(ptypes))
-        page_type = np.array([type_labels.index(x) for x in ptypes])
+        page_type = np.array([type_labels.index(x) for x in ptypes], dtype=np.int8)
         p_off = 2 + len(colls)
         b_off = p_off + cat.n_products
-        prod_pop = cat.weights[GROUP_DTC_WARM].sum(axis=0)
-        prod_pop = np.bincount(cat.v_product, weights=prod_pop, minlength=cat.n_products) + 1e-9
+        o_off = b_off + len(V.BLOG_POSTS)
+        prod_pop = np.bincount(cat.v_product, weights=cat.weights[GROUP_DTC_WARM].sum(axis=0),
+                               minlength=cat.n_products) + 1e-9
 
         def landing(k: int, mix: list[float]) -> np.ndarray:
-            kind = _pick(rng, k, mix)  # home, search, collection, product, blog, other
-            out = np.select(
-                [kind == 0, kind == 1, kind == 2, kind == 3, kind == 4],
-                [0, 1, 2 + rng.integers(0, len(colls), k), p_off + _pick(rng, k, prod_pop),
-                 b_off + rng.integers(0, len(V.BLOG_POSTS), k)],
-                b_off + len(V.BLOG_POSTS) + rng.integers(0, len(V.OTHER_PAGES), k))
+            kind = _pick(rng, k, mix, compact=True)  # home, search, collection, product, blog, other
+            out = np.zeros(k, dtype=np.int16)
+            out[kind == 1] = 1
+            for j, (offset, size, weights) in enumerate(
+                ((2, len(colls), None), (p_off, cat.n_products, prod_pop),
+                 (b_off, len(V.BLOG_POSTS), None), (o_off, len(V.OTHER_PAGES), None)), start=2):
+                idx = np.flatnonzero(kind == j)
+                draw = _pick(rng, len(idx), weights, compact=True) if weights is not None else \
+                    rng.integers(0, size, len(idx))
+                out[idx] = offset + draw
             return out
 
-        def sources(k: int, t: np.ndarray, col: int) -> np.ndarray:
-            entry = _pick(rng, k, [s[col] for s in src])
-            frac = (t - self.start_us) / max(self.as_of - self.start_us, 1)
-            to_ai = organic[entry] & (rng.random(k) < 0.02 + 0.12 * frac)
-            ai = np.array(ai_entries)[_pick(rng, k, [0.75, 0.25])]
-            return np.where(to_ai, ai, entry)
+        def sources(t: np.ndarray, col: int) -> np.ndarray:
+            k = len(t)
+            entry = _pick(rng, k, [s[col] for s in src], compact=True)
+            idx = np.flatnonzero(organic[entry])
+            frac = (t[idx] - self.start_us) / max(self.as_of - self.start_us, 1)
+            idx = idx[rng.random(len(idx)) < 0.02 + 0.12 * frac]
+            entry[idx] = ai_entries[_pick(rng, len(idx), [0.75, 0.25])]
+            return entry
 
-        # converting sessions: one per online order
+        # converting sessions, ordered by their start
         ot = self.o_t[conv_orders]
         c_dur = np.clip(np.exp(rng.normal(np.log(540), 0.6, nc)), 60, 7200).astype(np.int64)
-        c_entry = sources(nc, ot, 3)
-        self.recovered = rng.random(nc) < 0.04
-        c_entry = np.where(self.recovered, [s[0] for s in src].index("email"), c_entry)
-        # non-converting human sessions, bots
+        c_start = ot - c_dur * US
+        ca = np.argsort(c_start, kind="stable")
+        conv_orders, ot, c_dur, c_start = conv_orders[ca], ot[ca], c_dur[ca], c_start[ca]
+        recovered = rng.random(nc) < 0.04
+        c_entry = sources(ot, 3)
+        c_entry[recovered] = email_entry
+        # sessions that did not convert (sorted by start), and bots
         traffic = cal.warp(cal.daily_online ** 0.75, HOURLY_ONLINE ** 0.8, growth_rate=np.log(1.4))
-        n_t = traffic.sample(rng, nn)
+        n_t = traffic.sample_sorted(rng, nn)
         flat = cal.warp(np.ones(cal.n_days), np.ones(24), growth_rate=np.log(1.3))
-        b_t = flat.sample(rng, nb)
-        n_entry = sources(nn, n_t, 2)
-        bounce = rng.random(nn) < 0.47
-        n_pv = np.where(bounce, 1, 1 + rng.geometric(0.28, nn)).astype(np.int32)
-        n_dur = np.where(bounce, 0, n_pv * np.exp(rng.normal(np.log(35), 0.5, nn))).astype(np.int64)
-        cart = ~bounce & (rng.random(nn) < 0.14)
-        reached = cart & (rng.random(nn) < 0.36)
-        # known customers on some non-converting sessions: someone who had already ordered
-        dtc_orders = np.flatnonzero((self.o_kind == KIND_DTC))
-        dtc_t = self.o_t[dtc_orders]
-        known = rng.random(nn) < 0.22
-        before = np.searchsorted(dtc_t, n_t)
-        known &= before > 0
-        pick = (rng.random(nn) * np.maximum(before, 1)).astype(np.int64)
-        n_cust = np.where(known, self.o_cust[dtc_orders[np.minimum(pick, len(dtc_orders) - 1)]], -1) \
-            if len(dtc_orders) else np.full(nn, -1)
-        visitors_pool = max(1, int(nn / 1.5))
-        n_vis = np.where(n_cust >= 0, 10_000_000_000 + n_cust, 20_000_000_000 + rng.integers(0, visitors_pool, nn))
-        # assemble
+        b_t = flat.sample_sorted(rng, nb)
+        started = np.concatenate([c_start, n_t, b_t])
+        order = np.argsort(started, kind="stable")  # three sorted runs: a merge
         N = nc + nn + nb
-        started = np.concatenate([ot - c_dur * US, n_t, b_t])
-        order = np.argsort(started, kind="stable")
+        pos = np.empty(N, dtype=np.int64)
+        pos[order] = np.arange(N)
+        pos_c, pos_n, pos_b = pos[:nc], pos[nc:nc + nn], pos[nc + nn:]
+        del pos
         self.s_started = started[order]
-        inv = np.empty(N, dtype=np.int64)
-        inv[order] = np.arange(N)
-        self.s_conv_pos = inv[:nc]  # position of each converting session
-        self.s_nonconv_pos = inv[nc:nc + nn]
-        entry = np.concatenate([c_entry, n_entry, np.zeros(nb, dtype=np.int64)])[order]
+        del started, order
+
+        def merged(dtype: Any, conv: Any, non: Any, bot: Any) -> np.ndarray:
+            out = np.empty(N, dtype=dtype)
+            out[pos_c] = conv
+            out[pos_n] = non
+            out[pos_b] = bot
+            return out
+
+        n_entry = sources(n_t, 2)
+        entry = merged(np.int16, c_entry, n_entry, 0)
+        del n_entry
         self.s_source = src_code[entry]
         self.s_channel = chan_code[entry]
+        del entry
+        self.s_device = merged(np.int8, _pick(rng, nc, [0.48, 0.47, 0.05]),
+                               _pick(rng, nn, [0.64, 0.31, 0.05], compact=True),
+                               _pick(rng, nb, [0.15, 0.85, 0.0], compact=True))
+        self.s_loc = merged(np.int16, self.o_bill[conv_orders], _pick(rng, nn, self.loc.weight, compact=True),
+                            _pick(rng, nb, self.loc.weight, compact=True))
+        page = merged(np.int16, landing(nc, [0.3, 0.03, 0.18, 0.45, 0.02, 0.02]),
+                      landing(nn, [0.33, 0.03, 0.17, 0.35, 0.07, 0.05]),
+                      landing(nb, [0.5, 0.0, 0.1, 0.3, 0.0, 0.1]))
+        self.s_page = path_map[page].astype(np.int16)
+        self.s_page_type = page_type[page]
+        del page
+        # engagement and funnel of the sessions that did not convert
+        engaged = np.flatnonzero(rng.random(nn, dtype=np.float32) >= 0.47)  # the rest bounce
+        ne = len(engaged)
+        n_pv = np.ones(nn, dtype=np.int16)
+        n_pv[engaged] = np.minimum(1 + rng.geometric(0.28, ne), 200)
+        n_dur = np.zeros(nn, dtype=np.int32)
+        n_dur[engaged] = n_pv[engaged] * np.exp(rng.normal(np.log(35), 0.5, ne))
+        cart = np.zeros(nn, dtype=bool)
+        cart[engaged] = rng.random(ne, dtype=np.float32) < 0.14
+        carts = np.flatnonzero(cart)
+        reached = np.zeros(nn, dtype=bool)
+        reached[carts[rng.random(len(carts)) < 0.36]] = True
+        self.s_pageviews = merged(np.int16, np.minimum(3 + rng.poisson(7, nc), 200), n_pv, 1)
+        self.s_duration = merged(np.int32, c_dur, n_dur, 0)
+        del n_pv, n_dur
+        self.s_bot = merged(bool, False, False, True)
+        self.s_cart = merged(bool, True, cart, False)
+        self.s_reached = merged(bool, True, reached, False)
+        self.s_completed = merged(bool, True, False, False)
+        # some sessions that did not convert belong to customers who had ordered before
+        dtc_orders = np.flatnonzero(self.o_kind == KIND_DTC)
+        n_cust = np.full(nn, -1, dtype=np.int64)
+        known = np.flatnonzero(rng.random(nn, dtype=np.float32) < 0.22)
+        if len(dtc_orders) and len(known):
+            before = np.searchsorted(self.o_t[dtc_orders], n_t[known])
+            ok = before > 0
+            known, before = known[ok], before[ok]
+            pick = (rng.random(len(known)) * before).astype(np.int64)
+            n_cust[known] = self.o_cust[dtc_orders[pick]]
+        del n_t
+        visitors_pool = max(1, int(nn / 1.5))
+        n_vis = np.where(n_cust >= 0, 10_000_000_000 + n_cust,
+                         20_000_000_000 + rng.integers(0, visitors_pool, nn))
+        self.s_cust = merged(np.int64, self.o_cust[conv_orders], n_cust, -1)
+        self.s_visitor = merged(np.int64, 10_000_000_000 + self.o_cust[conv_orders], n_vis,
+                                30_000_000_000 + np.arange(nb))
+        del n_cust, n_vis
+        self.s_order = merged(np.int64, conv_orders, -1, -1)
         self.src_labels, self.chan_labels = src_labels, chan_labels
-        dev = np.concatenate([_pick(rng, nc, [0.48, 0.47, 0.05]), _pick(rng, nn, [0.64, 0.31, 0.05]),
-                              _pick(rng, nb, [0.15, 0.85, 0.0])])
-        self.s_device = dev[order].astype(np.int8)
-        sloc = np.concatenate([self.o_bill[conv_orders], self.loc_pick(rng, nn), self.loc_pick(rng, nb)])
-        self.s_loc = sloc[order]
-        page = np.concatenate([landing(nc, [0.3, 0.03, 0.18, 0.45, 0.02, 0.02]),
-                               landing(nn, [0.33, 0.03, 0.17, 0.35, 0.07, 0.05]),
-                               landing(nb, [0.5, 0.0, 0.1, 0.3, 0.0, 0.1])])
-        self.s_page = page[order]
-        self.paths, self.page_type, self.type_labels = paths, page_type, type_labels
-        pv = np.concatenate([3 + rng.poisson(7, nc), n_pv, np.ones(nb)]).astype(np.int32)
-        self.s_pageviews = pv[order]
-        dur = np.concatenate([c_dur, n_dur, np.zeros(nb, dtype=np.int64)]).astype(np.int32)
-        self.s_duration = dur[order]
-        self.s_bot = np.concatenate([np.zeros(nc + nn, dtype=bool), np.ones(nb, dtype=bool)])[order]
-        self.s_cart = np.concatenate([np.ones(nc, dtype=bool), cart, np.zeros(nb, dtype=bool)])[order]
-        self.s_reached = np.concatenate([np.ones(nc, dtype=bool), reached, np.zeros(nb, dtype=bool)])[order]
-        self.s_completed = np.concatenate([np.ones(nc, dtype=bool), np.zeros(nn + nb, dtype=bool)])[order]
-        cust = np.concatenate([self.o_cust[conv_orders], n_cust, np.full(nb, -1)])[order]
-        self.s_cust = cust  # global customer index, -1 anonymous
-        vis = np.concatenate([10_000_000_000 + self.o_cust[conv_orders], n_vis,
-                              30_000_000_000 + np.arange(nb)])[order]
-        self.s_visitor = vis
-        self.s_order = np.concatenate([conv_orders, np.full(nn + nb, -1)])[order]
+        self.paths, self.type_labels = paths, type_labels
+        self.recovered = recovered
         self.conv_orders = conv_orders
+        self.s_conv_pos = pos_c
+        self.s_nonconv_reached_pos = pos_n[reached]
         self.n_sessions = N
-        o_session = np.full(self.n_orders, -1)
-        o_session[conv_orders] = self.s_conv_pos
-        self.o_session = o_session
-        self.nonconv_reached = reached
+        self.o_src = np.full(self.n_orders, -1, dtype=np.int64)
+        self.o_src[conv_orders] = self.s_source[pos_c]
+        self.o_chn = np.full(self.n_orders, -1, dtype=np.int64)
+        self.o_chn[conv_orders] = self.s_channel[pos_c]
 
     def _checkouts(self, rng: np.random.Generator) -> None:
         conv = self.conv_orders
@@ -910,7 +964,7 @@ class _Builder:
         created = np.where(rec, ot - (rng.uniform(1, 72, nc) * HOUR_US).astype(np.int64), created)
         created = np.maximum(created, self.start_us)
         # abandoned checkouts from non-converting sessions that reached checkout
-        ab_pos = self.s_nonconv_pos[self.nonconv_reached]
+        ab_pos = self.s_nonconv_reached_pos
         na = len(ab_pos)
         a_start = self.s_started[ab_pos]
         a_created = a_start + (self.s_duration[ab_pos] * rng.uniform(0.5, 1.0, na) * US).astype(np.int64)
@@ -1196,7 +1250,7 @@ class _Builder:
 
     @property
     def customer_id(self) -> np.ndarray:
-        self.customer_order
+        _ = self.customer_order  # computes the ids
         return self._customer_id
 
     def _orders_table(self) -> dict[str, pa.Array]:
@@ -1209,9 +1263,7 @@ class _Builder:
         ship = self.o_ship
         no_ship = ship < 0
         shp = np.maximum(ship, 0)
-        sess = self.o_session
-        src = np.where(sess >= 0, self.s_source[np.maximum(sess, 0)], -1)
-        chn = np.where(sess >= 0, self.s_channel[np.maximum(sess, 0)], -1)
+        src, chn = self.o_src, self.o_chn
         currency_labels = sorted(set(loc.currency))
         cur = np.array([currency_labels.index(c) for c in loc.currency])[self.o_bill]
         role = np.full(n, -1)
@@ -1260,24 +1312,25 @@ class _Builder:
             "shipping_city": categorical(loc.city[shp], loc.cities, null=no_ship),
         }
 
-    def _title_labels(self) -> tuple[list[str], list[str]]:
+    def _title_labels(self) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
+        """Labels of titles/SKUs at the time of sale, and the maps from line codes to them."""
         cat = self.cat
-        titles = cat.title + [t or "" for t in cat.old_title]
-        skus = cat.v_sku + [s or "" for s in cat.v_old_sku]
-        return titles, skus
+        titles, tmap = _unique_labels(cat.title + [t or cat.title[i] for i, t in enumerate(cat.old_title)])
+        skus, smap = _unique_labels(cat.v_sku + [s or cat.v_sku[i] for i, s in enumerate(cat.v_old_sku)])
+        return titles, tmap, skus, smap
 
     def _line_items_table(self) -> dict[str, pa.Array]:
         cat = self.cat
-        titles, skus = self._title_labels()
+        titles, tmap, skus, smap = self._title_labels()
         L = self.n_lines
         return {
             "line_item_id": ints(np.arange(1, L + 1)),
             "order_id": ints(self.l_order + 1),
             "product_id": ints(self.l_product + 1),
             "variant_id": ints(self.l_variant + 1),
-            "title": categorical(self.l_title_idx, titles),
-            "variant_title": categorical(self.l_variant, cat.v_title),
-            "sku": categorical(self.l_sku_idx, skus),
+            "title": categorical(tmap[self.l_title_idx], titles),
+            "variant_title": categorical(*_remap(self.l_variant, cat.v_title)),
+            "sku": categorical(smap[self.l_sku_idx], skus),
             "quantity": ints(self.l_qty, type=pa.int32()),
             "price": money(self.l_price),
             "gross": money(self.l_gross),
@@ -1372,8 +1425,8 @@ class _Builder:
             "region": categorical(loc.region[self.s_loc], loc.regions),
             "city": categorical(loc.city[self.s_loc], loc.cities),
             "landing_page_path": categorical(self.s_page, self.paths),
-            "landing_page_type": categorical(self.page_type[self.s_page], self.type_labels),
-            "human_or_bot": categorical(self.s_bot.astype(np.int64), ["human", "bot"]),
+            "landing_page_type": categorical(self.s_page_type, self.type_labels),
+            "human_or_bot": categorical(self.s_bot.view(np.int8), ["human", "bot"]),
             "added_to_cart": bools(self.s_cart),
             "reached_checkout": bools(self.s_reached),
             "completed_checkout": bools(self.s_completed),
@@ -1411,7 +1464,7 @@ class _Builder:
         }
 
     def _sales_table(self) -> dict[str, pa.Array]:
-        cat, loc = self.cat, self.loc
+        loc = self.loc
         real = ~self.o_is_test
         # order rows: product lines, then shipping lines
         li = np.flatnonzero(real[self.l_order])
@@ -1443,7 +1496,7 @@ class _Builder:
             a[srt] for a in (qty, gross, disc, rev, tax, ship, cost, net, total))
         has_line = line >= 0
         ln = np.maximum(line, 0)
-        titles, skus = self._title_labels()
+        titles, tmap, skus, smap = self._title_labels()
         ship_loc = self.o_ship[order]
         no_ship = ship_loc < 0
         shp = np.maximum(ship_loc, 0)
@@ -1483,6 +1536,6 @@ class _Builder:
             "shipping_charges": money(ship),
             "total_sales": money(total),
             "cost": money(cost),
-            "product_title_at_sale": categorical(self.l_title_idx[ln], titles, null=~has_line),
-            "variant_sku_at_sale": categorical(self.l_sku_idx[ln], skus, null=~has_line),
+            "product_title_at_sale": categorical(tmap[self.l_title_idx[ln]], titles, null=~has_line),
+            "variant_sku_at_sale": categorical(smap[self.l_sku_idx[ln]], skus, null=~has_line),
         }

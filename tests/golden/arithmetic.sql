@@ -1,0 +1,29 @@
+-- FROM sales SHOW (net_sales + shipping_charges) / orders AS "Revenue per order" GROUP BY month DURING last_year
+WITH agg_0_0 AS (
+  SELECT CAST(date_trunc('month', timezone('America/New_York', sales."happened_at")) AS DATE) AS "month",
+    SUM(sales.net_sales) AS "m__net_sales",
+    SUM(sales.shipping_charges) AS "m__shipping_charges",
+    COUNT(DISTINCT sales.order_id) FILTER (WHERE sales.event_type = 'order') AS "m__orders",
+    0 AS __level
+  FROM "sales" AS sales
+  WHERE sales."happened_at" >= TIMESTAMPTZ '2024-01-01T00:00:00-05:00' AND sales."happened_at" < TIMESTAMPTZ '2025-01-01T00:00:00-05:00'
+  GROUP BY CAST(date_trunc('month', timezone('America/New_York', sales."happened_at")) AS DATE)
+),
+lvl_0_rows AS (
+  SELECT "month", "m__net_sales", "m__shipping_charges", "m__orders" FROM agg_0_0 WHERE __level = 0
+),
+keys AS (
+  SELECT DISTINCT * FROM (
+    SELECT "month" FROM lvl_0_rows
+  ) AS all_keys
+),
+result AS (
+  SELECT keys."month",
+    (CAST((COALESCE(r."m__net_sales", 0) + COALESCE(r."m__shipping_charges", 0)) AS DOUBLE) / NULLIF(COALESCE(r."m__orders", 0), 0)) AS "Revenue per order"
+  FROM keys
+  LEFT JOIN lvl_0_rows AS r ON r."month" IS NOT DISTINCT FROM keys."month"
+)
+SELECT "month", "Revenue per order", COUNT(*) OVER () AS __total_rows
+  FROM result
+  ORDER BY "month" ASC, "Revenue per order" DESC NULLS LAST
+  LIMIT 1000;

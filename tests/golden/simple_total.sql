@@ -1,0 +1,21 @@
+-- FROM sales SHOW net_sales
+WITH agg_0_0 AS (
+  SELECT SUM(sales.net_sales) AS "m__net_sales",
+    0 AS __level
+  FROM "sales" AS sales
+),
+lvl_0_rows AS (
+  SELECT "m__net_sales" FROM agg_0_0 WHERE __level = 0
+),
+keys AS (
+  SELECT 1 AS __one
+),
+result AS (
+  SELECT COALESCE(r."m__net_sales", 0) AS "net_sales"
+  FROM keys
+  LEFT JOIN lvl_0_rows AS r ON TRUE
+)
+SELECT "net_sales", COUNT(*) OVER () AS __total_rows
+  FROM result
+  ORDER BY "net_sales" DESC NULLS LAST
+  LIMIT 1000;

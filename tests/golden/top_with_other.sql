@@ -1,0 +1,39 @@
+-- FROM sales SHOW net_sales GROUP BY month, TOP 5 product_title DURING last_quarter
+WITH top_1 AS (
+  SELECT CAST(date_trunc('month', timezone('America/New_York', sales."happened_at")) AS DATE) AS __bucket, (products.title) AS __value, (SUM(sales.net_sales)) AS __rank_value, TRUE AS __in_top
+  FROM "sales" AS sales
+  LEFT JOIN "products" AS products ON sales.product_id = products.product_id
+  WHERE sales."happened_at" >= TIMESTAMPTZ '2025-07-01T00:00:00-04:00' AND sales."happened_at" < TIMESTAMPTZ '2025-10-01T00:00:00-04:00'
+  GROUP BY __bucket, __value
+  QUALIFY row_number() OVER (PARTITION BY __bucket ORDER BY __rank_value DESC NULLS LAST, __value NULLS LAST) <= 5
+),
+agg_0_0 AS (
+  SELECT CAST(date_trunc('month', timezone('America/New_York', sales."happened_at")) AS DATE) AS "month",
+    (CASE WHEN top_1.__in_top THEN (products.title) ELSE 'Other' END) AS "product_title",
+    SUM(sales.net_sales) AS "m__net_sales",
+    0 AS __level
+  FROM "sales" AS sales
+  LEFT JOIN "products" AS products ON sales.product_id = products.product_id
+  LEFT JOIN top_1 ON top_1.__value IS NOT DISTINCT FROM (products.title) AND top_1.__bucket = CAST(date_trunc('month', timezone('America/New_York', sales."happened_at")) AS DATE)
+  WHERE sales."happened_at" >= TIMESTAMPTZ '2025-07-01T00:00:00-04:00' AND sales."happened_at" < TIMESTAMPTZ '2025-10-01T00:00:00-04:00'
+  GROUP BY CAST(date_trunc('month', timezone('America/New_York', sales."happened_at")) AS DATE), (CASE WHEN top_1.__in_top THEN (products.title) ELSE 'Other' END)
+),
+lvl_0_rows AS (
+  SELECT "month", "product_title", "m__net_sales" FROM agg_0_0 WHERE __level = 0
+),
+keys AS (
+  SELECT DISTINCT * FROM (
+    SELECT "month", "product_title" FROM lvl_0_rows
+  ) AS all_keys
+),
+result AS (
+  SELECT keys."month",
+    keys."product_title",
+    COALESCE(r."m__net_sales", 0) AS "net_sales"
+  FROM keys
+  LEFT JOIN lvl_0_rows AS r ON r."month" IS NOT DISTINCT FROM keys."month" AND r."product_title" IS NOT DISTINCT FROM keys."product_title"
+)
+SELECT "month", "product_title", "net_sales", COUNT(*) OVER () AS __total_rows
+  FROM result
+  ORDER BY "month" ASC, ("product_title" = 'Other') ASC, "net_sales" DESC NULLS LAST, "product_title" ASC NULLS LAST
+  LIMIT 1000;

@@ -1,0 +1,49 @@
+-- FROM sales SHOW net_sales, average_order_value GROUP BY sales_channel, month WITH TOTALS, GROUP_TOTALS DURING last_quarter
+WITH agg_0_0 AS (
+  SELECT (sales.sales_channel) AS "sales_channel",
+    CAST(date_trunc('month', timezone('America/New_York', sales."happened_at")) AS DATE) AS "month",
+    SUM(sales.net_sales) AS "m__net_sales",
+    (SUM(sales.gross_sales + sales.discounts) FILTER (WHERE sales.event_type = 'order')) / NULLIF(COUNT(DISTINCT sales.order_id) FILTER (WHERE sales.event_type = 'order'), 0) AS "m__average_order_value",
+    GROUPING((sales.sales_channel), CAST(date_trunc('month', timezone('America/New_York', sales."happened_at")) AS DATE)) AS __level
+  FROM "sales" AS sales
+  WHERE sales."happened_at" >= TIMESTAMPTZ '2025-07-01T00:00:00-04:00' AND sales."happened_at" < TIMESTAMPTZ '2025-10-01T00:00:00-04:00'
+  GROUP BY GROUPING SETS (((sales.sales_channel), CAST(date_trunc('month', timezone('America/New_York', sales."happened_at")) AS DATE)), (), ((sales.sales_channel)), (CAST(date_trunc('month', timezone('America/New_York', sales."happened_at")) AS DATE)))
+),
+lvl_0_rows AS (
+  SELECT "sales_channel", "month", "m__net_sales", "m__average_order_value" FROM agg_0_0 WHERE __level = 0
+),
+lvl_0_totals AS (
+  SELECT "m__net_sales", "m__average_order_value" FROM agg_0_0 WHERE __level = 3
+),
+lvl_0_group_0 AS (
+  SELECT "sales_channel", "m__net_sales", "m__average_order_value" FROM agg_0_0 WHERE __level = 1
+),
+lvl_0_group_1 AS (
+  SELECT "month", "m__net_sales", "m__average_order_value" FROM agg_0_0 WHERE __level = 2
+),
+keys AS (
+  SELECT DISTINCT * FROM (
+    SELECT "sales_channel", "month" FROM lvl_0_rows
+  ) AS all_keys
+),
+result AS (
+  SELECT keys."sales_channel",
+    keys."month",
+    COALESCE(r."m__net_sales", 0) AS "net_sales",
+    COALESCE(r."m__average_order_value", 0) AS "average_order_value",
+    COALESCE(tot."m__net_sales", 0) AS "net_sales__totals",
+    COALESCE(tot."m__average_order_value", 0) AS "average_order_value__totals",
+    g0."m__net_sales" AS "net_sales__sales_channel_totals",
+    g0."m__average_order_value" AS "average_order_value__sales_channel_totals",
+    g1."m__net_sales" AS "net_sales__month_totals",
+    g1."m__average_order_value" AS "average_order_value__month_totals"
+  FROM keys
+  LEFT JOIN lvl_0_rows AS r ON r."sales_channel" IS NOT DISTINCT FROM keys."sales_channel" AND r."month" IS NOT DISTINCT FROM keys."month"
+  CROSS JOIN lvl_0_totals AS tot
+  LEFT JOIN lvl_0_group_0 AS g0 ON g0."sales_channel" IS NOT DISTINCT FROM keys."sales_channel"
+  LEFT JOIN lvl_0_group_1 AS g1 ON g1."month" IS NOT DISTINCT FROM keys."month"
+)
+SELECT "sales_channel", "month", "net_sales", "average_order_value", "net_sales__totals", "average_order_value__totals", "net_sales__sales_channel_totals", "average_order_value__sales_channel_totals", "net_sales__month_totals", "average_order_value__month_totals", COUNT(*) OVER () AS __total_rows
+  FROM result
+  ORDER BY "month" ASC, "net_sales" DESC NULLS LAST, "sales_channel" ASC NULLS LAST
+  LIMIT 1000;

@@ -1,0 +1,23 @@
+-- FROM sales SHOW net_sales WHERE sales_channel != 'Wholesale' AND discount_code NOT IN ('A', 'B') AND customer_tags CONTAINS 'VIP' AND NOT (billing_region STARTS WITH 'New' OR is_b2b)
+WITH agg_0_0 AS (
+  SELECT SUM(sales.net_sales) AS "m__net_sales",
+    0 AS __level
+  FROM "sales" AS sales
+  LEFT JOIN "customers" AS customers ON sales.customer_id = customers.customer_id
+  WHERE ((((sales.sales_channel) <> 'Wholesale') OR (sales.sales_channel) IS NULL) AND (((sales.discount_code) NOT IN ('A', 'B')) OR (sales.discount_code) IS NULL) AND (list_contains(list_transform((customers.tags), lambda item: lower(CAST(item AS VARCHAR))), lower(CAST('VIP' AS VARCHAR)))) AND (NOT COALESCE(((starts_with(lower(CAST((sales.billing_region) AS VARCHAR)), lower(CAST('New' AS VARCHAR)))) OR ((sales.company_id IS NOT NULL))), FALSE)))
+),
+lvl_0_rows AS (
+  SELECT "m__net_sales" FROM agg_0_0 WHERE __level = 0
+),
+keys AS (
+  SELECT 1 AS __one
+),
+result AS (
+  SELECT COALESCE(r."m__net_sales", 0) AS "net_sales"
+  FROM keys
+  LEFT JOIN lvl_0_rows AS r ON TRUE
+)
+SELECT "net_sales", COUNT(*) OVER () AS __total_rows
+  FROM result
+  ORDER BY "net_sales" DESC NULLS LAST
+  LIMIT 1000;
