@@ -357,7 +357,6 @@ def _period_text(value: _dt.datetime | None, grain: str, long: bool = False) -> 
 
 def _cyclical_labeler(grain: str, values: Sequence[Any]):
     """A function int → label for a cyclical dimension (day_of_week names, month names...)."""
-    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
     if grain == "day_of_week":
         # The engine returns ShopifyQL's numbering: 0 = Monday ... 6 = Sunday.
         def day_name(v):

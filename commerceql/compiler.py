@@ -216,7 +216,7 @@ class _Compiler:
         if self.plan.totals:
             levels["totals"] = full
         if self.plan.group_totals:
-            for i, d in enumerate(self.dims):
+            for i in range(k):
                 levels[f"group_{i}"] = full & ~(1 << (k - 1 - i))
         return levels
 

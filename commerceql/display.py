@@ -169,14 +169,20 @@ def result_mimebundle(result: Result, max_rows: int = 1000) -> dict[str, Any]:
 
 
 def chart_mimebundle(chart: Any) -> dict[str, Any]:
-    """A Vega-Lite bundle JupyterLab renders offline, with a PNG-free text fallback."""
+    """The chart as Vega-Lite mime types JupyterLab renders offline, with a text fallback.
+
+    Altair 6 writes Vega-Lite v6 specs, but JupyterLab 4 renders only v3-v5; CommerceQL's specs
+    use nothing v6-only, so the bundle carries the spec under v5 as well (with a v5 `$schema`).
+    """
     from commerceql.charts import chart_to_vegalite
 
     spec = chart_to_vegalite(chart)
     schema = str(spec.get("$schema", ""))
-    version = "v5"
-    for candidate in ("v6", "v5", "v4"):
-        if f"/{candidate}" in schema:
-            version = candidate
-            break
-    return {f"application/vnd.vegalite.{version}+json": spec, "text/plain": "<chart>"}
+    version = next((v for v in ("v6", "v5", "v4") if f"/{v}" in schema), "v5")
+    bundle: dict[str, Any] = {f"application/vnd.vegalite.{version}+json": spec, "text/plain": "<CommerceQL chart>"}
+    if version > "v5":
+        bundle["application/vnd.vegalite.v5+json"] = {
+            **spec,
+            "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        }
+    return bundle

@@ -68,19 +68,10 @@ def _show_without_traceback(error: CommerceQLError) -> CommerceQLError:
 
 
 def notebook_chart_bundle(chart: Any) -> dict[str, Any]:
-    """`display.chart_mimebundle(chart)`, plus an `application/vnd.vegalite.v5+json` copy when the
-    bundle only has a newer Vega-Lite version: JupyterLab 4 renders v3-v5 offline but not v6, and
-    CommerceQL's specs compile unchanged with Vega-Lite 5."""
+    """The chart's display bundle (Vega-Lite v5 for JupyterLab, see `display.chart_mimebundle`)."""
     from commerceql.display import chart_mimebundle
 
-    bundle = dict(chart_mimebundle(chart))
-    key_v5 = "application/vnd.vegalite.v5+json"
-    newer = [k for k in bundle if k.startswith("application/vnd.vegalite.v") and k != key_v5]
-    if key_v5 not in bundle and newer and newer[0] > "application/vnd.vegalite.v5":
-        spec = dict(bundle[newer[0]])
-        spec["$schema"] = "https://vega.github.io/schema/vega-lite/v5.json"
-        bundle[key_v5] = spec
-    return bundle
+    return chart_mimebundle(chart)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,9 +441,78 @@ class CommerceQLMagics(Magics):
                 display(notebook_chart_bundle(result.chart), raw=True)
 
 
+_LINE_MAGIC = re.compile(r"%cql(?=\s)\s*((?:--(?:data(?:[ =]\s*(?:'[^']*'|\"[^\"]*\"|\S+))?|sql|quiet)\s+)*)")
+
+
+def _query_at_cursor(full_text: str, cursor: int) -> tuple[str, int] | None:
+    """The CommerceQL text of a `%%cql` cell or a `%cql` line around `cursor`, and the cursor in it."""
+    first_line_end = full_text.find("\n")
+    if full_text.lstrip().startswith("%%cql") and first_line_end >= 0:
+        if cursor <= first_line_end:
+            return None
+        return full_text[first_line_end + 1 :], cursor - first_line_end - 1
+    line_start = full_text.rfind("\n", 0, cursor) + 1
+    line_end = full_text.find("\n", cursor)
+    line = full_text[line_start : len(full_text) if line_end < 0 else line_end]
+    match = _LINE_MAGIC.search(line)
+    if match is None or line_start + match.end() > cursor:
+        return None
+    return line[match.end() :], cursor - line_start - match.end()
+
+
+def _make_matcher(magics: CommerceQLMagics) -> Any:
+    """An IPython (API v2) completion matcher: CommerceQL completion inside %%cql cells and %cql lines."""
+    from IPython.core.completer import SimpleCompletion, context_matcher
+
+    from commerceql.completion import complete
+
+    @context_matcher()
+    def commerceql_matcher(context: Any) -> dict[str, Any]:
+        nothing: dict[str, Any] = {"completions": [], "suppress": False}
+        try:
+            lines = context.full_text.split("\n")
+            cursor = sum(len(line) + 1 for line in lines[: context.cursor_line]) + context.cursor_position
+            found = _query_at_cursor(context.full_text, cursor)
+            if found is None:
+                return nothing
+            text, position = found
+            store = magics._store
+            if store is not None:
+                model = store.model
+            else:
+                from commerceql.model.semantic import builtin_model
+
+                model = builtin_model()
+            completion = complete(text, position, model)
+        except Exception:  # completion must never break the notebook
+            return nothing
+        fragment = text[completion.cursor_start : position]
+        return {
+            "completions": [
+                SimpleCompletion(text=m, type=t) for m, t in zip(completion.matches, completion.types, strict=False)
+            ],
+            "matched_fragment": fragment,
+            "suppress": True,
+            "ordered": True,
+        }
+
+    return commerceql_matcher
+
+
 def load_ipython_extension(ipython: Any) -> None:
-    """`%load_ext commerceql`: register `%cql`, `%%cql` and `%cql_connect`."""
-    ipython.register_magics(CommerceQLMagics)
+    """`%load_ext commerceql`: register `%cql`, `%%cql` and `%cql_connect`, and CommerceQL tab completion."""
+    magics = CommerceQLMagics(ipython)
+    ipython.register_magics(magics)
+    completer = getattr(ipython, "Completer", None)
+    if completer is not None and hasattr(completer, "custom_matchers"):
+        try:
+            matcher = _make_matcher(magics)
+        except ImportError:  # an IPython without the v2 matcher API: no completion, magics still work
+            return
+        completer.custom_matchers[:] = [
+            m for m in completer.custom_matchers if getattr(m, "__name__", "") != "commerceql_matcher"
+        ]
+        completer.custom_matchers.append(matcher)
 
 
 def unload_ipython_extension(ipython: Any) -> None:  # pragma: no cover - IPython keeps magics registered

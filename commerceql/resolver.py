@@ -735,4 +735,5 @@ def resolve(
     try:
         return Resolver(query, model, now=now, timezone=timezone, currency=currency).resolve()
     except CommerceQLError as error:
-        raise error.with_source(query.source)
+        error.with_source(query.source)
+        raise

@@ -18,7 +18,13 @@ import duckdb
 import polars as pl
 
 from commerceql import ast
-from commerceql.compiler import CompiledQuery, compile_plan, inline_parameters, quote_identifier, quote_literal
+from commerceql.compiler import (
+    CompiledQuery,
+    compile_plan,
+    inline_parameters,
+    quote_identifier,
+    quote_literal,
+)
 from commerceql.errors import CommerceQLDataError, CommerceQLError, CommerceQLExecutionError
 from commerceql.model.semantic import SemanticModel, builtin_model
 from commerceql.parser import parse, parse_script

@@ -272,7 +272,7 @@ def test_split_cell_keeps_magics_in_order_and_strings_intact():
     ]
     assert segments[3].text.endswith("%not a magic'")
     [cell_magic] = split_cell("%%sql\nFROM sales SHOW orders;\nFROM sales SHOW net_sales")
-    assert cell_magic.name == "sql" and "net_sales" in cell_magic.argument
+    assert (cell_magic.kind, cell_magic.name) == ("cell_magic", "sql") and "net_sales" in cell_magic.argument
 
 
 def test_error_lines_count_from_the_top_of_the_cell(session):
@@ -330,6 +330,11 @@ def test_schema_timezone_and_connect_magics(session):
     with pytest.raises(CellError) as caught:
         run_in(session, "%connect /no/such/store")
     assert caught.value.ename == "CommerceQLDataError"
+    sql = run_in(session, "%%sql\nFROM sales SHOW orders;\nFROM sales SHOW net_sales")
+    assert len(sql) == 2 and all("SELECT" in o.data["text/plain"] for o in sql)
+    with pytest.raises(CellError) as caught:
+        run_in(session, "%%timezone\nUTC")
+    assert caught.value.ename == "CommerceQLMagicError"
     out = run_in(session, f"%connect {prepare()}")
     assert out[0].kind == "stream" and "connected to" in out[0].text
 

@@ -189,3 +189,17 @@ def test_error_message_points_at_the_query(ip):
     result, captured = run_cell(ip, "%%cql\nFROM sales\n  SHOW net_sale")
     assert "2 |   SHOW net_sale" in captured.stdout
     assert "did you mean" in captured.stdout
+
+
+def test_tab_completion_in_cells_and_lines(ip):
+    def complete(code: str, cursor: int | None = None) -> list[str]:
+        cursor = len(code) if cursor is None else cursor
+        from IPython.core.completer import provisionalcompleter
+
+        with provisionalcompleter():
+            return [c.text for c in ip.Completer.completions(code, cursor)]
+
+    assert complete("%%cql\nFROM sales SHOW net_")[0] == "net_sales"
+    assert "billing_region" in complete("%%cql name\nFROM sales SHOW net_sales\n  GROUP BY bill")
+    assert complete("x = %cql FROM sales SHOW net_sales DURING last_mo") == ["last_month"]
+    assert complete("%cql --data somewhere FROM sales VISUALIZE net_sales TYPE li")[:2] == ["line", "list"]

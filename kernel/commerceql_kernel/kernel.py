@@ -9,7 +9,6 @@ Python traceback; the kernel survives any cell.
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any
 
 from ipykernel.kernelbase import Kernel
@@ -44,14 +43,10 @@ class CommerceQLKernel(Kernel):
         "Try: FROM sales SHOW net_sales GROUP BY month DURING last_year VISUALIZE net_sales\n"
         "%help lists the magics; Tab completes, Shift-Tab explains a metric or dimension."
     )
-    help_links = [
-        {"text": "CommerceQL kernel", "url": "https://github.com/commerceql/commerceql/blob/main/docs/kernel.md"},
-    ]
+    help_links: list[dict[str, str]] = []  # docs/kernel.md ships with the source, not at a public URL
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        # DuckDB's advice about Arrow copies is for library authors, not for notebook readers.
-        warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
         self.cql = KernelSession(store_path=os.environ.get(STORE_ENVIRONMENT_VARIABLE) or None)
 
     # -- outputs -------------------------------------------------------------------------------

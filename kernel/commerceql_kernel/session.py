@@ -152,7 +152,7 @@ def _plain_help() -> str:
 class Segment:
     """A piece of a cell: a `%magic` line (name, argument) or CommerceQL text."""
 
-    kind: str  # "magic" | "query"
+    kind: str  # "magic" | "cell_magic" | "query"
     text: str
     line: int  # 0-based line of the cell where it starts
     name: str = ""
@@ -171,7 +171,7 @@ def split_cell(code: str) -> list[Segment]:
         head = lines[0].lstrip()[2:]
         name, _, argument = head.partition(" ")
         body = "\n".join([argument, *lines[1:]])
-        return [Segment("magic", lines[0], 0, name=name.strip(), argument=body.strip("\n"))]
+        return [Segment("cell_magic", lines[0], 0, name=name.strip(), argument=body.strip("\n"))]
     segments: list[Segment] = []
     chunk: list[str] = []
     chunk_start = 0
@@ -280,7 +280,12 @@ class KernelSession:
         """Run a cell, emitting outputs; raises CellError for an error (never anything else)."""
         try:
             for segment in split_cell(code):
-                if segment.kind == "magic":
+                if segment.kind == "cell_magic" and segment.name != "sql":
+                    raise CommerceQLMagicError(
+                        f"unknown cell magic `%%{segment.name}`",
+                        hint="%%sql (first line of a cell) shows the SQL of the queries below it",
+                    )
+                if segment.kind in ("magic", "cell_magic"):
                     self.run_magic(segment.name, segment.argument, emit)
                 elif _has_query_text(segment.text):
                     self.run_queries("\n" * segment.line + segment.text, emit)

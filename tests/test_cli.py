@@ -1,0 +1,116 @@
+"""The command line: formats, --sql, --chart, schema, errors on stderr with a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+
+from commerceql.cli import main
+
+QUERY = "FROM sales SHOW net_sales, orders GROUP BY sales_channel DURING last_month"
+
+
+@pytest.fixture(autouse=True)
+def _store(sample_store_path):
+    return sample_store_path
+
+
+def test_table_output(capsys):
+    assert main(["query", QUERY]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["sales_channel", "net_sales", "orders"]
+    assert any(line.startswith("Wholesale") and "$" in line for line in out)
+
+
+def test_csv_and_json_agree(capsys, sample_store_path):
+    import commerceql as cql
+
+    expected = cql.connect(sample_store_path).query(QUERY).df
+    assert main(["query", QUERY, "--format", "csv"]) == 0
+    csv_text = capsys.readouterr().out
+    assert csv_text.splitlines()[0] == "sales_channel,net_sales,orders"
+    assert len(csv_text.splitlines()) == expected.height + 1
+    assert main(["query", QUERY, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["sales_channel"] for r in rows] == expected["sales_channel"].to_list()
+    assert [r["orders"] for r in rows] == expected["orders"].to_list()
+
+
+def test_markdown_output(capsys):
+    assert main(["query", QUERY, "--format", "markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| sales_channel | net_sales | orders |"
+    assert lines[1] == "| --- | ---: | ---: |"
+
+
+def test_parquet_output(tmp_path, capsys):
+    target = tmp_path / "out.parquet"
+    assert main(["query", QUERY, "--format", "parquet", "--output", str(target)]) == 0
+    assert pl.read_parquet(target).columns == ["sales_channel", "net_sales", "orders"]
+
+
+def test_query_from_file_with_several_queries(tmp_path, capsys):
+    script = tmp_path / "report.cql"
+    script.write_text("FROM sales SHOW orders DURING last_month;\n-- second\nFROM sales SHOW net_sales DURING yesterday;\n")
+    assert main(["query", "-f", str(script)]) == 0
+    out = capsys.readouterr().out
+    assert "orders" in out and "net_sales" in out
+
+
+def test_sql_flag_prints_compiled_sql(capsys):
+    assert main(["query", QUERY, "--sql"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("WITH ") and "GROUP BY" in out and "TIMESTAMPTZ '2025-11-01" in out
+
+
+def test_chart_files(tmp_path, capsys):
+    for suffix in ("png", "svg", "html"):
+        target = tmp_path / f"chart.{suffix}"
+        assert main(["query", QUERY + " VISUALIZE net_sales TYPE bar", "--chart", str(target)]) == 0
+        assert target.stat().st_size > 500
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<svg" in (tmp_path / "chart.svg").read_text()
+    html = (tmp_path / "chart.html").read_text()
+    assert "vega" in html and 'src="http' not in html
+
+
+def test_errors_go_to_stderr_with_a_caret_and_nonzero_exit(capsys):
+    assert main(["query", "FROM sales SHOW net_sale"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "did you mean `net_sales`?" in captured.err
+    assert "^^^^^^^^" in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_chart_without_visualize_is_an_error(tmp_path, capsys):
+    assert main(["query", QUERY, "--chart", str(tmp_path / "x.png")]) == 2
+    assert "no VISUALIZE" in capsys.readouterr().err
+
+
+def test_schema_lists_tables_and_fields(capsys):
+    assert main(["schema"]) == 0
+    assert "sales" in capsys.readouterr().out
+    assert main(["schema", "sales"]) == 0
+    out = capsys.readouterr().out
+    assert "net_sales" in out and "product_title" in out and "money" in out
+
+
+def test_bad_data_path(capsys, tmp_path):
+    assert main(["query", QUERY, "--data", str(tmp_path / "missing")]) == 2
+    assert "cannot open" in capsys.readouterr().err
+
+
+def test_console_script_runs_as_a_process():
+    process = subprocess.run(
+        [sys.executable, "-m", "commerceql.cli", "query", "FROM sales SHOW orders DURING yesterday"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert process.returncode == 0, process.stderr
+    assert "orders" in process.stdout
