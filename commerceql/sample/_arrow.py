@@ -30,7 +30,8 @@ def money(cents: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
 
 def timestamp(us: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
     """TIMESTAMPTZ from UTC microseconds, truncated to whole seconds as in Shopify's data."""
-    us = np.asarray(us, dtype=np.int64) // 1_000_000 * 1_000_000
+    us = np.asarray(us, dtype=np.int64) // 1_000_000
+    us *= 1_000_000
     if null is not None and null.any():
         return pa.array(us, type=pa.int64(), mask=null).cast(TIMESTAMP)
     return pa.array(us, type=pa.int64()).cast(TIMESTAMP)
@@ -56,13 +57,14 @@ def categorical(codes: np.ndarray, labels: Sequence[str], null: np.ndarray | Non
     Negative codes are NULL. `labels` must be unique; unused labels are harmless.
     """
     codes = np.asarray(codes)
-    if codes.dtype.kind == "i":
-        negative = codes < 0
-        null = negative if null is None else (null | negative)
-    if null is not None and null.any():
-        index_array = pa.array(np.where(null, 0, codes).astype(np.int32), type=pa.int32(), mask=null)
+    if codes.dtype not in (np.int8, np.int16, np.int32):
+        codes = codes.astype(np.int16 if len(labels) < 32_000 else np.int32)
+    negative = codes < 0
+    null = negative if null is None else (null | negative)
+    if null.any():
+        index_array = pa.array(np.where(null, 0, codes).astype(codes.dtype), mask=null)
     else:
-        index_array = pa.array(codes.astype(np.int32, copy=False), type=pa.int32())
+        index_array = pa.array(codes)
     return pa.DictionaryArray.from_arrays(index_array, pa.array(list(labels), type=pa.string()))
 
 

@@ -98,16 +98,18 @@ class Warp:
         """
         w = np.diff(self.cum)
         counts = rng.multinomial(n, w / w.sum())
-        nb = len(counts)
-        bin_of = np.repeat(np.arange(nb, dtype=np.int32), counts)
         e = rng.standard_exponential(n)
         cs = np.cumsum(e)
-        first = np.cumsum(counts) - counts
-        before = np.concatenate([[0.0], cs])[first]
-        total = np.bincount(bin_of, weights=e, minlength=nb) + rng.standard_exponential(nb)
-        cs -= before[bin_of]
-        cs /= total[bin_of]
-        return self.bin_start[bin_of] + (cs * self.bin_len[bin_of]).astype(np.int64)
+        del e
+        ends = np.cumsum(counts)
+        csz = np.concatenate([[0.0], cs])
+        before = csz[ends - counts]
+        total = csz[ends] - before + rng.standard_exponential(len(counts))
+        del csz
+        scale = self.bin_len / total
+        cs *= np.repeat(scale, counts)
+        cs += np.repeat(self.bin_start - before * scale, counts)
+        return cs.astype(np.int64)
 
 
 class Calendar:

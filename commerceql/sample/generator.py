@@ -132,9 +132,9 @@ def _locations() -> Locations:
     cities = sorted({r[2] for r in rows})
     store = next(i for i, r in enumerate(rows) if (r[0], r[1], r[2]) == V.STORE_LOCATION)
     return Locations(
-        country=np.array([countries.index(r[0]) for r in rows]),
-        region=np.array([regions.index(r[1]) for r in rows]),
-        city=np.array([cities.index(r[2]) for r in rows]),
+        country=np.array([countries.index(r[0]) for r in rows], dtype=np.int16),
+        region=np.array([regions.index(r[1]) for r in rows], dtype=np.int16),
+        city=np.array([cities.index(r[2]) for r in rows], dtype=np.int16),
         countries=countries, regions=regions, cities=cities,
         tax_bp=np.array([r[4] for r in rows], dtype=np.int64),
         cold=np.array([r[5] for r in rows]),
@@ -297,6 +297,9 @@ class _Builder:
         self._b2b_orders(r[3])
         self._dtc_customers(r[4])
         self._assemble_orders(r[5])
+        # sessions first: the largest table is written while the rest is generated
+        self._sessions(r[10])
+        yield "sessions", self._sessions_table()
         self._lines(r[6])
         self._money(r[7])
         self._fulfil_and_cancel(r[8])
@@ -307,14 +310,13 @@ class _Builder:
         yield "variants", self._variants_table()
         yield "companies", self._companies_table()
         yield "customers", self._customers_table(r[13])
-        self._sessions(r[10])
-        yield "sessions", self._sessions_table()
         self._checkouts(r[11])
         for name in ("s_source", "s_channel", "s_page", "s_page_type", "s_pageviews", "s_bot", "s_cart",
                      "s_reached", "s_completed", "s_visitor", "s_order"):
             delattr(self, name)
         yield "checkouts", self._checkouts_table()
-        for name in ("s_started", "s_duration", "s_cust", "s_device", "s_loc"):
+        for name in ("s_started", "s_duration", "s_cust", "s_device", "s_loc", "s_conv_pos",
+                     "s_nonconv_reached_pos"):
             delattr(self, name)
         self._drafts(r[12])
         yield "draft_orders", self._drafts_table()
@@ -562,6 +564,13 @@ class _Builder:
         seq[by_cust] = pos + 1
         self.o_seq = seq
         self.o_first = seq == 1
+        # customers' order statistics (orders are in time order)
+        self.cu_orders = np.bincount(self.o_cust[~self.o_is_test], minlength=self.n_customers)
+        self.cu_first_order = np.full(self.n_customers, -1, dtype=np.int64)
+        self.cu_first_order[self.o_cust[self.o_first]] = self.o_t[self.o_first]
+        last = seq == counts[self.o_cust]
+        self.cu_last_order = np.full(self.n_customers, -1, dtype=np.int64)
+        self.cu_last_order[self.o_cust[last]] = self.o_t[last]
         self.o_tier = np.where(self.o_comp >= 0, self.c_tier[np.maximum(self.o_comp, 0)], -1)
         self.o_tax_exempt = np.where(self.o_comp >= 0, self.c_tax_exempt[np.maximum(self.o_comp, 0)], False)
         self.o_month = self.cal.month_of(self.o_t)
@@ -802,9 +811,9 @@ class _Builder:
         cal, cat = self.cal, self.cat
         conv_orders = np.flatnonzero((self.o_chan == ONLINE) & ~self.o_is_test)
         nc = len(conv_orders)
-        n_human = int(round(nc / 0.031))
+        n_human = int(round(nc / 0.033))
         nn = max(n_human - nc, 0)
-        nb = int(round(0.09 * n_human))
+        nb = int(round(0.08 * n_human))
         src = V.TRAFFIC_SOURCES
         src_labels = sorted({s[0] for s in src})
         chan_labels = sorted({s[1] for s in src})
@@ -1052,17 +1061,8 @@ class _Builder:
 
     # ---- customers -------------------------------------------------------------------------------
     def _customer_stats(self) -> None:
-        nc = self.n_customers
         real = ~self.o_is_test
-        cust = self.o_cust
-        self.cu_orders = np.bincount(cust[real], minlength=nc)
-        self.cu_spent = _sum_by(cust[real], (self.o_total - self.o_refunded)[real], nc)
-        first = np.full(nc, np.iinfo(np.int64).max)
-        np.minimum.at(first, cust, self.o_t)
-        last = np.full(nc, -1, dtype=np.int64)
-        np.maximum.at(last, cust, self.o_t)
-        self.cu_first_order = np.where(first == np.iinfo(np.int64).max, -1, first)
-        self.cu_last_order = last
+        self.cu_spent = _sum_by(self.o_cust[real], (self.o_total - self.o_refunded)[real], self.n_customers)
 
     # =========================================================================================
     # tables
@@ -1410,6 +1410,9 @@ class _Builder:
         loc = self.loc
         cust = self.s_cust
         n = self.n_sessions
+        anonymous = cust < 0
+        customer_id = np.zeros(n, dtype=np.int64)
+        customer_id[~anonymous] = self.customer_id[cust[~anonymous]]
         return {
             "session_id": ints(np.arange(1, n + 1)),
             "started_at": timestamp(self.s_started),
@@ -1417,13 +1420,12 @@ class _Builder:
             "pageviews": ints(self.s_pageviews, type=pa.int32()),
             "bounced": bools(self.s_pageviews <= 1),
             "visitor_id": ints(self.s_visitor),
-            "customer_id": ints(self.customer_id[np.maximum(cust, 0)], null=cust < 0),
+            "customer_id": ints(customer_id, null=anonymous),
             "referrer_source": categorical(self.s_source, self.src_labels),
             "referring_channel": categorical(self.s_channel, self.chan_labels),
             "device_type": categorical(self.s_device, DEVICES),
             "country": categorical(loc.country[self.s_loc], loc.countries),
             "region": categorical(loc.region[self.s_loc], loc.regions),
-            "city": categorical(loc.city[self.s_loc], loc.cities),
             "landing_page_path": categorical(self.s_page, self.paths),
             "landing_page_type": categorical(self.s_page_type, self.type_labels),
             "human_or_bot": categorical(self.s_bot.view(np.int8), ["human", "bot"]),

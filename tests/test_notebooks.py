@@ -1,0 +1,50 @@
+"""The example notebooks run top to bottom (nbclient) against the bundled sample store.
+
+Checked: no cell errors; every CommerceQL query cell shows a table; every VISUALIZE cell shows a
+Vega-Lite chart JupyterLab can render; Python notebooks run their own assertions.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+VEGA_LITE_V5 = "application/vnd.vegalite.v5+json"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kernel_installed():
+    from commerceql_kernel.install import install_kernel_spec
+
+    install_kernel_spec(sys_prefix=True)
+
+
+def test_there_are_at_least_five_notebooks():
+    assert len(NOTEBOOKS) >= 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_and_shows_tables_and_charts(path: Path, sample_store_path):
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=300, kernel_name=notebook.metadata["kernelspec"]["name"],
+                            resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
+    is_commerceql = notebook.metadata["kernelspec"]["name"] == "commerceql"
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code" or not cell.source.strip():
+            continue
+        outputs = cell.get("outputs", [])
+        assert not [o for o in outputs if o.output_type == "error"], f"cell {index} failed: {outputs}"
+        if is_commerceql and re.search(r"^\s*FROM\b", cell.source, re.IGNORECASE | re.MULTILINE):
+            tables = [o for o in outputs if o.output_type == "display_data" and "text/html" in o.data]
+            assert tables, f"cell {index} showed no table"
+            assert "<table" in tables[0].data["text/html"]
+        if re.search(r"\bVISUALIZE\b", cell.source, re.IGNORECASE):
+            charts = [o for o in outputs if o.output_type == "display_data" and VEGA_LITE_V5 in o.data]
+            assert charts, f"cell {index} showed no chart"
