@@ -168,8 +168,8 @@ class Calendar:
 
         for year in sorted(set(self.year.tolist())):
             tg = thanksgiving(year)
-            for offset, factor in ((-3, 1.5), (-2, 1.55), (-1, 1.7), (0, 2.2), (1, 5.5), (2, 3.8),
-                                   (3, 3.4), (4, 4.8), (5, 1.8), (6, 1.3)):
+            for offset, factor in ((-3, 1.6), (-2, 1.7), (-1, 1.9), (0, 2.2), (1, 5.5), (2, 3.8),
+                                   (3, 2.8), (4, 4.4), (5, 1.7), (6, 1.3)):
                 mark(tg + dt.timedelta(days=offset), factor,
                      self.bfcm_days if -1 <= offset <= 5 else None, closed=offset in (0, 1))
             for d in range(20, 32):
@@ -194,10 +194,12 @@ class Calendar:
         self.daily_online = yearly * WEEKLY_ONLINE[self.weekday] * events * noise
         self.daily_pos = yearly * np.array([0.9, 0.9, 0.95, 1.0, 1.15, 1.5, 1.0])[self.weekday] * np.sqrt(events)
         self.business_day = business
-        # next business day on or after each day (-1 when none before the end)
+        self.holiday = ~business & (self.weekday < 5)
+        # next business day on or after each day, previous one on or before (-1 when none)
         nxt = np.where(business, np.arange(self.n_days), self.n_days)
         nxt = np.minimum.accumulate(nxt[::-1])[::-1]
         self.next_business_day = np.where(nxt >= self.n_days, -1, nxt)
+        self.prev_business_day = np.maximum.accumulate(np.where(business, np.arange(self.n_days), -1))
 
     # ---- hourly grid --------------------------------------------------------------------
     def _build_grid(self) -> None:
@@ -239,10 +241,16 @@ class Calendar:
 
     def retime(self, rng: np.random.Generator, t_us: np.ndarray, hourly: np.ndarray,
                business_only: bool = False) -> np.ndarray:
-        """Move instants to their local day's opening hours (next business day if asked)."""
+        """Move instants to their local day's opening hours.
+
+        With `business_only`, weekend instants move to the Friday before or the Monday after (at
+        random) and holiday ones to the business day before (buyers order ahead of a holiday).
+        """
         day = self.day_of(t_us)
         if business_only:
-            day = self.next_business_day[day]
+            before = self.holiday[day] | (rng.random(len(day)) < 0.5)
+            prev = self.prev_business_day[day]
+            day = np.where(before & (prev >= 0), prev, self.next_business_day[day])
         p = hourly / hourly.sum()
         hour = rng.choice(24, size=len(t_us), p=p)
         seconds = hour * 3600 + rng.random(len(t_us)) * 3600

@@ -172,13 +172,13 @@ HOUSE_ACCOUNT = "House Account"
 # B2B return rate, variant style, monthly seasonality (Jan..Dec), share of products
 PRODUCT_TYPES: list[dict] = [
     dict(name="Work Apparel", code="WA", dtc=0.28, b2b=0.07, price=38.0, sigma=0.35, cost=0.38,
-         ret_dtc=0.17, ret_b2b=0.04, variants="apparel", n=0.22,
+         ret_dtc=0.15, ret_b2b=0.04, variants="apparel", n=0.22,
          season=(0.9, 0.85, 0.95, 1.0, 1.05, 1.05, 1.0, 1.0, 1.05, 1.05, 1.0, 1.05)),
     dict(name="Outerwear", code="OW", dtc=0.10, b2b=0.04, price=129.0, sigma=0.35, cost=0.42,
-         ret_dtc=0.15, ret_b2b=0.03, variants="apparel", n=0.09,
+         ret_dtc=0.13, ret_b2b=0.03, variants="apparel", n=0.09,
          season=(1.7, 1.3, 0.8, 0.55, 0.35, 0.25, 0.25, 0.35, 0.7, 1.3, 1.8, 2.1)),
     dict(name="Footwear", code="FW", dtc=0.12, b2b=0.05, price=149.0, sigma=0.3, cost=0.45,
-         ret_dtc=0.14, ret_b2b=0.03, variants="footwear", n=0.08,
+         ret_dtc=0.12, ret_b2b=0.03, variants="footwear", n=0.08,
          season=(0.95, 0.9, 1.0, 1.05, 1.05, 1.0, 0.95, 1.0, 1.05, 1.05, 1.0, 1.0)),
     dict(name="Power Tools", code="PT", dtc=0.10, b2b=0.12, price=189.0, sigma=0.45, cost=0.58,
          ret_dtc=0.05, ret_b2b=0.02, variants="power", n=0.10,

@@ -54,7 +54,7 @@ from commerceql.sample._catalog import (
     sample_variants,
 )
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 3
 FORMAT = "commerceql-store"
 FORMAT_VERSION = 1
 STORE_NAME = "Northwind Supply Co."
@@ -266,7 +266,10 @@ class _Builder:
         self.n_orders = orders
         self.years = years
         local = as_of.astimezone(ZoneInfo(TIMEZONE))
-        self.start = dt.date(local.year - years + 1, 1, 1)
+        # data start: the first day of the month after (as_of - years), so the store holds `years`
+        # whole years up to as_of's month (2023-01-01 for the default as_of 2025-12-15 and 3 years)
+        year, month = local.year - years, local.month
+        self.start = dt.date(year + (month == 12), month % 12 + 1, 1)
         self.as_of = int(as_of.timestamp() * US)
         streams = np.random.SeedSequence(seed).spawn(16)
         self.rng = [np.random.default_rng(s) for s in streams]
@@ -358,10 +361,11 @@ class _Builder:
             pool *= 2
         m = int(min(np.searchsorted(cum, target) + 1, n)) if target > 0 else 0
         self.n_companies = m
-        sl = slice(0, m)
+        sl = np.argsort(created[:m], kind="stable")  # company ids follow creation time
         self.c_tier, self.c_industry = tier[sl], industry[sl]
         self.c_created, self.c_first, self.c_cadence = created[sl], first[sl], cadence[sl]
         self.c_lapse, self.c_stop = lapse_at[sl], stop[sl]
+        industry = self.c_industry
         # location: sales region then a city in it
         region = _pick(rng, m, [0.24, 0.22, 0.28, 0.20, 0.06])
         c_loc = np.empty(m, dtype=np.int64)
@@ -377,9 +381,9 @@ class _Builder:
         )
         self.c_terms = terms
         self.c_price_list = np.where(
-            industry[sl] == 1, 1, np.where(self.c_tier == 0, 0, np.where(industry[sl] == 0, 3, 2))
+            industry == 1, 1, np.where(self.c_tier == 0, 0, np.where(industry == 0, 3, 2))
         )
-        self.c_tax_exempt = np.where(np.isin(industry[sl], [1, 2, 6]), rng.random(m) < 0.9, rng.random(m) < 0.35)
+        self.c_tax_exempt = np.where(np.isin(industry, [1, 2, 6]), rng.random(m) < 0.9, rng.random(m) < 0.35)
         reps = []
         for i in range(m):
             choices = V.SALES_REPS[SALES_REGIONS[region[i]]]
@@ -414,7 +418,8 @@ class _Builder:
         self.k_role = role
         self.k_first = rng.integers(0, len(V.FIRST_NAMES), nk)
         self.k_last = rng.integers(0, len(V.LAST_NAMES), nk)
-        self.k_created = self.c_created[self.k_company] + (rng.random(nk) * 2 * DAY_US).astype(np.int64)
+        self.k_created = np.minimum(
+            self.c_created[self.k_company] + (rng.random(nk) * 2 * DAY_US).astype(np.int64), self.as_of)
         self.c_contact_start = np.cumsum(n_contacts) - n_contacts
         self.c_n_contacts = n_contacts
 

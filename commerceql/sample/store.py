@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -67,7 +68,9 @@ def ensure_default_store() -> Path:
     if _is_current(path):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = path.parent / f".{path.name}.lock"
+    # the lock lives outside the repository so it never shows up as an untracked file
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+    lock_path = Path(tempfile.gettempdir()) / f"commerceql-sample-{digest}.lock"
     with open(lock_path, "a+") as lock:
         _lock(lock)
         try:
@@ -76,6 +79,7 @@ def ensure_default_store() -> Path:
             tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
             try:
                 generate_store(tmp, orders=DEFAULT_ORDERS, years=DEFAULT_YEARS, seed=DEFAULT_SEED)
+                tmp.chmod(0o755)  # mkdtemp creates the folder private
                 old = None
                 if path.exists():
                     old = path.parent / f".{path.name}-old-{os.getpid()}"

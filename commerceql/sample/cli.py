@@ -1,0 +1,62 @@
+"""`commerceql sample`: generate a sample store folder.
+
+    commerceql sample --orders 200000 --years 3 --seed 42 --out ./big-store [--anchor today|YYYY-MM-DD]
+
+The main CLI wires these in with `add_sample_arguments(subparser)` and `run_sample(args)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from commerceql.sample.generator import generate_store
+from commerceql.sample.store import DEFAULT_ORDERS, DEFAULT_SEED, DEFAULT_YEARS, default_store_path
+
+
+def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--orders", type=int, default=DEFAULT_ORDERS,
+                        help=f"number of orders, test orders included (default {DEFAULT_ORDERS:,})")
+    parser.add_argument("--years", type=int, default=DEFAULT_YEARS,
+                        help=f"calendar years of history ending at the anchor (default {DEFAULT_YEARS})")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder to write (default: the bundled store's location, "
+                             f"{default_store_path()})")
+    parser.add_argument("--anchor", default=None, metavar="today|YYYY-MM-DD",
+                        help="the store's 'now': 'today' follows the real clock (manifest as_of null); a date "
+                             "means 14:00 store time that day; default 2025-12-15 14:00 America/New_York")
+    parser.add_argument("--force", action="store_true", help="write into a folder that already holds files")
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    out: Path = args.out if args.out is not None else default_store_path()
+    if out.exists() and any(out.iterdir()) and not getattr(args, "force", False):
+        if not (out / "manifest.json").exists():
+            print(f"error: {out} is not empty and is not a store; choose another --out", file=sys.stderr)
+            return 2
+    started = time.perf_counter()
+    try:
+        path = generate_store(out, orders=args.orders, years=args.years, seed=args.seed, anchor=args.anchor)
+    except (ValueError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    elapsed = time.perf_counter() - started
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    counts = manifest.get("row_counts", {})
+    summary = ", ".join(f"{table} {count:,}" for table, count in counts.items())
+    print(f"wrote {path} in {elapsed:.1f}s: {summary}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="commerceql sample", description="Generate a sample store.")
+    add_sample_arguments(parser)
+    return run_sample(parser.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

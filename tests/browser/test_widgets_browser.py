@@ -1,0 +1,278 @@
+"""The explore widget in a real browser: JupyterLab (headless, 127.0.0.1) + Debian's Chromium.
+
+Opens notebooks/widgets_explorer.ipynb (python3 kernel), runs its first code cell, then changes
+the widget's controls like a merchandiser would — group by billing_region, last quarter, compare to
+previous year — and checks from the page that the table and the chart changed to the values that a
+hand-written DuckDB query over the store's Parquet files gives. Screenshots go to artifacts/browser/.
+
+Skips when /usr/bin/chromium or the playwright package is missing, unless CI=true (then it fails).
+Offline: no CDN; JupyterLab's own Vega renderer and widget manager draw everything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from jupyterlab_harness import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO,
+    dismiss_kernel_dialog,
+    install_kernel_spec,
+    require_browser,
+    start_lab,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+NOTEBOOK = REPO / "notebooks" / "widgets_explorer.ipynb"
+NULL_TEXT = "—"
+
+
+# ---------------------------------------------------------------------------------------------
+# Expected values: hand-written SQL over the Parquet files (not the compiler, not the model)
+# ---------------------------------------------------------------------------------------------
+
+
+def _last_quarter(as_of: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    this_quarter = dt.datetime(as_of.year, 3 * ((as_of.month - 1) // 3) + 1, 1)
+    year, month = (this_quarter.year, this_quarter.month - 3) if this_quarter.month > 3 else (this_quarter.year - 1, 10)
+    return dt.datetime(year, month, 1), this_quarter
+
+
+def _money(value) -> str:
+    return f"-${abs(value):,.2f}" if value < 0 else f"${value:,.2f}"
+
+
+def expected_by_region(store_path: Path, start: dt.datetime, end: dt.datetime, timezone: str) -> list[tuple[str, str]]:
+    sales = (store_path / "sales.parquet").as_posix()
+    rows = duckdb.sql(
+        f"""
+        SELECT billing_region, SUM(net_sales) AS net_sales
+        FROM read_parquet('{sales}')
+        WHERE timezone('{timezone}', happened_at) >= TIMESTAMP '{start:%Y-%m-%d %H:%M:%S}'
+          AND timezone('{timezone}', happened_at) <  TIMESTAMP '{end:%Y-%m-%d %H:%M:%S}'
+        GROUP BY billing_region
+        ORDER BY net_sales DESC, billing_region
+        """
+    ).fetchall()
+    return [(NULL_TEXT if region is None else region, _money(total)) for region, total in rows]
+
+
+# ---------------------------------------------------------------------------------------------
+# Page helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def table_rows(page) -> list[list[str]]:
+    return page.eval_on_selector_all(
+        ".cql-explore .cql-explore-table tbody tr",
+        "rows => rows.map(r => Array.from(r.querySelectorAll('td')).map(td => td.textContent.trim()))",
+    )
+
+
+def table_headers(page) -> list[str]:
+    return page.eval_on_selector_all(
+        ".cql-explore .cql-explore-table thead th", "ths => ths.map(th => th.textContent.trim())"
+    )
+
+
+def revision(page) -> int:
+    value = page.evaluate(
+        "() => { const d = document.querySelector('.cql-explore .cql-explore-table'); return d ? Number(d.dataset.revision) : -1; }"
+    )
+    return int(value)
+
+
+def chart_text(page) -> str:
+    """Every text label and aria-label of the Vega SVG in the widget's chart output."""
+    return page.evaluate(
+        """() => {
+            const svg = document.querySelector('.cql-explore .cql-chart svg');
+            if (!svg) return '';
+            const parts = Array.from(svg.querySelectorAll('text')).map(t => t.textContent);
+            svg.querySelectorAll('[aria-label]').forEach(e => parts.push(e.getAttribute('aria-label')));
+            return parts.join('\\n');
+        }"""
+    )
+
+
+def status_text(page) -> str:
+    return page.locator(".cql-explore .cql-status").inner_text()
+
+
+def wait_for_update(page, before: int, timeout_ms: int = 30000) -> float:
+    """Wait until the widget shows a newer table and a drawn chart; returns the seconds waited."""
+    started = time.perf_counter()
+    page.wait_for_function(
+        """(before) => {
+            const d = document.querySelector('.cql-explore .cql-explore-table');
+            const svg = document.querySelector('.cql-explore .cql-chart svg');
+            return d && Number(d.dataset.revision) > before && svg && svg.querySelector('text');
+        }""",
+        arg=before,
+        timeout=timeout_ms,
+    )
+    elapsed = time.perf_counter() - started
+    # the chart output is replaced in the same kernel message burst; give Vega a moment to settle
+    page.wait_for_timeout(300)
+    return elapsed
+
+
+def shot(page, name: str) -> None:
+    """Screenshot of the whole widget (the notebook scrolls inside the page, so not the page)."""
+    widget = page.locator(".cql-explore").first
+    widget.scroll_into_view_if_needed()
+    widget.screenshot(path=str(ARTIFACTS / name))
+
+
+def select(page, css: str, value: str) -> None:
+    page.locator(f".cql-explore {css} select").select_option(value=value)
+
+
+def option_values(page, css: str) -> list[str]:
+    return page.eval_on_selector_all(f".cql-explore {css} select option", "os => os.map(o => o.value)")
+
+
+# ---------------------------------------------------------------------------------------------
+# The test
+# ---------------------------------------------------------------------------------------------
+
+
+def test_explore_widget_in_jupyterlab(sample_store_path):
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    test_started = time.perf_counter()
+    print(install_kernel_spec())
+    manifest = json.loads((Path(sample_store_path) / "manifest.json").read_text(encoding="utf-8"))
+    timezone = manifest["timezone"]
+    as_of = dt.datetime.fromisoformat(manifest["as_of"]).astimezone(__import__("zoneinfo").ZoneInfo(timezone))
+    start, end = _last_quarter(as_of.replace(tzinfo=None))
+    expected = expected_by_region(Path(sample_store_path), start, end, timezone)
+    assert len(expected) > 5, expected
+    top_region, top_money = expected[0]
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    console: list[str] = []
+    latencies: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="cql-browser-") as workdir:
+        server = start_lab(Path(workdir), [NOTEBOOK])
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+                try:
+                    context = browser.new_context(viewport={"width": 1400, "height": 1700})
+                    page = context.new_page()
+                    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+                    page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+                    # Everything must come from the local server: fail loudly on any other request.
+                    outside: list[str] = []
+                    page.on(
+                        "request",
+                        lambda request: outside.append(request.url)
+                        if not request.url.startswith((server.base_url, "data:", "blob:", "about:"))
+                        else None,
+                    )
+
+                    page.goto(server.url(f"/lab/tree/{NOTEBOOK.name}"), wait_until="domcontentloaded")
+                    page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=60000)
+                    dismiss_kernel_dialog(page)
+                    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60000)
+                    # select the analyst's cell (command mode) and run it, as a user would
+                    page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt").first.click()
+                    page.keyboard.press("Shift+Enter")
+
+                    # -- the analyst's view: net sales by sales channel, last month, bar chart
+                    page.wait_for_selector(".cql-explore .cql-explore-table table", timeout=90000)
+                    page.wait_for_selector(".cql-explore .cql-chart svg text", timeout=30000)
+                    page.wait_for_timeout(300)
+                    page.screenshot(path=str(ARTIFACTS / "00_notebook.png"))
+                    assert table_headers(page) == ["sales_channel", "net_sales"]
+                    channels = {row[0] for row in table_rows(page)}
+                    assert "Online Store" in channels, channels
+                    assert "Online Store" in chart_text(page)
+                    shot(page, "01_initial_by_channel.png")
+
+                    # -- group by billing_region instead
+                    before = revision(page)
+                    select(page, ".cql-dimension", "billing_region")
+                    latencies["dimension"] = wait_for_update(page, before)
+                    assert table_headers(page) == ["billing_region", "net_sales"]
+                    assert "GROUP BY billing_region" in page.locator(".cql-explore .cql-query textarea").input_value()
+                    text = chart_text(page)
+                    assert "Online Store" not in text
+                    assert "billing region" in text.lower() or "billing_region" in text
+                    shot(page, "02_by_billing_region.png")
+
+                    # -- for last quarter
+                    last_quarter = [v for v in option_values(page, ".cql-date-range") if v.startswith("Last quarter")]
+                    assert last_quarter, option_values(page, ".cql-date-range")
+                    before = revision(page)
+                    select(page, ".cql-date-range", last_quarter[0])
+                    latencies["date_range"] = wait_for_update(page, before)
+                    rows = table_rows(page)
+                    shown = {row[0] for row in rows}
+                    assert shown == {region for region, _ in expected}, (shown ^ {r for r, _ in expected})
+                    assert rows[0] == [top_region, top_money], (rows[:3], expected[:3])
+                    assert dict((r[0], r[1]) for r in rows) == dict(expected)
+                    query_text = page.locator(".cql-explore .cql-query textarea").input_value()
+                    assert "DURING last_quarter" in query_text, query_text
+                    text = chart_text(page)
+                    assert top_region in text, text[:2000]
+                    shot(page, "03_last_quarter.png")
+
+                    # -- against last year
+                    before = revision(page)
+                    select(page, ".cql-comparison", "previous_year")
+                    latencies["comparison"] = wait_for_update(page, before)
+                    headers = table_headers(page)
+                    assert "comparison_net_sales__previous_year" in headers, headers
+                    assert "COMPARE TO previous_year" in page.locator(".cql-explore .cql-query textarea").input_value()
+                    assert table_rows(page)[0][:2] == [top_region, top_money]
+                    assert "previous year" in chart_text(page).lower()
+                    shot(page, "04_compare_previous_year.png")
+
+                    # -- "All time" disables the comparison and says why, no traceback
+                    before = revision(page)
+                    select(page, ".cql-date-range", "All time")
+                    wait_for_update(page, before)
+                    assert page.locator(".cql-explore .cql-comparison select").is_disabled()
+                    assert "turned off" in status_text(page)
+                    assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+                    shot(page, "05_all_time_comparison_disabled.png")
+
+                    # -- export the view as a standalone HTML page
+                    page.locator(".cql-explore .cql-export-path input").fill("exported_view.html")
+                    page.locator(".cql-explore .cql-export-path input").press("Enter")
+                    page.locator(".cql-explore .cql-export button, .cql-explore button.cql-export").first.click()
+                    page.wait_for_selector(".cql-explore .cql-status .cql-export-result", timeout=60000)
+                    exported = server.root / "exported_view.html"
+                    assert exported.exists(), status_text(page)
+                    page_html = exported.read_text(encoding="utf-8")
+                    assert "<script src=" not in page_html and "GROUP BY billing_region" in page_html
+
+                    assert not outside, f"requests left 127.0.0.1: {outside[:5]}"
+                    assert not [line for line in console if line.startswith("pageerror")], console
+                except Exception:
+                    page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)
+                    raise
+                finally:
+                    browser.close()
+        finally:
+            server.stop()
+            (ARTIFACTS / "console.log").write_text("\n".join(console), encoding="utf-8")
+
+    total = time.perf_counter() - test_started
+    report = ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in latencies.items())
+    print(f"browser: control change -> table+chart redrawn in the page: {report}; whole test {total:.1f} s")
+    print(f"screenshots: {ARTIFACTS}")
+    (ARTIFACTS / "latency.txt").write_text(report + f"\nwhole test {total:.1f} s\n", encoding="utf-8")
