@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint lab bench clean
+.PHONY: setup demo test test-fast lint lab bench clean browser-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,10 @@ demo: setup
 lint: $(STAMP)
 	$(BIN)/ruff check commerceql kernel tests benchmarks
 
-test: setup lint
+browser-deps:
+	bash .ci/install-browser.sh
+
+test: setup lint browser-deps
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)

@@ -1050,7 +1050,7 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
             target,
             title=f"{self.store.name}: {self.table.name}",
             subtitle=subtitle,
-            query_text=self._format(self.result.query) if self.result.query is self.query else self.query_text,
+            query_text=self._format(self.result.query),
             table_html=self.result.to_html(),
             vl_spec=self.vegalite_spec,
         )
@@ -1079,7 +1079,11 @@ MEASURED_CHANGES: tuple[tuple[str, Any], ...] = (
     ("date_range", "this_year"),
     ("dimension", "customer_type"),
     ("chart_type", "donut"),
+    ("metrics", ("net_sales",)),
+    ("comparison", _NONE),
+    ("date_range", "last_month"),
     ("dimension", "sales_channel"),
+    ("chart_type", "bar"),  # back to the notebook's query, so the sequence can repeat
 )
 
 

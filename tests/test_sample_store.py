@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import duckdb
-import pytest
 
 from commerceql.model import builtin_model
 from commerceql.sample import GENERATOR_VERSION, TABLES, generate_store
@@ -462,6 +462,30 @@ def test_seasonality_and_time_of_day(duckdb_connection) -> None:
     assert outer_winter > 3 * outer_summer
 
 
+def test_regional_differences(duckdb_connection) -> None:
+    con = duckdb_connection
+    cold, warm = con.execute("""
+        SELECT SUM(quantity) FILTER (WHERE p.product_type = 'Outerwear' AND s.shipping_region IN
+                   ('New York', 'Massachusetts', 'Illinois', 'Minnesota', 'Michigan', 'Wisconsin'))
+                 / SUM(quantity) FILTER (WHERE s.shipping_region IN
+                   ('New York', 'Massachusetts', 'Illinois', 'Minnesota', 'Michigan', 'Wisconsin')),
+               SUM(quantity) FILTER (WHERE p.product_type = 'Outerwear' AND s.shipping_region IN
+                   ('Florida', 'Texas', 'Arizona', 'Georgia', 'Louisiana', 'Hawaii'))
+                 / SUM(quantity) FILTER (WHERE s.shipping_region IN
+                   ('Florida', 'Texas', 'Arizona', 'Georgia', 'Louisiana', 'Hawaii'))
+        FROM sales s JOIN products p USING (product_id)
+        WHERE s.event_type = 'order' AND s.company_id IS NULL""").fetchone()
+    assert cold > 2 * warm
+    assert one(con, """SELECT COUNT(*) FROM orders WHERE shipping_country <> 'United States' AND taxes <> 0""") == 0
+    assert one(con, "SELECT COUNT(*) FROM orders WHERE shipping_country <> 'United States'") > 500
+    pos_states = dict(rows(con, """SELECT billing_region IN ('New York', 'New Jersey', 'Connecticut'), COUNT(*)
+                                   FROM orders WHERE sales_channel = 'Point of Sale' GROUP BY 1"""))
+    assert pos_states[True] > 0 and pos_states.get(False, 0) == 0
+    by_state = dict(rows(con, """SELECT billing_region, COUNT(*) FROM orders WHERE billing_country = 'United States'
+                                 GROUP BY 1"""))
+    assert by_state["California"] > by_state["Texas"] > by_state["Ohio"] > by_state["Vermont"]
+
+
 def test_product_popularity_has_a_long_tail_and_a_lifecycle(duckdb_connection) -> None:
     con = duckdb_connection
     shares = [r[0] for r in rows(con, """SELECT SUM(gross_sales) / (SELECT SUM(gross_sales) FROM sales) s
@@ -555,8 +579,8 @@ def test_every_model_field_runs_on_the_store(duckdb_connection) -> None:
             assert metric.formula and metric.description, (table.name, name)
             assert "{" not in table.metric_sql(name), (table.name, name)
         # all metrics at once, then each dimension grouped with the first metric
-        select = ", ".join(f"{sql} AS {name}" for sql, name in zip(metric_sql, [n for n, m in table.metrics.items()
-                                                                              if not m.alias_of]))
+        names = [n for n, m in table.metrics.items() if not m.alias_of]
+        select = ", ".join(f"{sql} AS {name}" for sql, name in zip(metric_sql, names, strict=True))
         values = con.execute(f"SELECT {select} FROM {_from_clause(table, metric_sql)}").fetchone()
         assert all(v is not None for v in values), table.name
         for name, dimension in table.dimensions.items():
@@ -609,7 +633,7 @@ def test_cli_writes_a_store_and_prints_a_summary(tmp_path: Path, capsys) -> None
     args = parser.parse_args(["--orders", "300", "--years", "1", "--seed", "5", "--out", str(tmp_path / "s")])
     assert run_sample(args) == 0
     out = capsys.readouterr().out
-    assert "orders 300" in out and "sales" in out and "s:" in out.split("in ", 1)[1]
+    assert re.search(r"^wrote .+ in \d+\.\ds: products \d+, .*orders 300, .*sales [\d,]+$", out.strip())
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert manifest["generator"]["seed"] == 5
     (tmp_path / "other").mkdir()

@@ -1670,7 +1670,7 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
                    AS customer_order_number
         FROM o
     """)
-    con.execute("""
+    con.execute(r"""
         CREATE TEMP VIEW orders_out AS
         SELECT order_id, name, created_at, customer_id, NULL::BIGINT AS company_id, sales_channel, source_name,
                currency AS presentment_currency, financial_status, fulfillment_status, fulfilled_at,
@@ -1756,7 +1756,7 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
                    "NULL::VARCHAR AS country, NULL::DECIMAL(18,2) AS amount_spent, NULL::INTEGER AS orders_count, "
                    "NULL::VARCHAR AS tags, NULL::BOOLEAN AS tax_exempt, NULL::INTEGER AS file, NULL::BIGINT AS line "
                    "WHERE false)")
-    counts["customers"] = write_table(con, tmp, "customers", f"""
+    counts["customers"] = write_table(con, tmp, "customers", rf"""
         WITH export AS (
             SELECT coalesce(email, 'row:' || file || ':' || line) AS key, *
             FROM {customers_sql or export_cols}

@@ -255,7 +255,14 @@ class Calendar:
         hour = rng.choice(24, size=len(t_us), p=p)
         seconds = hour * 3600 + rng.random(len(t_us)) * 3600
         out = np.where(day >= 0, self.at_local(np.maximum(day, 0), seconds), -1)
-        out[out > self.as_of] = -1
+        # past the end of the data (the last days): the opening hours of the day before instead
+        late = (day < 0) | (out > self.as_of)
+        if late.any():
+            before = np.maximum(self.day_of(t_us[late]) - 1, 0)
+            if business_only:
+                before = self.prev_business_day[before]
+            alt = self.at_local(np.maximum(before, 0), seconds[late])
+            out[late] = np.where((before >= 0) & (alt <= self.as_of), alt, -1)
         return out
 
 

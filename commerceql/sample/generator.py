@@ -54,7 +54,7 @@ from commerceql.sample._catalog import (
     sample_variants,
 )
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 FORMAT = "commerceql-store"
 FORMAT_VERSION = 1
 STORE_NAME = "Northwind Supply Co."

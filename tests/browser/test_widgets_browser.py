@@ -19,7 +19,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from jupyterlab_harness import (
     ARTIFACTS,
     CHROMIUM,
