@@ -710,7 +710,17 @@ class _Compiler:
         body = (
             f"SELECT {final_columns}, COUNT(*) OVER () AS __total_rows\n  FROM {source}{where}\n  ORDER BY {order}{limit}"
         )
-        sql = "WITH " + ",\n".join(f"{name} AS (\n  {cte}\n)" for name, cte in self.ctes) + "\n" + body
+        # Aggregates over the fact tables are read by several later CTEs; materialising them
+        # keeps DuckDB from inlining (and so re-scanning) them once per reference.
+        sql = (
+            "WITH "
+            + ",\n".join(
+                f"{name} AS {'MATERIALIZED ' if name.startswith(('agg_', 'top_')) else ''}(\n  {cte}\n)"
+                for name, cte in self.ctes
+            )
+            + "\n"
+            + body
+        )
         return CompiledQuery(sql=sql, parameters=dict(self.parameters), columns=tuple(columns), plan=plan)
 
     def keys_sql(self, dim_names: list[str]) -> str:

@@ -1,5 +1,5 @@
 -- FROM sales SHOW (net_sales + shipping_charges) / orders AS "Revenue per order" GROUP BY month DURING last_year
-WITH agg_0_0 AS (
+WITH agg_0_0 AS MATERIALIZED (
   SELECT CAST(date_trunc('month', timezone('America/New_York', sales."happened_at")) AS DATE) AS "month",
     SUM(sales.net_sales) AS "m__net_sales",
     SUM(sales.shipping_charges) AS "m__shipping_charges",

@@ -1,5 +1,5 @@
 -- FROM sales SHOW net_sales TIMESERIES month DURING last_year WITH CUMULATIVE_VALUES
-WITH agg_0_0 AS (
+WITH agg_0_0 AS MATERIALIZED (
   SELECT CAST(date_trunc('month', timezone('America/New_York', sales."happened_at")) AS DATE) AS "month",
     SUM(sales.net_sales) AS "m__net_sales",
     0 AS __level

@@ -1,5 +1,5 @@
 -- FROM sales SHOW orders GROUP BY day_of_week, hour_of_day DURING last_year WITH TIMEZONE 'Europe/Paris'
-WITH agg_0_0 AS (
+WITH agg_0_0 AS MATERIALIZED (
   SELECT (isodow(timezone('Europe/Paris', sales."happened_at")) - 1) AS "day_of_week",
     hour(timezone('Europe/Paris', sales."happened_at")) AS "hour_of_day",
     COUNT(DISTINCT sales.order_id) FILTER (WHERE sales.event_type = 'order') AS "m__orders",

@@ -1,5 +1,5 @@
 -- FROM sales SHOW net_sales, orders GROUP BY sales_channel DURING last_month
-WITH agg_0_0 AS (
+WITH agg_0_0 AS MATERIALIZED (
   SELECT (sales.sales_channel) AS "sales_channel",
     SUM(sales.net_sales) AS "m__net_sales",
     COUNT(DISTINCT sales.order_id) FILTER (WHERE sales.event_type = 'order') AS "m__orders",

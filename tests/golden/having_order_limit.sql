@@ -1,5 +1,5 @@
 -- FROM sales SHOW net_sales, orders GROUP BY billing_region HAVING orders > 10 ORDER BY orders DESC LIMIT 5 OFFSET 5 SINCE -3m
-WITH agg_0_0 AS (
+WITH agg_0_0 AS MATERIALIZED (
   SELECT (sales.billing_region) AS "billing_region",
     SUM(sales.net_sales) AS "m__net_sales",
     COUNT(DISTINCT sales.order_id) FILTER (WHERE sales.event_type = 'order') AS "m__orders",

@@ -1,5 +1,5 @@
 -- FROM sales SHOW net_sales GROUP BY product_type, company_tier DURING last_year
-WITH agg_0_0 AS (
+WITH agg_0_0 AS MATERIALIZED (
   SELECT (products.product_type) AS "product_type",
     (companies.tier) AS "company_tier",
     SUM(sales.net_sales) AS "m__net_sales",

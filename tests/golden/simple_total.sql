@@ -1,5 +1,5 @@
 -- FROM sales SHOW net_sales
-WITH agg_0_0 AS (
+WITH agg_0_0 AS MATERIALIZED (
   SELECT SUM(sales.net_sales) AS "m__net_sales",
     0 AS __level
   FROM "sales" AS sales

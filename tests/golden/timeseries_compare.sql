@@ -1,5 +1,5 @@
 -- FROM sales SHOW net_sales TIMESERIES day DURING last_month COMPARE TO previous_year WITH PERCENT_CHANGE
-WITH agg_0_0 AS (
+WITH agg_0_0 AS MATERIALIZED (
   SELECT CAST(date_trunc('day', timezone('America/New_York', sales."happened_at")) AS DATE) AS "day",
     SUM(sales.net_sales) AS "m__net_sales",
     0 AS __level
@@ -7,7 +7,7 @@ WITH agg_0_0 AS (
   WHERE sales."happened_at" >= TIMESTAMPTZ '2025-11-01T00:00:00-04:00' AND sales."happened_at" < TIMESTAMPTZ '2025-12-01T00:00:00-05:00'
   GROUP BY CAST(date_trunc('day', timezone('America/New_York', sales."happened_at")) AS DATE)
 ),
-agg_1_0 AS (
+agg_1_0 AS MATERIALIZED (
   SELECT CAST(CAST(DATE '2025-11-01' AS DATE) + to_days(CAST(date_diff('day', CAST(DATE '2024-11-01' AS DATE), CAST(date_trunc('day', timezone('America/New_York', sales."happened_at")) AS DATE)) AS INTEGER)) AS DATE) AS "day",
     SUM(sales.net_sales) AS "m__net_sales",
     0 AS __level

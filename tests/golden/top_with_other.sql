@@ -1,5 +1,5 @@
 -- FROM sales SHOW net_sales GROUP BY month, TOP 5 product_title DURING last_quarter
-WITH top_1 AS (
+WITH top_1 AS MATERIALIZED (
   SELECT CAST(date_trunc('month', timezone('America/New_York', sales."happened_at")) AS DATE) AS __bucket, (products.title) AS __value, (SUM(sales.net_sales)) AS __rank_value, TRUE AS __in_top
   FROM "sales" AS sales
   LEFT JOIN "products" AS products ON sales.product_id = products.product_id
@@ -7,7 +7,7 @@ WITH top_1 AS (
   GROUP BY __bucket, __value
   QUALIFY row_number() OVER (PARTITION BY __bucket ORDER BY __rank_value DESC NULLS LAST, __value NULLS LAST) <= 5
 ),
-agg_0_0 AS (
+agg_0_0 AS MATERIALIZED (
   SELECT CAST(date_trunc('month', timezone('America/New_York', sales."happened_at")) AS DATE) AS "month",
     (CASE WHEN top_1.__in_top THEN (products.title) ELSE 'Other' END) AS "product_title",
     SUM(sales.net_sales) AS "m__net_sales",

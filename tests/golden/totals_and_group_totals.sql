@@ -1,5 +1,5 @@
 -- FROM sales SHOW net_sales, average_order_value GROUP BY sales_channel, month WITH TOTALS, GROUP_TOTALS DURING last_quarter
-WITH agg_0_0 AS (
+WITH agg_0_0 AS MATERIALIZED (
   SELECT (sales.sales_channel) AS "sales_channel",
     CAST(date_trunc('month', timezone('America/New_York', sales."happened_at")) AS DATE) AS "month",
     SUM(sales.net_sales) AS "m__net_sales",

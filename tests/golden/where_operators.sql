@@ -1,5 +1,5 @@
 -- FROM sales SHOW net_sales WHERE sales_channel != 'Wholesale' AND discount_code NOT IN ('A', 'B') AND customer_tags CONTAINS 'VIP' AND NOT (billing_region STARTS WITH 'New' OR is_b2b)
-WITH agg_0_0 AS (
+WITH agg_0_0 AS MATERIALIZED (
   SELECT SUM(sales.net_sales) AS "m__net_sales",
     0 AS __level
   FROM "sales" AS sales
