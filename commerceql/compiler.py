@@ -596,13 +596,107 @@ class _Compiler:
         return f"SELECT {', '.join(select_dims + select_metrics) or '1 AS __one'}\n  FROM {joined}"
 
     # -- the whole statement ------------------------------------------------------------------------
+    # -- TOP over additive metrics: rank and fold pre-aggregated rows ------------------------
+    def can_prefold(self) -> bool:
+        """True when TOP's `Other` row can be summed from per-value aggregates.
+
+        That holds when the query reads one table and every base metric is additive (sums), so
+        the fact table is scanned once per period instead of twice. Distinct counts and ratios
+        are re-aggregated from the raw rows instead.
+        """
+        if len(self.plan.tables) != 1 or not any(d.top is not None for d in self.dims):
+            return False
+        table = self.plan.tables[0]
+        names = self.base_metrics[table.name]
+        if not names or not all((m := table.metric(n)) is not None and m.additive for n in names):
+            return False
+        ranking, _ = self._ranking_metric()
+        return ranking.additive
+
+    def prefolded_ctes(self) -> None:
+        table = self.plan.tables[0]
+        metrics = self.base_metrics[table.name]
+        windows = range(1 + len(self.plan.comparisons))
+        for w in windows:
+            window = self.plan.window if w == 0 else self.plan.comparisons[w - 1].window
+            select = [f"{self.dimension_sql(d, table, w)} AS __d{i}" for i, d in enumerate(self.dims)]
+            select += [f"{table.metric_sql(n)} AS {quote_identifier('m__' + n)}" for n in metrics]
+            joins = self.join_sql(table, select + self.where_sql_preview(table))
+            filters = self.window_filter(table, window) + self.where_sql(table)
+            self.ctes.append(
+                (
+                    f"agg_pre_{w}",
+                    "SELECT " + ",\n    ".join(select)
+                    + f"\n  FROM {quote_identifier(table.relation)} AS {table.name}{joins}"
+                    + (f"\n  WHERE {' AND '.join(filters)}" if filters else "")
+                    + "\n  GROUP BY " + ", ".join(f"__d{i}" for i in range(len(self.dims))),
+                )
+            )
+        time_index = next((i for i, d in enumerate(self.dims) if d.kind == "grain"), None)
+        ranking, descending = self._ranking_metric()
+        rank_sql = self.metric_value(ranking.expression, lambda n: f"SUM({quote_identifier('m__' + n)})")
+        for index, dimension in enumerate(self.dims):
+            if dimension.top is None:
+                continue
+            partition = time_index is not None and not dimension.top_overall
+            select = ([f"__d{time_index} AS __bucket"] if partition else []) + [f"__d{index} AS __value"]
+            group = (["__bucket"] if partition else []) + ["__value"]
+            order = "DESC" if descending else "ASC"
+            self.ctes.append(
+                (
+                    f"top_{index}",
+                    f"SELECT {', '.join(select)}, {rank_sql} AS __rank_value, TRUE AS __in_top\n  FROM agg_pre_0\n"
+                    f"  GROUP BY {', '.join(group)}\n"
+                    f"  QUALIFY row_number() OVER ({'PARTITION BY __bucket ' if partition else ''}"
+                    f"ORDER BY __rank_value {order} NULLS LAST, __value NULLS LAST) <= {int(dimension.top)}",
+                )
+            )
+        for w in windows:
+            select, group, joins, filters = [], [], [], []
+            for index, dimension in enumerate(self.dims):
+                value = f"pre.__d{index}"
+                if dimension.top is not None:
+                    on = [f"top_{index}.__value IS NOT DISTINCT FROM pre.__d{index}"]
+                    if time_index is not None and not dimension.top_overall:
+                        on.append(f"top_{index}.__bucket = pre.__d{time_index}")
+                    joins.append(f"\n  LEFT JOIN top_{index} ON {' AND '.join(on)}")
+                    if dimension.only_top:
+                        filters.append(f"top_{index}.__in_top")
+                    else:
+                        text = value if dimension.type == "string" else f"CAST({value} AS VARCHAR)"
+                        value = f"(CASE WHEN top_{index}.__in_top THEN {text} ELSE 'Other' END)"
+                select.append(f"{value} AS {quote_identifier(dimension.name)}")
+                group.append(value)
+            select += [f"SUM({quote_identifier('m__' + n)}) AS {quote_identifier('m__' + n)}" for n in metrics]
+            if len(self.levels) > 1:
+                sets = []
+                for mask in self.levels.values():
+                    kept = [g for i, g in enumerate(group) if not mask & (1 << (len(group) - 1 - i))]
+                    sets.append("(" + ", ".join(kept) + ")")
+                group_by = "GROUPING SETS (" + ", ".join(sets) + ")"
+                select.append(f"GROUPING({', '.join(group)}) AS __level")
+            else:
+                group_by = ", ".join(group)
+                select.append("0 AS __level")
+            self.ctes.append(
+                (
+                    f"agg_{w}_0",
+                    "SELECT " + ",\n    ".join(select) + f"\n  FROM agg_pre_{w} AS pre" + "".join(joins)
+                    + (f"\n  WHERE {' AND '.join(filters)}" if filters else "")
+                    + f"\n  GROUP BY {group_by}",
+                )
+            )
+
     def compile(self) -> CompiledQuery:
         plan = self.plan
-        tops = self.top_ctes()
         windows = range(1 + len(plan.comparisons))
-        for w in windows:
-            for t_index, table in enumerate(plan.tables):
-                self.ctes.append((f"agg_{w}_{t_index}", self.aggregate_cte(table, w, tops)))
+        if self.can_prefold():
+            self.prefolded_ctes()
+        else:
+            tops = self.top_ctes()
+            for w in windows:
+                for t_index, table in enumerate(plan.tables):
+                    self.ctes.append((f"agg_{w}_{t_index}", self.aggregate_cte(table, w, tops)))
         for w in windows:
             for level in self.levels if w == 0 else ["rows"] + (["totals"] if plan.totals else []):
                 self.ctes.append((f"lvl_{w}_{level}", self.level_cte(w, level)))
