@@ -274,6 +274,8 @@ class _Compiler:
     def dimension_sql(self, dimension: PlannedDimension | str, table: Table, window_index: int = 0) -> str:
         name = dimension.source_name if isinstance(dimension, PlannedDimension) else dimension
         kind = dimension.kind if isinstance(dimension, PlannedDimension) else None
+        if kind is None and name.lower() in (*dates_module.TIME_GRAINS, *dates_module.CYCLICAL_DIMENSIONS):
+            name = name.lower()
         if kind == "grain" or (kind is None and name in dates_module.TIME_GRAINS):
             return self.aligned_bucket(name, self.local_time(table), window_index)
         if kind == "cyclical" or (kind is None and name in dates_module.CYCLICAL_DIMENSIONS):

@@ -88,10 +88,11 @@ class _Scope:
 
     def lookup(self, identifier: ast.Identifier) -> Field | None:
         name = identifier.name
-        if name in TIME_GRAINS:
-            return Field("grain", name)
-        if name in CYCLICAL_DIMENSIONS:
-            return Field("cyclical", name)
+        # Time grains are keyword-like: Shopify's own examples write `TIMESERIES DAY`.
+        if name.lower() in TIME_GRAINS:
+            return Field("grain", name.lower())
+        if name.lower() in CYCLICAL_DIMENSIONS:
+            return Field("cyclical", name.lower())
         for table in self.tables:
             metric = table.metric(name)
             if metric is not None:
@@ -243,6 +244,7 @@ class Resolver:
         aliases: dict[str, str] = {}
         column_order: list[str] = []
         for item in query.show:
+            item = self._legacy_sum(item, scope)
             self._reject_functions(item.expression)
             if isinstance(item.expression, ast.Identifier) and not item.expression.quoted:
                 field = scope.require(item.expression, "metric")
@@ -505,6 +507,34 @@ class Resolver:
             else:
                 modifiers[name] = ""
         return modifiers
+
+    def _legacy_sum(self, item: ast.ShowItem, scope: _Scope) -> ast.ShowItem:
+        """The older generation's `sum(metric)`: unambiguous for an additive metric, so accepted.
+
+        `sum(net_sales)` is net_sales itself, returned as `sum_net_sales` (the older generation's
+        column name) unless aliased. Other wrappers, and sum() of a distinct count or ratio, get
+        an error saying what to write instead.
+        """
+        call = item.expression
+        if not (
+            isinstance(call, ast.FunctionCall)
+            and call.name.lower() == "sum"
+            and len(call.arguments) == 1
+            and isinstance(call.arguments[0], ast.Identifier)
+        ):
+            return item
+        argument = call.arguments[0]
+        assert isinstance(argument, ast.Identifier)
+        field = scope.require(argument, "metric")
+        if field.metric is None or not field.metric.additive:
+            raise self.error(
+                CommerceQLSemanticError,
+                f"`sum({argument.name})` is ambiguous: `{argument.name}` is not a sum, so it cannot be summed",
+                call,
+                hint=f"metrics are already aggregated; write `{argument.name}`",
+            )
+        alias = item.alias or ast.Identifier(f"sum_{argument.name}", span=call.span)
+        return ast.ShowItem(expression=argument, alias=alias, span=item.span)
 
     def _reject_functions(self, expression: ast.Expression) -> None:
         if isinstance(expression, ast.FunctionCall):

@@ -98,9 +98,20 @@ def test_order_by_a_column_not_in_the_result():
 
 
 def test_aggregate_function_of_the_older_generation():
-    error = error_for("FROM sales SHOW sum(net_sales)")
-    assert "`sum()` is not a CommerceQL function" in error.message
-    assert error.hint == "write `net_sales` instead of `sum(net_sales)`"
+    error = error_for("FROM sales SHOW avg(net_sales)")
+    assert "`avg()` is not a CommerceQL function" in error.message
+    assert error.hint == "write `net_sales` instead of `avg(net_sales)`"
+
+
+def test_older_sum_of_a_distinct_count_is_ambiguous():
+    error = error_for("FROM sales SHOW sum(orders)")
+    assert "ambiguous" in error.message
+    assert error.hint == "metrics are already aggregated; write `orders`"
+
+
+def test_older_sum_of_an_additive_metric_is_accepted():
+    plan = compile_text("FROM sales SHOW sum(net_sales), sum(taxes) AS t").plan
+    assert [m.name for m in plan.metrics] == ["sum_net_sales", "t"]
 
 
 def test_expression_needs_an_alias():
@@ -227,7 +238,7 @@ def test_every_error_renders_without_python_internals():
     texts = [
         "FROM sale SHOW net_sales",
         "FROM sales SHOW net_sale",
-        "FROM sales SHOW sum(net_sales)",
+        "FROM sales SHOW avg(net_sales)",
         "FROM sales SHOW net_sales WHERE product_id = 'abc'",
     ]
     for text in texts:
