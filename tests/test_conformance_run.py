@@ -7,12 +7,11 @@ documented, deliberate refusals below (never a Python exception or a database er
 from __future__ import annotations
 
 import pytest
+from test_conformance_parse import DOCS
 
 import commerceql as cql
 from commerceql.errors import CommerceQLError, CommerceQLExecutionError
 from commerceql.parser import parse
-
-from test_conformance_parse import DOCS
 
 # Why a documented query may be refused: the construct or the field is not in CommerceQL's model.
 ACCEPTED_REFUSALS = (
