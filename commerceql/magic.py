@@ -284,33 +284,13 @@ def _parse_line_options(line: str) -> tuple[_Options, str]:
 
 
 def _interruptible(store: Store, work: Any) -> Any:
-    """Run `work()` in a worker thread so that Ctrl-C / the notebook's interrupt cancels the DuckDB query."""
-    import threading
+    """Run `work()` so that Ctrl-C / the notebook's interrupt cancels the DuckDB query."""
+    from commerceql.store import CommerceQLInterrupted, run_interruptibly
 
-    outcome: dict[str, Any] = {}
-    done = threading.Event()
-
-    def target() -> None:
-        try:
-            outcome["value"] = work()
-        except BaseException as error:  # handed back to the calling thread
-            outcome["error"] = error
-        finally:
-            done.set()
-
-    threading.Thread(target=target, name="commerceql-magic-query", daemon=True).start()
-    interrupted = False
-    while not done.is_set():
-        try:
-            done.wait(0.05)
-        except KeyboardInterrupt:
-            interrupted = True
-            store.interrupt()
-    if interrupted:
-        raise CommerceQLMagicError("query interrupted")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    try:
+        return run_interruptibly(work, store.interrupt)
+    except CommerceQLInterrupted:
+        raise CommerceQLMagicError("query interrupted") from None
 
 
 # ---------------------------------------------------------------------------------------------

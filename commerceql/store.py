@@ -12,7 +12,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import polars as pl
@@ -32,6 +32,45 @@ from commerceql.resolver import resolve
 from commerceql.result import Result
 
 Clock = Callable[[], dt.datetime]
+T = TypeVar("T")
+
+
+class CommerceQLInterrupted(CommerceQLExecutionError):
+    """The user interrupted a running query (Ctrl-C, the notebook's stop button)."""
+
+
+def run_interruptibly(work: Callable[[], T], cancel: Callable[[], None]) -> T:
+    """Run `work()` in a worker thread so that a KeyboardInterrupt in this thread calls `cancel()`.
+
+    DuckDB checks for interruption only from another thread, so the caller's thread waits and
+    forwards Ctrl-C (or a kernel's SIGINT) to `cancel`, typically `Store.interrupt`. Raises
+    `CommerceQLInterrupted` when interrupted; otherwise returns the result or re-raises the error.
+    """
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # handed back to the calling thread
+            outcome["error"] = error
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="commerceql-query", daemon=True).start()
+    interrupted = False
+    while not done.is_set():
+        try:
+            done.wait(0.05)
+        except KeyboardInterrupt:
+            interrupted = True
+            cancel()
+    if interrupted:
+        # An interrupt that arrived while the query finished anyway is still honoured.
+        raise CommerceQLInterrupted("query interrupted")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _arrow(connection: duckdb.DuckDBPyConnection, sql: str, parameters: Any) -> Any:
@@ -277,4 +316,4 @@ def connect(
     return store
 
 
-__all__ = ["CommerceQLError", "Store", "connect"]
+__all__ = ["CommerceQLError", "CommerceQLInterrupted", "Store", "connect", "run_interruptibly"]

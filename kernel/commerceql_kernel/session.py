@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import shlex
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -320,32 +319,12 @@ class KernelSession:
 
     def _interruptible(self, work: Callable[[], T]) -> T:
         """Run `work` in a worker thread; a KeyboardInterrupt meanwhile cancels the DuckDB query."""
-        outcome: dict[str, Any] = {}
-        done = threading.Event()
+        from commerceql.store import CommerceQLInterrupted, run_interruptibly
 
-        def target() -> None:
-            try:
-                outcome["value"] = work()
-            except BaseException as error:  # handed back to the main thread
-                outcome["error"] = error
-            finally:
-                done.set()
-
-        worker = threading.Thread(target=target, name="commerceql-query", daemon=True)
-        worker.start()
-        interrupted = False
-        while not done.is_set():
-            try:
-                done.wait(0.05)
-            except KeyboardInterrupt:
-                interrupted = True
-                self.interrupt()
-        if interrupted:
-            # Let an interrupt that arrived while the query finished anyway still be honoured.
-            raise CellError.interrupted()
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["value"]
+        try:
+            return run_interruptibly(work, self.interrupt)
+        except CommerceQLInterrupted:
+            raise CellError.interrupted() from None
 
     def display_result(self, result: Result, emit: Emit) -> None:
         options = self.options
