@@ -220,6 +220,18 @@ class _Compiler:
                 levels[f"group_{i}"] = full & ~(1 << (k - 1 - i))
         return levels
 
+    def grouping(self, group: list[str]) -> tuple[str, str]:
+        """The GROUP BY clause for every level the plan needs, and the `__level` column naming each."""
+        if group and len(self.levels) > 1:
+            sets = []
+            for mask in self.levels.values():
+                kept = [g for i, g in enumerate(group) if not mask & (1 << (len(group) - 1 - i))]
+                sets.append("(" + ", ".join(kept) + ")")
+            return "\n  GROUP BY GROUPING SETS (" + ", ".join(sets) + ")", f"GROUPING({', '.join(group)}) AS __level"
+        if group:
+            return "\n  GROUP BY " + ", ".join(group), "0 AS __level"
+        return "", "0 AS __level"
+
     def local_time(self, table: Table) -> str:
         if table.time_column is None:
             raise CommerceQLSemanticError(
@@ -530,19 +542,8 @@ class _Compiler:
             select.append(f"{sql} AS {quote_identifier('m__' + name)}")
         if not metric_sql:
             select.append("COUNT(*) AS __rows")
-        if group and len(self.levels) > 1:
-            sets = []
-            for mask in self.levels.values():
-                kept = [g for i, g in enumerate(group) if not mask & (1 << (len(group) - 1 - i))]
-                sets.append("(" + ", ".join(kept) + ")")
-            group_by = "\n  GROUP BY GROUPING SETS (" + ", ".join(sets) + ")"
-            select.append(f"GROUPING({', '.join(group)}) AS __level")
-        elif group:
-            group_by = "\n  GROUP BY " + ", ".join(group)
-            select.append("0 AS __level")
-        else:
-            group_by = ""
-            select.append("0 AS __level")
+        group_by, level = self.grouping(group)
+        select.append(level)
         joins = self.join_sql(table, select + self.where_sql_preview(table))
         filters = self.window_filter(table, window) + self.where_sql(table) + extra_filters
         return (
@@ -670,22 +671,14 @@ class _Compiler:
                 select.append(f"{value} AS {quote_identifier(dimension.name)}")
                 group.append(value)
             select += [f"SUM({quote_identifier('m__' + n)}) AS {quote_identifier('m__' + n)}" for n in metrics]
-            if len(self.levels) > 1:
-                sets = []
-                for mask in self.levels.values():
-                    kept = [g for i, g in enumerate(group) if not mask & (1 << (len(group) - 1 - i))]
-                    sets.append("(" + ", ".join(kept) + ")")
-                group_by = "GROUPING SETS (" + ", ".join(sets) + ")"
-                select.append(f"GROUPING({', '.join(group)}) AS __level")
-            else:
-                group_by = ", ".join(group)
-                select.append("0 AS __level")
+            group_by, level = self.grouping(group)
+            select.append(level)
             self.ctes.append(
                 (
                     f"agg_{w}_0",
                     "SELECT " + ",\n    ".join(select) + f"\n  FROM agg_pre_{w} AS pre" + "".join(joins)
                     + (f"\n  WHERE {' AND '.join(filters)}" if filters else "")
-                    + f"\n  GROUP BY {group_by}",
+                    + group_by,
                 )
             )
 
