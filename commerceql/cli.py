@@ -6,6 +6,8 @@
     commerceql query "..." --chart out.png      # render the VISUALIZE chart
     commerceql schema [TABLE]
     commerceql sample --orders 50000 --years 3 --seed 42 --out DIR
+    commerceql import shopify FILE_OR_DIR... --out DIR [--timezone Area/City] [--name NAME]
+    commerceql import table SOURCE --mapping FILE --out DIR
     commerceql kernel install [--user | --sys-prefix]
 """
 
@@ -45,6 +47,13 @@ def _build_parser() -> argparse.ArgumentParser:
     from commerceql.sample.cli import add_sample_arguments
 
     add_sample_arguments(sample)
+
+    import_parser = commands.add_parser(
+        "import", help="import Shopify exports or any CSV / Parquet / DuckDB table into a new store"
+    )
+    from commerceql.importers.cli import add_import_arguments
+
+    add_import_arguments(import_parser)
 
     kernel = commands.add_parser("kernel", help="manage the Jupyter kernel")
     kernel_commands = kernel.add_subparsers(dest="kernel_command", required=True)
@@ -157,6 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from commerceql.sample.cli import run_sample
 
             return run_sample(args)
+        if args.command == "import":
+            from commerceql.importers.cli import run_import
+
+            return run_import(args)
         if args.command == "kernel":
             from commerceql_kernel.install import install_kernel_spec
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from commerceql.columns import ColumnInfo
@@ -22,10 +22,13 @@ NULL_TEXT = "—"
 
 
 def format_money(value: float | Decimal, currency: str) -> str:
-    symbol = CURRENCY_SYMBOLS.get(currency.upper())
     decimals = 0 if currency.upper() == "JPY" else 2
-    number = f"{abs(float(value)):,.{decimals}f}"
-    sign = "-" if float(value) < 0 else ""
+    # Round the exact decimal half away from zero, as accountants do (1,161,401.345 -> .35).
+    exact = value if isinstance(value, Decimal) else Decimal(repr(float(value)))
+    rounded = exact.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    number = f"{abs(rounded):,.{decimals}f}"
+    sign = "-" if rounded < 0 else ""
+    symbol = CURRENCY_SYMBOLS.get(currency.upper())
     if symbol:
         return f"{sign}{symbol}{number}"
     return f"{sign}{number} {currency.upper()}"

@@ -570,3 +570,34 @@ def test_timezone_detection():
     assert zone == "Asia/Kathmandu"
     zone, why = detect_timezone({})
     assert zone is None and "no timestamp" in why
+
+
+def run_every_builtin_field(store) -> list[str]:
+    """Every metric and every groupable dimension of every table in the model, on `store`."""
+    failures = []
+    for name, table in store.model.tables.items():
+        metrics = [m.name for m in table.metrics.values() if not m.alias_of]
+        for metric in metrics:
+            try:
+                store.query(f"FROM {name} SHOW {metric}")
+            except Exception as exc:  # noqa: BLE001 - collected and reported together
+                failures.append(f"{name}.{metric}: {exc}")
+        for dimension in table.dimensions.values():
+            if dimension.type == "array" or not metrics:
+                continue
+            try:
+                store.query(f"FROM {name} SHOW {metrics[0]} GROUP BY {dimension.name}")
+            except Exception as exc:  # noqa: BLE001
+                failures.append(f"{name}.{dimension.name}: {exc}")
+    return failures
+
+
+@needs_realdata
+@pytest.mark.parametrize("folder", ["monfrere_tactical_audit", "bibiwatson_files", "skrishnanunni_shopify"])
+def test_every_builtin_metric_and_dimension_runs(imported, folder):
+    _, out = imported(folder)
+    store = cql.connect(out)
+    try:
+        assert run_every_builtin_field(store) == []
+    finally:
+        store.close()

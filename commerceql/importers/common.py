@@ -110,7 +110,7 @@ SCHEMAS: dict[str, list[tuple[str, str]]] = {
         ("session_id", "BIGINT"), ("started_at", TS), ("duration_seconds", "INTEGER"), ("pageviews", "INTEGER"),
         ("bounced", "BOOLEAN"), ("visitor_id", "BIGINT"), ("customer_id", "BIGINT"), ("referrer_source", "VARCHAR"),
         ("referring_channel", "VARCHAR"), ("device_type", "VARCHAR"), ("country", "VARCHAR"), ("region", "VARCHAR"),
-        ("city", "VARCHAR"), ("landing_page_path", "VARCHAR"), ("landing_page_type", "VARCHAR"),
+        ("landing_page_path", "VARCHAR"), ("landing_page_type", "VARCHAR"),
         ("human_or_bot", "VARCHAR"), ("added_to_cart", "BOOLEAN"), ("reached_checkout", "BOOLEAN"),
         ("completed_checkout", "BOOLEAN"), ("order_id", "BIGINT"),
     ],
@@ -296,7 +296,7 @@ class ImportReport:
         if self.counts:
             out.append("Read:")
             for key, value in self.counts.items():
-                out.append(f"  {key.replace('_', ' '):<28} {value:>12,}")
+                out.append(f"  {key.replace('_', ' '):<34} {value:>10,}")
             out.append("")
         out.append("Store tables written (rows):")
         for key, value in self.row_counts.items():
@@ -392,6 +392,12 @@ def new_connection(work_dir: Path) -> duckdb.DuckDBPyConnection:
     con.execute("SET preserve_insertion_order = true")
     con.execute(f"SET temp_directory = '{_sql_text(str(work_dir / 'duckdb_tmp'))}'")
     con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = '{os.environ.get('COMMERCEQL_IMPORT_MEMORY', '512MB')}'")
+    for setting in ("enable_progress_bar = false", "enable_progress_bar_print = false"):
+        try:
+            con.execute(f"SET {setting}")
+        except duckdb.Error:
+            pass
     return con
 
 
@@ -486,8 +492,9 @@ def now_iso() -> str:
 class Progress:
     """A one-line progress bar on stderr (only when enabled; redrawn at most 5 times a second)."""
 
-    def __init__(self, label: str, total: int, enabled: bool) -> None:
+    def __init__(self, label: str, total: int, enabled: bool, unit: str = "bytes") -> None:
         self.label = label
+        self.unit = unit
         self.total = max(int(total), 1)
         self.enabled = enabled
         self._last = 0.0
@@ -504,7 +511,11 @@ class Progress:
         width = 30
         bar = "#" * int(fraction * width) + "-" * (width - int(fraction * width))
         label = self.label if len(self.label) <= 40 else "..." + self.label[-37:]
-        sys.stderr.write(f"\r{label:<40} [{bar}] {fraction * 100:5.1f}% {_megabytes(done)}/{_megabytes(self.total)}")
+        if self.unit == "bytes":
+            amount = f"{_megabytes(done)}/{_megabytes(self.total)}"
+        else:
+            amount = f"{done:,}/{self.total:,} {self.unit}"
+        sys.stderr.write(f"\r{label:<40} [{bar}] {fraction * 100:5.1f}% {amount}")
         sys.stderr.flush()
         self._shown = True
 
@@ -659,28 +670,29 @@ class Stager:
         self.columns = list(columns)
         self.types = types or {}
         self.batch = batch
-        self.rows: dict[str, list[Any]] = {c: [] for c in self.columns}
+        self.rows: list[Sequence[Any]] = []
         self.parts = 0
         self.count = 0
+        self._width = len(self.columns)
 
     def add(self, values: Sequence[Any]) -> None:
-        for column, value in zip(self.columns, values, strict=True):
-            self.rows[column].append(value)
+        self.rows.append(values)
         self.count += 1
-        if len(self.rows[self.columns[0]]) >= self.batch:
+        if len(self.rows) >= self.batch:
             self.flush()
 
     def add_dict(self, values: dict[str, Any]) -> None:
-        self.add([values.get(c) for c in self.columns])
+        get = values.get
+        self.add([get(c) for c in self.columns])
 
     def flush(self) -> None:
-        n = len(self.rows[self.columns[0]])
+        n = len(self.rows)
         if n == 0 and self.parts > 0:
             return
+        columns = list(zip(*self.rows, strict=True)) if n else [() for _ in self.columns]
         arrays = []
-        for column in self.columns:
+        for column, data in zip(self.columns, columns, strict=True):
             typ = self.types.get(column, pa.string())
-            data = self.rows[column]
             if typ == MONEY_CENTS:
                 arrays.append(cents_to_decimal(data))
             else:
@@ -689,11 +701,11 @@ class Stager:
         pq.write_table(table, self.folder / f"part-{self.parts:05d}.parquet", compression="zstd",
                        compression_level=1)
         self.parts += 1
-        self.rows = {c: [] for c in self.columns}
+        self.rows = []
 
     def close(self) -> str:
         """Flush and return a read_parquet(...) expression over the parts."""
-        if self.parts == 0 or len(self.rows[self.columns[0]]):
+        if self.parts == 0 or self.rows:
             self.flush()
         return f"read_parquet({sql_literal(str(self.folder / '*.parquet'))})"
 
@@ -737,6 +749,16 @@ def parse_cents(text: str | None, *, scale: int = 2) -> int | None:
     s = text.strip()
     if s == "":
         return None
+    if scale == 2:  # fast paths: 12, 12.50, -3.00
+        dot = s.find(".")
+        if dot == -1:
+            if s.isdigit():
+                return int(s) * 100
+        elif len(s) - dot == 3:
+            whole, frac = s[:dot], s[dot + 1:]
+            if frac.isdigit() and (whole.isdigit() or (whole[:1] == "-" and whole[1:].isdigit())):
+                cents = int(whole or "0") * 100
+                return cents - int(frac) if whole.startswith("-") else cents + int(frac)
     if s.startswith("'"):
         s = s[1:]
     negative = False
@@ -830,15 +852,23 @@ class TimestampStyle:
     second_over_12: int = 0
     no_seconds: int = 0
     samples: dict[tuple[int, int], int] = field(default_factory=dict)  # (hour bucket, offset min) -> instant
+    _seen: set[str] = field(default_factory=set)
 
     def observe(self, text: str) -> bool:
         """Record one value; False if it is not a timestamp in any known style."""
+        if len(text) == 25 and text[19] == " " and text[20] in "+-" and text[10] == " " and text[4] == "-":
+            key = text[:13] + text[19:]  # the local hour and the offset
+            self.offset += 1
+            if key in self._seen:
+                return True
         m = _TS_OFFSET.match(text)
         if m:
-            self.offset += 1
+            if len(text) != 25:
+                self.offset += 1
             if m.group(6) is None:
                 self.no_seconds += 1
             if len(self.samples) < 20_000:
+                self._seen.add(text[:13] + text[19:])
                 instant, offset = _offset_instant(m)
                 self.samples.setdefault((instant // 3600, offset), instant)
             return True
@@ -908,6 +938,11 @@ class TimestampParser:
         s = text.strip()
         if s == "":
             return None
+        if len(s) == 25 and s[19] == " " and s[20] in "+-" and s[10] == " ":
+            try:  # Shopify's own format, 2024-03-01 14:05:09 -0500
+                return int(dt.datetime.fromisoformat(s[:19] + s[20:]).timestamp()) * 1_000_000
+            except ValueError:
+                pass
         m = _TS_OFFSET.match(s)
         if m:
             return _offset_instant(m)[0] * 1_000_000

@@ -287,6 +287,7 @@ class StagedFile:
     financial_statuses: int = 0
     head_rows: int = 0
     names_like_ids: int = 0
+    contiguous: bool = True  # every order's rows are adjacent (as Shopify writes them)
 
 
 def _stage(classified: Classified, index: int, source: SourceFile, work: Path, progress_enabled: bool) -> StagedFile:
@@ -308,14 +309,28 @@ def _stage(classified: Classified, index: int, source: SourceFile, work: Path, p
     id_pos = [classified.columns[k] for k in ("customer_id", "order_id", "id") if k in classified.columns]
     cur_pos = classified.columns.get("currency")
     country_pos = classified.columns.get("billing_country")
+    if classified.kind == "customers":
+        country_pos = classified.columns.get("country_code", classified.columns.get("country"))
     head_pos = [classified.columns[k] for k in HEAD_KEYS if k in classified.columns]
     fin_pos = classified.columns.get("financial_status")
     name_pos = classified.columns.get("name")
     id_col = classified.columns.get("id")
     upper_bools = 0
     count = 0
+    seen_names: set[str] = set()
+    last_name: str | None = None
+    contiguous = True
     for line, fields in csv_file.records:
         count += 1
+        if name_pos is not None and contiguous:
+            current = fields[name_pos]
+            if current != last_name:
+                if current in seen_names:
+                    contiguous = False
+                    seen_names = set()
+                else:
+                    seen_names.add(current)
+                    last_name = current
         for key, pos in zip(ts_keys, ts_pos, strict=True):
             value = fields[pos].strip()
             if value and not style[key].observe(value):
@@ -348,8 +363,11 @@ def _stage(classified: Classified, index: int, source: SourceFile, work: Path, p
                 staged.names_like_ids += 1
         if classified.kind == "transactions" and cur_pos is not None and fields[cur_pos]:
             staged.currencies[fields[cur_pos].strip().upper()] += 1
+        elif classified.kind == "customers" and country_pos is not None and fields[country_pos]:
+            staged.countries[fields[country_pos].strip()] += 1
         stager.add([*(fields[p] for p in positions), index, line])
     progress.close()
+    staged.contiguous = contiguous
     staged.staged = stager.close()
     staged.styles = style
     source.records = count
@@ -505,6 +523,10 @@ def _allocate(amount: int, weights: Sequence[int]) -> list[int]:
     n = len(weights)
     if n == 0:
         return []
+    if amount == 0:
+        return [0] * n
+    if n == 1:
+        return [amount]
     total = sum(weights)
     if total == 0:
         out = [0] * n
@@ -553,9 +575,12 @@ def _split_groups(rows: list[dict[str, Any]], ctx: _Context) -> list[list[dict[s
                             "(for a multi-part export, import all parts together)")
         return []
     first_file = rows[heads[0]]["_file"]
-    keep = [r for r in rows if r["_file"] == first_file]
+    files_with_heads = {rows[i]["_file"] for i in heads}
+    # rows from files without an order-level row for this name continue the order (a multi-part
+    # export split it); another file with its own order-level row is an overlapping export
+    keep = [r for r in rows if r["_file"] == first_file or r["_file"] not in files_with_heads]
     for r in rows:
-        if r["_file"] != first_file:
+        if r["_file"] != first_file and r["_file"] in files_with_heads:
             head = rows[heads[0]]
             ctx.report.skip(ctx.path(r["_file"]), r["_line"],
                             f"duplicate of order {name} already read from {ctx.path(first_file)} line {head['_line']} "
@@ -678,6 +703,8 @@ class OrderBuilder:
             if rec.get("unitemized"):
                 state.set_unitemized(rec["unitemized_gross"], rec["unitemized_tax"])
             events: list[tuple[int, str, int | None]] = []
+            if name in ctx.refund_events:
+                ctx.used_refund_events.add(name)
             if cancelled is not None:
                 events.append((cancelled, "cancellation", None))
                 rule = "cancellation date"
@@ -771,20 +798,17 @@ class OrderBuilder:
         if not has_lines:
             # an export without line items (one row per order): one unitemized product row
             sub = subtotal if subtotal is not None else (total or 0) - shipping - taxes - duties
-            included = taxes != 0 and total is not None and total == sub + shipping + duties and \
-                total != sub + shipping + taxes + duties
+            included, shipping_discount, residual = self._tax_mode(
+                total, sub, shipping, taxes, duties, 0, infer_shipping_discount=discount_amount is None)
             rec["taxes_included"] = included
             rec["unitemized"] = True
             rec["unitemized_gross"] = sub - taxes if included else sub
             rec["unitemized_tax"] = taxes + duties
-            rec["ship_charge"] = shipping
+            rec["ship_charge"] = shipping - shipping_discount
             rec["ship_tax"] = 0
             rec["lines_vs_subtotal"] = 0
-            formula = sub + shipping + duties + (0 if included else taxes)
-            rec["total_residual"] = (total - formula) if total is not None else 0
-            rec["discounts_total"] = discount_amount
-            if rec["total_residual"]:
-                ctx.counts["orders_total_residual"] += 1
+            rec["total_residual"] = residual
+            rec["discounts_total"] = discount_amount if discount_amount is not None else shipping_discount
             return
         gross = 0
         for ln in lines:
@@ -819,19 +843,11 @@ class OrderBuilder:
                 ln.discount = share
         for ln in lines:
             ln.net = ln.gross - ln.discount
-        ship_charge = shipping - shipping_discount
-        excl = subtotal_used + ship_charge + taxes + duties + tips
-        incl = subtotal_used + ship_charge + duties + tips
-        included = False
-        residual = 0
-        if total is not None:
-            if total == excl:
-                included = False
-            elif taxes != 0 and total == incl:
-                included = True
-            else:
-                residual = total - excl
-                ctx.counts["orders_total_residual"] += 1
+        included, inferred, residual = self._tax_mode(
+            total, subtotal_used, shipping - shipping_discount, taxes, duties, tips,
+            infer_shipping_discount=discount_amount is None)
+        ship_charge = shipping - shipping_discount - inferred
+        rec["discounts_total"] += inferred
         rec["taxes_included"] = included
         rec["total_residual"] = residual
         # taxes (and duties, booked as taxes) go to the product lines in proportion to their net sales;
@@ -855,6 +871,29 @@ class OrderBuilder:
             ln.units_left = ln.qty
             ln.net_left = ln.net
             ln.tax_left = ln.tax
+
+    def _tax_mode(self, total: int | None, subtotal: int, shipping: int, taxes: int, duties: int, tips: int, *,
+                  infer_shipping_discount: bool) -> tuple[bool, int, int]:
+        """(taxes included in prices?, inferred shipping discount, unexplained residual) of one order.
+
+        Total = Subtotal + Shipping + Taxes + Duties + tips for tax-exclusive prices, and without the
+        Taxes for tax-inclusive prices. Exports without a Discount Amount column cannot show a
+        free-shipping discount; a Total that leaves out exactly the Shipping is read as one.
+        """
+        if total is None:
+            return False, 0, 0
+        options = [(False, 0), (True, 0)]
+        if infer_shipping_discount and shipping:
+            options += [(False, shipping), (True, shipping)]
+        for included, discount in options:
+            if included and taxes == 0:
+                continue
+            if total == subtotal + shipping - discount + duties + tips + (0 if included else taxes):
+                if discount:
+                    self.ctx.counts["orders_shipping_discount_inferred"] += 1
+                return included, discount, 0
+        self.ctx.counts["orders_total_residual"] += 1
+        return False, 0, total - (subtotal + shipping + taxes + duties + tips)
 
     # -- rows --------------------------------------------------------------------------------
     @staticmethod
@@ -1093,7 +1132,7 @@ def _expand(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     for p in paths:
         path = Path(p).expanduser()
         if path.is_dir():
-            files.extend(sorted(q for q in path.rglob("*") if q.is_file() and q.suffix.lower() in (".csv", ".txt")))
+            files.extend(sorted(q for q in path.rglob("*") if q.is_file() and q.suffix.lower() == ".csv"))
         elif path.is_file():
             files.append(path)
         else:
@@ -1250,9 +1289,9 @@ def _run(con: duckdb.DuckDBPyConnection, files: list[Path], tmp: Path, work: Pat
         majority = Counter(c for c in countries if c).most_common(1)
         guess = CURRENCY_OF_COUNTRY.get(majority[0][0]) if majority else None
         store_currency = guess or "USD"
-        if by_kind.get("orders"):
+        if by_kind.get("orders") or by_kind.get("customers") or by_kind.get("products"):
             report.warn(f"the exports have no Currency column; assumed {store_currency}"
-                        + (f" from the billing country {majority[0][0]}" if guess else "")
+                        + (f" from the most common country, {majority[0][0]}" if guess else "")
                         + " (pass --currency to set it)")
     report.currency = store_currency
     parse_ts = TimestampParser(report.timezone, day_first)
@@ -1289,13 +1328,25 @@ def _run(con: duckdb.DuckDBPyConnection, files: list[Path], tmp: Path, work: Pat
     order_files = by_kind.get("orders", [])
     if order_files:
         union = _union(con, order_files, list(ORDER_COLUMNS))
-        for group in _grouped(con, f"SELECT * FROM ({union}) ORDER BY name, _file, _line", "name"):
+        if len(order_files) == 1 and order_files[0].contiguous:
+            # the usual case: rows of one order are adjacent; stream in file order without sorting
+            grouped_sql = union
+        else:
+            grouped_sql = f"SELECT * FROM ({union}) ORDER BY name, _file, _line"
+        total_rows = sum(st.source.records for st in order_files)
+        bar = Progress("building orders", total_rows, progress, unit="rows")
+        done = 0
+        for group in _grouped(con, grouped_sql, "name"):
+            done += len(group)
+            if done % 2000 < len(group):
+                bar.update(done)
             if not (group[0].get("name") or "").strip():
                 for r in group:
                     report.skip(ctx.path(r["_file"]), r["_line"], "row without an order Name")
                 continue
             for rows in _split_groups(group, ctx):
                 builder.build(rows)
+        bar.close()
     staged_sql = {key: stager.close() for key, stager in out.items()}
     unused = sorted(set(refund_events) - ctx.used_refund_events)
     if unused and order_files:
@@ -1344,6 +1395,10 @@ def _run(con: duckdb.DuckDBPyConnection, files: list[Path], tmp: Path, work: Pat
         "files": len(report.files),
         "rows_read": sum(f.records for f in report.files),
         **{k: v for k, v in ctx.counts.items()},
+        "customers_in_store": report.row_counts.get("customers", 0),
+        "products_in_store": report.row_counts.get("products", 0),
+        "variants_in_store": report.row_counts.get("variants", 0),
+        "rows_skipped": len(report.skipped),
     }
 
 
@@ -1977,6 +2032,8 @@ def _reconcile(con: duckdb.DuckDBPyConnection, tmp: Path, report: ImportReport, 
     explain = []
     if r["tips"]:
         explain.append("tips are order lines named 'Tip' with no SKU; Shopify does not count them as sales")
+    if r["test_orders"]:
+        explain.append(f"{r['test_orders']} test orders (paid with Shopify's Bogus Gateway) are not sales")
     if r["residual_orders"]:
         explain.append(f"{r['residual_orders']} orders have a Total that is not Subtotal + Shipping (+ Taxes) + Duties "
                        "+ tips in the export itself; CommerceQL books the parts")
@@ -1990,6 +2047,9 @@ def _reconcile(con: duckdb.DuckDBPyConnection, tmp: Path, report: ImportReport, 
     if r["excess_orders"]:
         explain.append(f"{r['excess_orders']} orders were refunded more than their booked total "
                        f"({_money_text(r['excess'], cur)}, e.g. refunded tips); the excess is not booked")
+    if ctx.counts["orders_shipping_discount_inferred"]:
+        explain.append(f"{ctx.counts['orders_shipping_discount_inferred']} orders have a Total without their Shipping "
+                       "and the export has no Discount Amount column: read as free-shipping discounts")
     if r["incl_orders"]:
         explain.append(f"{r['incl_orders']} orders have tax-inclusive prices: their taxes are taken out of gross sales")
     if ctx.counts["refunds_allocated_proportionally"]:

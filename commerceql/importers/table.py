@@ -471,6 +471,8 @@ def import_table(
     report.store_name = name or str(settings.get("name") or Path(out_dir).name)
     with atomic_store_dir(out_dir, overwrite=overwrite) as tmp:
         con = new_connection(tmp / "_work")
+        if progress:
+            con.execute("SET enable_progress_bar = true")
         try:
             _run(con, source_path, spec, tmp, report, scale)
         finally:
