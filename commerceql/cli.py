@@ -145,7 +145,9 @@ def _run_schema(args: argparse.Namespace) -> int:
     frame = store.schema(args.table)
     if args.table is None:
         for row in frame.iter_rows(named=True):
-            print(f"{row['table']:<14} {row['metrics']:>3} metrics {row['dimensions']:>3} dimensions  {row['description']}")
+            summary = row["description"].split(". ")[0].rstrip(".") + "."
+            print(f"{row['table']:<14} {row['metrics']:>3} metrics {row['dimensions']:>3} dimensions  {summary}")
+        print("\n`commerceql schema TABLE` lists a table's metrics and dimensions.")
         return 0
     for kind in ("metric", "dimension"):
         print(f"{kind}s:")
