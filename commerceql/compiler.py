@@ -259,7 +259,13 @@ class _Compiler:
 
     def aligned_bucket(self, grain: str, local: str, window_index: int) -> str:
         """The reporting-period bucket a comparison-period bucket lines up with (same period index)."""
-        bucket = self.bucket(grain, local)
+        return self.align(self.bucket(grain, local), grain, window_index)
+
+    def align(self, bucket: str, grain: str, window_index: int) -> str:
+        """`bucket` (of comparison window `window_index`) moved onto the reporting period's bucket.
+
+        Applied to grouped buckets rather than to every row: the shift depends only on the bucket.
+        """
         if window_index == 0:
             return bucket
         base_first = dates_module.truncate(self.plan.window.start, grain)
@@ -520,7 +526,11 @@ class _Compiler:
         extra_joins: list[str] = []
         extra_filters: list[str] = []
         for index, dimension in enumerate(self.dims):
-            value_sql = self.dimension_sql(dimension, table, window_index)
+            if dimension.kind == "grain" and window_index > 0:
+                group_sql = self.dimension_sql(dimension, table)
+                value_sql = self.align(group_sql, dimension.source_name, window_index)
+            else:
+                value_sql = group_sql = self.dimension_sql(dimension, table, window_index)
             if index in tops:
                 top_name, _ = tops[index]
                 conditions = [f"{top_name}.__value IS NOT DISTINCT FROM {self.dimension_sql(dimension, table)}"]
@@ -535,8 +545,9 @@ class _Compiler:
                     if dimension.type != "string":
                         text = f"CAST({text} AS VARCHAR)"
                     value_sql = f"(CASE WHEN {top_name}.__in_top THEN {text} ELSE 'Other' END)"
+                group_sql = value_sql
             select.append(f"{value_sql} AS {quote_identifier(dimension.name)}")
-            group.append(value_sql)
+            group.append(group_sql)
         metric_sql = {name: table.metric_sql(name) for name in self.base_metrics[table.name]}
         for name, sql in metric_sql.items():
             select.append(f"{sql} AS {quote_identifier('m__' + name)}")
@@ -622,7 +633,7 @@ class _Compiler:
         windows = range(1 + len(self.plan.comparisons))
         for w in windows:
             window = self.plan.window if w == 0 else self.plan.comparisons[w - 1].window
-            select = [f"{self.dimension_sql(d, table, w)} AS __d{i}" for i, d in enumerate(self.dims)]
+            select = [f"{self.dimension_sql(d, table)} AS __d{i}" for i, d in enumerate(self.dims)]
             select += [f"{table.metric_sql(n)} AS {quote_identifier('m__' + n)}" for n in metrics]
             joins = self.join_sql(table, select + self.where_sql_preview(table))
             filters = self.window_filter(table, window) + self.where_sql(table)
@@ -656,12 +667,18 @@ class _Compiler:
             )
         for w in windows:
             select, group, joins, filters = [], [], [], []
+            def aligned(i: int, w: int = w) -> str:
+                dimension = self.dims[i]
+                if dimension.kind == "grain":
+                    return self.align(f"pre.__d{i}", dimension.source_name, w)
+                return f"pre.__d{i}"
+
             for index, dimension in enumerate(self.dims):
-                value = f"pre.__d{index}"
+                value = aligned(index)
                 if dimension.top is not None:
                     on = [f"top_{index}.__value IS NOT DISTINCT FROM pre.__d{index}"]
                     if time_index is not None and not dimension.top_overall:
-                        on.append(f"top_{index}.__bucket = pre.__d{time_index}")
+                        on.append(f"top_{index}.__bucket = {aligned(time_index)}")
                     joins.append(f"\n  LEFT JOIN top_{index} ON {' AND '.join(on)}")
                     if dimension.only_top:
                         filters.append(f"top_{index}.__in_top")

@@ -627,3 +627,20 @@ def test_top_of_additive_metrics_takes_the_single_scan_path_and_agrees(store):
     assert "agg_pre_0" not in mixed.sql
     columns = ["product_type", "net_sales", "comparison_net_sales__previous_period"]
     assert single.df.select(columns).rows() == mixed.df.select(columns).rows()
+
+
+def test_top_per_month_with_comparison_aligns_months(store):
+    result = store.query(
+        "FROM sales SHOW net_sales GROUP BY month, ONLY TOP 2 sales_channel DURING last_quarter COMPARE TO previous_year"
+    )
+    last_year = hand(
+        store,
+        f"""SELECT CAST(date_trunc('month', {LOCAL}) + INTERVAL 1 YEAR AS DATE) AS "month", sales_channel, SUM(net_sales) v
+            FROM sales WHERE {local_between('2024-07-01', '2024-10-01')} GROUP BY 1, 2""",
+    )
+    expected = {(m, c): float(v) for m, c, v in last_year.iter_rows()}
+    assert result.df.height == 6
+    for row in result.df.iter_rows(named=True):
+        assert float(row["comparison_net_sales__previous_year"]) == pytest.approx(
+            expected.get((row["month"], row["sales_channel"]), 0.0), abs=0.01
+        )

@@ -13,7 +13,7 @@ agg_1_0 AS MATERIALIZED (
     0 AS __level
   FROM "sales" AS sales
   WHERE sales."happened_at" >= TIMESTAMPTZ '2024-11-01T00:00:00-04:00' AND sales."happened_at" < TIMESTAMPTZ '2024-12-01T00:00:00-05:00'
-  GROUP BY CAST(CAST(DATE '2025-11-01' AS DATE) + to_days(CAST(date_diff('day', CAST(DATE '2024-11-01' AS DATE), CAST(date_trunc('day', timezone('America/New_York', sales."happened_at")) AS DATE)) AS INTEGER)) AS DATE)
+  GROUP BY CAST(date_trunc('day', timezone('America/New_York', sales."happened_at")) AS DATE)
 ),
 lvl_0_rows AS (
   SELECT "day", "m__net_sales" FROM agg_0_0 WHERE __level = 0
