@@ -359,10 +359,6 @@ class Resolver:
         ]
         dim_names = [d.name for d in dimensions]
         order = [d for d in dim_names if d not in column_order] + column_order
-        if not metrics and query.visualize is None:
-            # A dimension-only query still needs a measure to decide which values exist.
-            pass
-
         # WHERE: dimensions only.
         if query.where is not None:
             self._check_where(query.where, scope)

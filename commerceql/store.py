@@ -290,9 +290,9 @@ def connect(
         connection = duckdb.connect(str(path), read_only=True)
         manifest = {}
         try:
-            row = connection.execute("SELECT manifest FROM commerceql_manifest LIMIT 1").fetchone()
-            if row:
-                manifest = json.loads(row[0])
+            rows = connection.sql("SELECT manifest FROM commerceql_manifest LIMIT 1").fetchall()
+            if rows:
+                manifest = json.loads(rows[0][0])
         except duckdb.Error:
             manifest = {}
         user_models = []
