@@ -714,9 +714,15 @@ class _Compiler:
                 self.ctes.append((f"lvl_{w}_{level}", self.level_cte(w, level)))
 
         dim_names = [quote_identifier(d.name) for d in self.dims]
-        self.ctes.append(("keys", self.keys_sql(dim_names)))
+        # Without comparisons or a calendar spine the result rows are exactly the aggregated rows,
+        # so they serve as the keys themselves (no DISTINCT, no join).
+        direct = not plan.comparisons and plan.timeseries is None
+        if direct:
+            rows_alias, source_sql = "keys", "lvl_0_rows AS keys"
+        else:
+            self.ctes.append(("keys", self.keys_sql(dim_names)))
+            rows_alias, source_sql = "r", "keys"
 
-        all_metrics = [n for t in plan.tables for n in self.base_metrics[t.name]]
         select = [f"keys.{n}" for n in dim_names]
         joins = []
 
@@ -725,7 +731,8 @@ class _Compiler:
                 f"{alias}.{quote_identifier(d.name)} IS NOT DISTINCT FROM keys.{quote_identifier(d.name)}" for d in dims
             ) or "TRUE"
 
-        joins.append(f"LEFT JOIN lvl_0_rows AS r ON {join_on('r', self.dims)}")
+        if not direct:
+            joins.append(f"LEFT JOIN lvl_0_rows AS r ON {join_on('r', self.dims)}")
         for w in range(1, len(plan.comparisons) + 1):
             joins.append(f"LEFT JOIN lvl_{w}_rows AS c{w} ON {join_on(f'c{w}', self.dims)}")
         if plan.totals:
@@ -744,9 +751,8 @@ class _Compiler:
 
         columns = output_columns(plan)
         expressions: dict[str, str] = {}
-        metrics = {m.name: m for m in plan.metrics}
         for m in plan.metrics:
-            expressions[m.name] = self.metric_value(m.expression, filled("r"))
+            expressions[m.name] = self.metric_value(m.expression, filled(rows_alias))
         for w, c in enumerate(plan.comparisons, start=1):
             for m in plan.metrics:
                 base = expressions[m.name]
@@ -767,14 +773,13 @@ class _Compiler:
             for i, d in enumerate(self.dims):
                 for m in plan.metrics:
                     expressions[f"{m.name}__{d.name}_totals"] = self.metric_value(m.expression, raw(f"g{i}"))
-        del all_metrics, metrics
         for column in columns:
             if column.role in ("dimension", "time"):
                 continue
             if column.role == "cumulative":
                 continue
             select.append(f"{expressions[column.name]} AS {quote_identifier(column.name)}")
-        self.ctes.append(("result", "SELECT " + ",\n    ".join(select) + "\n  FROM keys\n  " + "\n  ".join(joins)))
+        self.ctes.append(("result", "SELECT " + ",\n    ".join(select) + f"\n  FROM {source_sql}" + "".join(f"\n  {j}" for j in joins)))
 
         source = "result"
         cumulative = [c for c in columns if c.role == "cumulative"]

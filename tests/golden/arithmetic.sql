@@ -12,16 +12,10 @@ WITH agg_0_0 AS MATERIALIZED (
 lvl_0_rows AS (
   SELECT "month", "m__net_sales", "m__shipping_charges", "m__orders" FROM agg_0_0 WHERE __level = 0
 ),
-keys AS (
-  SELECT DISTINCT * FROM (
-    SELECT "month" FROM lvl_0_rows
-  ) AS all_keys
-),
 result AS (
   SELECT keys."month",
-    (CAST((COALESCE(r."m__net_sales", 0) + COALESCE(r."m__shipping_charges", 0)) AS DOUBLE) / NULLIF(COALESCE(r."m__orders", 0), 0)) AS "Revenue per order"
-  FROM keys
-  LEFT JOIN lvl_0_rows AS r ON r."month" IS NOT DISTINCT FROM keys."month"
+    (CAST((COALESCE(keys."m__net_sales", 0) + COALESCE(keys."m__shipping_charges", 0)) AS DOUBLE) / NULLIF(COALESCE(keys."m__orders", 0), 0)) AS "Revenue per order"
+  FROM lvl_0_rows AS keys
 )
 SELECT "month", "Revenue per order", COUNT(*) OVER () AS __total_rows
   FROM result

@@ -11,17 +11,11 @@ WITH agg_0_0 AS MATERIALIZED (
 lvl_0_rows AS (
   SELECT "day_of_week", "hour_of_day", "m__orders" FROM agg_0_0 WHERE __level = 0
 ),
-keys AS (
-  SELECT DISTINCT * FROM (
-    SELECT "day_of_week", "hour_of_day" FROM lvl_0_rows
-  ) AS all_keys
-),
 result AS (
   SELECT keys."day_of_week",
     keys."hour_of_day",
-    COALESCE(r."m__orders", 0) AS "orders"
-  FROM keys
-  LEFT JOIN lvl_0_rows AS r ON r."day_of_week" IS NOT DISTINCT FROM keys."day_of_week" AND r."hour_of_day" IS NOT DISTINCT FROM keys."hour_of_day"
+    COALESCE(keys."m__orders", 0) AS "orders"
+  FROM lvl_0_rows AS keys
 )
 SELECT "day_of_week", "hour_of_day", "orders", COUNT(*) OVER () AS __total_rows
   FROM result

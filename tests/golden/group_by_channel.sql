@@ -11,17 +11,11 @@ WITH agg_0_0 AS MATERIALIZED (
 lvl_0_rows AS (
   SELECT "sales_channel", "m__net_sales", "m__orders" FROM agg_0_0 WHERE __level = 0
 ),
-keys AS (
-  SELECT DISTINCT * FROM (
-    SELECT "sales_channel" FROM lvl_0_rows
-  ) AS all_keys
-),
 result AS (
   SELECT keys."sales_channel",
-    COALESCE(r."m__net_sales", 0) AS "net_sales",
-    COALESCE(r."m__orders", 0) AS "orders"
-  FROM keys
-  LEFT JOIN lvl_0_rows AS r ON r."sales_channel" IS NOT DISTINCT FROM keys."sales_channel"
+    COALESCE(keys."m__net_sales", 0) AS "net_sales",
+    COALESCE(keys."m__orders", 0) AS "orders"
+  FROM lvl_0_rows AS keys
 )
 SELECT "sales_channel", "net_sales", "orders", COUNT(*) OVER () AS __total_rows
   FROM result

@@ -11,17 +11,11 @@ WITH agg_0_0 AS MATERIALIZED (
 lvl_0_rows AS (
   SELECT "billing_region", "m__net_sales", "m__orders" FROM agg_0_0 WHERE __level = 0
 ),
-keys AS (
-  SELECT DISTINCT * FROM (
-    SELECT "billing_region" FROM lvl_0_rows
-  ) AS all_keys
-),
 result AS (
   SELECT keys."billing_region",
-    COALESCE(r."m__net_sales", 0) AS "net_sales",
-    COALESCE(r."m__orders", 0) AS "orders"
-  FROM keys
-  LEFT JOIN lvl_0_rows AS r ON r."billing_region" IS NOT DISTINCT FROM keys."billing_region"
+    COALESCE(keys."m__net_sales", 0) AS "net_sales",
+    COALESCE(keys."m__orders", 0) AS "orders"
+  FROM lvl_0_rows AS keys
 )
 SELECT "billing_region", "net_sales", "orders", COUNT(*) OVER () AS __total_rows
   FROM result

@@ -13,17 +13,11 @@ WITH agg_0_0 AS MATERIALIZED (
 lvl_0_rows AS (
   SELECT "product_type", "company_tier", "m__net_sales" FROM agg_0_0 WHERE __level = 0
 ),
-keys AS (
-  SELECT DISTINCT * FROM (
-    SELECT "product_type", "company_tier" FROM lvl_0_rows
-  ) AS all_keys
-),
 result AS (
   SELECT keys."product_type",
     keys."company_tier",
-    COALESCE(r."m__net_sales", 0) AS "net_sales"
-  FROM keys
-  LEFT JOIN lvl_0_rows AS r ON r."product_type" IS NOT DISTINCT FROM keys."product_type" AND r."company_tier" IS NOT DISTINCT FROM keys."company_tier"
+    COALESCE(keys."m__net_sales", 0) AS "net_sales"
+  FROM lvl_0_rows AS keys
 )
 SELECT "product_type", "company_tier", "net_sales", COUNT(*) OVER () AS __total_rows
   FROM result

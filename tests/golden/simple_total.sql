@@ -7,13 +7,9 @@ WITH agg_0_0 AS MATERIALIZED (
 lvl_0_rows AS (
   SELECT "m__net_sales" FROM agg_0_0 WHERE __level = 0
 ),
-keys AS (
-  SELECT 1 AS __one
-),
 result AS (
-  SELECT COALESCE(r."m__net_sales", 0) AS "net_sales"
-  FROM keys
-  LEFT JOIN lvl_0_rows AS r ON TRUE
+  SELECT COALESCE(keys."m__net_sales", 0) AS "net_sales"
+  FROM lvl_0_rows AS keys
 )
 SELECT "net_sales", COUNT(*) OVER () AS __total_rows
   FROM result

@@ -26,17 +26,11 @@ agg_0_0 AS MATERIALIZED (
 lvl_0_rows AS (
   SELECT "month", "product_title", "m__net_sales" FROM agg_0_0 WHERE __level = 0
 ),
-keys AS (
-  SELECT DISTINCT * FROM (
-    SELECT "month", "product_title" FROM lvl_0_rows
-  ) AS all_keys
-),
 result AS (
   SELECT keys."month",
     keys."product_title",
-    COALESCE(r."m__net_sales", 0) AS "net_sales"
-  FROM keys
-  LEFT JOIN lvl_0_rows AS r ON r."month" IS NOT DISTINCT FROM keys."month" AND r."product_title" IS NOT DISTINCT FROM keys."product_title"
+    COALESCE(keys."m__net_sales", 0) AS "net_sales"
+  FROM lvl_0_rows AS keys
 )
 SELECT "month", "product_title", "net_sales", COUNT(*) OVER () AS __total_rows
   FROM result

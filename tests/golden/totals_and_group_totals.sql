@@ -21,24 +21,18 @@ lvl_0_group_0 AS (
 lvl_0_group_1 AS (
   SELECT "month", "m__net_sales", "m__average_order_value" FROM agg_0_0 WHERE __level = 2
 ),
-keys AS (
-  SELECT DISTINCT * FROM (
-    SELECT "sales_channel", "month" FROM lvl_0_rows
-  ) AS all_keys
-),
 result AS (
   SELECT keys."sales_channel",
     keys."month",
-    COALESCE(r."m__net_sales", 0) AS "net_sales",
-    COALESCE(r."m__average_order_value", 0) AS "average_order_value",
+    COALESCE(keys."m__net_sales", 0) AS "net_sales",
+    COALESCE(keys."m__average_order_value", 0) AS "average_order_value",
     COALESCE(tot."m__net_sales", 0) AS "net_sales__totals",
     COALESCE(tot."m__average_order_value", 0) AS "average_order_value__totals",
     g0."m__net_sales" AS "net_sales__sales_channel_totals",
     g0."m__average_order_value" AS "average_order_value__sales_channel_totals",
     g1."m__net_sales" AS "net_sales__month_totals",
     g1."m__average_order_value" AS "average_order_value__month_totals"
-  FROM keys
-  LEFT JOIN lvl_0_rows AS r ON r."sales_channel" IS NOT DISTINCT FROM keys."sales_channel" AND r."month" IS NOT DISTINCT FROM keys."month"
+  FROM lvl_0_rows AS keys
   CROSS JOIN lvl_0_totals AS tot
   LEFT JOIN lvl_0_group_0 AS g0 ON g0."sales_channel" IS NOT DISTINCT FROM keys."sales_channel"
   LEFT JOIN lvl_0_group_1 AS g1 ON g1."month" IS NOT DISTINCT FROM keys."month"
