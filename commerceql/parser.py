@@ -69,7 +69,14 @@ __all__ = [
     "parse_script",
 ]
 
-GRAMMAR_PATH = Path(commerceql.__file__).parent.parent / "grammars" / "commerceql.lark"
+# The grammar's home is the repository's `grammars/`; `commerceql/commerceql.lark` links to it so
+# that wheels (which copy the link's target) carry it too.
+_PACKAGED_GRAMMAR = Path(commerceql.__file__).parent / "commerceql.lark"
+GRAMMAR_PATH = (
+    _PACKAGED_GRAMMAR
+    if _PACKAGED_GRAMMAR.is_file()
+    else Path(commerceql.__file__).parent.parent / "grammars" / "commerceql.lark"
+)
 
 _LARK_OPTIONS: dict[str, Any] = {
     "parser": "lalr",
