@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -183,6 +184,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except Exception as error:  # a bug, not the user's mistake: say so without a wall of traceback
+        if os.environ.get("COMMERCEQL_DEBUG"):
+            raise
+        print(
+            f"internal error: {type(error).__name__}: {error}\n"
+            "  = this is a bug in CommerceQL; set COMMERCEQL_DEBUG=1 to see the traceback and please report it",
+            file=sys.stderr,
+        )
+        return 3
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -114,3 +114,17 @@ def test_console_script_runs_as_a_process():
     )
     assert process.returncode == 0, process.stderr
     assert "orders" in process.stdout
+
+
+def test_an_internal_error_is_reported_without_a_traceback(capsys, monkeypatch):
+    import commerceql.store
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(commerceql.store.Store, "query", broken)
+    monkeypatch.delenv("COMMERCEQL_DEBUG", raising=False)
+    assert main(["query", QUERY]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("internal error: RuntimeError: simulated bug")
+    assert "Traceback" not in err
