@@ -487,7 +487,7 @@ class _Compiler:
                 group.insert(0, "__bucket")
             rank_sql = self.metric_value(metric.expression, lambda n, t=table: f"({t.metric_sql(n)})")
             select.append(f"{rank_sql} AS __rank_value")
-            joins = self.join_sql(table, [value_sql, rank_sql])
+            joins = self.join_sql(table, [value_sql, rank_sql, *self.where_sql_preview(table)])
             filters = self.window_filter(table, self.plan.window) + self.where_sql(table)
             order = "DESC" if descending else "ASC"
             partition_sql = "PARTITION BY __bucket " if partition else ""

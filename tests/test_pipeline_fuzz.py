@@ -23,6 +23,25 @@ COMPARISONS = ["previous_period", "previous_year", "previous_year_match_day_of_w
 
 
 @st.composite
+def conditions(draw: st.DrawFn, table) -> str:
+    """A condition on one or two of the table's dimensions, valid whatever values the data holds."""
+    parts = []
+    for _ in range(draw(st.integers(min_value=1, max_value=2))):
+        name, dimension = draw(st.sampled_from(sorted(table.dimensions.items())))
+        if dimension.type == "string":
+            parts.append(draw(st.sampled_from([f"{name} != 'zz'", f"{name} CONTAINS 'a'", f"{name} IN ('a', 'b')", f"{name} IS NOT NULL"])))
+        elif dimension.type == "boolean":
+            parts.append(draw(st.sampled_from([f"{name} IS TRUE", f"NOT {name}", f"{name} = false"])))
+        elif dimension.type == "array":
+            parts.append(f"{name} CONTAINS 'vip'")
+        elif dimension.type in ("integer", "number", "money"):
+            parts.append(draw(st.sampled_from([f"{name} > 0", f"{name} BETWEEN 1 AND 100", f"{name} IS NULL"])))
+        else:
+            parts.append(f"{name} IS NOT NULL")
+    return draw(st.sampled_from([" AND ", " OR "])).join(parts)
+
+
+@st.composite
 def queries(draw: st.DrawFn) -> str:
     table = MODEL.tables[draw(st.sampled_from(TABLES))]
     metrics = [name for name, m in table.metrics.items() if not m.alias_of]
@@ -35,6 +54,8 @@ def queries(draw: st.DrawFn) -> str:
         group.append(f"{top}{dimension}")
     time = draw(st.sampled_from(["", "grain", "timeseries", "cyclical"])) if table.time_column else ""
     clauses = [f"FROM {table.name}", "SHOW " + ", ".join(shown)]
+    if draw(st.booleans()):
+        clauses.append("WHERE " + draw(conditions(table)))
     if time == "grain":
         group.insert(0, draw(st.sampled_from(GRAINS)))
     elif time == "cyclical":
@@ -65,7 +86,7 @@ def store(sample_store_path):
         yield opened
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(text=queries())
 def test_random_queries_run_or_are_refused_clearly(store, text):
     try:

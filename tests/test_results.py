@@ -644,3 +644,18 @@ def test_top_per_month_with_comparison_aligns_months(store):
         assert float(row["comparison_net_sales__previous_year"]) == pytest.approx(
             expected.get((row["month"], row["sales_channel"]), 0.0), abs=0.01
         )
+
+
+def test_top_with_a_where_on_a_joined_dimension(store):
+    # Regression: the ranking CTE must join what the WHERE clause needs (companies here).
+    result = store.query(
+        "FROM sales SHOW orders GROUP BY ONLY TOP 3 product_type WHERE company_tier = 'Enterprise' DURING last_year"
+    )
+    expected = hand(
+        store,
+        f"""SELECT p.product_type, COUNT(DISTINCT s.order_id) FILTER (WHERE s.event_type = 'order') AS orders
+            FROM sales s LEFT JOIN products p USING (product_id) LEFT JOIN companies c USING (company_id)
+            WHERE c.tier = 'Enterprise' AND {local_between(*LAST_YEAR, column='s.happened_at')}
+            GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3""",
+    )
+    assert result.df.rows() == expected.rows()
