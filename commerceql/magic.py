@@ -216,6 +216,7 @@ class _Options:
     data: str | None = None
     sql: bool = False
     quiet: bool = False
+    static: bool = False  # VISUALIZE results without the control bar (plain table and chart)
 
 
 _LINE_OPTION = re.compile(r"\s*--(data|sql|quiet)\b(?:[ =]\s*)?")
@@ -244,13 +245,15 @@ def _parse_cell_options(line: str) -> _Options:
             options.sql = True
         elif word == "--quiet":
             options.quiet = True
+        elif word == "--static":
+            options.static = True
         elif not named and _IDENTIFIER.match(word):
             options.name = word
             named = True
         else:
             raise CommerceQLMagicError(
                 f"unexpected `{word}` after %%cql",
-                hint="%%cql [result_name] [--data PATH] [--sql] [--quiet]",
+                hint="%%cql [result_name] [--data PATH] [--sql] [--quiet] [--static]",
             )
         index += 1
     return options
@@ -326,6 +329,22 @@ class CommerceQLMagics(Magics):
 
             self._stores[key] = connect(path)
         return self._stores[key]
+
+    @line_magic
+    def controls(self, line: str) -> Any:
+        """`%controls [result_name]`: the control bar (explore widget) for a stored result (default `_cql`)."""
+        from commerceql.result import Result
+
+        name = line.strip() or DEFAULT_RESULT_NAME
+        result = self.shell.user_ns.get(name) if self.shell is not None else None
+        if not isinstance(result, Result):
+            raise _show_without_traceback(
+                CommerceQLMagicError(
+                    f"`{name}` is not a CommerceQL result",
+                    hint="run a %%cql cell first, or name a result: %controls my_result",
+                )
+            )
+        return result.widget()
 
     @line_magic
     def cql_connect(self, line: str) -> Store:
@@ -415,6 +434,10 @@ class CommerceQLMagics(Magics):
             if self.shell is not None:
                 self.shell.user_ns[options.name] = result
             if options.quiet:
+                continue
+            if result.has_chart and not options.static:
+                # The control bar shows the chart and the table and lets readers switch views.
+                display(result.widget())
                 continue
             display(result)
             if result.has_chart and result.chart is not None:

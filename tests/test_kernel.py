@@ -175,8 +175,24 @@ def test_multi_query_cell_shows_two_tables(kernel):
 
 
 @pytest.mark.slow
+def test_visualize_comes_with_the_control_bar_by_default(kernel):
+    reply, outputs = run(kernel, "FROM sales SHOW net_sales GROUP BY sales_channel DURING last_month VISUALIZE net_sales TYPE bar")
+    assert reply["status"] == "ok"
+    (bundle,) = displays(outputs)
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    # Without a widget manager the frontend falls back to the table.
+    assert "<table" in bundle["text/html"] and "sales_channel" in bundle["text/plain"]
+    reply, outputs = run(kernel, "%controls")
+    assert reply["status"] == "ok"
+    assert "application/vnd.jupyter.widget-view+json" in displays(outputs)[0]
+
+
+@pytest.mark.slow
 def test_visualize_sends_a_vegalite_chart(kernel):
+    reply, _ = run(kernel, "%format controls off")
+    assert reply["status"] == "ok"
     reply, outputs = run(kernel, "FROM sales SHOW net_sales TIMESERIES month DURING last_year VISUALIZE net_sales TYPE line")
+    run(kernel, "%format controls on")
     assert reply["status"] == "ok"
     table, chart = displays(outputs)
     assert "text/html" in table

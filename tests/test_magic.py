@@ -65,9 +65,27 @@ def test_load_ext_registers_magics(ip):
     assert "cql" in magics["line"] and "cql" in magics["cell"] and "cql_connect" in magics["line"]
 
 
+def test_cell_magic_shows_the_control_bar_for_visualize(ip):
+    result, captured = run_cell(ip, "%%cql\nFROM sales SHOW net_sales GROUP BY sales_channel DURING last_month VISUALIZE net_sales TYPE bar")
+    assert result.success, captured.stdout
+    assert any("application/vnd.jupyter.widget-view+json" in o.data for o in captured.outputs)
+    result, captured = run_cell(ip, "%controls")
+    assert result.success
+    from commerceql.widgets import ExploreWidget
+
+    assert isinstance(result.result, ExploreWidget)
+
+
+def test_controls_needs_a_result(ip):
+    ip.user_ns["not_a_result"] = 42
+    result, captured = run_cell(ip, "%controls not_a_result")
+    assert not result.success
+    assert "is not a CommerceQL result" in str(result.error_in_exec)
+
+
 def test_cell_magic_displays_table_and_chart_and_stores_cql(ip):
     ip.user_ns.pop("_cql", None)
-    result, captured = run_cell(ip, "%%cql\nFROM sales SHOW net_sales TIMESERIES month DURING last_year VISUALIZE net_sales TYPE line")
+    result, captured = run_cell(ip, "%%cql --static\nFROM sales SHOW net_sales TIMESERIES month DURING last_year VISUALIZE net_sales TYPE line")
     assert result.success, captured.stdout
     assert isinstance(ip.user_ns["_cql"], Result)
     assert ip.user_ns["_cql"].df.height == 12

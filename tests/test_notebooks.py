@@ -15,6 +15,25 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 VEGA_LITE_V5 = "application/vnd.vegalite.v5+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def widget_shows_a_chart(notebook, model_id: str) -> bool:
+    """True when the widget (or a widget inside it) is an Output holding a Vega-Lite chart."""
+    state = notebook.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    pending, seen = [model_id], set()
+    while pending:
+        current = pending.pop()
+        if current in seen or current not in state:
+            continue
+        seen.add(current)
+        model = state[current].get("state", {})
+        for output in model.get("outputs", []):
+            if any(key.startswith("application/vnd.vega") for key in output.get("data", {})):
+                return True
+        for child in model.get("children", []):
+            pending.append(str(child).removeprefix("IPY_MODEL_"))
+    return False
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -53,5 +72,9 @@ def test_notebook_runs_and_shows_tables_and_charts(path: Path, sample_store_path
         elif (is_commerceql or cell.source.lstrip().startswith("%%cql")) and re.search(
             r"\bVISUALIZE\b", cell.source, re.IGNORECASE
         ):
+            # VISUALIZE results come with the control bar, whose Output widget holds the chart.
             charts = [o for o in outputs if o.output_type == "display_data" and VEGA_LITE_V5 in o.data]
-            assert charts, f"cell {index} showed no chart"
+            bars = [o for o in outputs if WIDGET_VIEW in o.get("data", {})]
+            assert charts or bars, f"cell {index} showed no chart"
+            for bar in bars:
+                assert widget_shows_a_chart(notebook, bar.data[WIDGET_VIEW]["model_id"]), f"cell {index}: no chart in its controls"

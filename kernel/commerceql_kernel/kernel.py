@@ -48,6 +48,19 @@ class CommerceQLKernel(Kernel):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cql = KernelSession(store_path=os.environ.get(STORE_ENVIRONMENT_VARIABLE) or None)
+        self.cql.widgets_available = self._enable_comms()
+
+    def _enable_comms(self) -> bool:
+        """Handle comm messages like IPython's kernel does, so ipywidgets (the control bar) work."""
+        try:
+            import comm
+            from ipykernel import ipkernel  # noqa: F401  (installs ipykernel's comm factory)
+        except ImportError:
+            return False
+        self.comm_manager = comm.get_comm_manager()
+        for message_type in ("comm_open", "comm_msg", "comm_close"):
+            self.shell_handlers[message_type] = getattr(self.comm_manager, message_type)
+        return True
 
     # -- outputs -------------------------------------------------------------------------------
     def _emit(self, output: Output) -> None:

@@ -87,6 +87,7 @@ class DisplayOptions:
 
     rows: int = DEFAULT_MAX_ROWS  # rows shown in the grid (the note says "showing N of M rows")
     charts: bool = True  # show the VISUALIZE chart
+    controls: bool = True  # VISUALIZE results come with the widget control bar (when widgets work)
     output: str = "html"  # html (HTML grid + text fallback) | text (text/plain only)
     numbers: str = "formatted"  # formatted ($1,234.50, 12.5%) | raw (the values as stored)
 
@@ -95,6 +96,7 @@ class DisplayOptions:
             [
                 f"rows     {self.rows}",
                 f"charts   {'on' if self.charts else 'off'}",
+                f"controls {'on' if self.controls else 'off'}",
                 f"output   {self.output}",
                 f"numbers  {self.numbers}",
             ]
@@ -109,14 +111,16 @@ MAGICS: dict[str, tuple[str, str]] = {
     "timezone": ("%timezone [Area/City]", "show or set the store's time zone for the next queries"),
     "format": (
         "%format [OPTION VALUE]",
-        "show or set display options: rows N | charts on|off | output html|text | numbers formatted|raw | reset",
+        "show or set display options: rows N | charts on|off | controls on|off | output html|text | numbers formatted|raw | reset",
     ),
+    "controls": ("%controls", "the control bar (dimension, dates, comparison, chart type, metrics) for the previous query"),
     "help": ("%help", "this help"),
 }
 HIDDEN_MAGICS = ("sleep_sql",)  # testing aid: a deliberately slow DuckDB statement
 FORMAT_OPTIONS: dict[str, tuple[str, ...]] = {
     "rows": (),
     "charts": ("on", "off"),
+    "controls": ("on", "off"),
     "output": ("html", "text"),
     "numbers": ("formatted", "raw"),
     "reset": (),
@@ -249,6 +253,8 @@ class KernelSession:
         self._store_path = store_path
         self.options = DisplayOptions()
         self.last_query: ast.Query | None = None
+        self.last_result: Result | None = None
+        self.widgets_available = False  # set by the kernel once it handles widget comms
         self.last_tables: list[str] = []
 
     # -- the store -------------------------------------------------------------------------
@@ -326,8 +332,27 @@ class KernelSession:
         except CommerceQLInterrupted:
             raise CellError.interrupted() from None
 
+    def widget_bundle(self, result: Result) -> dict[str, Any] | None:
+        """The explore widget's display bundle, with the table as fallback; None without widget support."""
+        if not self.widgets_available:
+            return None
+        widget = result.widget()
+        bundle = dict(widget._repr_mimebundle_() or {})
+        if "application/vnd.jupyter.widget-view+json" not in bundle:
+            return None
+        bundle["text/html"] = result.to_html(max_rows=self.options.rows)
+        bundle["text/plain"] = result.to_text(max_rows=min(self.options.rows, TEXT_MAX_ROWS))
+        return bundle
+
     def display_result(self, result: Result, emit: Emit) -> None:
         options = self.options
+        self.last_result = result
+        if options.controls and options.charts and result.has_chart and options.output == "html":
+            # The control bar carries the chart and the table; the bundle falls back to the table.
+            bundle = self.widget_bundle(result)
+            if bundle is not None:
+                emit(Output("display", bundle, {"commerceql": {"rows": result.total_rows, "controls": True}}))
+                return
         if options.numbers == "raw":
             bundle = frame_bundle(result.df, max_rows=options.rows, text_only=options.output == "text")
         elif options.output == "text":
@@ -440,13 +465,23 @@ class KernelSession:
                 raise CommerceQLMagicError(
                     f"`{values[0]}` is not a value of `{option}`", hint=f"use one of {', '.join(allowed)}"
                 )
-            if option == "charts":
-                options.charts = value == "on"
+            if option in ("charts", "controls"):
+                setattr(options, option, value == "on")
             else:
                 setattr(options, option, value)
         else:
             raise CommerceQLMagicError(f"cannot read `%format {argument.strip()}`", hint=MAGICS["format"][1])
         emit(Output("stream", text=self.options.describe() + "\n"))
+
+    def _magic_controls(self, argument: str, emit: Emit) -> None:
+        if argument.strip():
+            raise CommerceQLMagicError("%controls takes no argument", hint="run a query, then %controls on its own line")
+        if self.last_result is None:
+            raise CommerceQLMagicError("there is no previous query to add controls to", hint="run a query first")
+        bundle = self.widget_bundle(self.last_result)
+        if bundle is None:
+            raise CommerceQLMagicError("this kernel cannot show widgets here (no widget comm support)")
+        emit(Output("display", bundle, {"commerceql": {"rows": self.last_result.total_rows, "controls": True}}))
 
     def _magic_sleep_sql(self, argument: str, emit: Emit) -> None:
         """Testing aid: a DuckDB statement taking about SECONDS seconds on 2 cores (interruptible)."""

@@ -275,3 +275,45 @@ def test_explore_widget_in_jupyterlab(sample_store_path):
     print(f"browser: control change -> table+chart redrawn in the page: {report}; whole test {total:.1f} s")
     print(f"screenshots: {ARTIFACTS}")
     (ARTIFACTS / "latency.txt").write_text(report + f"\nwhole test {total:.1f} s\n", encoding="utf-8")
+
+
+def test_control_bar_in_the_commerceql_kernel(sample_store_path, tmp_path):
+    """A VISUALIZE cell in the CommerceQL kernel shows the control bar; switching the dimension works."""
+    require_browser()
+    import nbformat
+    from playwright.sync_api import sync_playwright
+
+    install_kernel_spec()
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata = {"kernelspec": {"name": "commerceql", "display_name": "CommerceQL", "language": "commerceql"}}
+    notebook.cells.append(
+        nbformat.v4.new_code_cell("FROM sales SHOW net_sales GROUP BY sales_channel DURING last_month VISUALIZE net_sales TYPE bar")
+    )
+    path = tmp_path / "controls_in_kernel.ipynb"
+    nbformat.write(notebook, path)
+    with tempfile.TemporaryDirectory(prefix="cql-browser-") as workdir:
+        server = start_lab(Path(workdir), [path])
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+                try:
+                    page = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
+                    page.goto(server.url(f"/lab/tree/{path.name}"), wait_until="domcontentloaded")
+                    page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=60000)
+                    dismiss_kernel_dialog(page, kernel_label="CommerceQL")
+                    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60000)
+                    page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt").first.click()
+                    page.keyboard.press("Shift+Enter")
+                    page.wait_for_selector(".cql-explore .cql-explore-table table", timeout=90000)
+                    page.wait_for_selector(".cql-explore .cql-chart svg text", timeout=30000)
+                    assert table_headers(page) == ["sales_channel", "net_sales"]
+                    before = revision(page)
+                    select(page, ".cql-dimension", "billing_region")
+                    wait_for_update(page, before)
+                    assert table_headers(page) == ["billing_region", "net_sales"]
+                    assert "GROUP BY billing_region" in page.locator(".cql-explore .cql-query textarea").input_value()
+                    shot(page, "10_commerceql_kernel_controls.png")
+                finally:
+                    browser.close()
+        finally:
+            server.stop()
