@@ -31,6 +31,7 @@ from commerceql.columns import ColumnInfo
 from commerceql.errors import CommerceQLSemanticError
 from commerceql.model.semantic import Table
 from commerceql.plan import CYCLICAL_RANGES, PlannedDimension, PlannedMetric, QueryPlan
+from commerceql.resolver import condition_operands, identifiers
 
 _DATE_GRAINS = ("day", "week", "month", "quarter", "year")
 _INTERVAL_FUNCTION = {
@@ -63,13 +64,7 @@ def quote_literal(value: str) -> str:
 
 
 def _metric_names(expression: ast.Expression) -> list[str]:
-    if isinstance(expression, ast.Identifier):
-        return [expression.name]
-    if isinstance(expression, ast.BinaryOperation):
-        return _metric_names(expression.left) + _metric_names(expression.right)
-    if isinstance(expression, ast.Negation):
-        return _metric_names(expression.operand)
-    return []
+    return [identifier.name for identifier in identifiers(expression)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -568,8 +563,6 @@ class _Compiler:
         """Dimension SQL the WHERE clause touches (to decide which joins it needs)."""
         if self.plan.where is None:
             return []
-        from commerceql.resolver import condition_operands
-
         fragments = []
         for operand in condition_operands(self.plan.where):
             if isinstance(operand, ast.Identifier) and operand.name in table.dimensions:

@@ -131,17 +131,18 @@ class _Scope:
         )
 
 
-def _identifiers(expression: ast.Expression) -> Iterator[ast.Identifier]:
+def identifiers(expression: ast.Expression) -> Iterator[ast.Identifier]:
+    """Every name an expression refers to, in order."""
     if isinstance(expression, ast.Identifier):
         yield expression
     elif isinstance(expression, ast.BinaryOperation):
-        yield from _identifiers(expression.left)
-        yield from _identifiers(expression.right)
+        yield from identifiers(expression.left)
+        yield from identifiers(expression.right)
     elif isinstance(expression, ast.Negation):
-        yield from _identifiers(expression.operand)
+        yield from identifiers(expression.operand)
     elif isinstance(expression, ast.FunctionCall):
         for argument in expression.arguments:
-            yield from _identifiers(argument)
+            yield from identifiers(argument)
 
 
 def condition_operands(condition: ast.Condition) -> Iterator[ast.Expression]:
@@ -698,7 +699,7 @@ class Resolver:
 
     def _check_where(self, condition: ast.Condition, scope: _Scope) -> None:
         for operand in condition_operands(condition):
-            for identifier in _identifiers(operand):
+            for identifier in identifiers(operand):
                 if identifier.quoted:
                     raise self.error(
                         CommerceQLSemanticError,
@@ -726,7 +727,7 @@ class Resolver:
         scope: _Scope,
     ) -> None:
         for operand in condition_operands(condition):
-            for identifier in _identifiers(operand):
+            for identifier in identifiers(operand):
                 name = aliases.get(identifier.name, identifier.name)
                 if name in generated:
                     raise self.error(

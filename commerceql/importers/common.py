@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from commerceql.errors import CommerceQLDataError
+from commerceql.staging import staged_folder
 
 FORMAT = "commerceql-store"
 FORMAT_VERSION = 1
@@ -366,23 +366,9 @@ def atomic_store_dir(out_dir: str | os.PathLike[str], *, overwrite: bool = False
             raise CommerceQLDataError(
                 f"{out} exists and is not empty", hint="choose a new folder: the importer creates it"
             )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-importing-", dir=out.parent))
-    try:
+    with staged_folder(out, "importing") as tmp:
         yield tmp
-        work = tmp / "_work"
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}-old-{os.getpid()}"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp / "_work", ignore_errors=True)
 
 
 def new_connection(work_dir: Path) -> duckdb.DuckDBPyConnection:

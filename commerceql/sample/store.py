@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from commerceql.sample.generator import FORMAT, GENERATOR_VERSION, generate_store
+from commerceql.staging import staged_folder
 
 DEFAULT_ORDERS = 50_000
 DEFAULT_YEARS = 3
@@ -76,20 +76,8 @@ def ensure_default_store() -> Path:
         try:
             if _is_current(path):
                 return path
-            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-            try:
+            with staged_folder(path, "generating") as tmp:
                 generate_store(tmp, orders=DEFAULT_ORDERS, years=DEFAULT_YEARS, seed=DEFAULT_SEED)
-                tmp.chmod(0o755)  # mkdtemp creates the folder private
-                old = None
-                if path.exists():
-                    old = path.parent / f".{path.name}-old-{os.getpid()}"
-                    os.replace(path, old)
-                os.replace(tmp, path)
-                if old is not None:
-                    shutil.rmtree(old, ignore_errors=True)
-            finally:
-                if tmp.exists():
-                    shutil.rmtree(tmp, ignore_errors=True)
         finally:
             _unlock(lock)
     return path
