@@ -2,9 +2,12 @@
 
 The grammar lives in `grammars/commerceql.lark` (LALR(1), contextual lexer). The Lark parser is
 built once per process (a lazily built, thread-safe singleton) and, across processes, loaded from
-Lark's own cache (`cache=`) in a user-writable cache directory, keyed by a hash of the grammar text,
-the Lark version and the Python version. Set `COMMERCEQL_CACHE_DIR` to choose the directory, or
-`COMMERCEQL_NO_PARSER_CACHE=1` to switch the file cache off.
+Lark's own cache (`cache=`) keyed by a hash of the grammar text, the Lark version and the Python
+version. The cache file is a pickle, so it is kept only in a directory private to the user (0700,
+owned by the user, nothing on the way to it writable by others) and only loaded when the user owns
+it and nobody else can write it; without such a directory the parser is built without cache. Set
+`COMMERCEQL_CACHE_DIR` to choose the directory, or `COMMERCEQL_NO_PARSER_CACHE=1` to switch the
+file cache off.
 
 Spans and sources
 -----------------
@@ -32,6 +35,7 @@ import difflib
 import hashlib
 import os
 import re
+import stat
 import sys
 import tempfile
 import threading
@@ -134,24 +138,85 @@ def is_bare_identifier(name: str) -> bool:
 _parser: Lark | None = None
 _parser_lock = threading.Lock()
 
+# Lark's cache file is a pickle, and Lark unpickles part of it before it compares the grammar hash:
+# whoever can write the file can run code in every process that parses. So the cache is only used
+# from a directory that nobody else can write to (and that nobody else can swap for another one),
+# and a file is only loaded when it belongs to this user and nobody else can write it. When no such
+# directory exists the parser is built without a cache (a few hundred milliseconds per process).
+_GROUP_OR_WORLD_WRITABLE = stat.S_IWGRP | stat.S_IWOTH
+
+
+def _current_uid() -> int | None:
+    """This process's user id (None where the OS has no POSIX owners, i.e. Windows)."""
+    return os.getuid() if hasattr(os, "getuid") else None
+
+
+def _is_private(info: os.stat_result, uid: int) -> bool:
+    """Owned by `uid` and writable by nobody else."""
+    return info.st_uid == uid and not info.st_mode & _GROUP_OR_WORLD_WRITABLE
+
+
+def _ancestors_are_safe(directory: Path, uid: int) -> bool:
+    """Nobody but `uid` or root can rename or replace anything on the way to `directory`.
+
+    An ancestor writable by others is only fine with the sticky bit (like /tmp): then others
+    cannot rename or delete the entries they do not own.
+    """
+    for ancestor in directory.parents:
+        try:
+            info = ancestor.stat()
+        except OSError:
+            return False
+        if info.st_uid not in (uid, 0):
+            return False
+        if info.st_mode & _GROUP_OR_WORLD_WRITABLE and not info.st_mode & stat.S_ISVTX:
+            return False
+    return True
+
+
+def _private_directory(directory: Path, uid: int | None) -> bool:
+    """Create `directory` (0700) if needed; True if it is safe to keep the parser cache in it."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if uid is None:  # no POSIX owners: rely on the per-user profile folder's permissions
+            return os.access(directory, os.W_OK | os.X_OK)
+        # lstat: a symbolic link in place of the directory is refused, whoever it points to.
+        info = directory.lstat()
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and _is_private(info, uid)
+        and _ancestors_are_safe(directory, uid)
+        and os.access(directory, os.W_OK | os.X_OK)
+    )
+
 
 def _cache_dir() -> Path | None:
+    """A directory only this user can write to for the parser cache, or None (then no cache).
+
+    Candidates in order: $COMMERCEQL_CACHE_DIR, $XDG_CACHE_HOME/commerceql (default
+    ~/.cache/commerceql), then <tmp>/commerceql-cache-<uid> (POSIX only). A candidate is skipped
+    when it is not a real directory owned by the user, when group or others can write to it, or
+    when an ancestor could let someone else swap it (see `_ancestors_are_safe`).
+    """
     if os.environ.get("COMMERCEQL_NO_PARSER_CACHE"):
         return None
+    uid = _current_uid()
     candidates: list[Path] = []
     if os.environ.get("COMMERCEQL_CACHE_DIR"):
         candidates.append(Path(os.environ["COMMERCEQL_CACHE_DIR"]))
     xdg = os.environ.get("XDG_CACHE_HOME")
-    candidates.append((Path(xdg) if xdg else Path.home() / ".cache") / "commerceql")
-    uid = os.getuid() if hasattr(os, "getuid") else "user"
-    candidates.append(Path(tempfile.gettempdir()) / f"commerceql-cache-{uid}")
+    try:
+        candidates.append((Path(xdg) if xdg else Path.home() / ".cache") / "commerceql")
+    except RuntimeError:  # no home directory at all
+        pass
+    if uid is not None:
+        # Someone else may have created this name first; then it is not ours and is refused.
+        candidates.append(Path(tempfile.gettempdir()) / f"commerceql-cache-{uid}")
     for directory in candidates:
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            if os.access(directory, os.W_OK | os.X_OK):
-                return directory
-        except OSError:
-            continue
+        if directory.is_absolute() and _private_directory(directory, uid):
+            return directory
     return None
 
 
@@ -174,20 +239,44 @@ def cache_path(grammar: str | None = None) -> Path | None:
     return directory / f"grammar-{digest}.lark-cache"
 
 
-class _AtomicFS(lark_utils.FS):
-    """Lark's file access, except that the cache file is written to a private file and renamed.
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
 
-    Another process starting at the same moment then sees either no cache file or a complete one,
-    never a half-written one.
+
+def _open_trusted_cache(name: str) -> Any:
+    """The cache file opened for reading, if this user owns it and nobody else can write it.
+
+    The checks are made on the opened file itself (fstat), so the file cannot be swapped between
+    the check and the read. An untrusted file counts as missing: Lark then rebuilds the parser and
+    replaces the file with its own.
+    """
+    descriptor = os.open(name, os.O_RDONLY | _NOFOLLOW | _BINARY)
+    try:
+        info = os.fstat(descriptor)
+        uid = _current_uid()
+        if not stat.S_ISREG(info.st_mode) or (uid is not None and not _is_private(info, uid)):
+            raise FileNotFoundError(name)  # Lark treats this as "no cache yet"
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+class _PrivateFS(lark_utils.FS):
+    """Lark's file access for the cache: private reads (see `_open_trusted_cache`), atomic writes.
+
+    The cache file is written to a new private file (0600, never through a link) and renamed, so
+    another process starting at the same moment sees either no cache file or a complete one.
     """
 
     @staticmethod
     @contextlib.contextmanager
-    def _atomic(name: str, mode: str, **kwargs: Any) -> Iterator[Any]:
+    def _atomic(name: str) -> Iterator[Any]:
         target = Path(name)
         temporary = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY
         try:
-            with open(temporary, mode, **kwargs) as handle:
+            with os.fdopen(os.open(temporary, flags, 0o600), "wb") as handle:
                 yield handle
             os.replace(temporary, target)
         finally:
@@ -197,8 +286,8 @@ class _AtomicFS(lark_utils.FS):
     @staticmethod
     def open(name: str, mode: str = "r", **kwargs: Any) -> Any:
         if "w" in mode:
-            return _AtomicFS._atomic(name, mode, **kwargs)
-        return open(name, mode, **kwargs)
+            return _PrivateFS._atomic(name)
+        return _open_trusted_cache(name)
 
 
 def _build_parser() -> Lark:
@@ -207,9 +296,9 @@ def _build_parser() -> Lark:
     if path is None:
         return Lark(grammar, **_LARK_OPTIONS)
     # Lark's own cache: it stores a hash of the grammar and options in the file, loads the file when
-    # the hash matches and otherwise rebuilds and rewrites it (atomically, see _AtomicFS).
+    # the hash matches and otherwise rebuilds and rewrites it (through _PrivateFS).
     original_fs = lark_module.FS
-    lark_module.FS = _AtomicFS
+    lark_module.FS = _PrivateFS
     try:
         return Lark(grammar, cache=str(path), **_LARK_OPTIONS)
     finally:
