@@ -1,7 +1,7 @@
 """The `commerceql` command line: a thin shell over `commerceql.store`.
 
     commerceql query "FROM sales SHOW net_sales GROUP BY month DURING last_year"
-    commerceql query -f report.cql --format csv
+    commerceql query -f report.cql --format csv   # text cells like =cmd|... get a leading ' (see below)
     commerceql query "..." --sql                # print the compiled SQL
     commerceql query "..." --chart out.png      # render the VISUALIZE chart
     commerceql schema [TABLE]
@@ -20,10 +20,21 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from commerceql.errors import CommerceQLError
 
+if TYPE_CHECKING:
+    import polars as pl
+
 FORMATS = ("table", "csv", "json", "parquet", "markdown")
+
+# Spreadsheets (Excel, LibreOffice, Google Sheets) read a CSV cell that starts with one of these as
+# a formula, so a product title such as `=HYPERLINK(...)` or `-2+3+cmd|...` in the store would run
+# when someone opens the export. Such text cells get a leading `'`, as OWASP recommends; numbers
+# (numeric columns, and text that is just a number such as -5) are left alone.
+_FORMULA_START = r"^[=+\-@\t\r]"
+_PLAIN_NUMBER = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -39,6 +50,13 @@ def _build_parser() -> argparse.ArgumentParser:
     query.add_argument("--chart", help="save the VISUALIZE chart to this .png, .svg, .html or .json file")
     query.add_argument("--data", help="store folder or .duckdb file (default: the bundled sample store)")
     query.add_argument("--max-rows", type=int, default=1000, help="rows to print in table format")
+    query.add_argument(
+        "--escape-formulas",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="csv: prefix text cells starting with = + - @ tab or CR with ' so spreadsheets do not run them "
+        "as formulas (default); --no-escape-formulas writes the values exactly as stored",
+    )
 
     schema = commands.add_parser("schema", help="list tables, or one table's metrics and dimensions")
     schema.add_argument("table", nargs="?")
@@ -88,6 +106,21 @@ def _markdown(result) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(lines)
 
 
+def escape_formulas(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with every text cell a spreadsheet would run as a formula prefixed with `'`."""
+    import polars as pl
+
+    text_types = (pl.String, pl.Categorical, pl.Enum)
+    columns = []
+    for name, dtype in frame.schema.items():
+        if not isinstance(dtype, text_types) and dtype not in text_types:
+            continue
+        value = pl.col(name).cast(pl.String)
+        risky = value.str.contains(_FORMULA_START) & ~value.str.contains(_PLAIN_NUMBER)
+        columns.append(pl.when(risky).then(pl.lit("'") + value).otherwise(value).alias(name))
+    return frame.with_columns(columns) if columns else frame
+
+
 def _write_result(result, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
     fmt = args.format
     if fmt == "parquet":
@@ -99,7 +132,8 @@ def _write_result(result, args: argparse.Namespace) -> None:  # type: ignore[no-
         text = result.to_text(max_rows=args.max_rows)
     elif fmt == "csv":
         buffer = io.StringIO()
-        result.df.write_csv(buffer)
+        frame = escape_formulas(result.df) if args.escape_formulas else result.df
+        frame.write_csv(buffer)
         text = buffer.getvalue().rstrip("\n")
     elif fmt == "json":
         text = json.dumps(result.df.to_dicts(), default=str, indent=2)

@@ -128,3 +128,80 @@ def test_an_internal_error_is_reported_without_a_traceback(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.startswith("internal error: RuntimeError: simulated bug")
     assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV and spreadsheet formulas
+# ---------------------------------------------------------------------------------------------
+
+# Product titles a spreadsheet would run as formulas, and harmless ones; amounts include a refund.
+TITLES = {
+    "=HYPERLINK(\"http://evil.example\",\"open\")": "10.00",
+    "-2+3+cmd|' /C calc'!A0": "-12.50",
+    "@SUM(A1:A9)": "5.00",
+    "+1 555 0100": "7.00",
+    "\tTabbed": "3.00",
+    "\rCarriage": "4.00",
+    "-5": "6.00",
+    "Plain = fine": "8.00",
+}
+TITLE_QUERY = "FROM sales SHOW gross_sales GROUP BY product_title_at_time_of_sale"
+
+
+@pytest.fixture(scope="module")
+def hostile_store(tmp_path_factory):
+    import csv
+
+    from commerceql.importers import import_table
+
+    folder = tmp_path_factory.mktemp("hostile-csv")
+    source = folder / "orders.csv"
+    with open(source, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["order", "date", "amount", "product"])
+        for number, (title, amount) in enumerate(TITLES.items(), start=1):
+            writer.writerow([str(number), "2024-01-02", amount, title])
+    mapping = {"sales": {"order": "order", "happened_at": "date", "gross_sales": "amount", "product_title_at_sale": "product"}}
+    import_table(source, mapping, folder / "store")
+    return str(folder / "store")
+
+
+def _csv_rows(text: str) -> dict[str, str]:
+    import csv
+    import io
+
+    reader = csv.reader(io.StringIO(text, newline=""))
+    assert next(reader) == ["product_title_at_time_of_sale", "gross_sales"]
+    return {title: amount for title, amount in reader}
+
+
+def test_csv_escapes_cells_a_spreadsheet_would_run_as_formulas(capsys, hostile_store):
+    assert main(["query", TITLE_QUERY, "--data", hostile_store, "--format", "csv"]) == 0
+    rows = _csv_rows(capsys.readouterr().out)
+    expected = {}
+    for title, amount in TITLES.items():
+        risky = title[0] in "=+-@\t\r" and title != "-5"  # "-5" is a number, not a formula
+        expected["'" + title if risky else title] = amount
+    assert rows == expected
+    # no cell starts a formula; the negative amount is still a plain number
+    assert not [cell for row in rows.items() for cell in row if cell[0] in "=+@\t\r"]
+    assert rows["'-2+3+cmd|' /C calc'!A0"] == "-12.50"
+
+
+def test_csv_escaping_can_be_turned_off(capsys, hostile_store, tmp_path):
+    target = tmp_path / "raw.csv"
+    arguments = ["query", TITLE_QUERY, "--data", hostile_store, "--format", "csv", "--no-escape-formulas"]
+    assert main([*arguments, "--output", str(target)]) == 0
+    assert _csv_rows(target.read_bytes().decode("utf-8")) == TITLES  # bytes: keep the \r
+
+
+def test_csv_escaping_leaves_numbers_and_other_formats_alone(capsys, hostile_store):
+    assert main(["query", TITLE_QUERY, "--data", hostile_store, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {row["product_title_at_time_of_sale"] for row in rows} == set(TITLES)
+    from commerceql.cli import escape_formulas
+
+    frame = pl.DataFrame({"n": [-1, 2], "x": [-1.5, 0.0], "s": ["-1.5", "-x"]})
+    escaped = escape_formulas(frame)
+    assert escaped["n"].to_list() == [-1, 2] and escaped["x"].to_list() == [-1.5, 0.0]
+    assert escaped["s"].to_list() == ["-1.5", "'-x"]
