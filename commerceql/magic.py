@@ -25,10 +25,13 @@ traceback; the cell still fails, so "Run all" stops there.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shlex
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,16 +90,104 @@ def _span(text: str, start: int, end: int) -> Span:
     return Span(line, column, end_line, end_column, start, end)
 
 
-def _plain_value(value: Any) -> Any:
-    """numpy scalars, Series and arrays as plain Python values for `format_value`."""
-    if hasattr(value, "to_list") and callable(value.to_list):  # polars / pandas Series
-        return list(value.to_list())
-    if hasattr(value, "tolist") and callable(value.tolist) and not isinstance(value, str | bytes):
-        converted = value.tolist()  # numpy arrays and scalars
-        return converted
-    if hasattr(value, "to_pydatetime") and callable(value.to_pydatetime):  # pandas Timestamp
-        return value.to_pydatetime()
-    return value
+class _Refused(TypeError):
+    """A value `{...}` cannot insert (the message says why)."""
+
+
+#: The exact built-in containers a value for IN may be, with the iterator of each: a subclass is
+#: read through the built-in iterator, so an overridden `__iter__` cannot change what is inserted.
+_CONTAINERS: tuple[tuple[type, Any], ...] = (
+    (list, list.__iter__),
+    (tuple, tuple.__iter__),
+    (frozenset, frozenset.__iter__),
+    (set, set.__iter__),
+)
+
+
+def _exact_scalar(value: Any) -> Any:
+    """`value` as an exact built-in scalar, read from its built-in data, never from its methods.
+
+    A subclass of str / int / float / Decimal / date / datetime can override `__str__`,
+    `__format__`, `replace`, `isoformat`... and so decide what text `format_value` would write
+    (for example a str whose `replace` does not double quotes). The unbound built-in methods used
+    here (`str.__str__(v)`, `int.__int__(v)`, the C getters of date fields) return a new exact
+    built-in object with the value's own data, whatever the subclass overrides.
+    """
+    # type(value), not isinstance(): isinstance also believes an overridden `__class__`.
+    kind = type(value)
+    if value is None or kind is bool:  # bool cannot be subclassed
+        return value
+    if issubclass(kind, str):
+        return str.__str__(value)
+    if issubclass(kind, int):
+        return int.__int__(value)
+    if issubclass(kind, float):
+        return float.__float__(value)
+    if issubclass(kind, Decimal):
+        return Decimal(Decimal.__str__(value))
+    if issubclass(kind, dt.datetime):
+        if dt.datetime.tzinfo.__get__(value) is not None:
+            raise _Refused("a date-time with a time zone cannot be written; use a naive one and WITH TIMEZONE")
+        day = dt.date.fromordinal(dt.date.toordinal(value))
+        return dt.datetime(
+            day.year,
+            day.month,
+            day.day,
+            dt.datetime.hour.__get__(value),
+            dt.datetime.minute.__get__(value),
+            dt.datetime.second.__get__(value),
+            dt.datetime.microsecond.__get__(value),
+        )
+    if issubclass(kind, dt.date):
+        return dt.date.fromordinal(dt.date.toordinal(value))
+    raise _Refused(f"a {_type_name(value)} cannot be written as a CommerceQL value")
+
+
+def _type_name(value: Any) -> str:
+    # type.__name__ read through `type`, not through the value (which could lie about its class).
+    return type.__dict__["__name__"].__get__(type(value))  # type: ignore[no-any-return]
+
+
+def _array_values(value: Any) -> tuple[bool, Any]:
+    """(True, plain values) for a polars / pandas Series, pandas Index, numpy array or scalar.
+
+    Only these known types are asked for their values (`to_list()`, `tolist()`, `item()`), and
+    what they return goes through the same strict conversion as any other value. An arbitrary
+    object with a `to_list` method is refused: its result could be anything.
+    """
+    polars = sys.modules.get("polars")
+    if polars is not None and isinstance(value, polars.Series):
+        return True, value.to_list()
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(value, pandas.Series | pandas.Index):
+        return True, value.tolist()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        if isinstance(value, numpy.ndarray):
+            return True, value.tolist()
+        if isinstance(value, numpy.generic) and not isinstance(value, str | int | float):
+            return True, value.item()  # numpy.int64, numpy.bool_, numpy.datetime64 ...
+    return False, None
+
+
+def _exact_value(value: Any, *, in_list: bool = False) -> Any:
+    """`value` built only of exact built-in types `format_value` writes safely, or `_Refused`.
+
+    Scalars go through `_exact_scalar`; lists, tuples and sets (for IN) element by element with
+    the same rules; Series and arrays through their plain values (see `_array_values`).
+    """
+    for container, iterate in _CONTAINERS:
+        if issubclass(type(value), container):
+            if in_list:
+                raise _Refused("lists of lists cannot be written")
+            items = [_exact_value(item, in_list=True) for item in iterate(value)]
+            return set(items) if container in (set, frozenset) else items
+    known, plain = _array_values(value)
+    if known:
+        if isinstance(plain, list) and in_list:
+            raise _Refused("lists of lists cannot be written")
+        return _exact_value(plain, in_list=in_list)
+    return _exact_scalar(value)
 
 
 def interpolate(text: str, namespace: Mapping[str, Any], local_namespace: Mapping[str, Any] | None = None) -> str:
@@ -163,8 +254,8 @@ def interpolate(text: str, namespace: Mapping[str, Any], local_namespace: Mappin
                     f"cannot evaluate `{expression}`: {type(error).__name__}: {error}", span=span, source=text
                 ) from None
             try:
-                out.append(format_value(_plain_value(value)))
-            except (TypeError, ValueError) as error:
+                out.append(format_value(_exact_value(value)))
+            except Exception as error:  # noqa: BLE001 - a refused value, or a Series method that failed
                 raise CommerceQLMagicError(
                     f"cannot insert the value of `{expression}` into the query: {error}",
                     span=span,

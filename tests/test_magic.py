@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import polars as pl
 import pytest
@@ -221,3 +222,243 @@ def test_tab_completion_in_cells_and_lines(ip):
     assert "billing_region" in complete("%%cql name\nFROM sales SHOW net_sales\n  GROUP BY bill")
     assert complete("x = %cql FROM sales SHOW net_sales DURING last_mo") == ["last_month"]
     assert complete("%cql --data somewhere FROM sales VISUALIZE net_sales TYPE li")[:2] == ["line", "list"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile Python objects: subclasses that lie about their text, and array-likes that are not
+# ---------------------------------------------------------------------------------------------
+
+INJECTION = "x' OR 1=1 --"
+
+
+class LyingStr(str):
+    def __str__(self) -> str:
+        return INJECTION
+
+    def __repr__(self) -> str:
+        return INJECTION
+
+    def __format__(self, spec: str) -> str:
+        return INJECTION
+
+
+class NoDoublingStr(str):
+    """`replace` is how quotes get doubled; this one does not double them."""
+
+    def replace(self, *args: object, **kwargs: object) -> str:  # type: ignore[override]
+        return str.__str__(self)
+
+    def __add__(self, other: object) -> str:
+        return INJECTION
+
+    def __radd__(self, other: object) -> str:
+        return INJECTION
+
+
+class ShapeShiftingStr(str):
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(INJECTION)
+
+    def __getitem__(self, index: object) -> str:
+        return INJECTION
+
+    def __len__(self) -> int:
+        return 0
+
+    def encode(self, *args: object, **kwargs: object) -> bytes:  # type: ignore[override]
+        return INJECTION.encode()
+
+
+class LyingInt(int):
+    def __str__(self) -> str:
+        return "1 OR 1 = 1"
+
+    def __repr__(self) -> str:
+        return "1 OR 1 = 1"
+
+    def __format__(self, spec: str) -> str:
+        return "1 OR 1 = 1"
+
+    def __int__(self) -> int:
+        return 999
+
+    def __index__(self) -> int:
+        return 999
+
+
+class LyingFloat(float):
+    def __repr__(self) -> str:
+        return "1) OR (1 = 1"
+
+    def __str__(self) -> str:
+        return "1) OR (1 = 1"
+
+    def __float__(self) -> float:
+        return 999.0
+
+
+class LyingDecimal(Decimal):
+    def __str__(self) -> str:
+        return "1 OR 1 = 1"
+
+    def __format__(self, spec: str, *args: object) -> str:
+        return "1 OR 1 = 1"
+
+    def is_finite(self) -> bool:
+        return True
+
+    def as_tuple(self):  # type: ignore[no-untyped-def]
+        return Decimal("999").as_tuple()
+
+
+class LyingDate(dt.date):
+    def isoformat(self) -> str:
+        return "2025-01-01 OR true"
+
+    def __str__(self) -> str:
+        return "2025-01-01 OR true"
+
+    def strftime(self, fmt: str) -> str:
+        return "2025-01-01 OR true"
+
+    @property
+    def year(self) -> int:  # type: ignore[override]
+        return 1999
+
+
+class LyingDateTime(dt.datetime):
+    def isoformat(self, *args: object, **kwargs: object) -> str:
+        return "2025-01-01 OR true"
+
+    @property
+    def tzinfo(self):  # type: ignore[no-untyped-def, override]
+        return None  # lies: it has one
+
+
+class LyingList(list):
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter([INJECTION, LyingStr("y")])
+
+
+class LyingTuple(tuple):
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter([INJECTION])
+
+
+class LyingSet(set):
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter([INJECTION])
+
+
+class HasToList:
+    def to_list(self) -> str:
+        return "'x') OR (1 = 1"
+
+
+class HasToListReturningAList:
+    def to_list(self) -> list[str]:
+        return ["x"]
+
+    def tolist(self) -> list[str]:
+        return ["x"]
+
+
+class PretendsToBeStr:
+    @property
+    def __class__(self):  # type: ignore[no-untyped-def, override]
+        return str
+
+    def replace(self, *args: object) -> str:
+        return INJECTION
+
+
+def _where(value: object, operator: str = "=") -> ast.Condition:
+    text = interpolate(f"FROM sales SHOW net_sales WHERE billing_region {operator} {{v}}", {"v": value})
+    where = parse(text).where
+    assert where is not None
+    return where
+
+
+def _equals(literal: ast.Expression) -> ast.Comparison:
+    return ast.Comparison("=", ast.Identifier("billing_region"), literal)
+
+
+@pytest.mark.parametrize(
+    "value, literal",
+    [
+        (LyingStr("Ohio"), ast.StringLiteral("Ohio")),
+        (NoDoublingStr("O'Brien' OR 'a' = 'a"), ast.StringLiteral("O'Brien' OR 'a' = 'a")),
+        (ShapeShiftingStr("Ohio"), ast.StringLiteral("Ohio")),
+        (LyingInt(7), ast.NumberLiteral(7)),
+        (LyingFloat(2.5), ast.NumberLiteral(Decimal("2.5"))),
+        (LyingDecimal("12.34"), ast.NumberLiteral(Decimal("12.34"))),
+        (LyingDate(2024, 2, 29), ast.DateLiteral(dt.date(2024, 2, 29))),
+        (LyingDateTime(2024, 3, 1, 9, 30), ast.DateLiteral(dt.datetime(2024, 3, 1, 9, 30))),
+    ],
+    ids=lambda v: type(v).__name__,
+)
+def test_hostile_subclasses_insert_their_real_value(value, literal):
+    assert _where(value) == _equals(literal)
+
+
+def test_hostile_containers_insert_their_real_items():
+    where = _where(LyingList(["Ohio", NoDoublingStr("it's")]), "IN")
+    assert where == ast.InList(ast.Identifier("billing_region"), (ast.StringLiteral("Ohio"), ast.StringLiteral("it's")))
+    where = _where(LyingTuple(("Ohio",)), "IN")
+    assert where == ast.InList(ast.Identifier("billing_region"), (ast.StringLiteral("Ohio"),))
+    where = _where(LyingSet({"Ohio"}), "IN")
+    assert where == ast.InList(ast.Identifier("billing_region"), (ast.StringLiteral("Ohio"),))
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (HasToList(), "HasToList cannot be written"),
+        (HasToListReturningAList(), "HasToListReturningAList cannot be written"),
+        (PretendsToBeStr(), "PretendsToBeStr cannot be written"),
+        (LyingDateTime(2024, 3, 1, tzinfo=dt.UTC), "time zone"),
+        ({"a": 1}, "dict cannot be written"),
+        (b"Ohio", "bytes cannot be written"),
+        ([["Ohio"]], "lists of lists"),
+        ([pl.Series(["Ohio"])], "lists of lists"),
+        (object(), "object cannot be written"),
+    ],
+    ids=["to_list", "to_list_list", "fake_class", "tz_aware", "dict", "bytes", "nested_list", "list_of_series", "object"],
+)
+def test_other_objects_are_refused_with_a_clear_error(value, message):
+    with pytest.raises(CommerceQLMagicError) as caught:
+        interpolate("FROM sales SHOW net_sales WHERE billing_region = {v}", {"v": value})
+    rendered = caught.value.render()
+    assert message in rendered and "{v}" in rendered and "^" in rendered
+    assert INJECTION not in rendered
+
+
+def test_series_and_arrays_insert_their_values_element_by_element():
+    import numpy as np
+    import pandas as pd
+
+    strings = ast.InList(ast.Identifier("billing_region"), (ast.StringLiteral("Ohio"), ast.StringLiteral("it's")))
+    assert _where(pl.Series(["Ohio", "it's"]), "IN") == strings
+    assert _where(pd.Series(["Ohio", "it's"]), "IN") == strings
+    assert _where(np.array(["Ohio", "it's"]), "IN") == strings
+    assert _where(np.int64(5)) == _equals(ast.NumberLiteral(5))
+    assert _where(np.float64(0.25)) == _equals(ast.NumberLiteral(Decimal("0.25")))
+    assert _where(pd.Timestamp("2024-05-06 07:08:09")) == _equals(ast.DateLiteral(dt.datetime(2024, 5, 6, 7, 8, 9)))
+    dates = pl.Series([dt.date(2024, 1, 1), dt.date(2024, 1, 2)])
+    assert _where(dates, "IN") == ast.InList(
+        ast.Identifier("billing_region"), (ast.DateLiteral(dt.date(2024, 1, 1)), ast.DateLiteral(dt.date(2024, 1, 2)))
+    )
+
+    class LyingSeries(pl.Series):
+        def to_list(self, *args: object, **kwargs: object) -> list[object]:  # type: ignore[override]
+            return [LyingStr("Ohio"), NoDoublingStr("it's")]
+
+    assert _where(LyingSeries(["ignored"]), "IN") == strings
+
+
+def test_a_hostile_value_through_the_magic_filters_like_its_real_value(ip, store):
+    ip.user_ns["region"] = NoDoublingStr("California' OR billing_region = 'Ohio")
+    res = ip.run_line_magic("cql", "FROM sales SHOW net_sales, orders WHERE billing_region = {region}")
+    assert condition(res) == _equals(ast.StringLiteral("California' OR billing_region = 'Ohio"))
+    nothing = store.query("FROM sales SHOW net_sales, orders WHERE billing_region = 'no such region'")
+    assert res.df.equals(nothing.df)
