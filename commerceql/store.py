@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import re
+import shutil
+import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -87,7 +92,20 @@ def _system_clock() -> dt.datetime:
 
 
 class Store:
-    """An open store. Not thread-safe for concurrent queries: one query at a time per store."""
+    """An open store: a locked-down DuckDB session over one shop's data and its semantic model.
+
+    Thread safety: a Store may be shared between threads. Every method that touches the
+    database (`query`, `query_script`, `execute`, `sql`, `close`) takes the store's lock, so
+    queries from several threads run one at a time and never interleave on the connection;
+    `compile` and `explain` do not touch the database and run concurrently. `interrupt()` does
+    not take the lock (it cancels the query that holds it). Code that uses `store.connection`
+    directly bypasses the lock and must not run while other threads use the store; for parallel
+    queries, open one store per thread with `connect()`.
+
+    The session is locked down when the store opens (see docs/security.md): no file access
+    beyond the store's own files, no extension loading, TimeZone pinned to UTC, a memory limit,
+    spilling into a private temporary directory, and `lock_configuration` so SQL cannot undo it.
+    """
 
     def __init__(
         self,
@@ -110,6 +128,7 @@ class Store:
         self.manifest = manifest or {}
         self._clock = clock
         self._lock = threading.Lock()
+        self._cleanup: Callable[[], None] | None = None
 
     # -- time --------------------------------------------------------------------------------
     def now(self) -> dt.datetime:
@@ -190,8 +209,17 @@ class Store:
         self.connection.interrupt()
 
     def sql(self, text: str, parameters: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
-        """Run raw SQL against the store (for tests and power users)."""
-        frame = pl.from_arrow(_arrow(self.connection, text, parameters))
+        """Run raw SQL against the store (for tests and power users), under the store's lock.
+
+        The session is locked down, so SQL here reads the store's tables but no other files and
+        cannot change settings; a failure is a CommerceQLExecutionError.
+        """
+        with self._lock:
+            try:
+                table = _arrow(self.connection, text, parameters)
+            except duckdb.Error as exc:
+                raise CommerceQLExecutionError(f"the database refused this SQL: {str(exc).splitlines()[0]}") from exc
+        frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         return frame
 
@@ -235,7 +263,11 @@ class Store:
         return self.query(query).widget()
 
     def close(self) -> None:
-        self.connection.close()
+        """Close the connection (after any running query) and remove the private temp directory."""
+        with self._lock:
+            self.connection.close()
+        if self._cleanup is not None:
+            self._cleanup()
 
     def __enter__(self) -> Store:
         return self
@@ -248,7 +280,37 @@ class Store:
         return f"<commerceql.Store {self.name!r}{where} ({self.timezone}, {self.currency})>"
 
 
-def _open_folder(path: Path) -> tuple[duckdb.DuckDBPyConnection, dict[str, Any]]:
+DEFAULT_MEMORY_LIMIT = "4GB"
+_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
+
+
+def _default_memory_limit() -> str:
+    """4 GB, or half the machine's memory when it has less than 8 GB."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return DEFAULT_MEMORY_LIMIT
+    if total < 8 * 1024**3:
+        return f"{max(total // 2 // 1024**2, 256)}MB"
+    return DEFAULT_MEMORY_LIMIT
+
+
+def glob_literal(path: str) -> str:
+    """`path` as a DuckDB glob that matches only itself.
+
+    DuckDB treats `*`, `?` and `[` in every file name given to read_parquet as glob syntax (also
+    inside a list), so a store folder called `a*` or `shop[2024]` would read its neighbours'
+    files. A one-character class (`[*]`, `[?]`, `[[]`) matches exactly that character.
+    """
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in path)
+
+
+def _fail_open(connection: duckdb.DuckDBPyConnection, error: CommerceQLError) -> CommerceQLError:
+    connection.close()
+    return error
+
+
+def _load_manifest(path: Path) -> dict[str, Any]:
     manifest_path = path / "manifest.json"
     if not manifest_path.exists():
         raise CommerceQLDataError(
@@ -257,17 +319,115 @@ def _open_folder(path: Path) -> tuple[duckdb.DuckDBPyConnection, dict[str, Any]]
         )
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CommerceQLDataError(f"cannot read {manifest_path}: {exc}") from exc
+    return _check_manifest(manifest, str(manifest_path))
+
+
+def _check_manifest(manifest: Any, where: str) -> dict[str, Any]:
+    """The manifest's shape, checked once so later code can trust its types."""
+    if not isinstance(manifest, dict):
+        raise CommerceQLDataError(f"{where} must hold a JSON object, not {type(manifest).__name__}")
+    tables = manifest.get("tables", {})
+    if not isinstance(tables, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tables.items()):
+        raise CommerceQLDataError(f"{where}: `tables` must map table names to file names")
+    for key in ("name", "timezone", "currency"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], str):
+            raise CommerceQLDataError(f"{where}: `{key}` must be text")
+    as_of = manifest.get("as_of")
+    if as_of is not None:
+        try:
+            parsed = dt.datetime.fromisoformat(as_of) if isinstance(as_of, str) else None
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.tzinfo is None:
+            raise CommerceQLDataError(f"{where}: `as_of` must be an ISO timestamp with a UTC offset, or null")
+    return manifest
+
+
+def _open_folder(path: Path) -> tuple[duckdb.DuckDBPyConnection, dict[str, Any], list[str]]:
+    """A connection with one view per manifest table, and the files those views may read."""
+    manifest = _load_manifest(path)
+    root = path.resolve()
+    files: list[str] = []
     connection = duckdb.connect()
     for name, file_name in manifest.get("tables", {}).items():
         file_path = path / file_name
-        if not file_path.exists():
-            raise CommerceQLDataError(f"store {path} lists table `{name}` but {file_path.name} is missing")
-        connection.execute(
-            f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM read_parquet({quote_literal(str(file_path))})"
-        )
-    return connection, manifest
+        # A manifest must not reach outside its own folder (another store's data, /etc, ...).
+        if not file_path.resolve().is_relative_to(root):
+            raise _fail_open(connection, CommerceQLDataError(
+                f"store {path} lists table `{name}` as {file_name!r}, which is outside the store folder"
+            ))
+        if not file_path.is_file():
+            raise _fail_open(connection, CommerceQLDataError(
+                f"store {path} lists table `{name}` but {file_path.name} is missing"
+            ))
+        location = str(file_path)
+        try:
+            connection.execute(
+                f"CREATE VIEW {quote_identifier(name)} AS "
+                f"SELECT * FROM read_parquet({quote_literal(glob_literal(location))})"
+            )
+        except duckdb.Error as exc:
+            raise _fail_open(connection, CommerceQLDataError(
+                f"store {path}: table `{name}` ({file_path.name}) is not a readable Parquet file: "
+                f"{str(exc).splitlines()[0]}"
+            )) from exc
+        # DuckDB checks the pattern as written and then the file it resolves to.
+        files.extend({location, glob_literal(location)})
+    return connection, manifest, files
+
+
+def _open_database(path: Path) -> tuple[duckdb.DuckDBPyConnection, dict[str, Any]]:
+    try:
+        connection = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise CommerceQLDataError(f"cannot open {path} as a DuckDB database: {str(exc).splitlines()[0]}") from exc
+    try:
+        rows = connection.sql("SELECT manifest FROM commerceql_manifest LIMIT 1").fetchall()
+    except duckdb.Error:
+        rows = []  # a plain database without a manifest table: defaults for name, zone, currency
+    if not rows:
+        return connection, {}
+    try:
+        manifest = json.loads(rows[0][0])
+        return connection, _check_manifest(manifest, f"{path}: commerceql_manifest")
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise _fail_open(connection, CommerceQLDataError(f"{path}: commerceql_manifest is not JSON: {exc}")) from exc
+    except CommerceQLError as exc:
+        raise _fail_open(connection, exc) from None
+
+
+def _lock_down(
+    connection: duckdb.DuckDBPyConnection,
+    *,
+    allowed_paths: Sequence[str],
+    temp_directory: str,
+    memory_limit: str,
+    threads: int | None,
+) -> None:
+    """Settings every store session runs with; `lock_configuration` makes them final.
+
+    Runs after the views exist: the views re-read their Parquet files at every query, which
+    `allowed_paths` keeps possible while every other file (read_csv('/etc/passwd'), COPY ... TO,
+    ATTACH, INSTALL) is refused. Spilling goes to `temp_directory`, which DuckDB still writes.
+    """
+    settings = [
+        "SET TimeZone = 'UTC'",
+        f"SET memory_limit = {quote_literal(memory_limit)}",
+        f"SET temp_directory = {quote_literal(temp_directory)}",
+        "SET enable_progress_bar = false",
+        f"SET allowed_paths = [{', '.join(quote_literal(p) for p in allowed_paths)}]",
+        "SET enable_external_access = false",
+        "SET autoinstall_known_extensions = false",
+        "SET autoload_known_extensions = false",
+    ]
+    if threads is not None:
+        settings.insert(2, f"SET threads = {int(threads)}")
+    if not allowed_paths:
+        settings.remove("SET allowed_paths = []")
+    for statement in [*settings, "SET lock_configuration = true"]:
+        connection.execute(statement)
 
 
 def connect(
@@ -276,44 +436,63 @@ def connect(
     clock: Clock | dt.datetime | None = None,
     model: Iterable[str | Path] = (),
     timezone: str | None = None,
+    memory_limit: str | None = None,
+    threads: int | None = None,
 ) -> Store:
-    """Open a store: the bundled sample store by default, or a store folder / DuckDB file."""
+    """Open a store: the bundled sample store by default, or a store folder / DuckDB file.
+
+    `memory_limit` (e.g. "2GB"; default 4GB, or half the memory of a smaller machine) and
+    `threads` (default: DuckDB's, one per core) size the session; see docs/security.md for
+    everything else the session is locked to. Damaged stores and models raise CommerceQLDataError.
+    """
+    limit = memory_limit if memory_limit is not None else _default_memory_limit()
+    if not isinstance(limit, str) or not _MEMORY.match(limit):
+        raise CommerceQLDataError(f"memory_limit must be a size such as '4GB' or '512MB', not {limit!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise CommerceQLDataError(f"threads must be a positive whole number, not {threads!r}")
     if path is None:
         from commerceql.sample import ensure_default_store
 
         path = ensure_default_store()
     path = Path(path).expanduser()
+    allowed: list[str] = []
     if path.is_dir():
-        connection, manifest = _open_folder(path)
-        user_models = sorted((path / "model").glob("*.yaml")) if (path / "model").is_dir() else []
-    elif path.suffix in (".duckdb", ".db") and path.exists():
-        connection = duckdb.connect(str(path), read_only=True)
-        manifest = {}
-        try:
-            rows = connection.sql("SELECT manifest FROM commerceql_manifest LIMIT 1").fetchall()
-            if rows:
-                manifest = json.loads(rows[0][0])
-        except duckdb.Error:
-            manifest = {}
-        user_models = []
+        model_dir = path / "model"
+        user_models = sorted(model_dir.glob("*.yaml")) if model_dir.is_dir() else []
+        # The model is read before any connection exists: a bad one leaves nothing open.
+        semantic = builtin_model().extended_from_files(user_models, relative_to=path)
+        semantic = semantic.extended_from_files(model)
+        connection, manifest, allowed = _open_folder(path)
+    elif path.suffix in (".duckdb", ".db") and path.is_file():
+        semantic = builtin_model().extended_from_files(model)
+        connection, manifest = _open_database(path)
     else:
         raise CommerceQLDataError(
             f"cannot open {path}: expected a store folder (with manifest.json) or a .duckdb file",
             hint="create a store with `commerceql sample --out DIR` or `commerceql import ...`",
         )
-    semantic = builtin_model().extended_from_files([*user_models, *model])
+    temp_directory = tempfile.mkdtemp(prefix="commerceql-duckdb-")
+    try:
+        _lock_down(connection, allowed_paths=allowed, temp_directory=temp_directory, memory_limit=limit,
+                   threads=threads)
+    except duckdb.Error as exc:
+        connection.close()
+        shutil.rmtree(temp_directory, ignore_errors=True)
+        raise CommerceQLDataError(f"cannot configure the database session: {str(exc).splitlines()[0]}") from exc
     store = Store(
         connection,
-        name=str(manifest.get("name", path.stem)),
-        timezone=timezone or str(manifest.get("timezone", "UTC")),
-        currency=str(manifest.get("currency", "USD")),
+        name=str(manifest.get("name") or path.stem),
+        timezone=timezone or str(manifest.get("timezone") or "UTC"),
+        currency=str(manifest.get("currency") or "USD"),
         model=semantic,
         path=path,
         manifest=manifest,
     )
+    # Removed on close(), or when the store is garbage-collected / the interpreter exits.
+    store._cleanup = weakref.finalize(store, shutil.rmtree, temp_directory, ignore_errors=True)
     if clock is not None:
         store.set_clock(clock)
     return store
 
 
-__all__ = ["CommerceQLError", "CommerceQLInterrupted", "Store", "connect", "run_interruptibly"]
+__all__ = ["CommerceQLError", "CommerceQLInterrupted", "Store", "connect", "glob_literal", "run_interruptibly"]

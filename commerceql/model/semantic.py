@@ -26,14 +26,23 @@ dimensions of that table; a file naming a new table adds it. Format:
       returns:
         alias_of: sales_reversals    # an accepted older name
         deprecated: renamed `sales_reversals` in ShopifyQL 2026-04
+      net_sales:
+        override: true               # replacing an existing metric must be said out loud
+        sql: SUM(sales.net_sales) - SUM(sales.taxes)
 
-SQL in the model is trusted (it is written by whoever owns the store); user query text never
-reaches SQL except as bound parameters, and identifiers in compiled SQL come only from here.
+Only the built-in files are trusted. A store's `model/*.yaml` may come from anyone, so every
+`sql:` and join `on:` of a user document must be one expression over the table's own alias and
+its joins' aliases, checked by `commerceql.model.sql_guard` (no table functions, subqueries,
+statements or comments). Replacing an existing metric, dimension or join, or changing a table's
+`relation` / `time_column`, needs `override: true` (on the entry, or at the top of the document
+for table settings) and raises a ModelOverrideWarning. User query text never reaches SQL except
+as bound parameters, and identifiers in compiled SQL come only from here. See docs/security.md.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,6 +51,7 @@ from typing import Any
 import yaml
 
 from commerceql.errors import CommerceQLDataError
+from commerceql.model.sql_guard import check_expression
 
 BUILTIN_TABLES_DIR = Path(__file__).parent / "tables"
 
@@ -52,6 +62,9 @@ METRIC_TYPES = frozenset({"money", "percent", "count", "number", "duration"})
 
 _METRIC_REFERENCE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+_RELATION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SYSTEM_PREFIXES = ("duckdb_", "pragma_", "sqlite_", "pg_", "information_schema")
+_TABLE_KEYS = frozenset({"name", "description", "relation", "time_column", "joins", "dimensions", "metrics", "override"})
 
 
 @dataclass(frozen=True)
@@ -145,29 +158,67 @@ class SemanticModel:
     def table(self, name: str) -> Table | None:
         return self.tables.get(name)
 
-    def extended(self, documents: Iterable[Mapping[str, Any]], origin: str = "<user model>") -> SemanticModel:
-        """A new model with user documents merged in (new tables, or fields added to existing ones)."""
+    def extended(
+        self, documents: Iterable[Mapping[str, Any]], origin: str = "<user model>", *, trusted: bool = False
+    ) -> SemanticModel:
+        """A new model with user documents merged in (new tables, or fields added to existing ones).
+
+        Untrusted documents (the default) have every SQL expression checked by `sql_guard`, and may
+        replace an existing metric, dimension, join, relation or time column only with
+        `override: true` (a ModelOverrideWarning says so). `trusted` is for the built-in files.
+        """
         tables = dict(self.tables)
-        for document in documents:
-            table = _parse_table(document, origin, base=tables.get(str(document.get("name", ""))))
+        for index, document in enumerate(documents):
+            if not isinstance(document, Mapping):
+                raise CommerceQLDataError(
+                    f"{origin}: document {index + 1} must be a mapping (name:, metrics:, dimensions: ...), "
+                    f"not {_type_name(document)}"
+                )
+            name = document.get("name")
+            base = tables.get(name) if isinstance(name, str) else None
+            table = _parse_table(document, origin, base=base, trusted=trusted)
             tables[table.name] = table
         return SemanticModel(tables)
 
-    def extended_from_files(self, paths: Iterable[str | Path]) -> SemanticModel:
+    def extended_from_files(self, paths: Iterable[str | Path], *, relative_to: Path | None = None) -> SemanticModel:
+        """The model extended with YAML files; messages name each file relative to `relative_to`."""
         model = self
         for path in paths:
-            model = model.extended(_read_yaml(Path(path)), origin=str(path))
+            path = Path(path)
+            model = model.extended(_read_yaml(path), origin=_display(path, relative_to))
         return model
+
+
+class ModelOverrideWarning(UserWarning):
+    """A user model replaced an existing metric, dimension or table setting (with `override: true`)."""
+
+
+def _display(path: Path, relative_to: Path | None) -> str:
+    if relative_to is not None:
+        try:
+            return path.relative_to(relative_to).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
+def _type_name(value: object) -> str:
+    return {list: "a list", str: "text", int: "a number", float: "a number", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _read_yaml(path: Path) -> list[Mapping[str, Any]]:
     try:
         documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise CommerceQLDataError(f"cannot read model file {path}: {exc}") from exc
     for document in documents:
         if not isinstance(document, Mapping):
-            raise CommerceQLDataError(f"model file {path} must hold a mapping per table")
+            raise CommerceQLDataError(
+                f"model file {path} must hold a mapping per table (name:, metrics:, dimensions: ...), "
+                f"not {_type_name(document)}"
+            )
     return documents
 
 
@@ -177,82 +228,180 @@ def _require(document: Mapping[str, Any], key: str, origin: str, what: str) -> A
     return document[key]
 
 
-def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = None) -> Table:
-    name = str(_require(document, "name", origin, "a table"))
-    if not _NAME.match(name):
-        raise CommerceQLDataError(f"{origin}: table name `{name}` must be lower_snake_case")
+def _section(document: Mapping[str, Any], key: str, where: str) -> Mapping[Any, Any]:
+    value = document.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise CommerceQLDataError(f"{where}: `{key}` must be a mapping of name -> definition, not {_type_name(value)}")
+    return value
+
+
+def _entry(spec: Any, where: str) -> Mapping[str, Any]:
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping):
+        raise CommerceQLDataError(f"{where}: must be a mapping (sql:, type:, description: ...), not {_type_name(spec)}")
+    return spec
+
+
+def _text(spec: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str | None:
+    value = spec.get(key, default)
+    if value is None or isinstance(value, str):
+        return value
+    raise CommerceQLDataError(f"{where}.{key}: must be text, not {_type_name(value)}")
+
+
+def _flag(spec: Mapping[str, Any], key: str, where: str) -> bool:
+    value = spec.get(key, False)
+    if not isinstance(value, bool):
+        raise CommerceQLDataError(f"{where}.{key}: must be true or false, not {_type_name(value)}")
+    return value
+
+
+def _relation_name(value: Any, where: str) -> str:
+    # Relations are written as quoted identifiers by the compiler; the pattern also keeps models
+    # away from DuckDB's catalog views (duckdb_settings, pg_catalog, ...).
+    if not isinstance(value, str) or not _RELATION.match(value) or value.lower().startswith(_SYSTEM_PREFIXES):
+        raise CommerceQLDataError(f"{where}: must name a table of the store (letters, digits, _), not {value!r}")
+    return value
+
+
+def _check_replace(
+    kind: str, name: str, existing: Mapping[str, Any], spec: Mapping[str, Any], where: str, table: str, trusted: bool
+) -> None:
+    """A field that already exists may be replaced only with `override: true`, and it is announced."""
+    override = _flag(spec, "override", where)
+    if trusted or name not in existing:
+        return
+    if not override:
+        raise CommerceQLDataError(
+            f"{where}: replaces the existing {kind} `{name}` of table `{table}`",
+            hint=f"add `override: true` to the entry to replace `{name}` on purpose, or pick another name",
+        )
+    warnings.warn(f"{where}: replaces the {kind} `{name}` of table `{table}` (override: true)",
+                  ModelOverrideWarning, stacklevel=5)
+
+
+def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = None, trusted: bool = False) -> Table:
+    name = _require(document, "name", origin, "a table")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise CommerceQLDataError(f"{origin}: table name `{name}` must be lower_snake_case text")
     where = f"{origin} (table `{name}`)"
+    for key in document:
+        if key not in _TABLE_KEYS:
+            raise CommerceQLDataError(f"{origin}: unknown key `{key}` in table `{name}`",
+                                      hint=f"a table has {', '.join(sorted(_TABLE_KEYS))}")
+    table_override = _flag(document, "override", origin)
+    if base is not None and not trusted:
+        for key in ("relation", "time_column"):
+            if key in document and document[key] != getattr(base, key):
+                if not table_override:
+                    raise CommerceQLDataError(
+                        f"{origin}: {key}: changes the {key} of the existing table `{name}`",
+                        hint="add `override: true` at the top of the document to do it on purpose",
+                    )
+                warnings.warn(f"{origin}: changes the {key} of table `{name}` (override: true)",
+                              ModelOverrideWarning, stacklevel=4)
+    relation = _relation_name(
+        document.get("relation", base.relation if base else _require(document, "relation", where, "a table")),
+        f"{origin}: relation",
+    )
+    time_column = document.get("time_column", base.time_column if base else None)
+    if time_column is not None and not isinstance(time_column, str):
+        raise CommerceQLDataError(f"{origin}: time_column: must be a column name, not {_type_name(time_column)}")
     joins: dict[str, Join] = dict(base.joins) if base else {}
-    for alias, spec in (document.get("joins") or {}).items():
+    for alias, spec in _section(document, "joins", origin).items():
+        field = f"{origin}: joins.{alias}"
+        if not isinstance(alias, str) or not _NAME.match(alias) or alias == name:
+            raise CommerceQLDataError(f"{field}: a join alias must be lower_snake_case and differ from the table name")
         # YAML 1.1 reads a bare `on:` key as the boolean True.
-        spec = {("on" if key is True else key): value for key, value in (spec or {}).items()}
+        spec = {("on" if key is True else key): value for key, value in _entry(spec, field).items()}
+        _check_replace("join", alias, joins if base else {}, spec, field, name, trusted)
         joins[alias] = Join(
             alias=alias,
-            relation=str(_require(spec, "relation", where, f"join `{alias}`")),
+            relation=_relation_name(_require(spec, "relation", where, f"join `{alias}`"), f"{field}.relation"),
             on=str(_require(spec, "on", where, f"join `{alias}`")),
         )
+    aliases = {name, *joins}
+    if not trusted:
+        # Only the joins this document defines: the base table's were checked when it was read.
+        for alias in _section(document, "joins", origin):
+            check_expression(joins[alias].on, where=f"{origin}: joins.{alias}.on", aliases=aliases)
     dimensions: dict[str, Dimension] = dict(base.dimensions) if base else {}
-    for dim_name, spec in (document.get("dimensions") or {}).items():
-        spec = spec or {}
-        dim_type = str(spec.get("type", "string"))
+    for dim_name, spec in _section(document, "dimensions", origin).items():
+        field = f"{origin}: dimensions.{dim_name}"
+        spec = _entry(spec, field)
+        dim_type = _text(spec, "type", field, "string")
         if dim_type not in DIMENSION_TYPES:
             raise CommerceQLDataError(
                 f"{where}: dimension `{dim_name}` has type `{dim_type}`; use one of {sorted(DIMENSION_TYPES)}"
             )
+        _check_replace("dimension", str(dim_name), dimensions, spec, field, name, trusted)
+        sql = _require(spec, "sql", where, f"dimension `{dim_name}`")
+        if not trusted:
+            check_expression(sql, where=f"{field}.sql", aliases=aliases)
         dimensions[dim_name] = Dimension(
             name=dim_name,
-            sql=str(_require(spec, "sql", where, f"dimension `{dim_name}`")),
+            sql=str(sql),
             type=dim_type,
-            description=str(spec.get("description", "")),
+            description=_text(spec, "description", field, "") or "",
         )
     metrics: dict[str, Metric] = dict(base.metrics) if base else {}
-    for metric_name, spec in (document.get("metrics") or {}).items():
-        spec = spec or {}
+    for metric_name, spec in _section(document, "metrics", origin).items():
+        field = f"{origin}: metrics.{metric_name}"
+        spec = _entry(spec, field)
+        _check_replace("metric", str(metric_name), metrics, spec, field, name, trusted)
         if spec.get("alias_of"):
+            alias_of = _text(spec, "alias_of", field)
             metrics[metric_name] = Metric(
                 name=metric_name,
                 sql="",
                 type="number",
-                description=str(spec.get("description", f"Older name of `{spec['alias_of']}`.")),
-                alias_of=str(spec["alias_of"]),
-                deprecated=spec.get("deprecated"),
+                description=_text(spec, "description", field, f"Older name of `{alias_of}`.") or "",
+                alias_of=alias_of,
+                deprecated=_text(spec, "deprecated", field),
             )
             continue
-        metric_type = str(spec.get("type", "number"))
+        metric_type = _text(spec, "type", field, "number")
         if metric_type not in METRIC_TYPES:
             raise CommerceQLDataError(
                 f"{where}: metric `{metric_name}` has type `{metric_type}`; use one of {sorted(METRIC_TYPES)}"
             )
+        sql = _require(spec, "sql", where, f"metric `{metric_name}`")
+        if not trusted:
+            check_expression(sql, where=f"{field}.sql", aliases=aliases, metric_references=True)
         metrics[metric_name] = Metric(
             name=metric_name,
-            sql=str(_require(spec, "sql", where, f"metric `{metric_name}`")),
+            sql=str(sql),
             type=metric_type,
-            description=str(spec.get("description", "")),
-            additive=bool(spec.get("additive", False)),
-            deprecated=spec.get("deprecated"),
-            formula=spec.get("formula"),
+            description=_text(spec, "description", field, "") or "",
+            additive=_flag(spec, "additive", field),
+            deprecated=_text(spec, "deprecated", field),
+            formula=_text(spec, "formula", field),
         )
     for field_name in [*dimensions, *metrics]:
-        if not _NAME.match(field_name):
+        if not isinstance(field_name, str) or not _NAME.match(field_name):
             raise CommerceQLDataError(f"{where}: field name `{field_name}` must be lower_snake_case")
     both = set(dimensions) & set(metrics)
     if both:
         raise CommerceQLDataError(f"{where}: {sorted(both)} defined both as metric and dimension")
+    description = _text(document, "description", origin, base.description if base else "") or ""
     if base is not None:
         return replace(
             base,
-            description=str(document.get("description", base.description)),
-            relation=str(document.get("relation", base.relation)),
-            time_column=document.get("time_column", base.time_column),
+            description=description,
+            relation=relation,
+            time_column=time_column,
             joins=joins,
             dimensions=dimensions,
             metrics=metrics,
         )
     return Table(
         name=name,
-        description=str(document.get("description", "")),
-        relation=str(_require(document, "relation", where, "a table")),
-        time_column=document.get("time_column"),
+        description=description,
+        relation=relation,
+        time_column=time_column,
         joins=joins,
         dimensions=dimensions,
         metrics=metrics,
@@ -268,6 +417,6 @@ def builtin_model() -> SemanticModel:
     if _BUILTIN is None:
         model = SemanticModel({})
         for path in sorted(BUILTIN_TABLES_DIR.glob("*.yaml")):
-            model = model.extended(_read_yaml(path), origin=str(path))
+            model = model.extended(_read_yaml(path), origin=str(path), trusted=True)
         _BUILTIN = model
     return _BUILTIN
