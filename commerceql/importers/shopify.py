@@ -120,6 +120,10 @@ ORDER_COLUMNS: dict[str, tuple[str, ...]] = {
     "source": ("source",),
     "duties": ("duties",),
     "location": ("location",),
+    # the tax lines: their names carry the rate ("DE MwSt 19%"), which splits included tax between
+    # goods and shipping
+    **{f"tax{i}_name": (f"tax {i} name",) for i in range(1, 6)},
+    **{f"tax{i}_value": (f"tax {i} value",) for i in range(1, 6)},
 }
 ORDER_SIGNATURE = {
     "lineitem quantity", "lineitem name", "financial status", "fulfillment status", "billing name",
@@ -484,8 +488,9 @@ ORDER_STAGE_COLUMNS = {
     # reconciliation (cents): export figures and how the booked total differs from the export's Total
     "export_total": MONEY_CENTS, "export_subtotal": MONEY_CENTS, "export_shipping": MONEY_CENTS,
     "export_taxes": MONEY_CENTS, "export_discount": MONEY_CENTS, "export_lines_gross": MONEY_CENTS,
-    "export_refunded": MONEY_CENTS, "tips": MONEY_CENTS, "duties": MONEY_CENTS,
-    "lines_vs_subtotal": MONEY_CENTS, "total_residual": MONEY_CENTS,
+    "export_refunded": MONEY_CENTS, "tips": MONEY_CENTS, "gift_cards": MONEY_CENTS, "duties": MONEY_CENTS,
+    "lines_vs_subtotal": MONEY_CENTS, "adjustment": MONEY_CENTS, "shipping_tax_included": MONEY_CENTS,
+    "total_residual": MONEY_CENTS,
     "booked_total": MONEY_CENTS, "reversed_total": MONEY_CENTS, "refund_excess": MONEY_CENTS,
     "expected_total_sales": MONEY_CENTS, "refund_date_rule": pa.string(),
 }
@@ -555,6 +560,43 @@ def _scaled(value: int, k: int, units: int) -> int:
 
 def _is_tip(name: str, sku: str | None) -> bool:
     return name.strip().lower() in ("tip", "tips") and not sku
+
+
+def _is_gift_card(name: str, requires_shipping: bool | None) -> bool:
+    """A gift card sold: Shopify names the line after the gift card product ("DIGITAL GIFT CARD - $100")
+    and it needs no shipping. The orders export has no gift-card flag, so a physical gift card that
+    requires shipping is not recognised (and is booked as a product)."""
+    return "gift card" in name.lower() and requires_shipping is not True
+
+
+_RATE = __import__("re").compile(r"(\d+(?:\.\d+)?)\s*%")
+
+
+def _tax_rate(head: dict[str, Any]) -> Decimal | None:
+    """The order's combined tax rate from its tax line names ("FR TVA 20%", "GST 10%"), or None when a
+    tax line with an amount has no rate in its name."""
+    total = Decimal(0)
+    found = False
+    for i in range(1, 6):
+        name = clean_text(head.get(f"tax{i}_name"))
+        if not name:
+            continue
+        value = clean_text(head.get(f"tax{i}_value"))
+        match = _RATE.search(name)
+        if match is None:
+            if value and value.strip("0.") != "":
+                return None
+            continue
+        total += Decimal(match.group(1)) / 100
+        found = True
+    return total if found and total > 0 else None
+
+
+def _included_tax(amount: int, rate: Decimal) -> int:
+    """The tax included in a tax-inclusive `amount` of cents at `rate`, rounded half up."""
+    from decimal import ROUND_HALF_UP
+
+    return int((Decimal(amount) * rate / (1 + rate)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def _head_row(rows: list[dict[str, Any]]) -> int | None:
@@ -634,6 +676,7 @@ class OrderBuilder:
         order_seq = ctx.order_seq
         lines: list[Line] = []
         tips = 0
+        gift_cards = 0
         lines_gross_export = 0
         for r in rows:
             if not has_lines or not ((r.get("li_name") or "").strip() or (r.get("li_qty") or "").strip()):
@@ -652,12 +695,18 @@ class OrderBuilder:
                 tips += qty * price
                 ctx.counts["tip_lines"] += 1
                 continue
+            requires_shipping = parse_bool(r.get("li_requires_shipping"))
+            if price is not None and _is_gift_card(title, requires_shipping):
+                # selling a gift card is not a sale (Shopify books it as a liability until redeemed)
+                gift_cards += qty * price
+                ctx.counts["gift_card_lines"] += 1
+                continue
             ctx.line_seq += 1
             lines.append(Line(
                 seq=ctx.line_seq, file=r["_file"], line=r["_line"], name=title or "(no title)", sku=sku,
                 vendor=clean_text(r.get("vendor")), qty=qty, price=price,
                 compare_at=ctx.money(r, "li_compare_at"), line_discount=ctx.money(r, "li_discount") or 0,
-                requires_shipping=parse_bool(r.get("li_requires_shipping")),
+                requires_shipping=requires_shipping,
             ))
         m = {k: ctx.money(head, k) for k in ORDER_MONEY}
         if has_money and ctx.has(f, "total") and m["total"] is None:
@@ -665,12 +714,13 @@ class OrderBuilder:
         payment = (head.get("payment_method") or "").lower()
         is_test = "bogus" in payment
         event_rows: list[dict[str, Any]] = []
-        rec: dict[str, Any] = {"tips": tips if has_money else None, "duties": m["duties"]}
+        rec: dict[str, Any] = {"tips": tips if has_money else None, "gift_cards": gift_cards if has_money else None,
+                               "duties": m["duties"]}
         ctx.counts["orders"] += 1
         ctx.counts["line_items"] += len(lines)
 
         if has_money:
-            self._money(lines, m, tips, has_lines, rec)
+            self._money(lines, m, tips, gift_cards, has_lines, rec, _tax_rate(head))
         else:
             for ln in lines:
                 ln.units_left = ln.qty
@@ -689,6 +739,18 @@ class OrderBuilder:
                 event_rows.append(self._sale(order_seq, None, None, created, "order", "product", None,
                                              gross=rec["unitemized_gross"], discounts=0, reversals=0,
                                              taxes=rec["unitemized_tax"], shipping=0))
+            if has_money and rec.get("adjustment"):
+                # the export's Subtotal has goods that its line rows do not (rows lost in a spreadsheet
+                # re-save, or the order edited): booked as one labelled row so totals still match the
+                # export, and `line_type = 'adjustment'` finds or excludes it
+                event_rows.append(self._sale(order_seq, None, None, created, "order", "adjustment", None,
+                                             gross=rec["adjustment_gross"], discounts=0, reversals=0,
+                                             taxes=rec["adjustment_tax"], shipping=0))
+            if has_money and gift_cards:
+                # a zero row keeps an order that sold a gift card an order in `sales` (counted, with its
+                # customer), as it is in `orders`; the gift card's amount is not sales
+                event_rows.append(self._sale(order_seq, None, None, created, "order", "gift_card", None,
+                                             gross=0, discounts=0, reversals=0, taxes=0, shipping=0))
             if has_money and (ship_charge or ship_tax):
                 event_rows.append(self._sale(order_seq, None, None, created, "order", "shipping", 0,
                                              gross=0, discounts=0, reversals=0, taxes=ship_tax, shipping=ship_charge))
@@ -702,6 +764,8 @@ class OrderBuilder:
             state = _ReversalState(booked_lines, ship_charge or 0, ship_tax or 0, rec.get("unitemized"), has_money)
             if rec.get("unitemized"):
                 state.set_unitemized(rec["unitemized_gross"], rec["unitemized_tax"])
+            elif rec.get("adjustment"):
+                state.set_unitemized(rec["adjustment_gross"], rec["adjustment_tax"], line_type="adjustment")
             events: list[tuple[int, str, int | None]] = []
             if name in ctx.refund_events:
                 ctx.used_refund_events.add(name)
@@ -749,8 +813,7 @@ class OrderBuilder:
             elif total_export is None:
                 expected = booked_total + reversed_total
             else:
-                expected = total_export - tips - rec.get("total_residual", 0) + rec.get("lines_vs_subtotal", 0) \
-                    + reversed_total
+                expected = total_export - tips - gift_cards - rec.get("total_residual", 0) + reversed_total
         billing_country = clean_text(head.get("billing_country"))
         shipping_country = clean_text(head.get("shipping_country"))
         source = clean_text(head.get("source"))
@@ -773,15 +836,22 @@ class OrderBuilder:
             "shipping_city": clean_text(head.get("shipping_city")),
             "accepts_marketing": parse_bool(head.get("accepts_marketing")), "is_test": is_test,
             "line_count": len(booked_lines), "item_count": sum(ln.qty for ln in booked_lines),
-            "line_items_total": sum(ln.gross for ln in booked_lines) if has_money and has_lines else None,
-            "total_discounts": rec.get("discounts_total") if has_money else m["discount_amount"],
-            "subtotal": m["subtotal"], "shipping": m["shipping"], "taxes": m["taxes"], "total": total_export,
+            # the order's amounts as booked in `sales` on the order date (tax-inclusive prices without
+            # their taxes, shipping after shipping discounts, no tips or gift cards, adjustments
+            # included), so every `orders` metric agrees with its `sales` namesake; the export's own
+            # figures are in the reconciliation table
+            **(self._order_amounts(booked_lines, rec, has_lines) if has_money else {
+                "line_items_total": None, "total_discounts": m["discount_amount"], "subtotal": m["subtotal"],
+                "shipping": m["shipping"], "taxes": m["taxes"], "total": total_export}),
             "total_refunded": refunded_export, "taxes_included": rec.get("taxes_included"),
             "export_total": total_export, "export_subtotal": m["subtotal"], "export_shipping": m["shipping"],
             "export_taxes": m["taxes"], "export_discount": m["discount_amount"],
             "export_lines_gross": lines_gross_export if has_lines and has_prices else None,
-            "export_refunded": refunded_export, "tips": rec["tips"], "duties": m["duties"],
+            "export_refunded": refunded_export, "tips": rec["tips"], "gift_cards": rec["gift_cards"],
+            "duties": m["duties"],
             "lines_vs_subtotal": rec.get("lines_vs_subtotal") if has_money else None,
+            "adjustment": rec.get("adjustment", 0) if has_money else None,
+            "shipping_tax_included": rec.get("ship_tax_included", 0) if has_money else None,
             "total_residual": rec.get("total_residual") if has_money else None,
             "booked_total": booked_total if has_money else None,
             "reversed_total": reversed_total if has_money else None,
@@ -790,8 +860,8 @@ class OrderBuilder:
         })
 
     # -- money of one order ------------------------------------------------------------------
-    def _money(self, lines: list[Line], m: dict[str, int | None], tips: int, has_lines: bool,
-               rec: dict[str, Any]) -> None:
+    def _money(self, lines: list[Line], m: dict[str, int | None], tips: int, gift_cards: int, has_lines: bool,
+               rec: dict[str, Any], rate: Decimal | None) -> None:
         ctx = self.ctx
         subtotal, shipping, taxes = m["subtotal"], m["shipping"] or 0, m["taxes"] or 0
         duties, discount_amount, total = m["duties"] or 0, m["discount_amount"], m["total"]
@@ -808,29 +878,33 @@ class OrderBuilder:
             rec["ship_tax"] = 0
             rec["lines_vs_subtotal"] = 0
             rec["total_residual"] = residual
-            rec["discounts_total"] = discount_amount if discount_amount is not None else shipping_discount
             return
         gross = 0
         for ln in lines:
             ln.gross = ln.qty * (ln.price or 0)
             gross += ln.gross
         line_discounts = sum(ln.line_discount for ln in lines)
+        # the export's Subtotal and Total include gift cards sold (never discounted, never taxed);
+        # they are not sales, so the goods are the Subtotal without them
         if subtotal is None:
             subtotal_used = gross - (discount_amount or 0)
         else:
-            subtotal_used = subtotal
+            subtotal_used = subtotal - gift_cards
+        total_goods = total - gift_cards if total is not None else None
         product_discount = gross - subtotal_used
         shipping_discount = 0
         if product_discount < 0 or (discount_amount is not None and product_discount > discount_amount):
-            # the line items do not add up to the Subtotal (order edited, rows removed, ...): book the
-            # line items as they are, with the export's discount amount
+            # the line items do not add up to the Subtotal (order edited, rows lost in a spreadsheet
+            # re-save, ...): book the line items as they are, with the export's discount amount, and the
+            # difference as an adjustment row below
             product_discount = min(max(discount_amount or 0, 0), gross)
             ctx.counts["orders_lines_vs_subtotal"] += 1
         elif discount_amount is not None and discount_amount > product_discount:
             # the rest of the discount is a shipping discount (free-shipping codes)
             shipping_discount = min(discount_amount - product_discount, shipping)
-        rec["lines_vs_subtotal"] = (gross - product_discount) - subtotal_used
-        rec["discounts_total"] = product_discount + shipping_discount
+        adjustment = subtotal_used - (gross - product_discount)
+        rec["lines_vs_subtotal"] = -adjustment
+        rec["adjustment"] = adjustment
         # discounts per line: the line's own discount plus a share of the order-level discount
         order_discount = product_discount - line_discounts
         if order_discount >= 0:
@@ -844,25 +918,34 @@ class OrderBuilder:
         for ln in lines:
             ln.net = ln.gross - ln.discount
         included, inferred, residual = self._tax_mode(
-            total, subtotal_used, shipping - shipping_discount, taxes, duties, tips,
+            total_goods, subtotal_used, shipping - shipping_discount, taxes, duties, tips,
             infer_shipping_discount=discount_amount is None)
         ship_charge = shipping - shipping_discount - inferred
-        rec["discounts_total"] += inferred
         rec["taxes_included"] = included
         rec["total_residual"] = residual
-        # taxes (and duties, booked as taxes) go to the product lines in proportion to their net sales;
-        # tax-inclusive prices: the included taxes come out of gross sales
-        nets = [max(ln.net, 0) for ln in lines]
-        if lines and sum(nets) > 0:
-            tax_shares = _allocate(taxes, nets)
-            duty_shares = _allocate(duties, nets)
-            for ln, tax_share, duty_share in zip(lines, tax_shares, duty_shares, strict=True):
+        # tax-inclusive prices: one tax line may cover goods and shipping; the tax on shipping comes
+        # out of shipping, the rest out of the goods (see _shipping_tax_included)
+        ship_tax_included = self._shipping_tax_included(subtotal_used, ship_charge, taxes, rate) if included else 0
+        rec["ship_tax_included"] = ship_tax_included
+        goods_taxes = taxes - ship_tax_included
+        # taxes (and duties, booked as taxes) go to the product lines (and the adjustment) in proportion
+        # to their net sales; tax-inclusive prices: the included taxes come out of gross sales
+        weights = [max(ln.net, 0) for ln in lines] + [max(adjustment, 0)]
+        if sum(weights) > 0:
+            tax_shares = _allocate(goods_taxes, weights)
+            duty_shares = _allocate(duties, weights)
+            for ln, tax_share, duty_share in zip(lines, tax_shares, duty_shares, strict=False):
                 ln.tax = tax_share + duty_share
                 if included:
                     ln.gross -= tax_share
                     ln.net -= tax_share
-            rec["ship_tax"] = 0
+            rec["adjustment_tax"] = tax_shares[-1] + duty_shares[-1]
+            rec["adjustment_gross"] = adjustment - (tax_shares[-1] if included else 0)
+            rec["ship_tax"] = ship_tax_included
+            ship_charge -= ship_tax_included
         else:
+            rec["adjustment_tax"] = 0
+            rec["adjustment_gross"] = adjustment
             rec["ship_tax"] = taxes + duties
             if included:
                 ship_charge -= taxes
@@ -871,6 +954,45 @@ class OrderBuilder:
             ln.units_left = ln.qty
             ln.net_left = ln.net
             ln.tax_left = ln.tax
+
+    def _shipping_tax_included(self, goods: int, shipping: int, taxes: int, rate: Decimal | None) -> int:
+        """The part of an order's included taxes that is tax on its shipping.
+
+        The export gives one Taxes figure for the order; its tax lines name their rate. When the
+        taxes are what that rate gives on goods plus shipping, the shipping was taxed and its tax is
+        shipping × rate / (1 + rate); when they are what it gives on the goods alone (a store that
+        does not tax shipping, such as kidsliving), the shipping carries no tax. Without a rate the
+        split cannot be known: all the taxes stay with the goods, and the reconciliation counts it.
+        """
+        if shipping <= 0 or taxes <= 0:
+            return 0
+        if rate is None:
+            self.ctx.counts["orders_shipping_tax_unknown"] += 1
+            return 0
+        on_goods = _included_tax(goods, rate)
+        on_both = _included_tax(goods + shipping, rate)
+        if abs(on_both - taxes) >= abs(on_goods - taxes):
+            return 0
+        self.ctx.counts["orders_shipping_tax_split"] += 1
+        return min(_included_tax(shipping, rate), taxes)
+
+    @staticmethod
+    def _order_amounts(lines: list[Line], rec: dict[str, Any], has_lines: bool) -> dict[str, int]:
+        """The orders-table amounts of one order, as booked in `sales` on the order date."""
+        if has_lines:
+            gross = sum(ln.gross for ln in lines) + rec.get("adjustment_gross", 0)
+            discounts = sum(ln.discount for ln in lines)
+            taxes = sum(ln.tax for ln in lines) + rec.get("adjustment_tax", 0) + rec.get("ship_tax", 0)
+        else:
+            # without line items the export cannot split gross sales and discounts: the unitemized row
+            # books the Subtotal (after discounts) as gross sales, with no discount
+            gross = rec["unitemized_gross"]
+            discounts = 0
+            taxes = rec["unitemized_tax"] + rec.get("ship_tax", 0)
+        shipping = rec.get("ship_charge", 0)
+        subtotal = gross - discounts
+        return {"line_items_total": gross, "total_discounts": discounts, "subtotal": subtotal,
+                "shipping": shipping, "taxes": taxes, "total": subtotal + shipping + taxes}
 
     def _tax_mode(self, total: int | None, subtotal: int, shipping: int, taxes: int, duties: int, tips: int, *,
                   infer_shipping_discount: bool) -> tuple[bool, int, int]:
@@ -944,8 +1066,8 @@ class OrderBuilder:
             items += k
         if unitemized_part:
             net_part, tax_part = unitemized_part
-            rows.append(self._sale(order_seq, None, refund_seq, when, kind, "product", None, gross=0, discounts=0,
-                                   reversals=-net_part, taxes=-tax_part, shipping=0))
+            rows.append(self._sale(order_seq, None, refund_seq, when, kind, state.unitemized_type, None, gross=0,
+                                   discounts=0, reversals=-net_part, taxes=-tax_part, shipping=0))
             sub_total += net_part
             tax_total += tax_part
         if ship_part or ship_tax_part:
@@ -976,11 +1098,14 @@ class _ReversalState:
         self.ship_tax_left = ship_tax
         self.has_money = has_money
         self.unitemized_left: tuple[int, int] | None = None
+        self.unitemized_type = "product"
         if unitemized:
             self.unitemized_left = (0, 0)
 
-    def set_unitemized(self, net: int, tax: int) -> None:
+    def set_unitemized(self, net: int, tax: int, line_type: str = "product") -> None:
+        """A row without a line item (the order of an export without lines, or an adjustment) to reverse."""
         self.unitemized_left = (net, tax)
+        self.unitemized_type = line_type
 
     def remaining(self) -> int:
         total = sum(ln.net_left + ln.tax_left for ln in self.lines) + self.ship_left + self.ship_tax_left
@@ -1719,9 +1844,11 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
                    row_number() OVER (ORDER BY o.created_at, o.name, o.order_seq) AS order_id
             FROM {st['orders']} o LEFT JOIN customer_keys k ON k.key = o.email
         )
+        -- test orders are not orders: they take no place in the customer's order history, so a
+        -- customer whose only earlier orders were tests is still new on the first real order
         SELECT o.*,
-               CASE WHEN customer_id IS NULL THEN NULL ELSE
-                    row_number() OVER (PARTITION BY customer_id ORDER BY created_at, name, order_seq) END
+               CASE WHEN customer_id IS NULL OR is_test THEN NULL ELSE
+                    row_number() OVER (PARTITION BY customer_id, is_test ORDER BY created_at, name, order_seq) END
                    AS customer_order_number
         FROM o
     """)
@@ -1736,7 +1863,7 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
                coalesce(total_refunded, 0) AS total_refunded,
                total - coalesce(total_refunded, 0) AS current_total, shipping_method, cancelled_at, is_test,
                customer_order_number::INTEGER AS customer_order_number,
-               CASE WHEN customer_id IS NULL THEN NULL ELSE customer_order_number = 1 END AS is_first_order,
+               CASE WHEN customer_id IS NULL OR is_test THEN NULL ELSE customer_order_number = 1 END AS is_first_order,
                billing_country, billing_region, billing_city, shipping_country, shipping_region, shipping_city
         FROM orders_final
     """)
@@ -1818,8 +1945,14 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
             QUALIFY row_number() OVER (PARTITION BY coalesce(email, 'row:' || file || ':' || line) ORDER BY file, line) = 1
         ),
         ords AS (
-            SELECT customer_id, count(*) AS n, min(created_at) AS first_at, max(created_at) AS last_at,
-                   sum(total - coalesce(total_refunded, 0)) FILTER (WHERE NOT is_test) AS spent,
+            -- order statistics count real orders only (test orders are not orders)
+            SELECT customer_id, count(*) FILTER (WHERE NOT is_test) AS n,
+                   min(created_at) FILTER (WHERE NOT is_test) AS first_at,
+                   max(created_at) FILTER (WHERE NOT is_test) AS last_at,
+                   -- amount spent is what the customer paid: the export's Total (tips and gift cards
+                   -- included) less refunds
+                   sum(coalesce(export_total, total) - coalesce(total_refunded, 0)) FILTER (WHERE NOT is_test)
+                       AS spent,
                    arg_max(billing_name, created_at) AS billing_name,
                    arg_max(billing_country, created_at) AS country, arg_max(billing_region, created_at) AS region,
                    arg_max(billing_city, created_at) AS city, bool_or(accepts_marketing) AS accepts
@@ -1874,11 +2007,11 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
     for idx, sf in ctx.files.items():
         con.execute("INSERT INTO file_names VALUES (?, ?)", [idx, Path(sf.source.path).name])
     counts["reconciliation"] = _write_extra(con, tmp, "reconciliation", """
-        SELECT order_id, name AS order_name, n.path AS file, f.line, total AS export_total, subtotal AS export_subtotal,
-               shipping AS export_shipping, taxes AS export_taxes, total_discounts AS booked_discounts,
-               f.export_discount, f.export_lines_gross, f.export_refunded, tips, duties, taxes_included,
-               lines_vs_subtotal, total_residual, booked_total, reversed_total, refund_excess, expected_total_sales,
-               refund_date_rule, is_test, currency
+        SELECT order_id, name AS order_name, n.path AS file, f.line, f.export_total, f.export_subtotal,
+               f.export_shipping, f.export_taxes, total_discounts AS booked_discounts,
+               f.export_discount, f.export_lines_gross, f.export_refunded, tips, gift_cards, duties, taxes_included,
+               shipping_tax_included, lines_vs_subtotal, adjustment, total_residual, booked_total, reversed_total,
+               refund_excess, expected_total_sales, refund_date_rule, is_test, currency
         FROM orders_final f LEFT JOIN file_names n ON n.file = f.file ORDER BY order_id
     """)
     if inventory_sql:
@@ -1964,10 +2097,14 @@ def _reconcile(con: duckdb.DuckDBPyConnection, tmp: Path, report: ImportReport, 
                count(*) FILTER (WHERE export_total IS NOT NULL) AS with_total,
                sum(export_total) AS export_total,
                sum(tips) AS tips,
+               sum(gift_cards) FILTER (WHERE NOT is_test) AS gift_cards,
+               count(*) FILTER (WHERE gift_cards <> 0 AND NOT is_test) AS gift_card_orders,
+               sum(shipping_tax_included) FILTER (WHERE NOT is_test) AS ship_tax_incl,
+               count(*) FILTER (WHERE shipping_tax_included <> 0 AND NOT is_test) AS ship_tax_orders,
                sum(total_residual) FILTER (WHERE NOT is_test) AS residual,
                count(*) FILTER (WHERE total_residual <> 0 AND NOT is_test) AS residual_orders,
-               sum(lines_vs_subtotal) FILTER (WHERE NOT is_test) AS lines_diff,
-               count(*) FILTER (WHERE lines_vs_subtotal <> 0 AND NOT is_test) AS lines_orders,
+               sum(adjustment) FILTER (WHERE NOT is_test) AS lines_diff,
+               count(*) FILTER (WHERE adjustment <> 0 AND NOT is_test) AS lines_orders,
                sum(reversed_total) AS reversed,
                count(*) FILTER (WHERE reversed_total <> 0) AS reversed_orders,
                sum(export_total) FILTER (WHERE is_test) AS test_total,
@@ -1981,7 +2118,8 @@ def _reconcile(con: duckdb.DuckDBPyConnection, tmp: Path, report: ImportReport, 
                count(*) FILTER (WHERE refund_date_rule = 'cancellation date') AS cancel_orders
         FROM read_parquet({sql_literal(str(tmp / "reconciliation.parquet"))})
     """).fetchone()
-    names = ["orders", "with_total", "export_total", "tips", "residual", "residual_orders", "lines_diff",
+    names = ["orders", "with_total", "export_total", "tips", "gift_cards", "gift_card_orders", "ship_tax_incl",
+             "ship_tax_orders", "residual", "residual_orders", "lines_diff",
              "lines_orders", "reversed", "reversed_orders", "test_total", "test_orders", "expected", "excess",
              "excess_orders", "incl_orders", "last_known_orders", "tx_orders", "cancel_orders"]
     r = dict(zip(names, row, strict=True))
@@ -2016,16 +2154,21 @@ def _reconcile(con: duckdb.DuckDBPyConnection, tmp: Path, report: ImportReport, 
     lines.append(f"{'export Σ Total (' + str(r['with_total']) + ' orders)':<{w}} {_money_text(r['export_total'], cur):>24}")
     if r["tips"]:
         lines.append(f"{'- tips (not sales)':<{w}} {_money_text(-(r['tips']), cur):>24}")
+    if r["gift_card_orders"]:
+        lines.append(f"{'- gift cards sold (' + str(r['gift_card_orders']) + ')':<{w}} "
+                     f"{_money_text(-(r['gift_cards']), cur):>24}")
     if r["test_orders"]:
         lines.append(f"{'- test orders (' + str(r['test_orders']) + ')':<{w}} {_money_text(-(r['test_total'] or 0), cur):>24}")
     if r["residual_orders"]:
         lines.append(f"{'- Total not = parts (' + str(r['residual_orders']) + ')':<{w}} "
                      f"{_money_text(-(r['residual']), cur):>24}")
-    if r["lines_orders"]:
-        lines.append(f"{'+ lines vs Subtotal (' + str(r['lines_orders']) + ')':<{w}} {_money_text(r['lines_diff'], cur):>24}")
     if r["reversed_orders"]:
         lines.append(f"{'+ reversals (' + str(r['reversed_orders']) + ' orders)':<{w}} {_money_text(r['reversed'], cur):>24}")
     lines.append(f"{'= expected total_sales':<{w}} {_money_text(expected, cur):>24}")
+    if r["lines_orders"]:
+        # booked, so not a difference: shown because a query may want to leave it out
+        lines.append(f"{'  of which adjustments (' + str(r['lines_orders']) + ')':<{w}} "
+                     f"{_money_text(r['lines_diff'], cur):>24}   (line_type = 'adjustment')")
     lines.append(f"{'CommerceQL total_sales':<{w}} {_money_text(total_sales, cur):>24}   (FROM sales SHOW total_sales)")
     lines.append(f"{'unexplained difference':<{w}} {_money_text(unexplained, cur):>24}")
     lines.append(f"CommerceQL orders: {store_orders:,} (orders imported: {r['orders']:,})")
@@ -2037,9 +2180,14 @@ def _reconcile(con: duckdb.DuckDBPyConnection, tmp: Path, report: ImportReport, 
     if r["residual_orders"]:
         explain.append(f"{r['residual_orders']} orders have a Total that is not Subtotal + Shipping (+ Taxes) + Duties "
                        "+ tips in the export itself; CommerceQL books the parts")
+    if r["gift_card_orders"]:
+        explain.append(f"{r['gift_card_orders']} orders sold gift cards ({_money_text(r['gift_cards'], cur)}); "
+                       "as in Shopify's sales reports they are not sales (a liability until redeemed)")
     if r["lines_orders"]:
         explain.append(f"{r['lines_orders']} orders have line items that do not add up to their Subtotal "
-                       "(order edited after the export, or rows removed); CommerceQL books the line items")
+                       "(rows lost in a spreadsheet re-save, or the order edited): the line items are booked as "
+                       f"they are and the difference, {_money_text(r['lines_diff'], cur)}, as one adjustment row "
+                       "per order (line_type = 'adjustment'; exclude it with WHERE line_type <> 'adjustment')")
     if r["reversed_orders"]:
         explain.append(f"reversals: {r['cancel_orders']} cancelled orders on their cancellation date, "
                        f"{r['tx_orders']} refunds on their refund transaction dates, {r['last_known_orders']} refunds "
@@ -2051,7 +2199,12 @@ def _reconcile(con: duckdb.DuckDBPyConnection, tmp: Path, report: ImportReport, 
         explain.append(f"{ctx.counts['orders_shipping_discount_inferred']} orders have a Total without their Shipping "
                        "and the export has no Discount Amount column: read as free-shipping discounts")
     if r["incl_orders"]:
-        explain.append(f"{r['incl_orders']} orders have tax-inclusive prices: their taxes are taken out of gross sales")
+        explain.append(f"{r['incl_orders']} orders have tax-inclusive prices: their taxes are taken out of gross sales"
+                       + (f", except {_money_text(r['ship_tax_incl'], cur)} of tax on shipping in "
+                          f"{r['ship_tax_orders']} orders, taken out of shipping" if r["ship_tax_orders"] else ""))
+    if ctx.counts["orders_shipping_tax_unknown"]:
+        explain.append(f"{ctx.counts['orders_shipping_tax_unknown']} tax-inclusive orders with shipping name no tax "
+                       "rate: all their taxes are taken out of gross sales (tax on shipping cannot be split)")
     if ctx.counts["refunds_allocated_proportionally"]:
         explain.append(f"{ctx.counts['refunds_allocated_proportionally']} partial refunds matched no set of whole "
                        "units: they are spread over the order in proportion, with quantity 0")
