@@ -19,7 +19,7 @@ import re
 import shutil
 import time
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -49,8 +49,10 @@ from commerceql.importers.common import (
     write_manifest,
     write_table,
 )
+from commerceql.model.sql_guard import ModelSQLError, check_expression, check_source_query
 
 MAPPINGS_DIR = Path(__file__).parent / "mappings"
+SOURCE_CATALOG = "source_db"  # the name a DuckDB source is attached under; `[source] query` reads from it
 
 # field -> kind. Kinds: key (identifies a row of a dimension), text, money, integer, timestamp, boolean.
 SALES_FIELDS: dict[str, str] = {
@@ -131,6 +133,10 @@ def load_mapping(mapping: str | os.PathLike[str] | Mapping[str, Any]) -> Mapping
     _check_keys(store, STORE_KEYS, where, "[store] key")
     source = dict(data.get("source") or {})
     _check_keys(source, SOURCE_KEYS, where, "[source] key")
+    _whole_number(store, "money_decimals", f"{where}: [store]", 0, 6)
+    _whole_number(source, "skip_rows", f"{where}: [source]", 0)
+    if source.get("query") is not None:
+        _checked(lambda: check_source_query(source["query"], where=f"{where}: [source] query", catalog=SOURCE_CATALOG))
     sales = _fields(data.get("sales") or {}, SALES_FIELDS, where, "sales")
     if "happened_at" not in sales:
         raise CommerceQLMappingError(f"{where}: [sales] needs `happened_at` (the column with the order date)")
@@ -163,6 +169,24 @@ def load_mapping(mapping: str | os.PathLike[str] | Mapping[str, Any]) -> Mapping
             columns[table][name] = (_field(name, field_kind, spec, where, f"columns.{table}"), EXTRA_TYPES[kind])
     model = dict(data.get("model") or {})
     return Mapping_(path, text, store, source, sales, customers, products, variants, columns, model)
+
+
+def _checked(check: Callable[[], str]) -> str:
+    """Run an sql_guard check, reporting a refusal as a mapping error."""
+    try:
+        return check()
+    except ModelSQLError as exc:
+        raise CommerceQLMappingError(exc.message, hint=exc.hint) from exc
+
+
+def _whole_number(section: Mapping[str, Any], key: str, where: str, low: int, high: int | None = None) -> int | None:
+    value = section.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"{low} or more"
+        raise CommerceQLMappingError(f"{where}: {key} must be a whole number {bounds}, not {value!r}")
+    return value
 
 
 def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str, what: str) -> None:
@@ -206,7 +230,11 @@ def _field(name: str, kind: str, spec: Any, where: str, table: str) -> FieldSpec
         if "column" in spec:
             return FieldSpec(name, kind, f"src.{sql_ident(str(spec['column']))}", str(spec["column"]), fmt)
         if "sql" in spec:
-            return FieldSpec(name, kind, f"({spec['sql']})", None, fmt)
+            # Mapping files are shared like store folders: the expression may use the source's
+            # columns and allow-listed functions, nothing that reads files or runs statements.
+            sql = _checked(lambda: check_expression(spec["sql"], where=f"{where}: [{table}] `{name}`.sql",
+                                                    aliases={"src"}, bare_columns=True, what="mapping SQL"))
+            return FieldSpec(name, kind, f"({sql})", None, fmt)
         value = spec["value"]
         if isinstance(value, bool):
             literal = "true" if value else "false"
@@ -280,11 +308,13 @@ def _open_source(con: duckdb.DuckDBPyConnection, source: Path, mapping: Mapping_
     elif fmt == "parquet":
         relation = f"read_parquet({sql_literal(str(source))})"
     elif fmt == "duckdb":
-        con.execute(f"ATTACH {sql_literal(str(source))} AS source_db (READ_ONLY)")
+        con.execute(f"ATTACH {sql_literal(str(source))} AS {SOURCE_CATALOG} (READ_ONLY)")
         if opts.get("query"):
-            relation = f"({opts['query']})"
+            # Checked again here for mappings given as dicts that skipped load_mapping's check.
+            query = _checked(lambda: check_source_query(opts["query"], where="[source] query", catalog=SOURCE_CATALOG))
+            relation = f"({query})"
         elif opts.get("table"):
-            relation = "source_db." + ".".join(sql_ident(p) for p in str(opts["table"]).split("."))
+            relation = f"{SOURCE_CATALOG}." + ".".join(sql_ident(p) for p in str(opts["table"]).split("."))
         else:
             raise CommerceQLMappingError("[source] format = \"duckdb\" needs `table = \"...\"` or `query = \"...\"`")
     else:
@@ -463,9 +493,8 @@ def import_table(
     settings = spec.store
     tz = check_timezone(timezone or str(settings.get("timezone", "UTC")))
     cur = check_currency(currency or str(settings.get("currency", "USD")))
-    scale = int(settings.get("money_decimals", 2))
-    if not 0 <= scale <= 6:
-        raise CommerceQLMappingError("[store] money_decimals must be between 0 and 6")
+    scale = _whole_number(settings, "money_decimals", "[store]", 0, 6)
+    scale = 2 if scale is None else scale
     report = ImportReport(source_kind="table", currency=cur, timezone=tz, timezone_reason="from the mapping"
                           if not timezone else "given with --timezone")
     report.store_name = name or str(settings.get("name") or Path(out_dir).name)

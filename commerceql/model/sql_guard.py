@@ -144,7 +144,9 @@ def _fail(where: str, problem: str, what: str, hint: str | None = None) -> Model
     return ModelSQLError(f"{where}: {problem} is not allowed in {what}", hint=hint)
 
 
-def _tokens(text: str, where: str, what: str) -> list[Token]:
+def _tokens(
+    text: str, where: str, what: str, names: frozenset[str] = ALLOWED_FUNCTION_NAMES, not_calls: frozenset[str] = frozenset()
+) -> list[Token]:
     try:
         tokens = sqlglot.tokenize(text, read="duckdb")
     except (TokenError, ParseError, ValueError) as exc:
@@ -164,9 +166,9 @@ def _tokens(text: str, where: str, what: str) -> list[Token]:
                 raise _fail(where, f'function "{token.text}"', what)
             continue
         name = token.text.lower()
-        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name) or name in _NOT_CALLS:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name) or name in _NOT_CALLS or name in not_calls:
             continue
-        if name not in ALLOWED_FUNCTION_NAMES:
+        if name not in names:
             raise _fail(where, f"function {name}", what, hint=_FUNCTION_HINT)
     return tokens
 
@@ -248,14 +250,14 @@ def check_expression(
     return text
 
 
-def _allowed_node(node: exp.Expression) -> bool:
+def _allowed_node(node: exp.Expression, names: frozenset[str] = ALLOWED_FUNCTION_NAMES) -> bool:
     if type(node) in ALLOWED_NODES:
         return True
     if isinstance(node, exp.Func) and not isinstance(node, _STATEMENTS):
         # A function sqlglot parses into a class of its own (or none, Anonymous) is allowed when its
         # name is; the token check has already refused calls spelled with any other name.
         name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
-        return name.lower() in ALLOWED_FUNCTION_NAMES
+        return name.lower() in names
     return False
 
 
@@ -287,4 +289,61 @@ def _check_column(
     return 0
 
 
-__all__ = ["ALLOWED_FUNCTION_NAMES", "ALLOWED_NODES", "METRIC_REFERENCE", "ModelSQLError", "check_expression"]
+# What a mapping's `[source] query` may add to expressions: the parts of one SELECT.
+_QUERY_NODES = _classes(
+    "Select", "From", "Join", "Where", "Group", "Having", "Order", "Ordered", "Limit", "Offset", "Subquery",
+    "Union", "Except", "Intersect", "With", "CTE", "TableAlias", "Alias", "Table", "Window", "WindowSpec",
+    "Qualify", "Distinct", "RowNumber", "Rank", "DenseRank", "Lag", "Lead", "FirstValue", "LastValue", "NthValue",
+    "Ntile", "PercentRank", "CumeDist", "Exists",
+)
+_QUERY_WORDS = frozenset(
+    "from join using on by select union all except intersect exists lateral exclude having qualify partition "
+    "order group limit offset".split()
+)
+_WINDOW_FUNCTION_NAMES = frozenset(
+    "row_number rank dense_rank lag lead first_value last_value nth_value ntile percent_rank cume_dist".split()
+)
+
+
+def check_source_query(text: object, *, where: str, catalog: str) -> str:
+    """Check a mapping's `[source] query`: one SELECT over tables of the attached `catalog` only.
+
+    The query runs on the import's own connection, so the same rules as model SQL apply to its
+    expressions (allow-listed functions, no comments or `;`), and every table it reads must be
+    written `catalog.table` (or `catalog.schema.table`) unless it is a name the query defines
+    with WITH: an unqualified name could otherwise become a DuckDB replacement scan of a file
+    (`FROM 'x.csv'`). Returns the text unchanged.
+    """
+    what = "the source query"
+    if not isinstance(text, str) or not text.strip():
+        raise ModelSQLError(f"{where}: must be a SELECT statement (text), not {type(text).__name__}")
+    tokens = _tokens(text, where, what, ALLOWED_FUNCTION_NAMES | _WINDOW_FUNCTION_NAMES, _QUERY_WORDS)
+    for token, following in zip(tokens, tokens[1:], strict=False):
+        if token.token_type in (TokenType.FROM, TokenType.JOIN) and following.token_type == TokenType.STRING:
+            raise _fail(where, "reading a file by name", what)
+    try:
+        parsed = [e for e in sqlglot.parse(text, read="duckdb") if e is not None]
+    except (ParseError, TokenError) as exc:
+        raise ModelSQLError(f"{where}: not a valid SELECT: {str(exc).splitlines()[0]}") from exc
+    if len(parsed) != 1 or not isinstance(parsed[0], (exp.Select, exp.Union, exp.Except, exp.Intersect)):
+        raise _fail(where, "anything but one SELECT", what)
+    query = parsed[0]
+    defined = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
+    for node in query.walk():
+        if not (type(node) in _QUERY_NODES or _allowed_node(node, ALLOWED_FUNCTION_NAMES | _WINDOW_FUNCTION_NAMES)):
+            raise _fail(where, _describe(node), what)
+        if isinstance(node, exp.Table):
+            if not isinstance(node.this, exp.Identifier):
+                raise _fail(where, f"reading `{node.sql(dialect='duckdb')}`", what)
+            parts = [p for p in (node.catalog, node.db) if p]
+            if not parts and node.name in defined:
+                continue
+            if not parts or parts[0] != catalog:
+                raise ModelSQLError(
+                    f"{where}: the table `{node.sql(dialect='duckdb')}` must be read from the source "
+                    f"database, written {catalog}.{node.name}",
+                )
+    return text
+
+
+__all__ = ["ALLOWED_FUNCTION_NAMES", "check_source_query", "ALLOWED_NODES", "METRIC_REFERENCE", "ModelSQLError", "check_expression"]
