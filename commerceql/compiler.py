@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from commerceql import ast
 from commerceql import dates as dates_module
 from commerceql.columns import ColumnInfo
+from commerceql.dialect import DUCKDB, Dialect
 from commerceql.errors import CommerceQLSemanticError
 from commerceql.model.semantic import Table
 from commerceql.plan import CYCLICAL_RANGES, PlannedDimension, PlannedMetric, QueryPlan
@@ -44,6 +45,10 @@ _INTERVAL_FUNCTION = {
     "quarter": "to_months",
     "year": "to_years",
 }
+_FIXED_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
+_GRAIN_ORDER = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
+# A calendar spine longer than this is refused before running (TIMESERIES second over years).
+MAX_SPINE_PERIODS = 100_000
 _NUMERIC_TYPES = {"integer", "number", "money", "count", "percent"}
 
 
@@ -169,8 +174,9 @@ def output_columns(plan: QueryPlan) -> list[ColumnInfo]:
 
 
 class _Compiler:
-    def __init__(self, plan: QueryPlan) -> None:
+    def __init__(self, plan: QueryPlan, dialect: Dialect = DUCKDB) -> None:
         self.plan = plan
+        self.dialect = dialect
         self.parameters: dict[str, object] = {}
         self.ctes: list[tuple[str, str]] = []
         self.tz = plan.timezone
@@ -227,22 +233,30 @@ class _Compiler:
             return "\n  GROUP BY " + ", ".join(group), "0 AS __level"
         return "", "0 AS __level"
 
-    def local_time(self, table: Table) -> str:
+    def time_column(self, table: Table) -> str:
         if table.time_column is None:
             raise CommerceQLSemanticError(
                 f"table `{table.name}` has no time column, so it has no time dimensions or date ranges",
                 source=self.plan.query.source,
             )
-        return f"timezone({quote_literal(self.tz)}, {table.name}.{quote_identifier(table.time_column)})"
+        return f"{table.name}.{quote_identifier(table.time_column)}"
 
-    def bucket(self, grain: str, local: str) -> str:
-        if grain == "quarter":
-            expression = f"date_trunc('quarter', {local})"
-        else:
-            expression = f"date_trunc('{grain}', {local})"
+    def local_time(self, table: Table) -> str:
+        return self.dialect.local_timestamp(self.tz, self.time_column(table))
+
+    def bucket(self, grain: str, table: Table) -> str:
+        """The bucket of `table`'s time column at `grain`.
+
+        Day and coarser grains are local calendar dates. Finer grains are the *instant*
+        (TIMESTAMPTZ) at which the local hour/minute/second starts: on the day clocks fall back
+        the two local 01:00 hours are two buckets, and the hour that is skipped in spring is none.
+        The final SELECT labels them in local time.
+        """
+        local = self.local_time(table)
         if grain in _DATE_GRAINS:
-            return f"CAST({expression} AS DATE)"
-        return expression
+            return f"CAST(date_trunc('{grain}', {local}) AS DATE)"
+        instant = self.time_column(table)
+        return f"({instant} - ({local} - date_trunc('{grain}', {local})))"
 
     def cyclical(self, name: str, local: str) -> str:
         return {
@@ -252,37 +266,63 @@ class _Compiler:
             "month_of_year": f"month({local})",
         }[name]
 
-    def aligned_bucket(self, grain: str, local: str, window_index: int) -> str:
-        """The reporting-period bucket a comparison-period bucket lines up with (same period index)."""
-        return self.align(self.bucket(grain, local), grain, window_index)
+    def local_instant(self, value: dt.datetime) -> dt.datetime:
+        """The instant of a naive local wall-clock time in the query's time zone."""
+        return value.replace(tzinfo=ZoneInfo(self.tz))
 
     def align(self, bucket: str, grain: str, window_index: int) -> str:
         """`bucket` (of comparison window `window_index`) moved onto the reporting period's bucket.
 
         Applied to grouped buckets rather than to every row: the shift depends only on the bucket.
+        A comparison that is a whole number of calendar months away (previous_year,
+        previous_quarter, previous_month) lines up sub-month buckets by calendar date: Dec 3 with
+        Dec 3 of the year before, never with the day a leap day pushed it to. A comparison bucket
+        with no calendar twin (Feb 29 against a common year) maps to NULL: it counts in the
+        comparison's totals only. Other comparisons line up bucket by bucket (the n-th day of the
+        comparison with the n-th day of the reporting period).
         """
         if window_index == 0:
             return bucket
+        comparison = self.plan.comparisons[window_index - 1]
+        shift = comparison.shift
+        if (
+            grain in ("day", "hour", "minute", "second")
+            and shift is not None
+            and shift.months
+            and not shift.delta
+        ):
+            return self._align_by_calendar(bucket, grain, -shift.months)
         base_first = dates_module.truncate(self.plan.window.start, grain)
-        comparison_first = dates_module.truncate(self.plan.comparisons[window_index - 1].window.start, grain)
+        comparison_first = dates_module.truncate(comparison.window.start, grain)
         if grain in _DATE_GRAINS:
             base_sql = f"CAST({self.param(base_first.date())} AS DATE)"
             comparison_sql = f"CAST({self.param(comparison_first.date())} AS DATE)"
-        else:
-            base_sql = f"CAST({self.param(base_first)} AS TIMESTAMP)"
-            comparison_sql = f"CAST({self.param(comparison_first)} AS TIMESTAMP)"
-        if grain == "week":
-            steps = f"CAST(date_diff('day', {comparison_sql}, {bucket}) AS INTEGER)"
-            shifted = f"{base_sql} + to_days({steps})"
-        elif grain == "quarter":
-            steps = f"CAST(date_diff('month', {comparison_sql}, {bucket}) AS INTEGER)"
-            shifted = f"{base_sql} + to_months({steps})"
-        else:
-            steps = f"CAST(date_diff('{grain}', {comparison_sql}, {bucket}) AS INTEGER)"
-            shifted = f"{base_sql} + {_INTERVAL_FUNCTION[grain]}({steps})"
-        if grain in _DATE_GRAINS:
+            if grain == "week":
+                steps = f"CAST(date_diff('day', {comparison_sql}, {bucket}) AS INTEGER)"
+                shifted = f"{base_sql} + to_days({steps})"
+            elif grain == "quarter":
+                steps = f"CAST(date_diff('month', {comparison_sql}, {bucket}) AS INTEGER)"
+                shifted = f"{base_sql} + to_months({steps})"
+            else:
+                steps = f"CAST(date_diff('{grain}', {comparison_sql}, {bucket}) AS INTEGER)"
+                shifted = f"{base_sql} + {_INTERVAL_FUNCTION[grain]}({steps})"
             return f"CAST({shifted} AS DATE)"
-        return f"CAST({shifted} AS TIMESTAMP)"
+        # Instants: count elapsed units from the epoch, independent of any session time zone.
+        base_sql = f"CAST({self.param(self.local_instant(base_first))} AS TIMESTAMPTZ)"
+        comparison_sql = f"CAST({self.param(self.local_instant(comparison_first))} AS TIMESTAMPTZ)"
+        seconds = _FIXED_SECONDS[grain]
+        epoch = self.dialect.epoch_seconds
+        steps = f"CAST(round(({epoch(bucket)} - {epoch(comparison_sql)}) / {seconds}) AS BIGINT)"
+        return f"({base_sql} + {_INTERVAL_FUNCTION[grain]}({steps}))"
+
+    def _align_by_calendar(self, bucket: str, grain: str, months: int) -> str:
+        if grain == "day":
+            moved = f"CAST({bucket} + to_months({months}) AS DATE)"
+            return f"(CASE WHEN day({moved}) = day({bucket}) THEN {moved} END)"
+        local = self.dialect.local_timestamp(self.tz, bucket)
+        moved_local = f"({local} + to_months({months}))"
+        moved = self.dialect.instant_of_local(self.tz, moved_local)
+        return f"(CASE WHEN day({moved_local}) = day({local}) THEN {moved} END)"
 
     def dimension_sql(self, dimension: PlannedDimension | str, table: Table, window_index: int = 0) -> str:
         name = dimension.source_name if isinstance(dimension, PlannedDimension) else dimension
@@ -290,10 +330,14 @@ class _Compiler:
         if kind is None and name.lower() in (*dates_module.TIME_GRAINS, *dates_module.CYCLICAL_DIMENSIONS):
             name = name.lower()
         if kind == "grain" or (kind is None and name in dates_module.TIME_GRAINS):
-            return self.aligned_bucket(name, self.local_time(table), window_index)
+            return self.align(self.bucket(name, table), name, window_index)
         if kind == "cyclical" or (kind is None and name in dates_module.CYCLICAL_DIMENSIONS):
             return self.cyclical(name, self.local_time(table))
-        return f"({table.dimensions[name].sql})"
+        return f"({self.model_sql(table.dimensions[name].sql)})"
+
+    def model_sql(self, sql: str) -> str:
+        """Model SQL with its macros (local_date, ...) expanded for this query's time zone."""
+        return self.dialect.expand_macros(sql, self.tz)
 
     def window_filter(self, table: Table, window: dates_module.DateWindow) -> list[str]:
         if window.start is None and window.end is None:
@@ -480,7 +524,7 @@ class _Compiler:
                 assert self.grain is not None
                 select.insert(0, f"{self.dimension_sql(self.grain, table)} AS __bucket")
                 group.insert(0, "__bucket")
-            rank_sql = self.metric_value(metric.expression, lambda n, t=table: f"({t.metric_sql(n)})")
+            rank_sql = self.metric_value(metric.expression, lambda n, t=table: f"({self.model_sql(t.metric_sql(n))})")
             select.append(f"{rank_sql} AS __rank_value")
             joins = self.join_sql(table, [value_sql, rank_sql, *self.where_sql_preview(table)])
             filters = self.window_filter(table, self.plan.window) + self.where_sql(table)
@@ -543,7 +587,7 @@ class _Compiler:
                 group_sql = value_sql
             select.append(f"{value_sql} AS {quote_identifier(dimension.name)}")
             group.append(group_sql)
-        metric_sql = {name: table.metric_sql(name) for name in self.base_metrics[table.name]}
+        metric_sql = {name: self.model_sql(table.metric_sql(name)) for name in self.base_metrics[table.name]}
         for name, sql in metric_sql.items():
             select.append(f"{sql} AS {quote_identifier('m__' + name)}")
         if not metric_sql:
@@ -565,8 +609,10 @@ class _Compiler:
             return []
         fragments = []
         for operand in condition_operands(self.plan.where):
-            if isinstance(operand, ast.Identifier) and operand.name in table.dimensions:
-                fragments.append(table.dimensions[operand.name].sql)
+            # Arithmetic operands (`product_variant_price * 2`) need their fields' joins too.
+            for identifier in identifiers(operand):
+                if identifier.name in table.dimensions:
+                    fragments.append(table.dimensions[identifier.name].sql)
         return fragments
 
     def level_cte(self, window_index: int, level: str) -> str:
@@ -627,7 +673,7 @@ class _Compiler:
         for w in windows:
             window = self.plan.window if w == 0 else self.plan.comparisons[w - 1].window
             select = [f"{self.dimension_sql(d, table)} AS __d{i}" for i, d in enumerate(self.dims)]
-            select += [f"{table.metric_sql(n)} AS {quote_identifier('m__' + n)}" for n in metrics]
+            select += [f"{self.model_sql(table.metric_sql(n))} AS {quote_identifier('m__' + n)}" for n in metrics]
             joins = self.join_sql(table, select + self.where_sql_preview(table))
             filters = self.window_filter(table, window) + self.where_sql(table)
             self.ctes.append(
@@ -709,7 +755,7 @@ class _Compiler:
         dim_names = [quote_identifier(d.name) for d in self.dims]
         # Without comparisons or a calendar spine the result rows are exactly the aggregated rows,
         # so they serve as the keys themselves (no DISTINCT, no join).
-        direct = not plan.comparisons and plan.timeseries is None
+        direct = not plan.comparisons and not self.dense_dimensions()
         if direct:
             rows_alias, source_sql = "keys", "lvl_0_rows AS keys"
         else:
@@ -809,10 +855,12 @@ class _Compiler:
             where = "\n  WHERE " + self.condition_sql(plan.having, None, resolve_name, type_of)
 
         order = self.order_sql(columns)
-        final_columns = ", ".join(quote_identifier(c.name) for c in columns)
+        final_columns = ", ".join(self.final_column(c) for c in columns)
         limit = f"\n  LIMIT {int(plan.limit)}" + (f" OFFSET {int(plan.offset)}" if plan.offset else "")
         body = (
-            f"SELECT {final_columns}, COUNT(*) OVER () AS __total_rows\n  FROM {source}{where}\n  ORDER BY {order}{limit}"
+            f"SELECT {final_columns}, COUNT(*) OVER () AS __total_rows\n  FROM {source}"
+            f"{' AS final_rows' if self.has_instants else ''}{where}"
+            f"\n  ORDER BY {order}{limit}"
         )
         # Aggregates over the fact tables are read by several later CTEs; materialising them
         # keeps DuckDB from inlining (and so re-scanning) them once per reference.
@@ -827,42 +875,61 @@ class _Compiler:
         )
         return CompiledQuery(sql=sql, parameters=dict(self.parameters), columns=tuple(columns), plan=plan)
 
+    def dense_dimensions(self) -> list[PlannedDimension]:
+        """Dimensions whose every value is listed even where no row has it.
+
+        The TIMESERIES dimension (its calendar spine), and every cyclical dimension in GROUP BY
+        (hour_of_day lists all 24 hours once) unless WHERE filters on it, which would then list
+        values the filter excludes.
+        """
+        filtered: set[str] = set()
+        if self.plan.where is not None:
+            for operand in condition_operands(self.plan.where):
+                filtered.update(i.name.lower() for i in identifiers(operand))
+        dense = []
+        for d in self.dims:
+            if d.source_name == self.plan.timeseries:
+                dense.append(d)
+            elif d.kind == "cyclical" and d.source_name not in filtered:
+                dense.append(d)
+        return dense
+
     def keys_sql(self, dim_names: list[str]) -> str:
         plan = self.plan
         sources = ["lvl_0_rows"] + [f"lvl_{w}_rows" for w in range(1, len(plan.comparisons) + 1)]
         if not self.dims:
             return "SELECT 1 AS __one"
-        series_dim = None
-        if plan.timeseries is not None:
-            series_dim = next(d for d in self.dims if d.source_name == plan.timeseries)
-        union = "\n    UNION ".join(f"SELECT {', '.join(dim_names)} FROM {s}" for s in sources)
-        if series_dim is None:
-            keys = f"SELECT DISTINCT * FROM (\n    {union}\n  ) AS all_keys"
-            if self.grain is not None and plan.comparisons and plan.window.start is not None:
-                start = dates_module.truncate(plan.window.start, self.grain.source_name)
-                conditions = [f"{quote_identifier(self.grain.name)} >= {self._bucket_param(start)}"]
-                if plan.window.end is not None:
-                    conditions.append(f"{quote_identifier(self.grain.name)} < {self._bucket_param(plan.window.end)}")
-                keys += "\n  WHERE " + " AND ".join(conditions)
-            return keys
-        spine = self.spine_sql(series_dim)
-        others = [quote_identifier(d.name) for d in self.dims if d is not series_dim]
-        if not others:
-            return f"SELECT __spine AS {quote_identifier(series_dim.name)} FROM ({spine}) AS spine"
-        union_others = "\n    UNION ".join(f"SELECT {', '.join(others)} FROM {s}" for s in sources)
+        dense = self.dense_dimensions()
+        others = [d for d in self.dims if d not in dense]
+        window_conditions: list[str] = []
+        if self.grain is not None and self.grain in others and plan.comparisons and plan.window.start is not None:
+            # Comparison rows are aligned onto the reporting period; keep only its buckets.
+            start = dates_module.truncate(plan.window.start, self.grain.source_name)
+            window_conditions.append(f"{quote_identifier(self.grain.name)} >= {self._bucket_param(start)}")
+            if plan.window.end is not None:
+                window_conditions.append(f"{quote_identifier(self.grain.name)} < {self._bucket_param(plan.window.end)}")
+        where = ("\n  WHERE " + " AND ".join(window_conditions)) if window_conditions else ""
+        if not dense:
+            union = "\n    UNION ".join(f"SELECT {', '.join(dim_names)} FROM {s}" for s in sources)
+            return f"SELECT DISTINCT * FROM (\n    {union}\n  ) AS all_keys{where}"
+        parts = [f"({self.spine_sql(d)}) AS spine{i}" for i, d in enumerate(dense)]
+        if others:
+            other_names = ", ".join(quote_identifier(d.name) for d in others)
+            union_others = "\n    UNION ".join(f"SELECT {other_names} FROM {s}" for s in sources)
+            parts.append(f"(SELECT DISTINCT * FROM (\n    {union_others}\n  ) AS s{where}) AS series")
         ordered = []
         for d in self.dims:
-            ordered.append(f"spine.__spine AS {quote_identifier(d.name)}" if d is series_dim else f"series.{quote_identifier(d.name)}")
-        return (
-            f"SELECT {', '.join(ordered)}\n  FROM ({spine}) AS spine\n"
-            f"  CROSS JOIN (SELECT DISTINCT * FROM (\n    {union_others}\n  ) AS s) AS series"
-        )
+            if d in dense:
+                ordered.append(f"spine{dense.index(d)}.__spine AS {quote_identifier(d.name)}")
+            else:
+                ordered.append(f"series.{quote_identifier(d.name)}")
+        return f"SELECT {', '.join(ordered)}\n  FROM " + "\n  CROSS JOIN ".join(parts)
 
     def _bucket_param(self, value: dt.datetime) -> str:
         assert self.grain is not None
         if self.grain.source_name in _DATE_GRAINS:
             return f"CAST({self.param(value.date() if value.time() == dt.time() else value)} AS DATE)"
-        return f"CAST({self.param(value)} AS TIMESTAMP)"
+        return f"CAST({self.param(self.local_instant(value))} AS TIMESTAMPTZ)"
 
     def spine_sql(self, dimension: PlannedDimension) -> str:
         if dimension.kind == "cyclical":
@@ -877,22 +944,59 @@ class _Compiler:
             )
         grain = dimension.source_name
         first = dates_module.truncate(window.start, grain)
+        periods = _period_count(first, window.end, grain)
+        if periods > MAX_SPINE_PERIODS:
+            coarser = next(
+                (g for g in ("minute", "hour", "day", "week", "month", "year")
+                 if _GRAIN_ORDER.index(g) > _GRAIN_ORDER.index(grain)
+                 and _period_count(dates_module.truncate(window.start, g), window.end, g) <= MAX_SPINE_PERIODS),
+                "year",
+            )
+            raise self.error(
+                f"TIMESERIES {grain} over this period would list {periods:,} {grain}s; "
+                f"the limit is {MAX_SPINE_PERIODS:,}",
+                self.plan.query.timeseries or self.plan.query,
+                hint=f"use a coarser grain such as `TIMESERIES {coarser}`, or a shorter date range",
+            )
         step = "INTERVAL 3 MONTH" if grain == "quarter" else f"INTERVAL 1 {grain.upper()}"
-        start = self.param(first)
-        end = self.param(window.end)
-        value = "CAST(range AS DATE)" if grain in _DATE_GRAINS else "range"
-        return f"SELECT {value} AS __spine FROM range(CAST({start} AS TIMESTAMP), CAST({end} AS TIMESTAMP), {step})"
+        if grain in _DATE_GRAINS:
+            start, end = self.param(first), self.param(window.end)
+            return (
+                f"SELECT CAST(range AS DATE) AS __spine "
+                f"FROM range(CAST({start} AS TIMESTAMP), CAST({end} AS TIMESTAMP), {step})"
+            )
+        # Sub-day grains step through instants, so a DST day has 23 or 25 hours, as it did.
+        start, end = self.param(self.local_instant(first)), self.param(self.local_instant(window.end))
+        return f"SELECT range AS __spine FROM range(CAST({start} AS TIMESTAMPTZ), CAST({end} AS TIMESTAMPTZ), {step})"
+
+    def is_instant(self, name: str) -> bool:
+        """True for a sub-day grain column, which is an instant until the final SELECT labels it."""
+        return any(d.name == name and d.kind == "grain" and d.source_name not in _DATE_GRAINS for d in self.dims)
+
+    def final_column(self, column: ColumnInfo) -> str:
+        name = quote_identifier(column.name)
+        if self.is_instant(column.name):
+            # Labelled in local wall-clock time; ORDER BY still sorts by the instant.
+            return f"{self.dialect.local_timestamp(self.tz, 'final_rows.' + name)} AS {name}"
+        return name
+
+    @property
+    def has_instants(self) -> bool:
+        return any(self.is_instant(d.name) for d in self.dims)
+
+    def sort_key(self, name: str) -> str:
+        return f"final_rows.{quote_identifier(name)}" if self.is_instant(name) else quote_identifier(name)
 
     def order_sql(self, columns: list[ColumnInfo]) -> str:
         keys: list[str] = []
         used: set[str] = set()
         for name, descending in self.plan.order_by:
-            keys.append(f"{quote_identifier(name)} {'DESC' if descending else 'ASC'} NULLS LAST")
+            keys.append(f"{self.sort_key(name)} {'DESC' if descending else 'ASC'} NULLS LAST")
             used.add(name)
         if not self.plan.order_by:
             for d in self.dims:
                 if d.is_time:
-                    keys.append(f"{quote_identifier(d.name)} ASC")
+                    keys.append(f"{self.sort_key(d.name)} ASC")
                     used.add(d.name)
             for d in self.dims:
                 if d.top is not None and not d.only_top:
@@ -909,30 +1013,73 @@ class _Compiler:
         return ", ".join(keys)
 
 
+def _period_count(first: dt.datetime, end: dt.datetime, grain: str) -> int:
+    """How many `grain` buckets start in [first, end) (wall-clock arithmetic; an estimate ±1 at DST)."""
+    if grain in ("month", "quarter", "year"):
+        months = (end.year - first.year) * 12 + end.month - first.month + (1 if end.day > 1 or end.time() != dt.time() else 0)
+        return max(0, -(-months // {"month": 1, "quarter": 3, "year": 12}[grain]))
+    size = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}[grain]
+    return max(0, -(-int((end - first).total_seconds()) // size))
+
+
 def compile_plan(plan: QueryPlan) -> CompiledQuery:
     """The DuckDB SQL, its parameters and its output columns for a resolved plan."""
     return _Compiler(plan).compile()
 
 
+def sql_literal(value: object) -> str:
+    """A DuckDB literal for a parameter value, typed so that it means what the bound value meant."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        return repr(float(value)) if value == value and value not in (float("inf"), float("-inf")) else f"'{value}'::DOUBLE"
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            return f"TIMESTAMPTZ {quote_literal(value.isoformat())}"
+        return f"TIMESTAMP {quote_literal(value.isoformat(sep=' '))}"
+    if isinstance(value, dt.date):
+        return f"DATE {quote_literal(value.isoformat())}"
+    return quote_literal(str(value))
+
+
 def inline_parameters(sql: str, parameters: dict[str, object]) -> str:
-    """SQL with parameters written in as literals, for display (`explain`, `--sql`) only."""
+    """SQL with parameters written in as literals, for display (`explain`, `--sql`) and re-running.
 
-    def literal(value: object) -> str:
-        if value is None:
-            return "NULL"
-        if isinstance(value, bool):
-            return "TRUE" if value else "FALSE"
-        if isinstance(value, (int, float, Decimal)):
-            return str(value)
-        if isinstance(value, dt.datetime):
-            if value.tzinfo is not None:
-                return f"TIMESTAMPTZ {quote_literal(value.isoformat())}"
-            return f"TIMESTAMP {quote_literal(value.isoformat(sep=' '))}"
-        if isinstance(value, dt.date):
-            return f"DATE {quote_literal(value.isoformat())}"
-        return quote_literal(str(value))
-
-    # Longest names first so $p12 is not mistaken for $p1.
-    for name in sorted(parameters, key=len, reverse=True):
-        sql = sql.replace(f"${name}", literal(parameters[name]))
-    return sql
+    One pass over the statement's tokens: `$name` is replaced only where it is a parameter
+    token, never inside a string literal or quoted identifier (model SQL may contain `'$p1'`),
+    and never inside a value already written in (a user's text may contain `$p1`).
+    """
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        char = sql[i]
+        if char in "'\"":
+            j = i + 1
+            while j < n:
+                if sql[j] == char:
+                    if j + 1 < n and sql[j + 1] == char:
+                        j += 2
+                        continue
+                    break
+                j += 1
+            out.append(sql[i : j + 1])
+            i = j + 1
+            continue
+        if char == "$":
+            j = i + 1
+            while j < n and (sql[j].isalnum() or sql[j] == "_"):
+                j += 1
+            name = sql[i + 1 : j]
+            if name in parameters:
+                out.append(sql_literal(parameters[name]))
+                i = j
+                continue
+        out.append(char)
+        i += 1
+    return "".join(out)

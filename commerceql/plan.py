@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from commerceql import ast
-from commerceql.dates import DateWindow
+from commerceql.dates import DateWindow, Shift
 from commerceql.model.semantic import Table
 
 TIME_GRAINS = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
@@ -57,6 +57,9 @@ class PlannedComparison:
     suffix: str
     label: str
     window: DateWindow
+    # How reporting times map onto comparison times when the comparison is a pure shift
+    # (previous_year: 12 calendar months back); None for an explicit comparison period.
+    shift: Shift | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class QueryPlan:
     visualize: tuple[tuple[str, str | None], ...] = ()  # (metric column, chart type)
     visualize_max: int | None = None
     aliases: dict[str, str] = field(default_factory=dict)  # alias -> output column
+    # Plain-language notes for the user about how the query was answered (shown with the result).
+    notices: tuple[str, ...] = ()
 
     @property
     def time_dimension(self) -> PlannedDimension | None:

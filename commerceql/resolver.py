@@ -376,8 +376,11 @@ class Resolver:
                 raise self.error(
                     CommerceQLSemanticError, f"`{comparison.suffix}` is compared twice", target
                 )
-            comparisons.append(PlannedComparison(comparison.suffix, comparison.label, comparison.window))
+            comparisons.append(
+                PlannedComparison(comparison.suffix, comparison.label, comparison.window, comparison.shift)
+            )
 
+        notices: list[str] = []
         cumulative = "CUMULATIVE_VALUES" in modifiers
         if cumulative:
             if grain is None and timeseries is None:
@@ -387,6 +390,17 @@ class Resolver:
                     "CUMULATIVE_VALUES needs a time dimension to accumulate over",
                     node,
                     hint="add `TIMESERIES day` (or week, month ...)",
+                )
+            # A running total only exists for sums. Ratios (AOV, conversion rate) and distinct
+            # counts (customers) are not the sum of their per-period values, so they get no
+            # cumulative column, and the user is told so rather than left to wonder.
+            skipped = [m.name for m in metrics if not m.additive]
+            if skipped:
+                names = ", ".join(f"`{n}`" for n in skipped)
+                notices.append(
+                    f"CUMULATIVE_VALUES: no running total for {names}: "
+                    + ("it is" if len(skipped) == 1 else "they are")
+                    + " a ratio or a distinct count, not a sum of its periods"
                 )
         if "PERCENT_CHANGE" in modifiers and not comparisons:
             node = next(m for m in query.with_modifiers if m.name == "PERCENT_CHANGE")
@@ -419,6 +433,7 @@ class Resolver:
             visualize=tuple(visualize),
             visualize_max=query.visualize.max_points if query.visualize else None,
             aliases=aliases,
+            notices=tuple(notices),
         )
         from commerceql.compiler import output_columns
 

@@ -28,6 +28,13 @@ class Result:
     plan: QueryPlan
     store: Store | None = field(default=None, repr=False)
     _chart: Any = field(default=None, repr=False)
+    # Notes on how the query was answered: the plan's, plus those found when it ran (a filter
+    # value that matches nothing). Surfaces show them next to the result.
+    notices: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.notices:
+            self.notices = tuple(self.plan.notices)
 
     # -- data ----------------------------------------------------------------------------------
     def to_arrow(self) -> pyarrow.Table:

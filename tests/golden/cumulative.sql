@@ -11,7 +11,8 @@ lvl_0_rows AS (
   SELECT "month", "m__net_sales" FROM agg_0_0 WHERE __level = 0
 ),
 keys AS (
-  SELECT __spine AS "month" FROM (SELECT CAST(range AS DATE) AS __spine FROM range(CAST(TIMESTAMP '2024-01-01 00:00:00' AS TIMESTAMP), CAST(TIMESTAMP '2025-01-01 00:00:00' AS TIMESTAMP), INTERVAL 1 MONTH)) AS spine
+  SELECT spine0.__spine AS "month"
+  FROM (SELECT CAST(range AS DATE) AS __spine FROM range(CAST(TIMESTAMP '2024-01-01 00:00:00' AS TIMESTAMP), CAST(TIMESTAMP '2025-01-01 00:00:00' AS TIMESTAMP), INTERVAL 1 MONTH)) AS spine0
 ),
 result AS (
   SELECT keys."month",

@@ -11,11 +11,17 @@ WITH agg_0_0 AS MATERIALIZED (
 lvl_0_rows AS (
   SELECT "day_of_week", "hour_of_day", "m__orders" FROM agg_0_0 WHERE __level = 0
 ),
+keys AS (
+  SELECT spine0.__spine AS "day_of_week", spine1.__spine AS "hour_of_day"
+  FROM (SELECT range AS __spine FROM range(0, 7)) AS spine0
+  CROSS JOIN (SELECT range AS __spine FROM range(0, 24)) AS spine1
+),
 result AS (
   SELECT keys."day_of_week",
     keys."hour_of_day",
-    COALESCE(keys."m__orders", 0) AS "orders"
-  FROM lvl_0_rows AS keys
+    COALESCE(r."m__orders", 0) AS "orders"
+  FROM keys
+  LEFT JOIN lvl_0_rows AS r ON r."day_of_week" IS NOT DISTINCT FROM keys."day_of_week" AND r."hour_of_day" IS NOT DISTINCT FROM keys."hour_of_day"
 )
 SELECT "day_of_week", "hour_of_day", "orders", COUNT(*) OVER () AS __total_rows
   FROM result

@@ -8,7 +8,7 @@ WITH agg_0_0 AS MATERIALIZED (
   GROUP BY CAST(date_trunc('day', timezone('America/New_York', sales."happened_at")) AS DATE)
 ),
 agg_1_0 AS MATERIALIZED (
-  SELECT CAST(CAST(DATE '2025-11-01' AS DATE) + to_days(CAST(date_diff('day', CAST(DATE '2024-11-01' AS DATE), CAST(date_trunc('day', timezone('America/New_York', sales."happened_at")) AS DATE)) AS INTEGER)) AS DATE) AS "day",
+  SELECT (CASE WHEN day(CAST(CAST(date_trunc('day', timezone('America/New_York', sales."happened_at")) AS DATE) + to_months(12) AS DATE)) = day(CAST(date_trunc('day', timezone('America/New_York', sales."happened_at")) AS DATE)) THEN CAST(CAST(date_trunc('day', timezone('America/New_York', sales."happened_at")) AS DATE) + to_months(12) AS DATE) END) AS "day",
     SUM(sales.net_sales) AS "m__net_sales",
     0 AS __level
   FROM "sales" AS sales
@@ -22,7 +22,8 @@ lvl_1_rows AS (
   SELECT "day", "m__net_sales" FROM agg_1_0 WHERE __level = 0
 ),
 keys AS (
-  SELECT __spine AS "day" FROM (SELECT CAST(range AS DATE) AS __spine FROM range(CAST(TIMESTAMP '2025-11-01 00:00:00' AS TIMESTAMP), CAST(TIMESTAMP '2025-12-01 00:00:00' AS TIMESTAMP), INTERVAL 1 DAY)) AS spine
+  SELECT spine0.__spine AS "day"
+  FROM (SELECT CAST(range AS DATE) AS __spine FROM range(CAST(TIMESTAMP '2025-11-01 00:00:00' AS TIMESTAMP), CAST(TIMESTAMP '2025-12-01 00:00:00' AS TIMESTAMP), INTERVAL 1 DAY)) AS spine0
 ),
 result AS (
   SELECT keys."day",
