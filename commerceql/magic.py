@@ -50,6 +50,7 @@ from commerceql.errors import CommerceQLError
 if TYPE_CHECKING:
     from commerceql.result import Result
     from commerceql.store import Store
+    from commerceql.widgets import LiveWidgets
 
 __all__ = ["CommerceQLMagics", "interpolate", "load_ipython_extension", "notebook_chart_bundle"]
 
@@ -400,6 +401,33 @@ class CommerceQLMagics(Magics):
         super().__init__(shell)
         self._store: Store | None = None
         self._stores: dict[str, Store] = {}
+        # Control bars this magic displayed and has not closed (see `commerceql.widgets.LiveWidgets`):
+        # a re-run cell closes those of its previous run, and at most `live.limit` stay open.
+        self._live: LiveWidgets | None = None
+        self.current_cell: str | None = None
+
+    @property
+    def live(self) -> LiveWidgets:
+        if self._live is None:
+            from commerceql.widgets import LiveWidgets
+
+            self._live = LiveWidgets()
+        return self._live
+
+    def before_cell(self, info: Any = None) -> None:
+        """IPython's pre_run_cell event: note the cell's id and close its previous run's bars.
+
+        JupyterLab and Notebook 7 send a cellId with every execution; ipykernel hands it to
+        IPython as `info.cell_id`. Without one (terminal IPython, older frontends), only the
+        limit on open bars applies.
+        """
+        try:
+            cell = getattr(info, "cell_id", None)
+            self.current_cell = cell if isinstance(cell, str) and cell else None
+            if self._live is not None and self.current_cell:
+                self._live.close_cell(self.current_cell)
+        except Exception:  # noqa: BLE001 - an event callback must never print a traceback
+            self.current_cell = None
 
     # -- stores ----------------------------------------------------------------------------------
     @property
@@ -435,7 +463,9 @@ class CommerceQLMagics(Magics):
                     hint="run a %%cql cell first, or name a result: %controls my_result",
                 )
             )
-        return result.widget()
+        widget = result.widget()
+        self.live.add(widget, cell=self.current_cell)  # returned, so IPython displays it (no display id)
+        return widget
 
     @line_magic
     def cql_connect(self, line: str) -> Store:
@@ -528,11 +558,25 @@ class CommerceQLMagics(Magics):
                 continue
             if result.has_chart and not options.static:
                 # The control bar shows the chart and the table and lets readers switch views.
-                display(result.widget())
+                widget = result.widget()
+                handle = display(widget, display_id=True)
+                self.live.add(widget, cell=self.current_cell, retire=self._retirer(handle))
                 continue
             display(result)
             if result.has_chart and result.chart is not None:
                 display(notebook_chart_bundle(result.chart), raw=True)
+
+
+    def _retirer(self, handle: Any) -> Any:
+        """What replaces a retired control bar in its cell: its last view, without controls."""
+
+        def retire(widget: Any) -> None:
+            from commerceql.widgets import RETIRED_NOTE
+
+            if handle is not None:
+                handle.update(widget.static_bundle(RETIRED_NOTE.format(limit=self.live.limit)), raw=True)
+
+        return retire
 
 
 _LINE_MAGIC = re.compile(r"%cql(?=\s)\s*((?:--(?:data(?:[ =]\s*(?:'[^']*'|\"[^\"]*\"|\S+))?|sql|quiet)\s+)*)")
@@ -597,6 +641,9 @@ def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext commerceql`: register `%cql`, `%%cql` and `%cql_connect`, and CommerceQL tab completion."""
     magics = CommerceQLMagics(ipython)
     ipython.register_magics(magics)
+    events = getattr(ipython, "events", None)
+    if events is not None:
+        events.register("pre_run_cell", magics.before_cell)
     completer = getattr(ipython, "Completer", None)
     if completer is not None and hasattr(completer, "custom_matchers"):
         try:

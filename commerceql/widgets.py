@@ -57,7 +57,9 @@ __all__ = [
     "ExploreState",
     "ExploreStateError",
     "ExploreWidget",
+    "LiveWidgets",
     "apply_state",
+    "close_widget_tree",
     "measure_latency",
     "state_from_query",
 ]
@@ -1056,8 +1058,151 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
         )
         return written
 
+    def static_bundle(self, note: str = "") -> dict[str, Any]:
+        """The current view without controls (query text and table as HTML, table as text).
+
+        What a closed control bar leaves in the notebook (see `LiveWidgets`): the frontend swaps
+        the widget for this bundle, so the reader still sees what the bar last showed.
+        """
+        note_html = f'<div class="cql-note">{html.escape(note)}</div>' if note else ""
+        query_html = f'<pre class="cql-query-text">{html.escape(self.query_text)}</pre>'
+        if self.result is None:
+            table_html, table_text = "", ""
+        else:
+            table_html = self.result.to_html(max_rows=self.max_rows)
+            table_text = self.result.to_text(max_rows=50)
+        return {
+            "text/html": f'<div class="cql-static">{note_html}{query_html}{table_html}</div>',
+            "text/plain": "\n".join(part for part in (note, self.query_text, table_text) if part),
+        }
+
+    def close(self) -> None:
+        """Close the widget and every widget inside it (their comms and front-end models).
+
+        ipywidgets' own `close()` closes one widget; the control bar is ~70 of them (controls,
+        boxes, layouts, styles), each registered with the kernel until closed.
+        """
+        close_widget_tree(self)
+
     def __repr__(self) -> str:
         return f"<ExploreWidget {self.table.name}: {self.query_text.splitlines()[0] if self.query_text else ''}…>"
+
+
+# ---------------------------------------------------------------------------------------------
+# Closing what is no longer shown
+# ---------------------------------------------------------------------------------------------
+
+#: Control bars a kernel (or the IPython magic) keeps open at most; see `LiveWidgets`.
+DEFAULT_MAX_LIVE_CONTROL_BARS = 50
+MAX_LIVE_CONTROL_BARS_VARIABLE = "COMMERCEQL_MAX_CONTROL_BARS"
+
+
+def max_live_control_bars() -> int:
+    """`$COMMERCEQL_MAX_CONTROL_BARS` when it is a whole number >= 1, else the default (50)."""
+    import os
+
+    text = os.environ.get(MAX_LIVE_CONTROL_BARS_VARIABLE, "").strip()
+    try:
+        value = int(text)
+    except ValueError:
+        return DEFAULT_MAX_LIVE_CONTROL_BARS
+    return value if value >= 1 else DEFAULT_MAX_LIVE_CONTROL_BARS
+
+
+def close_widget_tree(root: Any) -> int:
+    """Close `root` and every widget reachable through its synced traits; returns how many were open.
+
+    A widget with an open comm is registered in ipywidgets' instance table (and the kernel's comm
+    manager) until it is closed, so closing only the outer box would keep every control, layout
+    and style of it alive.
+    """
+    seen: set[int] = set()
+    stack = [root]
+    closed = 0
+    while stack:
+        widget = stack.pop()
+        if id(widget) in seen or not isinstance(widget, ipywidgets.Widget):
+            continue
+        seen.add(id(widget))
+        for name in list(widget.keys):
+            value = getattr(widget, name, None)
+            items = value if isinstance(value, list | tuple) else (value,)
+            stack.extend(item for item in items if isinstance(item, ipywidgets.Widget))
+        if widget.comm is not None:
+            closed += 1
+            ipywidgets.Widget.close(widget)
+    return closed
+
+
+@dataclass
+class _LiveBar:
+    widget: Any
+    cell: str | None
+    retire: Any  # Callable[[Any], None] | None: shows the static view in place of the widget
+
+
+class LiveWidgets:
+    """The control bars a kernel or the IPython magic displayed and has not closed yet, oldest first.
+
+    Two rules keep them bounded (each bar is ~70 widgets and ~400 KB in the kernel):
+
+    * when a cell runs again, the bars of its previous run are closed (`close_cell`): the
+      frontend has already cleared that output. Cells are known by the `cellId` JupyterLab and
+      Notebook 7 send with every execution.
+    * at most `limit` bars stay open (default 50, `$COMMERCEQL_MAX_CONTROL_BARS`): adding one more
+      retires the oldest. Its `retire` callback first replaces the widget in the notebook by the
+      bar's last view without controls (`ExploreWidget.static_bundle`), then the bar is closed.
+
+    Closing never raises: a failing close must not fail the cell that triggered it.
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = max_live_control_bars() if limit is None else max(1, limit)
+        self._bars: list[_LiveBar] = []
+
+    def __len__(self) -> int:
+        return len(self._bars)
+
+    @property
+    def widgets(self) -> list[Any]:
+        return [bar.widget for bar in self._bars]
+
+    def add(self, widget: Any, *, cell: str | None = None, retire: Any = None) -> None:
+        self._bars.append(_LiveBar(widget, cell, retire))
+        while len(self._bars) > self.limit:
+            self._close(self._bars.pop(0), retire=True)
+
+    def close_cell(self, cell: str | None) -> int:
+        """Close the bars shown by earlier runs of `cell`; returns how many were closed."""
+        if not cell:
+            return 0
+        gone = [bar for bar in self._bars if bar.cell == cell]
+        self._bars = [bar for bar in self._bars if bar.cell != cell]
+        for bar in gone:
+            self._close(bar, retire=False)
+        return len(gone)
+
+    def close_all(self) -> None:
+        bars, self._bars = self._bars, []
+        for bar in bars:
+            self._close(bar, retire=False)
+
+    def _close(self, bar: _LiveBar, *, retire: bool) -> None:
+        if retire and bar.retire is not None:
+            try:
+                bar.retire(bar.widget)
+            except Exception:  # noqa: BLE001 - the static view is a courtesy; closing matters
+                pass
+        try:
+            bar.widget.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+RETIRED_NOTE = (
+    "The controls of this chart were closed to free memory (more than {limit} control bars were open); "
+    "this is their last view. Run the cell again to get them back."
+)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -366,3 +366,98 @@ def test_magic_line_completion_and_inspection(session):
     # a query after a magic line completes as usual
     assert session.complete("%timezone UTC\nFROM sales SHOW net_", 34).matches[0] == "net_sales"
     assert "%timezone" in session.inspect("%timezone UTC", 3)["text/plain"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Control bars are closed, not leaked (counts of live widgets and comms, never memory or time)
+# ---------------------------------------------------------------------------------------------
+
+BAR_QUERY = "FROM sales SHOW net_sales GROUP BY sales_channel DURING last_month VISUALIZE net_sales TYPE bar"
+
+
+def _open_explore_widgets() -> int:
+    from ipywidgets.widgets.widget import _instances
+
+    from commerceql.widgets import ExploreWidget
+
+    return sum(isinstance(w, ExploreWidget) for w in _instances.values())
+
+
+@pytest.fixture
+def widget_session():
+    from commerceql_kernel.session import KernelSession
+
+    opened = KernelSession(store_path=prepare())
+    opened.widgets_available = True  # in-process widgets talk to ipywidgets' dummy comm
+    opened.live.limit = 5
+    yield opened
+    opened.live.close_all()
+
+
+def test_a_rerun_cell_replaces_its_control_bar(widget_session):
+    before = _open_explore_widgets()
+    for _ in range(20):
+        outputs: list = []
+        widget_session.run_cell(BAR_QUERY, outputs.append, cell_id="cell-1")
+        assert [o.kind for o in outputs] == ["display"] and outputs[0].display_id
+    assert _open_explore_widgets() - before == 1 and len(widget_session.live) == 1
+
+
+def test_new_cells_keep_at_most_the_limit_of_control_bars(widget_session):
+    before = _open_explore_widgets()
+    outputs: list = []
+    for index in range(16):
+        widget_session.run_cell(BAR_QUERY if index % 2 else f"{BAR_QUERY}\n%controls", outputs.append, cell_id=f"c{index}")
+    shown = [o for o in outputs if o.kind == "display"]
+    updates = [o for o in outputs if o.kind == "update"]
+    assert len(shown) == 24  # 16 cells, every other one with %controls too
+    assert _open_explore_widgets() - before == 5 and len(widget_session.live) == 5
+    # the 19 retired bars were replaced in place: each update names an earlier display
+    assert [u.display_id for u in updates] == [s.display_id for s in shown[:19]]
+    assert all("closed to free memory" in u.data["text/plain"] and "<table" in u.data["text/html"] for u in updates)
+    # without a cell id (older frontends) only the limit applies
+    for _ in range(8):
+        widget_session.run_cell(BAR_QUERY, outputs.append)
+    assert _open_explore_widgets() - before == 5
+
+
+@pytest.mark.slow
+def test_the_kernel_process_closes_the_comms_of_replaced_bars(kernel):
+    """Through the real kernel: re-running a cell (same cellId) leaves one bar's comms open."""
+    km, kc = kernel
+
+    def execute(cell_id: str) -> list[str]:
+        message = kc.session.msg(
+            "execute_request",
+            {"code": BAR_QUERY, "silent": False, "store_history": True, "user_expressions": {}, "allow_stdin": False},
+            metadata={"cellId": cell_id},
+        )
+        kc.shell_channel.send(message)
+        msg_id = message["header"]["msg_id"]
+        while kc.get_shell_msg(timeout=120)["parent_header"].get("msg_id") != msg_id:
+            pass
+        kinds = []
+        while True:
+            iopub = kc.get_iopub_msg(timeout=120)
+            if iopub["parent_header"].get("msg_id") != msg_id:
+                continue
+            if iopub["msg_type"] == "status" and iopub["content"]["execution_state"] == "idle":
+                return kinds
+            kinds.append(iopub["msg_type"])
+
+    def open_comms() -> int:
+        msg_id = kc.comm_info()
+        while True:
+            reply = kc.get_shell_msg(timeout=60)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return len(reply["content"]["comms"])
+
+    execute("warm-up")
+    baseline = open_comms()
+    first = execute("soak-cell")
+    per_bar = open_comms() - baseline
+    assert per_bar == first.count("comm_open") > 20
+    for _ in range(4):
+        kinds = execute("soak-cell")
+        assert kinds.count("comm_close") == per_bar  # the previous run's bar, all of it
+    assert open_comms() - baseline == per_bar

@@ -462,3 +462,70 @@ def test_a_hostile_value_through_the_magic_filters_like_its_real_value(ip, store
     assert condition(res) == _equals(ast.StringLiteral("California' OR billing_region = 'Ohio"))
     nothing = store.query("FROM sales SHOW net_sales, orders WHERE billing_region = 'no such region'")
     assert res.df.equals(nothing.df)
+
+
+# ---------------------------------------------------------------------------------------------
+# Control bars are closed: re-run cells replace theirs, and only so many stay open
+# ---------------------------------------------------------------------------------------------
+
+BAR_CELL = "%%cql\nFROM sales SHOW net_sales GROUP BY sales_channel DURING last_month VISUALIZE net_sales TYPE bar"
+
+
+def _open_explore_widgets() -> int:
+    from ipywidgets.widgets.widget import _instances
+
+    from commerceql.widgets import ExploreWidget
+
+    return sum(isinstance(w, ExploreWidget) for w in _instances.values())
+
+
+def _magics(ip):
+    return ip.magics_manager.registry["CommerceQLMagics"]
+
+
+def test_rerunning_a_cell_closes_its_previous_control_bar(ip):
+    _magics(ip).live.close_all()
+    before = _open_explore_widgets()
+    for _ in range(12):
+        with capture_output():
+            result = ip.run_cell(BAR_CELL, cell_id="the-same-cell")
+        assert result.success
+    assert _open_explore_widgets() - before == 1
+    assert len(_magics(ip).live) == 1
+    _magics(ip).live.close_all()
+    assert _open_explore_widgets() == before
+
+
+def test_many_cells_keep_at_most_the_limit_of_bars_open(ip):
+    live = _magics(ip).live
+    live.close_all()
+    previous_limit, live.limit = live.limit, 4
+    try:
+        before = _open_explore_widgets()
+        outputs = []
+        for index in range(10):
+            with capture_output() as captured:
+                result = ip.run_cell(BAR_CELL, cell_id=f"cell-{index}")
+            assert result.success
+            outputs.extend(captured.outputs)
+        assert _open_explore_widgets() - before == 4 and len(live) == 4
+        # every bar was displayed with a display id; six retired ones were replaced by their last view
+        shown = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.data]
+        assert len(shown) == 10
+        replaced = [o for o in outputs if o.data.get("text/plain", "").startswith("The controls of this chart were closed")]
+        assert len(replaced) == 6
+        assert all("sales_channel" in o.data["text/html"] and "<table" in o.data["text/html"] for o in replaced)
+    finally:
+        live.close_all()
+        live.limit = previous_limit
+
+
+def test_controls_bars_count_too(ip):
+    live = _magics(ip).live
+    live.close_all()
+    with capture_output():
+        ip.run_cell("%%cql --static\nFROM sales SHOW net_sales GROUP BY sales_channel VISUALIZE net_sales", cell_id="c1")
+        for _ in range(5):
+            ip.run_cell("%controls", cell_id="c2")
+    assert len(live) == 1
+    live.close_all()

@@ -445,3 +445,81 @@ def test_latency_is_measured_and_live(store, capsys):
         )
     assert report["n"] >= 10
     assert report["p50"] < 2.0  # generous: ~0.2 s on 2 shared cores
+
+
+# ---------------------------------------------------------------------------------------------
+# Closing control bars: counts of live widgets stay bounded
+# ---------------------------------------------------------------------------------------------
+
+
+def _open_widgets() -> int:
+    from ipywidgets.widgets.widget import _instances
+
+    return len(_instances)
+
+
+def _open_explore_widgets() -> int:
+    from ipywidgets.widgets.widget import _instances
+
+    return sum(isinstance(w, ExploreWidget) for w in _instances.values())
+
+
+def test_closing_a_control_bar_closes_every_widget_inside_it(store):
+    before = _open_widgets()
+    widget = store.explore(NOTEBOOK_QUERY)
+    inside = _open_widgets() - before
+    assert inside > 20  # controls, boxes, layouts, styles: all registered until closed
+    widget.close()
+    assert _open_widgets() == before
+    assert widget.comm is None and widget.w_dimension.comm is None and widget.w_dimension.layout.comm is None
+    widget.close()  # closing twice is harmless
+    assert _open_widgets() == before
+
+
+def test_live_widgets_keep_at_most_their_limit_open(store):
+    from commerceql.widgets import LiveWidgets
+
+    live = LiveWidgets(limit=3)
+    retired: list[dict] = []
+    before, explore_before = _open_widgets(), _open_explore_widgets()
+    first = store.explore(NOTEBOOK_QUERY)
+    per_bar = _open_widgets() - before
+    live.add(first, retire=lambda w: retired.append(w.static_bundle("closed")))
+    for _ in range(11):
+        live.add(store.explore(NOTEBOOK_QUERY), retire=lambda w: retired.append(w.static_bundle("closed")))
+    assert len(live) == 3
+    assert _open_explore_widgets() - explore_before == 3
+    assert _open_widgets() - before == 3 * per_bar
+    assert first.comm is None
+    # each retired bar left its last view behind: the note, the query and the table
+    assert len(retired) == 9
+    assert all("closed" in b["text/plain"] and "sales_channel" in b["text/html"] and "<table" in b["text/html"] for b in retired)
+    live.close_all()
+    assert len(live) == 0 and _open_widgets() == before
+
+
+def test_a_rerun_cell_closes_the_bars_of_its_previous_run(store):
+    from commerceql.widgets import LiveWidgets
+
+    live = LiveWidgets(limit=50)
+    explore_before = _open_explore_widgets()
+    retired: list[object] = []
+    for _ in range(8):
+        assert live.close_cell("cell-a") <= 1
+        live.add(store.explore(NOTEBOOK_QUERY), cell="cell-a", retire=retired.append)
+        live.add(store.explore(NOTEBOOK_QUERY), cell="cell-b", retire=retired.append)
+        live.close_cell("cell-b")
+    assert len(live) == 1 and _open_explore_widgets() - explore_before == 1
+    assert retired == []  # the frontend cleared those outputs itself; nothing to replace
+    assert live.close_cell(None) == 0
+    live.close_all()
+
+
+def test_the_limit_comes_from_the_environment(monkeypatch):
+    from commerceql.widgets import DEFAULT_MAX_LIVE_CONTROL_BARS, LiveWidgets
+
+    monkeypatch.setenv("COMMERCEQL_MAX_CONTROL_BARS", "7")
+    assert LiveWidgets().limit == 7
+    for bad in ("0", "-3", "many", ""):
+        monkeypatch.setenv("COMMERCEQL_MAX_CONTROL_BARS", bad)
+        assert LiveWidgets().limit == DEFAULT_MAX_LIVE_CONTROL_BARS

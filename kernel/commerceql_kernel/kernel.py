@@ -64,8 +64,12 @@ class CommerceQLKernel(Kernel):
 
     # -- outputs -------------------------------------------------------------------------------
     def _emit(self, output: Output) -> None:
-        if output.kind == "display":
-            self.send_response(self.iopub_socket, "display_data", {"data": output.data, "metadata": output.metadata})
+        if output.kind in ("display", "update"):
+            content: dict[str, Any] = {"data": output.data, "metadata": output.metadata}
+            if output.display_id is not None:
+                content["transient"] = {"display_id": output.display_id}
+            message_type = "display_data" if output.kind == "display" else "update_display_data"
+            self.send_response(self.iopub_socket, message_type, content)
         else:
             self.send_response(self.iopub_socket, "stream", {"name": output.name, "text": output.text})
 
@@ -77,12 +81,15 @@ class CommerceQLKernel(Kernel):
         store_history: bool = True,
         user_expressions: dict[str, Any] | None = None,
         allow_stdin: bool = False,
+        *,
+        cell_id: str | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
         emit = (lambda output: None) if silent else self._emit
         try:
             try:
-                self.cql.run_cell(code, emit)
+                # cell_id: JupyterLab's cellId (ipykernel passes it), so a re-run closes old bars.
+                self.cql.run_cell(code, emit, cell_id=cell_id if isinstance(cell_id, str) else None)
             except KeyboardInterrupt:
                 raise CellError.interrupted() from None
         except CellError as error:
@@ -133,6 +140,9 @@ class CommerceQLKernel(Kernel):
         return reply
 
     async def do_shutdown(self, restart: bool) -> dict[str, Any]:  # type: ignore[override]
+        live = self.cql._live
+        if live is not None:
+            live.close_all()
         store = self.cql._store
         if store is not None:
             try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import shlex
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from commerceql.model.semantic import SemanticModel
     from commerceql.result import Result
     from commerceql.store import Store
+    from commerceql.widgets import LiveWidgets
 
 T = TypeVar("T")
 
@@ -69,13 +71,18 @@ class CellError(Exception):
 
 @dataclass
 class Output:
-    """One output of a cell: `kind` is "display" (data + metadata) or "stream" (name + text)."""
+    """One output of a cell.
+
+    `kind` is "display" (data + metadata), "update" (replaces the earlier display whose
+    `display_id` matches: Jupyter's update_display_data) or "stream" (name + text).
+    """
 
     kind: str
     data: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     name: str = "stdout"
     text: str = ""
+    display_id: str | None = None
 
 
 Emit = Callable[[Output], None]
@@ -254,8 +261,14 @@ class KernelSession:
         self.options = DisplayOptions()
         self.last_query: ast.Query | None = None
         self.last_result: Result | None = None
+        self.last_display_id: str | None = None
         self.widgets_available = False  # set by the kernel once it handles widget comms
         self.last_tables: list[str] = []
+        # The control bars still open, and the cell being run (JupyterLab's cellId), so a re-run
+        # cell closes the bars of its previous run; at most `live.limit` stay open (oldest go).
+        self._live: LiveWidgets | None = None
+        self.current_cell: str | None = None
+        self._emit: Emit | None = None
 
     # -- the store -------------------------------------------------------------------------
     @property
@@ -280,9 +293,25 @@ class KernelSession:
         if self._store is not None:
             self._store.interrupt()
 
+    @property
+    def live(self) -> LiveWidgets:
+        """The open control bars (created on first use: ipywidgets is imported only then)."""
+        if self._live is None:
+            from commerceql.widgets import LiveWidgets
+
+            self._live = LiveWidgets()
+        return self._live
+
     # -- running a cell ----------------------------------------------------------------------
-    def run_cell(self, code: str, emit: Emit) -> None:
-        """Run a cell, emitting outputs; raises CellError for an error (never anything else)."""
+    def run_cell(self, code: str, emit: Emit, *, cell_id: str | None = None) -> None:
+        """Run a cell, emitting outputs; raises CellError for an error (never anything else).
+
+        `cell_id` (the frontend's cellId, if it sends one) identifies the cell across runs.
+        """
+        self.current_cell = cell_id or None
+        self._emit = emit
+        if self._live is not None and cell_id:
+            self._live.close_cell(cell_id)  # the frontend cleared that output when the cell started
         try:
             for segment in split_cell(code):
                 if segment.kind == "cell_magic" and segment.name != "sql":
@@ -339,10 +368,23 @@ class KernelSession:
         widget = result.widget()
         bundle = dict(widget._repr_mimebundle_() or {})
         if "application/vnd.jupyter.widget-view+json" not in bundle:
+            widget.close()
             return None
         bundle["text/html"] = result.to_html(max_rows=self.options.rows)
         bundle["text/plain"] = result.to_text(max_rows=min(self.options.rows, TEXT_MAX_ROWS))
+        display_id = uuid.uuid4().hex
+        self.live.add(widget, cell=self.current_cell, retire=lambda bar: self._retire(bar, display_id))
+        self.last_display_id = display_id
         return bundle
+
+    def _retire(self, widget: Any, display_id: str) -> None:
+        """Show a retired bar's last view (no controls) in place of the widget, in its cell."""
+        from commerceql.widgets import RETIRED_NOTE
+
+        if self._emit is None:
+            return
+        bundle = widget.static_bundle(RETIRED_NOTE.format(limit=self.live.limit))
+        self._emit(Output("update", bundle, {"commerceql": {"controls": False}}, display_id=display_id))
 
     def display_result(self, result: Result, emit: Emit) -> None:
         options = self.options
@@ -351,7 +393,8 @@ class KernelSession:
             # The control bar carries the chart and the table; the bundle falls back to the table.
             bundle = self.widget_bundle(result)
             if bundle is not None:
-                emit(Output("display", bundle, {"commerceql": {"rows": result.total_rows, "controls": True}}))
+                metadata = {"commerceql": {"rows": result.total_rows, "controls": True}}
+                emit(Output("display", bundle, metadata, display_id=self.last_display_id))
                 return
         if options.numbers == "raw":
             bundle = frame_bundle(result.df, max_rows=options.rows, text_only=options.output == "text")
@@ -481,7 +524,8 @@ class KernelSession:
         bundle = self.widget_bundle(self.last_result)
         if bundle is None:
             raise CommerceQLMagicError("this kernel cannot show widgets here (no widget comm support)")
-        emit(Output("display", bundle, {"commerceql": {"rows": self.last_result.total_rows, "controls": True}}))
+        metadata = {"commerceql": {"rows": self.last_result.total_rows, "controls": True}}
+        emit(Output("display", bundle, metadata, display_id=self.last_display_id))
 
     def _magic_sleep_sql(self, argument: str, emit: Emit) -> None:
         """Testing aid: a DuckDB statement taking about SECONDS seconds on 2 cores (interruptible)."""
