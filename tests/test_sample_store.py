@@ -294,10 +294,31 @@ def test_customer_statistics_match_their_orders(duckdb_connection) -> None:
     # one first order per ordering customer, and it is the earliest
     assert one(con, """SELECT COUNT(*) FROM (SELECT customer_id, COUNT(*) FILTER (WHERE is_first_order) f,
                                                    MIN(customer_order_number) m
-                                            FROM orders GROUP BY 1) WHERE f <> 1 OR m <> 1""") == 0
+                                            FROM orders WHERE NOT is_test GROUP BY 1) WHERE f <> 1 OR m <> 1""") == 0
     assert one(con, """SELECT COUNT(*) FROM orders o JOIN customers c USING (customer_id)
                        WHERE o.is_first_order AND o.created_at <> c.first_order_at AND NOT o.is_test""") == 0
     assert one(con, "SELECT COUNT(*) FROM customers c WHERE c.created_at > c.first_order_at") == 0
+
+
+def test_test_orders_are_not_in_customer_history(duckdb_connection) -> None:
+    """Staff accounts place only test orders: they have no order count, no first or last order date,
+    and their test orders have no place in an order history (no number, not new or returning)."""
+    con = duckdb_connection
+    staff = rows(con, """
+        SELECT c.customer_id, c.orders_count, c.first_order_at, c.last_order_at, COUNT(o.order_id) AS tests
+        FROM customers c JOIN orders o USING (customer_id)
+        WHERE o.is_test GROUP BY ALL""")
+    assert staff and all(tests > 0 and (count, first, last) == (0, None, None)
+                         for _, count, first, last, tests in staff)
+    assert one(con, """SELECT COUNT(*) FROM orders WHERE is_test
+                       AND (customer_order_number IS NOT NULL OR is_first_order IS NOT NULL)""") == 0
+    # every customer's statistics are those of their real orders, and customers without one have none
+    assert one(con, """
+        WITH o AS (SELECT customer_id, COUNT(*) n, MIN(created_at) f, MAX(created_at) l, MAX(customer_order_number) m
+                   FROM orders WHERE NOT is_test GROUP BY 1)
+        SELECT COUNT(*) FROM customers c LEFT JOIN o USING (customer_id)
+        WHERE c.orders_count <> COALESCE(o.n, 0) OR c.first_order_at IS DISTINCT FROM o.f
+           OR c.last_order_at IS DISTINCT FROM o.l OR COALESCE(o.m, 0) <> c.orders_count""") == 0
 
 
 def test_nothing_happens_after_as_of(duckdb_connection) -> None:

@@ -47,8 +47,11 @@ def ints(values: np.ndarray, null: np.ndarray | None = None, type: pa.DataType =
     return pa.array(values).cast(type)
 
 
-def bools(values: np.ndarray) -> pa.Array:
-    return pa.array(np.asarray(values, dtype=bool), type=pa.bool_())
+def bools(values: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
+    values = np.asarray(values, dtype=bool)
+    if null is not None and null.any():
+        return pa.array(values, mask=np.asarray(null, dtype=bool), type=pa.bool_())
+    return pa.array(values, type=pa.bool_())
 
 
 def categorical(codes: np.ndarray, labels: Sequence[str], null: np.ndarray | None = None) -> pa.Array:

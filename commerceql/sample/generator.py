@@ -54,7 +54,7 @@ from commerceql.sample._catalog import (
     sample_variants,
 )
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5  # 5: test orders take no place in customer history (staff accounts)
 FORMAT = "commerceql-store"
 FORMAT_VERSION = 1
 STORE_NAME = "Northwind Supply Co."
@@ -561,19 +561,23 @@ class _Builder:
         ship = np.where(self.o_chan == POS, -1, ship)
         self.o_bill, self.o_ship = bill, ship
         self.o_is_test = self.o_kind == KIND_TEST
-        # customer order sequence (all of a customer's orders; staff only have test orders)
-        by_cust = np.lexsort((self.o_t, self.o_cust))
-        counts = np.bincount(self.o_cust, minlength=self.n_customers)
+        # customer order sequence over real orders only: test orders are not orders (they have no
+        # position in the customer's history, no first/last order date, no new-vs-returning status);
+        # seq is 0 on test orders, which the orders table writes as NULL
+        real = ~self.o_is_test
+        real_idx = np.flatnonzero(real)
+        by_cust = real_idx[np.lexsort((self.o_t[real_idx], self.o_cust[real_idx]))]
+        counts = np.bincount(self.o_cust[real], minlength=self.n_customers)
         _, pos = _within(counts)
-        seq = np.empty(n, dtype=np.int64)
+        seq = np.zeros(n, dtype=np.int64)
         seq[by_cust] = pos + 1
         self.o_seq = seq
         self.o_first = seq == 1
         # customers' order statistics (orders are in time order)
-        self.cu_orders = np.bincount(self.o_cust[~self.o_is_test], minlength=self.n_customers)
+        self.cu_orders = counts
         self.cu_first_order = np.full(self.n_customers, -1, dtype=np.int64)
         self.cu_first_order[self.o_cust[self.o_first]] = self.o_t[self.o_first]
-        last = seq == counts[self.o_cust]
+        last = real & (seq == counts[self.o_cust])
         self.cu_last_order = np.full(self.n_customers, -1, dtype=np.int64)
         self.cu_last_order[self.o_cust[last]] = self.o_t[last]
         self.o_tier = np.where(self.o_comp >= 0, self.c_tier[np.maximum(self.o_comp, 0)], -1)
@@ -1307,8 +1311,8 @@ class _Builder:
             "cancelled_at": timestamp(self.o_cancelled_at, null=self.o_cancelled_at < 0),
             "cancel_reason": categorical(self.o_cancel_reason, CANCEL_REASONS),
             "is_test": bools(self.o_is_test),
-            "customer_order_number": ints(self.o_seq, type=pa.int32()),
-            "is_first_order": bools(self.o_first),
+            "customer_order_number": ints(self.o_seq, null=self.o_is_test, type=pa.int32()),
+            "is_first_order": bools(self.o_first, null=self.o_is_test),
             "billing_country": categorical(loc.country[self.o_bill], loc.countries),
             "billing_region": categorical(loc.region[self.o_bill], loc.regions),
             "billing_city": categorical(loc.city[self.o_bill], loc.cities),
