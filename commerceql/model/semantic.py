@@ -337,10 +337,10 @@ def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = 
             raise CommerceQLDataError(
                 f"{where}: dimension `{dim_name}` has type `{dim_type}`; use one of {sorted(DIMENSION_TYPES)}"
             )
-        _check_replace("dimension", str(dim_name), dimensions, spec, field, name, trusted)
         sql = _require(spec, "sql", where, f"dimension `{dim_name}`")
         if not trusted:
             check_expression(sql, where=f"{field}.sql", aliases=aliases)
+        _check_replace("dimension", str(dim_name), dimensions, spec, field, name, trusted)
         dimensions[dim_name] = Dimension(
             name=dim_name,
             sql=str(sql),
@@ -351,8 +351,8 @@ def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = 
     for metric_name, spec in _section(document, "metrics", origin).items():
         field = f"{origin}: metrics.{metric_name}"
         spec = _entry(spec, field)
-        _check_replace("metric", str(metric_name), metrics, spec, field, name, trusted)
         if spec.get("alias_of"):
+            _check_replace("metric", str(metric_name), metrics, spec, field, name, trusted)
             alias_of = _text(spec, "alias_of", field)
             metrics[metric_name] = Metric(
                 name=metric_name,
@@ -371,6 +371,7 @@ def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = 
         sql = _require(spec, "sql", where, f"metric `{metric_name}`")
         if not trusted:
             check_expression(sql, where=f"{field}.sql", aliases=aliases, metric_references=True)
+        _check_replace("metric", str(metric_name), metrics, spec, field, name, trusted)
         metrics[metric_name] = Metric(
             name=metric_name,
             sql=str(sql),

@@ -108,8 +108,11 @@ ALLOWED_FUNCTION_NAMES = frozenset(
     list_transform array_transform apply list_apply array_to_string list_concat array_concat
     list_cat array_cat list_slice array_slice flatten list_sum list_min list_max list_avg list_count
     list_first list_last len
+    local_date local_timestamp
     """.split()
 )
+# local_date / local_timestamp are the model's own macros (commerceql/dialect.py), expanded by the
+# compiler into time-zone arithmetic before DuckDB sees them.
 # Words that are followed by `(` without being a call.
 _NOT_CALLS = frozenset(
     """
