@@ -28,6 +28,7 @@ from commerceql.plan import (
     PlannedMetric,
     QueryPlan,
 )
+from commerceql.typecheck import check_condition
 
 DEFAULT_LIMIT = 1000
 SUPPORTED_MODIFIERS = ("TOTALS", "GROUP_TOTALS", "PERCENT_CHANGE", "CUMULATIVE_VALUES", "CURRENCY", "TIMEZONE")
@@ -363,6 +364,7 @@ class Resolver:
         # WHERE: dimensions only.
         if query.where is not None:
             self._check_where(query.where, scope)
+            check_condition(query.where, lambda identifier: self._where_type(identifier, scope), self.source)
 
         # Dates.
         window = dates_module.resolve_reporting_window(query, now=self.now, timezone=timezone)
@@ -454,6 +456,10 @@ class Resolver:
             order_by.append((name, item.descending))
         if query.having is not None:
             self._check_having(query.having, available, generated, aliases, scope)
+            types = {c.name: c.type for c in columns}
+            check_condition(
+                query.having, lambda identifier: types.get(aliases.get(identifier.name, identifier.name)), self.source
+            )
         from dataclasses import replace
 
         return replace(plan, order_by=tuple(order_by))
@@ -711,6 +717,16 @@ class Resolver:
             only_top=item.only,
             top_overall=item.overall,
         )
+
+    def _where_type(self, identifier: ast.Identifier, scope: _Scope) -> str | None:
+        field = scope.lookup(identifier)
+        if field is None:
+            return None
+        if field.kind == "cyclical":
+            return "integer"
+        if field.kind == "grain":
+            return "timestamp" if field.name in ("second", "minute", "hour") else "date"
+        return field.type
 
     def _check_where(self, condition: ast.Condition, scope: _Scope) -> None:
         for operand in condition_operands(condition):
