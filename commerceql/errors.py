@@ -66,7 +66,16 @@ class CommerceQLError(Exception):
             else:
                 width = max(len(text) - start + 1, 1)
             gutter = " " * len(str(line_number))
-            lines.append(f"{gutter}--> line {line_number}, column {start}")
+            column = start
+            if len(text) > _MAX_SHOWN_LINE:
+                # Show a window of a very long line around the caret, not megabytes of it.
+                left = max(0, start - 1 - _MAX_SHOWN_LINE // 2)
+                right = min(len(text), left + _MAX_SHOWN_LINE)
+                prefix = "…" if left else ""
+                text = prefix + text[left:right] + ("…" if right < len(text) else "")
+                start = start - left + len(prefix)
+                width = max(1, min(width, len(text) - start + 1))
+            lines.append(f"{gutter}--> line {line_number}, column {column}")
             lines.append(f"{gutter} |")
             lines.append(f"{line_number} | {text}")
             lines.append(f"{gutter} | {' ' * (start - 1)}{'^' * width}")
@@ -110,11 +119,18 @@ class CommerceQLExecutionError(CommerceQLError):
     kind = "execution error"
 
 
+_MAX_SHOWN_LINE = 160
+# No model name is this long; comparing a huge name with every candidate would take seconds.
+_MAX_SUGGESTED_NAME = 100
+
+
 def closest_names(name: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
     """Names from `candidates` that look like `name`, best first (for "did you mean" hints).
 
     Only names nearly as close as the best one are kept, so a clear winner comes alone.
     """
+    if len(name) > _MAX_SUGGESTED_NAME:
+        return []
     pool = sorted(set(candidates))
     lowered = name.lower()
     scored = sorted(

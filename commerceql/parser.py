@@ -440,10 +440,42 @@ _SCAN_RE = re.compile(
 )
 
 
+# Input limits: far above any real query, low enough that no input can exhaust the lexer.
+MAX_SCRIPT_CHARS = 1_000_000
+MAX_VALUE_CHARS = 10_000
+MAX_NAME_CHARS = 256
+_LONG_NAME_RE = re.compile(rf"(?<!\w)[A-Za-z_]\w{{{MAX_NAME_CHARS},}}")
+
+
 def _prescan(text: str) -> None:
+    if len(text) > MAX_SCRIPT_CHARS:
+        raise CommerceQLSyntaxError(
+            f"this text is {len(text):,} characters long; a query or script may have at most {MAX_SCRIPT_CHARS:,}",
+            span=_pos_span(text, MAX_SCRIPT_CHARS, MAX_SCRIPT_CHARS + 1),
+            source=text,
+            hint="split the script into several, or filter on a dimension instead of listing every value",
+        )
     for match in _SCAN_RE.finditer(text):
         bad = match.group("bad")
         if bad is None:
+            if match.group(0)[:1] == "'" and len(match.group(0)) > MAX_VALUE_CHARS + 2:
+                raise CommerceQLSyntaxError(
+                    f"this value is {len(match.group(0)) - 2:,} characters long; a value may have at most "
+                    f"{MAX_VALUE_CHARS:,}",
+                    span=_pos_span(text, match.start(), match.start() + 1),
+                    source=text,
+                    hint="use CONTAINS or STARTS WITH with a shorter part of the text",
+                )
+            if match.group(0)[:1] not in ("'", '"', "-", "/"):
+                long_name = _LONG_NAME_RE.search(match.group(0))
+                if long_name is not None:
+                    start = match.start() + long_name.start()
+                    raise CommerceQLSyntaxError(
+                        f"this name is {len(long_name.group(0)):,} characters long; names have at most {MAX_NAME_CHARS}",
+                        span=_pos_span(text, start, start + 1),
+                        source=text,
+                        hint="check for a missing space or quote",
+                    )
             continue
         start = match.start()
         line_end = text.find("\n", start)

@@ -31,6 +31,8 @@ from commerceql.plan import (
 from commerceql.typecheck import check_condition
 
 DEFAULT_LIMIT = 1000
+# Each condition becomes SQL the engine plans; thousands of ANDs take seconds and gigabytes.
+MAX_CONDITIONS = 1000
 SUPPORTED_MODIFIERS = ("TOTALS", "GROUP_TOTALS", "PERCENT_CHANGE", "CUMULATIVE_VALUES", "CURRENCY", "TIMEZONE")
 ATTRIBUTION_MODIFIERS = (
     "FIRST_CLICK_ATTRIBUTION",
@@ -130,6 +132,16 @@ class _Scope:
             hint=did_you_mean(identifier.name, candidates)
             or f"run `schema {self.tables[0].name}` to list the available fields",
         )
+
+
+def _condition_leaves(condition: ast.Condition) -> Iterator[ast.Condition]:
+    if isinstance(condition, ast.Logical):
+        for operand in condition.operands:
+            yield from _condition_leaves(operand)
+    elif isinstance(condition, ast.Not):
+        yield from _condition_leaves(condition.operand)
+    else:
+        yield condition
 
 
 def identifiers(expression: ast.Expression) -> Iterator[ast.Identifier]:
@@ -246,6 +258,13 @@ class Resolver:
         aliases: dict[str, str] = {}
         column_order: list[str] = []
         for item in query.show:
+            if item.alias is not None and item.alias.name.startswith("__"):
+                raise self.error(
+                    CommerceQLSemanticError,
+                    f"the name `{item.alias.name}` is reserved: names starting with __ are CommerceQL's own",
+                    item.alias,
+                    hint="choose a name that does not start with two underscores",
+                )
             item = self._legacy_sum(item, scope)
             self._reject_functions(item.expression)
             if isinstance(item.expression, ast.Identifier) and not item.expression.quoted:
@@ -363,6 +382,7 @@ class Resolver:
         order = [d for d in dim_names if d not in column_order] + column_order
         # WHERE: dimensions only.
         if query.where is not None:
+            self._check_condition_size(query.where)
             self._check_where(query.where, scope)
             check_condition(query.where, lambda identifier: self._where_type(identifier, scope), self.source)
 
@@ -717,6 +737,16 @@ class Resolver:
             only_top=item.only,
             top_overall=item.overall,
         )
+
+    def _check_condition_size(self, condition: ast.Condition) -> None:
+        leaves = sum(1 for _ in _condition_leaves(condition))
+        if leaves > MAX_CONDITIONS:
+            raise self.error(
+                CommerceQLSemanticError,
+                f"WHERE has {leaves:,} conditions; at most {MAX_CONDITIONS:,} are allowed",
+                condition,
+                hint="list values with IN ('a', 'b', ...) instead of many OR conditions",
+            )
 
     def _where_type(self, identifier: ast.Identifier, scope: _Scope) -> str | None:
         field = scope.lookup(identifier)
