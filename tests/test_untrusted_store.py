@@ -423,3 +423,13 @@ def test_mapping_sql_over_source_columns_still_works(events_db: Path, tmp_path: 
 def test_shipped_mappings_pass_the_checks() -> None:
     for path in sorted(MAPPINGS_DIR.glob("*.toml")):
         load_mapping(path)
+
+
+def test_an_evil_model_given_with_a_duckdb_file_store_is_refused(small_store: Path, tmp_path: Path) -> None:
+    path = tmp_path / "store.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(f"CREATE TABLE sales AS SELECT * FROM read_parquet('{small_store / 'sales.parquet'}')")
+    evil = tmp_path / "evil.yaml"
+    evil.write_text(yaml.safe_dump({"name": "sales", "metrics": {"m": {"sql": "SUM(glob('/*'))"}}}))
+    with pytest.raises(ModelSQLError, match="function glob is not allowed"):
+        cql.connect(path, model=[evil])
