@@ -35,13 +35,24 @@ def _vl_version() -> str | None:
     return charts_vl_version()
 
 
-def vega_spec(vl_spec: dict[str, Any]) -> dict[str, Any]:
-    """Compile a Vega-Lite spec to a Vega spec (offline, with vl-convert's bundled compiler)."""
+@functools.lru_cache(maxsize=64)
+def _compiled_vega(vl_text: str, vl_version: str | None) -> str:
+    """The Vega spec (JSON text) of a Vega-Lite spec (JSON text).
+
+    Cached: every compile grows vl-convert's JavaScript heap (about 70 KB a call, for the first
+    several hundred calls), and a control bar re-run or re-opened on the same view compiles the
+    same spec again.
+    """
     import vl_convert
 
-    compiled = vl_convert.vegalite_to_vega(vl_spec, vl_version=_vl_version())
-    if isinstance(compiled, str):
-        compiled = json.loads(compiled)
+    compiled = vl_convert.vegalite_to_vega(json.loads(vl_text), vl_version=vl_version)
+    return compiled if isinstance(compiled, str) else json.dumps(compiled)
+
+
+def vega_spec(vl_spec: dict[str, Any]) -> dict[str, Any]:
+    """Compile a Vega-Lite spec to a Vega spec (offline, with vl-convert's bundled compiler)."""
+    key = json.dumps(vl_spec, sort_keys=True, separators=(",", ":"), default=str)
+    compiled = json.loads(_compiled_vega(key, _vl_version()))  # a fresh dict: callers may change it
     # JupyterLab's renderer runs Vega 5; the compiled spec only uses what Vega 5 understands, and
     # the v5 schema URL spares the "spec made for a newer Vega" warning. The URL is never fetched.
     compiled["$schema"] = _VEGA5_SCHEMA

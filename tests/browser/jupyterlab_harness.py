@@ -35,6 +35,11 @@ CHROMIUM_ARGS = [
 ]
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "browser"
+#: Every wait on the page is sized for a busy 2-core CI machine, not for speed: a wait ends as soon
+#: as the state it waits for is there, so a long limit costs nothing when things go well.
+WAIT_MS = 240_000
+#: How long a keypress may take to show up (the prompt turns to [*]) before it is sent again.
+KEYPRESS_RETRY_MS = 20_000
 
 
 def in_ci() -> bool:
@@ -132,13 +137,9 @@ def _write_settings(settings_dir: Path) -> None:
     docmanager.write_text(json.dumps({"autoStartDefaultKernel": True}), encoding="utf-8")
 
 
-def dismiss_kernel_dialog(page, kernel_label: str = "Python 3 (ipykernel)", wait_ms: int = 2000) -> bool:
-    """If JupyterLab asks which kernel to start, pick `kernel_label`; True when a dialog was handled."""
+def dismiss_kernel_dialog(page, kernel_label: str = "Python 3 (ipykernel)") -> None:
+    """Pick `kernel_label` in JupyterLab's "Select Kernel" dialog (which must be showing)."""
     dialog = page.locator(".jp-Dialog")
-    try:
-        dialog.first.wait_for(state="visible", timeout=wait_ms)
-    except Exception:  # noqa: BLE001 - no dialog is the normal case
-        return False
     select = dialog.locator("select")
     if select.count():
         labels = select.first.locator("option").all_text_contents()
@@ -146,11 +147,79 @@ def dismiss_kernel_dialog(page, kernel_label: str = "Python 3 (ipykernel)", wait
         if wanted:
             select.first.select_option(label=wanted[0])
     dialog.locator(".jp-Dialog-button.jp-mod-accept").first.click()
-    dialog.first.wait_for(state="hidden", timeout=10000)
-    return True
+    dialog.first.wait_for(state="hidden", timeout=WAIT_MS)
 
 
-def start_lab(workdir: Path, notebooks: list[Path], timeout: float = 60) -> LabServer:
+_IDLE = ".jp-Notebook-ExecutionIndicator[data-status='idle']"
+
+
+def wait_for_idle_kernel(page, kernel_label: str = "Python 3 (ipykernel)", timeout_ms: int = WAIT_MS) -> None:
+    """Wait until the notebook's kernel is idle, answering a "Select Kernel" dialog if one shows up.
+
+    Waits on the page's state (dialog or idle indicator), whenever it appears; no fixed pause.
+    """
+    page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=timeout_ms)
+    for _ in range(3):
+        page.wait_for_selector(f".jp-Dialog, {_IDLE}", timeout=timeout_ms)
+        if page.locator(".jp-Dialog").count():
+            dismiss_kernel_dialog(page, kernel_label)
+            continue
+        return
+    page.wait_for_selector(_IDLE, timeout=timeout_ms)
+
+
+_FIRST_PROMPT = "document.querySelector('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')"
+
+# JupyterLab's own "run cell" command on the first code cell (the app is exposed on `window` by
+# start_lab's --LabApp.expose_app_in_browser): the same as the keypress, without the keyboard.
+_RUN_FIRST_CELL = """async () => {
+    const app = window.jupyterapp;
+    const panel = app.shell.currentWidget;
+    const notebook = panel.content;
+    const index = notebook.widgets.findIndex(cell => cell.model.type === 'code');
+    notebook.activeCellIndex = index;
+    notebook.mode = 'command';
+    await app.commands.execute('notebook:run-cell');
+}"""
+
+
+def run_first_code_cell(page, attempts: int = 3) -> None:
+    """Run the notebook's first code cell and wait until the run has started ([*] or a new count).
+
+    A keypress can get lost on a loaded machine (focus not yet where the click put it), so when the
+    prompt has not changed within KEYPRESS_RETRY_MS the cell is run again through JupyterLab's
+    `notebook:run-cell` command.
+    """
+    prompt = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt").first
+    before = prompt.inner_text().strip()
+    changed = f"(before) => {{ const p = {_FIRST_PROMPT}; return p && p.textContent.trim() !== before; }}"
+    for attempt in range(attempts):
+        if attempt == 0:
+            prompt.click()
+            page.keyboard.press("Shift+Enter")
+        else:
+            page.evaluate(_RUN_FIRST_CELL)
+        try:
+            page.wait_for_function(changed, arg=before, timeout=KEYPRESS_RETRY_MS)
+            return
+        except Exception:  # noqa: BLE001 - a Playwright timeout: try again
+            continue
+    raise AssertionError(f"the first code cell did not start after {attempts} attempts (prompt {before!r})")
+
+
+def eventually(check, timeout_ms: int = WAIT_MS, interval_ms: int = 250):  # type: ignore[no-untyped-def]
+    """Call `check()` until it stops raising AssertionError (the page catching up), then return its value."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(interval_ms / 1000)
+
+
+def start_lab(workdir: Path, notebooks: list[Path], timeout: float = WAIT_MS / 1000) -> LabServer:
     """Start JupyterLab on a random free port with a random token, serving copies of `notebooks`."""
     root = workdir / "root"
     root.mkdir(parents=True, exist_ok=True)
@@ -183,6 +252,7 @@ def start_lab(workdir: Path, notebooks: list[Path], timeout: float = 60) -> LabS
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--ServerApp.terminals_enabled=False",
         "--LabApp.extension_manager=readonly",
+        "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: run cells by command on retry
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers often run as root
         command.append("--allow-root")

@@ -24,10 +24,13 @@ from jupyterlab_harness import (
     CHROMIUM,
     CHROMIUM_ARGS,
     REPO,
-    dismiss_kernel_dialog,
+    WAIT_MS,
+    eventually,
     install_kernel_spec,
     require_browser,
+    run_first_code_cell,
     start_lab,
+    wait_for_idle_kernel,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -108,8 +111,12 @@ def status_text(page) -> str:
     return page.locator(".cql-explore .cql-status").inner_text()
 
 
-def wait_for_update(page, before: int, timeout_ms: int = 30000) -> float:
-    """Wait until the widget shows a newer table and a drawn chart; returns the seconds waited."""
+def wait_for_update(page, before: int, timeout_ms: int = WAIT_MS) -> float:
+    """Wait until the widget shows a newer table and a drawn chart; returns the seconds waited.
+
+    The chart may still be redrawing when the table's revision changes: assertions on the chart
+    go through `eventually`, never through a fixed pause.
+    """
     started = time.perf_counter()
     page.wait_for_function(
         """(before) => {
@@ -120,10 +127,11 @@ def wait_for_update(page, before: int, timeout_ms: int = 30000) -> float:
         arg=before,
         timeout=timeout_ms,
     )
-    elapsed = time.perf_counter() - started
-    # the chart output is replaced in the same kernel message burst; give Vega a moment to settle
-    page.wait_for_timeout(300)
-    return elapsed
+    return time.perf_counter() - started
+
+
+def _assert_in(needle: str, haystack: str) -> None:
+    assert needle in haystack, haystack[:2000]
 
 
 def shot(page, name: str) -> None:
@@ -170,6 +178,7 @@ def test_explore_widget_in_jupyterlab(sample_store_path):
                 browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
                 try:
                     context = browser.new_context(viewport={"width": 1400, "height": 1700})
+                    context.set_default_timeout(WAIT_MS)
                     page = context.new_page()
                     page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
                     page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
@@ -183,22 +192,18 @@ def test_explore_widget_in_jupyterlab(sample_store_path):
                     )
 
                     page.goto(server.url(f"/lab/tree/{NOTEBOOK.name}"), wait_until="domcontentloaded")
-                    page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=60000)
-                    dismiss_kernel_dialog(page)
-                    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60000)
+                    wait_for_idle_kernel(page)
                     # select the analyst's cell (command mode) and run it, as a user would
-                    page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt").first.click()
-                    page.keyboard.press("Shift+Enter")
+                    run_first_code_cell(page)
 
                     # -- the analyst's view: net sales by sales channel, last month, bar chart
-                    page.wait_for_selector(".cql-explore .cql-explore-table table", timeout=90000)
-                    page.wait_for_selector(".cql-explore .cql-chart svg text", timeout=30000)
-                    page.wait_for_timeout(300)
-                    page.screenshot(path=str(ARTIFACTS / "00_notebook.png"))
+                    page.wait_for_selector(".cql-explore .cql-explore-table table", timeout=WAIT_MS)
+                    page.wait_for_selector(".cql-explore .cql-chart svg text", timeout=WAIT_MS)
                     assert table_headers(page) == ["sales_channel", "net_sales"]
                     channels = {row[0] for row in table_rows(page)}
                     assert "Online Store" in channels, channels
-                    assert "Online Store" in chart_text(page)
+                    eventually(lambda: _assert_in("Online Store", chart_text(page)))
+                    page.screenshot(path=str(ARTIFACTS / "00_notebook.png"))
                     shot(page, "01_initial_by_channel.png")
 
                     # -- group by billing_region instead
@@ -207,9 +212,12 @@ def test_explore_widget_in_jupyterlab(sample_store_path):
                     latencies["dimension"] = wait_for_update(page, before)
                     assert table_headers(page) == ["billing_region", "net_sales"]
                     assert "GROUP BY billing_region" in page.locator(".cql-explore .cql-query textarea").input_value()
-                    text = chart_text(page)
-                    assert "Online Store" not in text
-                    assert "billing region" in text.lower() or "billing_region" in text
+                    def chart_by_region() -> None:
+                        text = chart_text(page)
+                        assert "Online Store" not in text
+                        assert "billing region" in text.lower() or "billing_region" in text
+
+                    eventually(chart_by_region)
                     shot(page, "02_by_billing_region.png")
 
                     # -- for last quarter
@@ -225,8 +233,7 @@ def test_explore_widget_in_jupyterlab(sample_store_path):
                     assert dict((r[0], r[1]) for r in rows) == dict(expected)
                     query_text = page.locator(".cql-explore .cql-query textarea").input_value()
                     assert "DURING last_quarter" in query_text, query_text
-                    text = chart_text(page)
-                    assert top_region in text, text[:2000]
+                    eventually(lambda: _assert_in(top_region, chart_text(page)))
                     shot(page, "03_last_quarter.png")
 
                     # -- against last year
@@ -237,7 +244,7 @@ def test_explore_widget_in_jupyterlab(sample_store_path):
                     assert "comparison_net_sales__previous_year" in headers, headers
                     assert "COMPARE TO previous_year" in page.locator(".cql-explore .cql-query textarea").input_value()
                     assert table_rows(page)[0][:2] == [top_region, top_money]
-                    assert "previous year" in chart_text(page).lower()
+                    eventually(lambda: _assert_in("previous year", chart_text(page).lower()))
                     shot(page, "04_compare_previous_year.png")
 
                     # -- "All time" disables the comparison and says why, no traceback
@@ -253,7 +260,7 @@ def test_explore_widget_in_jupyterlab(sample_store_path):
                     page.locator(".cql-explore .cql-export-path input").fill("exported_view.html")
                     page.locator(".cql-explore .cql-export-path input").press("Enter")
                     page.locator(".cql-explore .cql-export button, .cql-explore button.cql-export").first.click()
-                    page.wait_for_selector(".cql-explore .cql-status .cql-export-result", timeout=60000)
+                    page.wait_for_selector(".cql-explore .cql-status .cql-export-result", timeout=WAIT_MS)
                     exported = server.root / "exported_view.html"
                     assert exported.exists(), status_text(page)
                     page_html = exported.read_text(encoding="utf-8")
@@ -297,15 +304,14 @@ def test_control_bar_in_the_commerceql_kernel(sample_store_path, tmp_path):
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
                 try:
-                    page = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
+                    context = browser.new_context(viewport={"width": 1400, "height": 1600})
+                    context.set_default_timeout(WAIT_MS)
+                    page = context.new_page()
                     page.goto(server.url(f"/lab/tree/{path.name}"), wait_until="domcontentloaded")
-                    page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=60000)
-                    dismiss_kernel_dialog(page, kernel_label="CommerceQL")
-                    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60000)
-                    page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt").first.click()
-                    page.keyboard.press("Shift+Enter")
-                    page.wait_for_selector(".cql-explore .cql-explore-table table", timeout=90000)
-                    page.wait_for_selector(".cql-explore .cql-chart svg text", timeout=30000)
+                    wait_for_idle_kernel(page, kernel_label="CommerceQL")
+                    run_first_code_cell(page)
+                    page.wait_for_selector(".cql-explore .cql-explore-table table", timeout=WAIT_MS)
+                    page.wait_for_selector(".cql-explore .cql-chart svg text", timeout=WAIT_MS)
                     assert table_headers(page) == ["sales_channel", "net_sales"]
                     before = revision(page)
                     select(page, ".cql-dimension", "billing_region")
