@@ -807,6 +807,10 @@ def resolve_comparison(
         shift = _RELATIVE_SHIFTS.get(relative) or _previous_period_shift(base, grain, clock)
         try:
             window = DateWindow(shift.apply(base_start), shift.apply(base_end))
+            if window.end <= window.start:  # type: ignore[operator]
+                # Both ends clamped to one month end (Dec 30–31 three months back): keep the
+                # base's length from the shifted start, Sep 30 – Oct 1, rather than an empty window.
+                window = DateWindow(window.start, window.start + (base_end - base_start))  # type: ignore[operator]
         except (OverflowError, ValueError) as exc:
             raise CommerceQLSemanticError(
                 f"`{relative}` falls outside the supported date range",

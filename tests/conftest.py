@@ -25,13 +25,14 @@ def connect_store(path: Path) -> duckdb.DuckDBPyConnection:
     for name, file in manifest["tables"].items():
         location = str(path / file).replace("'", "''")
         con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet(\'{location}\')')
-    con.execute(f"SET TimeZone = '{manifest['timezone']}'")
+    # Pinned to UTC like every engine session: hand-written SQL converts to local time explicitly.
+    con.execute("SET TimeZone = 'UTC'")
     return con
 
 
 @pytest.fixture
 def duckdb_connection(sample_store_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Views over the sample store's Parquet files, named as in its manifest; session time zone = store's."""
+    """Views over the sample store's Parquet files, named as in its manifest; the session runs in UTC."""
     con = connect_store(sample_store_path)
     try:
         yield con

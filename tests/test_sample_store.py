@@ -13,9 +13,12 @@ from pathlib import Path
 
 import duckdb
 
+from commerceql.dialect import DUCKDB
 from commerceql.model import builtin_model
 from commerceql.sample import GENERATOR_VERSION, TABLES, generate_store
 from commerceql.sample._calendar import black_friday
+
+STORE_TZ = "America/New_York"  # the sample store's zone; the oracle session itself runs in UTC
 
 AS_OF = "TIMESTAMPTZ '2025-12-15 14:00:00-05:00'"
 
@@ -376,19 +379,19 @@ def test_bfcm_week_is_the_top_sales_week_of_each_year(duckdb_connection) -> None
         bf = black_friday(year)
         monday = bf - dt.timedelta(days=bf.weekday())
         sunday = monday - dt.timedelta(days=1)
-        for week_start in ("date_trunc('week', happened_at)",  # ISO weeks (Monday)
-                           "date_trunc('week', happened_at + INTERVAL 1 DAY) - INTERVAL 1 DAY"):  # Sunday
+        for week_start in ("date_trunc('week', timezone('America/New_York', happened_at))",  # ISO weeks (Monday)
+                           "date_trunc('week', timezone('America/New_York', happened_at) + INTERVAL 1 DAY) - INTERVAL 1 DAY"):  # Sunday
             top = one(con, f"""SELECT CAST({week_start} AS DATE) w FROM sales
-                               WHERE year(happened_at) = {year} GROUP BY 1 ORDER BY SUM(net_sales) DESC LIMIT 1""")
+                               WHERE year(timezone('America/New_York', happened_at)) = {year} GROUP BY 1 ORDER BY SUM(net_sales) DESC LIMIT 1""")
             assert top in (monday, sunday), (year, top)
 
 
 def test_sales_grow_year_over_year(duckdb_connection) -> None:
     con = duckdb_connection
-    by_year = dict(rows(con, "SELECT year(happened_at), SUM(net_sales)::DOUBLE FROM sales GROUP BY 1"))
+    by_year = dict(rows(con, "SELECT year(timezone('America/New_York', happened_at)), SUM(net_sales)::DOUBLE FROM sales GROUP BY 1"))
     assert by_year[2024] > by_year[2023] * 1.2
-    same_period = dict(rows(con, """SELECT year(happened_at), SUM(net_sales)::DOUBLE FROM sales
-                                    WHERE strftime(happened_at, '%m-%d %H:%M') < '12-15 14:00' GROUP BY 1"""))
+    same_period = dict(rows(con, """SELECT year(timezone('America/New_York', happened_at)), SUM(net_sales)::DOUBLE FROM sales
+                                    WHERE strftime(timezone('America/New_York', happened_at), '%m-%d %H:%M') < '12-15 14:00' GROUP BY 1"""))
     assert same_period[2025] > same_period[2024] * 1.15
 
 
@@ -408,10 +411,10 @@ def test_b2b_orders_are_several_times_larger(duckdb_connection) -> None:
 
 def test_some_skus_fall_quarter_over_quarter(duckdb_connection) -> None:
     falling = rows(duckdb_connection, """
-        WITH q AS (SELECT variant_sku_at_sale sku, date_trunc('quarter', happened_at) qtr, SUM(net_sales) ns
+        WITH q AS (SELECT variant_sku_at_sale sku, date_trunc('quarter', timezone('America/New_York', happened_at)) qtr, SUM(net_sales) ns
                    FROM sales s JOIN products p USING (product_id)
                    WHERE line_type = 'product' AND p.product_type <> 'Outerwear'
-                     AND happened_at >= '2024-10-01' AND happened_at < '2025-10-01'
+                     AND timezone('America/New_York', happened_at) >= '2024-10-01' AND timezone('America/New_York', happened_at) < '2025-10-01'
                    GROUP BY 1, 2),
              l AS (SELECT sku, list(ns ORDER BY qtr) v FROM q GROUP BY 1 HAVING COUNT(*) = 4)
         SELECT sku FROM l WHERE v[1] > v[2] AND v[2] > v[3] AND v[3] > v[4] AND v[1] > 1000""")
@@ -459,27 +462,27 @@ def test_b2b_accounts_reorder_on_a_cadence(duckdb_connection) -> None:
         SELECT k.tier, median(epoch(gap)) / 86400 FROM o JOIN companies k USING (company_id)
         WHERE gap IS NOT NULL GROUP BY 1"""))
     assert per_tier["Enterprise"] < per_tier["Mid-market"] < per_tier["Small business"]
-    weekend = one(duckdb_connection, """SELECT AVG((isodow(created_at) >= 6)::INT) FROM orders
+    weekend = one(duckdb_connection, """SELECT AVG((isodow(timezone('America/New_York', created_at)) >= 6)::INT) FROM orders
                                         WHERE company_id IS NOT NULL""")
     assert weekend < 0.02
 
 
 def test_seasonality_and_time_of_day(duckdb_connection) -> None:
     con = duckdb_connection
-    night = one(con, """SELECT AVG((hour(created_at) BETWEEN 2 AND 5)::INT) FROM orders
+    night = one(con, """SELECT AVG((hour(timezone('America/New_York', created_at)) BETWEEN 2 AND 5)::INT) FROM orders
                         WHERE sales_channel = 'Online Store'""")
-    evening = one(con, """SELECT AVG((hour(created_at) BETWEEN 19 AND 21)::INT) FROM orders
+    evening = one(con, """SELECT AVG((hour(timezone('America/New_York', created_at)) BETWEEN 19 AND 21)::INT) FROM orders
                           WHERE sales_channel = 'Online Store'""")
     assert night < 0.05 < 0.12 < evening
-    december, february = con.execute("""SELECT SUM(net_sales::DOUBLE) FILTER (WHERE month(happened_at) = 12),
-                                               SUM(net_sales::DOUBLE) FILTER (WHERE month(happened_at) = 2)
-                                        FROM sales WHERE year(happened_at) = 2024""").fetchone()
+    december, february = con.execute("""SELECT SUM(net_sales::DOUBLE) FILTER (WHERE month(timezone('America/New_York', happened_at)) = 12),
+                                               SUM(net_sales::DOUBLE) FILTER (WHERE month(timezone('America/New_York', happened_at)) = 2)
+                                        FROM sales WHERE year(timezone('America/New_York', happened_at)) = 2024""").fetchone()
     assert december > 1.5 * february
     outer_winter, outer_summer = con.execute("""
-        SELECT SUM(quantity) FILTER (WHERE month(happened_at) IN (12, 1)),
-               SUM(quantity) FILTER (WHERE month(happened_at) IN (6, 7))
+        SELECT SUM(quantity) FILTER (WHERE month(timezone('America/New_York', happened_at)) IN (12, 1)),
+               SUM(quantity) FILTER (WHERE month(timezone('America/New_York', happened_at)) IN (6, 7))
         FROM sales JOIN products USING (product_id)
-        WHERE product_type = 'Outerwear' AND event_type = 'order' AND year(happened_at) = 2024""").fetchone()
+        WHERE product_type = 'Outerwear' AND event_type = 'order' AND year(timezone('America/New_York', happened_at)) = 2024""").fetchone()
     assert outer_winter > 3 * outer_summer
 
 
@@ -533,8 +536,8 @@ def test_discount_campaigns(duckdb_connection) -> None:
     for code in ("BFCM25", "SPRING10", "SUMMER15", "WELCOME10", "VIP20", "SAVE20"):
         assert codes.get(code, 0) > 50, code
     outside = one(con, """SELECT COUNT(*) FROM orders WHERE list_contains(discount_codes, 'BFCM25')
-                          AND NOT (month(created_at) = 11 AND day(created_at) >= 21
-                                   OR month(created_at) = 12 AND day(created_at) <= 3)""")
+                          AND NOT (month(timezone('America/New_York', created_at)) = 11 AND day(timezone('America/New_York', created_at)) >= 21
+                                   OR month(timezone('America/New_York', created_at)) = 12 AND day(timezone('America/New_York', created_at)) <= 3)""")
     assert outside == 0
     assert one(con, "SELECT COUNT(*) FROM orders WHERE company_id IS NOT NULL AND len(discount_codes) > 0") == 0
     assert one(con, """SELECT COUNT(*) FROM orders WHERE list_contains(discount_codes, 'WELCOME10')
@@ -593,7 +596,10 @@ def test_every_model_field_runs_on_the_store(duckdb_connection) -> None:
         if table.time_column:
             type_ = one(con, f"SELECT typeof({table.time_column}) FROM {table.relation} LIMIT 1")
             assert type_ == "TIMESTAMP WITH TIME ZONE", table.name
-        metric_sql = [table.metric_sql(name) for name, m in table.metrics.items() if not m.alias_of]
+        # The model's macros (local_date ...) expanded as the compiler does, in the store's zone.
+        metric_sql = [
+            DUCKDB.expand_macros(table.metric_sql(name), STORE_TZ) for name, m in table.metrics.items() if not m.alias_of
+        ]
         for name, metric in table.metrics.items():
             if metric.alias_of:
                 continue
@@ -606,8 +612,9 @@ def test_every_model_field_runs_on_the_store(duckdb_connection) -> None:
         assert all(v is not None for v in values), table.name
         for name, dimension in table.dimensions.items():
             first = metric_sql[0]
-            got = con.execute(f"""SELECT {dimension.sql} AS d, {first} AS m
-                                  FROM {_from_clause(table, [dimension.sql, first])}
+            dimension_sql = DUCKDB.expand_macros(dimension.sql, STORE_TZ)
+            got = con.execute(f"""SELECT {dimension_sql} AS d, {first} AS m
+                                  FROM {_from_clause(table, [dimension_sql, first])}
                                   GROUP BY 1 ORDER BY 2 DESC LIMIT 3""").fetchall()
             assert got, (table.name, name)
 
