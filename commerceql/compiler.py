@@ -1083,3 +1083,18 @@ def inline_parameters(sql: str, parameters: dict[str, object]) -> str:
         out.append(char)
         i += 1
     return "".join(out)
+
+
+def distinct_values_sql(table: Table, dimension: str, timezone: str, limit: int, dialect: Dialect = DUCKDB) -> str:
+    """SQL listing up to `limit` distinct values (as text) of one model dimension of `table`.
+
+    Used to explain an empty answer: which values a filter could have matched.
+    """
+    value = f"CAST(({dialect.expand_macros(table.dimensions[dimension].sql, timezone)}) AS VARCHAR)"
+    joins = "".join(
+        f"\n  LEFT JOIN {quote_identifier(j.relation)} AS {j.alias} ON {j.on}" for j in table.joins_needed([value])
+    )
+    return (
+        f"SELECT DISTINCT {value} AS value FROM {quote_identifier(table.relation)} AS {table.name}{joins}"
+        f"\n  WHERE {value} IS NOT NULL LIMIT {int(limit)}"
+    )

@@ -26,15 +26,17 @@ from commerceql import ast
 from commerceql.compiler import (
     CompiledQuery,
     compile_plan,
+    distinct_values_sql,
     inline_parameters,
     quote_identifier,
     quote_literal,
 )
 from commerceql.errors import CommerceQLDataError, CommerceQLError, CommerceQLExecutionError
-from commerceql.model.semantic import SemanticModel, builtin_model
+from commerceql.model.semantic import SemanticModel, Table, builtin_model
 from commerceql.parser import parse, parse_script
 from commerceql.resolver import resolve
 from commerceql.result import Result
+from commerceql.value_hints import MAX_LISTED_VALUES, is_empty_answer, unmatched_value_notices
 
 Clock = Callable[[], dt.datetime]
 T = TypeVar("T")
@@ -129,6 +131,9 @@ class Store:
         self._clock = clock
         self._lock = threading.Lock()
         self._cleanup: Callable[[], None] | None = None
+        # Seconds a query may run before it is stopped (None or 0: no limit).
+        self.query_timeout: float | None = DEFAULT_QUERY_TIMEOUT
+        self._value_cache: dict[tuple[str, str, str], list[str] | None] = {}
 
     # -- time --------------------------------------------------------------------------------
     def now(self) -> dt.datetime:
@@ -174,20 +179,15 @@ class Store:
 
     def execute(self, compiled: CompiledQuery) -> Result:
         with self._lock:
-            try:
-                table = _arrow(self.connection, compiled.sql, compiled.parameters)
-            except duckdb.InterruptException as exc:
-                raise CommerceQLExecutionError("the query was interrupted") from exc
-            except duckdb.Error as exc:
-                raise CommerceQLExecutionError(
-                    f"the database could not run this query: {str(exc).splitlines()[0]}",
-                    source=compiled.plan.query.source,
-                    hint="this is probably a bug in CommerceQL or the store's model; `explain` shows the SQL",
-                ) from exc
+            table = self._run_bounded(compiled)
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         total_rows = int(frame["__total_rows"][0]) if frame.height else 0
         frame = frame.drop("__total_rows")
+        notices = list(compiled.plan.notices)
+        metric_columns = [c.name for c in compiled.columns if c.role == "metric"]
+        if is_empty_answer(frame, metric_columns):
+            notices += unmatched_value_notices(compiled.plan, self._distinct_values)
         return Result(
             query=compiled.plan.query,
             df=frame,
@@ -197,7 +197,61 @@ class Store:
             total_rows=total_rows,
             plan=compiled.plan,
             store=self,
+            notices=tuple(notices),
         )
+
+    def _run_bounded(self, compiled: CompiledQuery) -> Any:
+        """Run a compiled statement under the store's time limit (the memory limit is DuckDB's)."""
+        timed_out = threading.Event()
+
+        def stop() -> None:
+            timed_out.set()
+            self.connection.interrupt()
+
+        timer = threading.Timer(self.query_timeout, stop) if self.query_timeout else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        try:
+            return _arrow(self.connection, compiled.sql, compiled.parameters)
+        except duckdb.InterruptException as exc:
+            if timed_out.is_set():
+                raise CommerceQLExecutionError(
+                    f"the query ran longer than this store's limit of {self.query_timeout:g} seconds and was stopped",
+                    source=compiled.plan.query.source,
+                    hint="narrow the date range or group by fewer values, or raise the limit with "
+                    "`connect(..., query_timeout=SECONDS)`",
+                ) from exc
+            raise CommerceQLExecutionError("the query was interrupted") from exc
+        except duckdb.OutOfMemoryException as exc:
+            raise CommerceQLExecutionError(
+                "the query needs more memory than this store's limit allows and was stopped",
+                source=compiled.plan.query.source,
+                hint="narrow the date range, use a coarser grain, or raise the limit with "
+                "`connect(..., memory_limit='8GB')`",
+            ) from exc
+        except duckdb.Error as exc:
+            raise CommerceQLExecutionError(
+                f"the database could not run this query: {str(exc).splitlines()[0]}",
+                source=compiled.plan.query.source,
+                hint="this is probably a bug in CommerceQL or the store's model; `explain` shows the SQL",
+            ) from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _distinct_values(self, table: Table, dimension: str) -> list[str] | None:
+        """Up to MAX_LISTED_VALUES values of a text dimension (None when it has more), cached."""
+        key = (table.name, dimension, self.timezone)
+        if key not in self._value_cache:
+            sql = distinct_values_sql(table, dimension, self.timezone, MAX_LISTED_VALUES + 1)
+            try:
+                with self._lock:
+                    rows = self.connection.sql(sql).fetchall()
+            except duckdb.Error:
+                rows = [None] * (MAX_LISTED_VALUES + 1)  # cannot list: say nothing rather than fail
+            self._value_cache[key] = None if len(rows) > MAX_LISTED_VALUES else [r[0] for r in rows]  # type: ignore[index]
+        return self._value_cache[key]
 
     def explain(self, query: str | ast.Query, *, now: dt.datetime | None = None) -> str:
         """The compiled SQL with its parameters written in, for reading."""
@@ -282,6 +336,10 @@ class Store:
 
 DEFAULT_MEMORY_LIMIT = "4GB"
 _MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
+
+
+# Long enough for any real report on one machine; short enough that a runaway cell ends.
+DEFAULT_QUERY_TIMEOUT = 300.0
 
 
 def _default_memory_limit() -> str:
@@ -438,16 +496,21 @@ def connect(
     timezone: str | None = None,
     memory_limit: str | None = None,
     threads: int | None = None,
+    query_timeout: float | None = DEFAULT_QUERY_TIMEOUT,
 ) -> Store:
     """Open a store: the bundled sample store by default, or a store folder / DuckDB file.
 
     `memory_limit` (e.g. "2GB"; default 4GB, or half the memory of a smaller machine) and
-    `threads` (default: DuckDB's, one per core) size the session; see docs/security.md for
+    `threads` (default: DuckDB's, one per core) size the session, and `query_timeout` (seconds,
+    default 300; None for none) stops a query that runs longer; see docs/security.md for
     everything else the session is locked to. Damaged stores and models raise CommerceQLDataError.
     """
     limit = memory_limit if memory_limit is not None else _default_memory_limit()
     if not isinstance(limit, str) or not _MEMORY.match(limit):
         raise CommerceQLDataError(f"memory_limit must be a size such as '4GB' or '512MB', not {limit!r}")
+    if query_timeout is not None and (isinstance(query_timeout, bool) or not isinstance(query_timeout, (int, float))
+                                      or not query_timeout > 0):
+        raise CommerceQLDataError(f"query_timeout must be a positive number of seconds, not {query_timeout!r}")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise CommerceQLDataError(f"threads must be a positive whole number, not {threads!r}")
     if path is None:
@@ -490,6 +553,7 @@ def connect(
     )
     # Removed on close(), or when the store is garbage-collected / the interpreter exits.
     store._cleanup = weakref.finalize(store, shutil.rmtree, temp_directory, ignore_errors=True)
+    store.query_timeout = query_timeout
     if clock is not None:
         store.set_clock(clock)
     return store
