@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,7 +34,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from commerceql.errors import CommerceQLDataError
-from commerceql.staging import staged_folder
 
 FORMAT = "commerceql-store"
 FORMAT_VERSION = 1
@@ -344,31 +344,337 @@ def _jsonable(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
-# output: atomic store folder
+# output: the store folder, written so that readers and other imports never see it half-done
+#
+# An imported store folder holds one *version folder* per import and a manifest naming its files:
+#
+#     STORE/manifest.json            tables -> "v-<stamp>-<random>/sales.parquet", written last
+#     STORE/v-<stamp>-<random>/      the import's tables, import_report.json, mapping.toml, model/
+#     STORE/model -> v-.../model     (a relative symbolic link, when the import wrote a model)
+#     STORE/import_report.json       a copy of the version's report, for people
+#
+# An import writes a hidden staging folder inside STORE, renames it to its version name and then
+# replaces manifest.json in one os.replace: a reader opens either the old manifest (and the old,
+# untouched files) or the new one. Open stores re-read their Parquet files at every query, so
+# the version a manifest replaced stays on disk until the next import ("previous_files" in the
+# manifest); older versions, staging folders of killed imports and the files of the flat layout
+# older stores used are removed by the next import into the folder. One import at a time holds
+# the lock file `.STORE.lock` next to the folder; a second one fails at once with the holder's pid.
+
+LOCK_SUFFIX = ".lock"
+STAGING_PREFIX = ".importing-"
+VERSION_PREFIX = "v-"
+READERS_FILE = ".readers"
+# Test hook: a name from _CRASH_POINTS makes the writing process die there (os._exit(137), as if
+# SIGKILLed), so tests can check what a killed import leaves behind without racing a kill signal.
+CRASH_ENV = "COMMERCEQL_TEST_CRASH_AT"
+_CRASH_POINTS = ("staging", "before-swap", "after-swap")
+
+
+def _crash_point(name: str) -> None:
+    if os.environ.get(CRASH_ENV) == name:
+        os._exit(137)
+
+
+def _os_error(action: str, path: Path, exc: OSError) -> CommerceQLDataError:
+    """An OSError as one clear line: what was being done, to which path, and why it failed."""
+    reason = exc.strerror or str(exc)
+    hint = None
+    if isinstance(exc, PermissionError):
+        hint = "choose a folder you can write to with --out"
+    elif isinstance(exc, (NotADirectoryError, FileExistsError)):
+        hint = "a part of the --out path is a file, not a folder"
+    return CommerceQLDataError(f"cannot {action} {path}: {reason.lower()}", hint=hint)
+
+
+def lock_path_for(target: Path) -> Path:
+    return target.parent / f".{target.name}{LOCK_SUFFIX}"
+
+
+def _flock(handle: Any, *, wait: bool, shared: bool = False) -> bool:
+    """Take an advisory lock on an open file; False when `wait` is off and someone else holds it."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no locking, as before
+        return True
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    try:
+        fcntl.flock(handle.fileno(), mode if wait else mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextmanager
+def target_lock(target: Path, *, wait: bool = False, what: str = "import") -> Iterator[None]:
+    """Hold the lock file `.NAME.lock` next to `target` for the block.
+
+    With `wait` off, a held lock raises at once, naming the holder's pid. The file is removed
+    when the block ends; whoever waited on the removed file notices (its inode is no longer the
+    path's) and locks the new one, so two holders never coexist.
+    """
+    lock_path = lock_path_for(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _os_error("create the folder", target.parent, exc) from exc
+    while True:
+        try:
+            handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise _os_error("write the lock file", lock_path, exc) from exc
+        if not _flock(handle, wait=wait):
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise CommerceQLDataError(
+                f"another {what} into {target} is running (pid {holder})",
+                hint=f"wait for it to finish; if no such process exists, delete {lock_path}",
+            )
+        try:
+            same = os.fstat(handle.fileno()).st_ino == os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        handle.close()  # the holder we waited for removed this file: lock the current one
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        try:
+            os.unlink(lock_path)  # while still locked: nobody can take a lock on a file being removed
+        except OSError:
+            pass
+        handle.close()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+
+def clean_stale_siblings(target: Path) -> None:
+    """Remove what killed writers of the older code left next to `target` (call under its lock).
+
+    Those wrote `.NAME-importing-*` / `.NAME-generating-*` staging folders and `.NAME-old-PID`
+    folders beside the store; under the lock no live writer of this code owns one.
+    """
+    if not target.parent.is_dir():
+        return
+    for entry in target.parent.iterdir():
+        if entry.name.startswith(f".{target.name}-") and entry.is_dir() and any(
+            entry.name.startswith(f".{target.name}-{label}-") for label in ("importing", "generating", "old")
+        ):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _table_files(manifest: dict[str, Any] | None) -> set[str]:
+    tables = (manifest or {}).get("tables")
+    if not isinstance(tables, dict):
+        return set()
+    return {str(v) for v in tables.values() if isinstance(v, str)}
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _version_in_use(folder: Path) -> bool:
+    """Whether an open store holds a shared lock on the version's `.readers` file.
+
+    (Stores that take that lock keep their version from removal however many imports follow.)
+    """
+    readers = folder / READERS_FILE
+    if not readers.is_file():
+        return False
+    try:
+        with open(readers, "a+", encoding="utf-8") as handle:
+            return not _flock(handle, wait=False)
+    except OSError:
+        return False
+
+
+def clean_store_folder(out: Path) -> None:
+    """Remove, under the lock, everything in `out` the manifest no longer needs.
+
+    Kept: the files the manifest names and those of the version it replaced (`previous_files`),
+    for stores opened before that import. Removed: staging folders, other version folders (unless
+    a reader holds their lock), and top-level Parquet files of the older flat layout.
+    """
+    if not out.is_dir():
+        return
+    manifest = _read_json(out / "manifest.json")
+    keep = _table_files(manifest)
+    previous = (manifest or {}).get("previous_files")
+    if isinstance(previous, list):
+        keep |= {str(p) for p in previous if isinstance(p, str)}
+    keep_tops = {Path(p).parts[0] for p in keep if Path(p).parts}
+    for entry in out.iterdir():
+        name = entry.name
+        if name.startswith(STAGING_PREFIX) or name.startswith(".legacy-"):
+            _remove(entry)
+        elif name.startswith(VERSION_PREFIX) and entry.is_dir() and not entry.is_symlink():
+            if name not in keep_tops and not _version_in_use(entry):
+                shutil.rmtree(entry, ignore_errors=True)
+        elif name.endswith(".parquet") and entry.is_file() and name not in keep_tops:
+            _remove(entry)
+
+
+def _is_own_litter(name: str) -> bool:
+    return name.startswith(STAGING_PREFIX) or name.startswith(".legacy-") or name.startswith(".manifest-")
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush the version's files to disk before the manifest names them (survives a power cut)."""
+    for root, _dirs, names in os.walk(folder):
+        for file_name in names:
+            try:
+                fd = os.open(os.path.join(root, file_name), os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all: a temporary file in the same folder, then os.replace."""
+    tmp = path.parent / f".manifest-{os.getpid()}-{os.urandom(4).hex()}.tmp"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _new_version_name() -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{VERSION_PREFIX}{stamp}-{os.urandom(4).hex()}"
+
+
+def _publish(out: Path, staging: Path) -> None:
+    """Turn a finished staging folder (a flat store) into the store's current version."""
+    inner = _read_json(staging / "manifest.json")
+    if inner is None:  # the importers always write one; refuse to publish a store without it
+        raise CommerceQLDataError(f"internal: the import wrote no manifest into {staging}")
+    version = _new_version_name()
+    (staging / READERS_FILE).touch()
+    staging.chmod(0o755)  # mkdtemp makes it private
+    _fsync_tree(staging)
+    _crash_point("staging")
+    os.replace(staging, out / version)
+    _fsync_dir(out)
+    old = _read_json(out / "manifest.json")
+    manifest = dict(inner)
+    manifest["tables"] = {t: f"{version}/{f}" for t, f in (inner.get("tables") or {}).items()}
+    manifest["version"] = version
+    manifest["previous_files"] = sorted(_table_files(old))
+    if (out / version / "model").is_dir():
+        manifest["model"] = f"{version}/model"
+    _crash_point("before-swap")
+    _replace_file(out / "manifest.json", (json.dumps(_jsonable(manifest), indent=2) + "\n").encode("utf-8"))
+    _fsync_dir(out)
+    _crash_point("after-swap")
+    # `connect()` reads STORE/model/*.yaml: point it at the new version's model (one rename of a link).
+    model = out / "model"
+    if model.is_dir() and not model.is_symlink():  # the flat layout's real folder
+        os.replace(model, out / f".legacy-model-{os.urandom(4).hex()}")
+    if "model" in manifest:
+        link = out / f".manifest-model-{os.urandom(4).hex()}"
+        os.symlink(f"{version}/model", link)
+        os.replace(link, model)
+    elif model.is_symlink():
+        model.unlink()
+    # Copies for people reading the folder; nothing reads them back.
+    for extra in ("import_report.json", "mapping.toml"):
+        source = out / version / extra
+        if source.is_file():
+            _replace_file(out / extra, source.read_bytes())
+        elif (out / extra).is_file():
+            (out / extra).unlink()
 
 
 @contextmanager
 def atomic_store_dir(out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
-    """A temporary folder next to `out_dir`, renamed into place only if the block succeeds.
+    """A staging folder for one import into `out_dir`, published only if the block succeeds.
 
-    A failed import leaves nothing behind: neither a half-written store nor the temporary folder.
+    The block writes a complete flat store (tables, manifest.json, ...) into the folder it gets.
+    Under the lock next to `out_dir`, that folder becomes a new version of the store and the
+    manifest is replaced in one rename (see the comment above). A failed import changes nothing:
+    the old store (if any) stays as it was, and a folder this import created is removed again.
     """
     out = Path(out_dir).expanduser().resolve()
-    if out.exists():
-        if not out.is_dir():
-            raise CommerceQLDataError(f"{out} exists and is not a folder")
-        is_store = (out / "manifest.json").is_file()
-        if any(out.iterdir()) and not (overwrite and is_store):
-            if is_store:
+    if out.exists() and not out.is_dir():
+        raise CommerceQLDataError(f"{out} exists and is not a folder", hint="choose another path for --out")
+    with target_lock(out):
+        clean_stale_siblings(out)
+        # A folder that holds nothing but a killed import's leftovers counts as created by us:
+        # a failure removes it again instead of leaving an empty folder that is not a store.
+        created = True
+        if out.exists():
+            clean_store_folder(out)
+            is_store = (out / "manifest.json").is_file()
+            try:
+                entries = [e for e in out.iterdir() if not _is_own_litter(e.name)]
+            except OSError as exc:
+                raise _os_error("read the folder", out, exc) from exc
+            created = not entries
+            if entries and not (overwrite and is_store):
+                if is_store:
+                    raise CommerceQLDataError(
+                        f"{out} already holds a store", hint="pass --force (overwrite=True) to replace it"
+                    )
                 raise CommerceQLDataError(
-                    f"{out} already holds a store", hint="pass --force (overwrite=True) to replace it"
+                    f"{out} exists and is not empty", hint="choose a new folder: the importer creates it"
                 )
-            raise CommerceQLDataError(
-                f"{out} exists and is not empty", hint="choose a new folder: the importer creates it"
-            )
-    with staged_folder(out, "importing") as tmp:
-        yield tmp
-        shutil.rmtree(tmp / "_work", ignore_errors=True)
+        try:
+            out.mkdir(exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+        except OSError as exc:
+            raise _os_error("create the store folder", out, exc) from exc
+        published = False
+        try:
+            yield staging
+            shutil.rmtree(staging / "_work", ignore_errors=True)
+            try:
+                _publish(out, staging)
+            except OSError as exc:
+                raise _os_error("write the store into", out, exc) from exc
+            published = True
+            clean_store_folder(out)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+            if created and not published:
+                shutil.rmtree(out, ignore_errors=True)
 
 
 def new_connection(work_dir: Path) -> duckdb.DuckDBPyConnection:
@@ -417,6 +723,20 @@ def sql_literal(text: str) -> str:
     return "'" + _sql_text(text) + "'"
 
 
+def glob_path(path: str | os.PathLike[str]) -> str:
+    """A path as a DuckDB read_* pattern matching only itself.
+
+    read_parquet / read_csv read `*`, `?` and `[` as glob syntax, so an --out folder such as
+    `shop[2024]` found no files; a one-character class (`[[]`) matches exactly that character.
+    """
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in str(path))
+
+
+def sql_path(path: str | os.PathLike[str]) -> str:
+    """`path` as the SQL literal of a read_* pattern that matches only that file."""
+    return sql_literal(glob_path(path))
+
+
 def sql_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -452,7 +772,7 @@ def write_table(
         f"COPY (SELECT {', '.join(selects)} FROM {body}) "
         f"TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)"
     )
-    return int(con.execute(f"SELECT count(*) FROM read_parquet({sql_literal(str(target))})").fetchone()[0])
+    return int(con.execute(f"SELECT count(*) FROM read_parquet({sql_path(target)})").fetchone()[0])
 
 
 def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
@@ -536,14 +856,33 @@ class CsvRecords:
             self.raw.close()
 
 
+# Byte-order marks of the UTF-16 text some spreadsheets (Excel's "Unicode Text") save.
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# Python's csv module refuses fields over 128 KiB by default; a long order note or product
+# description is legitimate data, so fields may be as large as this (a whole record is read anyway).
+CSV_FIELD_LIMIT = 1 << 30
+
+
 def sniff_text(path: Path) -> tuple[str, str]:
-    """(encoding, first line) of a text file. Refuses empty and binary files with a clear reason."""
+    """(encoding, first line) of a text file. Refuses empty and binary files with a clear reason.
+
+    UTF-8 (with or without a BOM), Windows-1252 and UTF-16 with a byte-order mark are read.
+    """
     with open(path, "rb") as handle:
         head = handle.read(1 << 16)
+    if head.startswith(_UTF16_BOMS):
+        # "utf-16" reads the BOM, picks little or big endian from it and drops it.
+        text = head[: len(head) // 2 * 2].decode("utf-16", errors="replace")
+        if not text.strip("\r\n\t "):
+            raise CommerceQLImportError("the file is empty", file=path, hint="export it again from Shopify admin")
+        return "utf-16", text.splitlines()[0] if text.strip() else ""
     if not head.strip(b"\r\n\t \xef\xbb\xbf"):
         raise CommerceQLImportError("the file is empty", file=path, hint="export it again from Shopify admin")
     if b"\x00" in head:
-        raise CommerceQLImportError("this is not a text (CSV) file", file=path)
+        raise CommerceQLImportError(
+            "this is not a text (CSV) file", file=path,
+            hint="if it is UTF-16 text without a byte-order mark, save it again as UTF-8 CSV",
+        )
     encoding = "utf-8-sig"
     try:
         head.decode("utf-8")
@@ -553,6 +892,24 @@ def sniff_text(path: Path) -> tuple[str, str]:
     text = head.decode(encoding, errors="replace")
     first = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
     return encoding, first
+
+
+def duplicate_header(header: Sequence[str], path: Path) -> None:
+    """Refuse a header that names one column twice (compared as the importers match names).
+
+    Taking either copy silently could read the wrong one; blank names (trailing commas) are exempt.
+    """
+    seen: dict[str, int] = {}
+    for position, name in enumerate(header, start=1):
+        key = normalize_header(name)
+        if not key:
+            continue
+        if key in seen:
+            raise CommerceQLImportError(
+                f"the header names column `{name}` twice (columns {seen[key]} and {position})",
+                file=path, line=1, hint="rename or remove one of the two columns",
+            )
+        seen[key] = position
 
 
 def open_csv(path: Path, *, progress: Progress | None = None, delimiter: str = ",") -> CsvRecords:
@@ -571,6 +928,8 @@ def open_csv(path: Path, *, progress: Progress | None = None, delimiter: str = "
     size = path.stat().st_size
     raw = open(path, "rb")  # noqa: SIM115 - closed by the generator below
     text = io.TextIOWrapper(raw, encoding=encoding, newline="", errors="strict")
+    if csv.field_size_limit() < CSV_FIELD_LIMIT:
+        csv.field_size_limit(CSV_FIELD_LIMIT)
     reader = csv.reader(text, delimiter=delimiter, strict=True)
     try:
         header = next(reader)
@@ -581,6 +940,11 @@ def open_csv(path: Path, *, progress: Progress | None = None, delimiter: str = "
         raw.close()
         raise CommerceQLImportError(f"cannot read the header: {exc}", file=path, line=1) from exc
     header = [h.strip().lstrip("\ufeff").strip() for h in header]
+    try:
+        duplicate_header(header, path)
+    except CommerceQLImportError:
+        raw.close()
+        raise
     n_fields = len(header)
 
     def records() -> Iterator[tuple[int, list[str]]]:
@@ -693,7 +1057,7 @@ class Stager:
         """Flush and return a read_parquet(...) expression over the parts."""
         if self.parts == 0 or self.rows:
             self.flush()
-        return f"read_parquet({sql_literal(str(self.folder / '*.parquet'))})"
+        return f"read_parquet({sql_literal(glob_path(self.folder) + '/*.parquet')})"
 
 
 MONEY_CENTS = pa.decimal128(18, 2)  # marker type: a staged column of integer cents written as DECIMAL(18,2)

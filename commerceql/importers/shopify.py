@@ -68,6 +68,7 @@ from commerceql.importers.common import (
     sales_channel_of,
     sha256_of,
     sql_literal,
+    sql_path,
     write_manifest,
     write_table,
 )
@@ -2030,7 +2031,7 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
 def _write_extra(con: duckdb.DuckDBPyConnection, tmp: Path, table: str, sql: str) -> int:
     target = tmp / f"{table}.parquet"
     con.execute(f"COPY ({sql}) TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)")
-    return int(con.execute(f"SELECT count(*) FROM read_parquet({sql_literal(str(target))})").fetchone()[0])
+    return int(con.execute(f"SELECT count(*) FROM read_parquet({sql_path(target)})").fetchone()[0])
 
 
 def _write_model(tmp: Path, table: str, text: str) -> None:
@@ -2116,7 +2117,7 @@ def _reconcile(con: duckdb.DuckDBPyConnection, tmp: Path, report: ImportReport, 
                count(*) FILTER (WHERE refund_date_rule LIKE 'last known%') AS last_known_orders,
                count(*) FILTER (WHERE refund_date_rule = 'refund transactions') AS tx_orders,
                count(*) FILTER (WHERE refund_date_rule = 'cancellation date') AS cancel_orders
-        FROM read_parquet({sql_literal(str(tmp / "reconciliation.parquet"))})
+        FROM read_parquet({sql_path(tmp / "reconciliation.parquet")})
     """).fetchone()
     names = ["orders", "with_total", "export_total", "tips", "gift_cards", "gift_card_orders", "ship_tax_incl",
              "ship_tax_orders", "residual", "residual_orders", "lines_diff",

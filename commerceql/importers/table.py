@@ -13,6 +13,7 @@ examples (commerceql/importers/mappings/*.toml).
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -40,12 +41,14 @@ from commerceql.importers.common import (
     atomic_store_dir,
     check_currency,
     check_timezone,
+    duplicate_header,
     new_connection,
     now_iso,
     sha256_of,
     sniff_text,
     sql_ident,
     sql_literal,
+    sql_path,
     write_manifest,
     write_table,
 )
@@ -271,6 +274,11 @@ def _open_source(con: duckdb.DuckDBPyConnection, source: Path, mapping: Mapping_
                 "strict_mode=true", "null_padding=false"]
         if encoding == "cp1252":
             args.append("encoding='latin-1'")
+        elif encoding == "utf-16":
+            args.append("encoding='utf-16'")
+        if opts.get("header", True) is not False and not opts.get("skip_rows"):
+            # DuckDB renames a repeated column (`Sales_1`) without a word; refuse it instead.
+            duplicate_header(next(csv.reader([first], delimiter=delimiter), []), source)
         if opts.get("header", True) is False:
             names = opts.get("columns")
             if not names:
@@ -282,12 +290,12 @@ def _open_source(con: duckdb.DuckDBPyConnection, source: Path, mapping: Mapping_
             args.append("header=true")
         if opts.get("skip_rows"):
             args.append(f"skip={int(opts['skip_rows'])}")
-        relation = f"read_csv({sql_literal(str(source))}, {', '.join(args)})"
+        relation = f"read_csv({sql_path(source)}, {', '.join(args)})"
     elif fmt == "whitespace":
         sniff_text(source)
         names = opts.get("columns")
         header = opts.get("header", True)
-        raw = (f"read_csv({sql_literal(str(source))}, delim='\\x1f', quote='', escape='', header=false, "
+        raw = (f"read_csv({sql_path(source)}, delim='\\x1f', quote='', escape='', header=false, "
                f"auto_detect=false, columns={{'line': 'VARCHAR'}})")
         con.execute(f"CREATE TEMP VIEW ws_lines AS SELECT row_number() OVER () AS n, "
                     f"regexp_split_to_array(trim(line), '\\s+') AS f FROM {raw} WHERE trim(line) <> ''")
@@ -306,7 +314,8 @@ def _open_source(con: duckdb.DuckDBPyConnection, source: Path, mapping: Mapping_
         cols = ", ".join(f"f[{i + 1}] AS {sql_ident(n)}" for i, n in enumerate(names))
         relation = f"(SELECT {cols} FROM ws_lines {skip} ORDER BY n)"
     elif fmt == "parquet":
-        relation = f"read_parquet({sql_literal(str(source))})"
+        # A file that exists is read as itself even if its name has `[`; otherwise the name is a glob.
+        relation = f"read_parquet({sql_path(source) if source.is_file() else sql_literal(str(source))})"
     elif fmt == "duckdb":
         con.execute(f"ATTACH {sql_literal(str(source))} AS {SOURCE_CATALOG} (READ_ONLY)")
         if opts.get("query"):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from commerceql.importers.common import clean_stale_siblings, target_lock
 from commerceql.sample.generator import FORMAT, GENERATOR_VERSION, generate_store
 from commerceql.staging import staged_folder
 
@@ -61,39 +60,20 @@ def _is_current(path: Path) -> bool:
 def ensure_default_store() -> Path:
     """The default sample store, generated first if missing or made by another generator version.
 
-    Generation writes into a temporary sibling folder and renames it into place, under a lock file,
-    so concurrent processes never see a half-written store.
+    Generation writes into a temporary sibling folder and renames it into place, holding the same
+    lock file as the importers (`.store.lock` next to the folder): a second process waits for the
+    first and then finds the store current. The store keeps the flat layout (`store/sales.parquet`)
+    that tests, benchmarks and notebooks read directly; a process killed between the two renames of
+    the swap leaves no store, and the next call simply generates it again. Staging folders of killed
+    generations are removed under the lock.
     """
     path = default_store_path()
     if _is_current(path):
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # the lock lives outside the repository so it never shows up as an untracked file
-    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
-    lock_path = Path(tempfile.gettempdir()) / f"commerceql-sample-{digest}.lock"
-    with open(lock_path, "a+") as lock:
-        _lock(lock)
-        try:
-            if _is_current(path):
-                return path
-            with staged_folder(path, "generating") as tmp:
-                generate_store(tmp, orders=DEFAULT_ORDERS, years=DEFAULT_YEARS, seed=DEFAULT_SEED)
-        finally:
-            _unlock(lock)
+    with target_lock(path, wait=True, what="sample store generation"):
+        clean_stale_siblings(path)
+        if _is_current(path):
+            return path
+        with staged_folder(path, "generating") as tmp:
+            generate_store(tmp, orders=DEFAULT_ORDERS, years=DEFAULT_YEARS, seed=DEFAULT_SEED)
     return path
-
-
-def _lock(handle: Any) -> None:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        return
-    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-
-
-def _unlock(handle: Any) -> None:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        return
-    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
