@@ -634,6 +634,12 @@ def atomic_store_dir(out_dir: str | os.PathLike[str], *, overwrite: bool = False
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise CommerceQLDataError(f"{out} exists and is not a folder", hint="choose another path for --out")
+    for ancestor in out.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise CommerceQLDataError(f"cannot create {out}: {ancestor} is a file, not a folder",
+                                          hint="choose another path for --out")
+            break
     with target_lock(out):
         clean_stale_siblings(out)
         # A folder that holds nothing but a killed import's leftovers counts as created by us:

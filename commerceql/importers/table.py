@@ -254,7 +254,20 @@ def _field(name: str, kind: str, spec: Any, where: str, table: str) -> FieldSpec
 # the source
 
 
-def _open_source(con: duckdb.DuckDBPyConnection, source: Path, mapping: Mapping_, report: ImportReport) -> list[str]:
+def _utf8_copy(source: Path, work: Path) -> Path:
+    """A UTF-8 copy of a UTF-16 text file, written in the import's work folder."""
+    work.mkdir(parents=True, exist_ok=True)
+    target = work / "source-utf8.csv"
+    with open(source, encoding="utf-16", newline="") as reader, open(target, "w", encoding="utf-8", newline="") as writer:
+        try:
+            shutil.copyfileobj(reader, writer, 1 << 20)
+        except UnicodeDecodeError as exc:
+            raise CommerceQLImportError(f"the file is not valid UTF-16 text ({exc.reason})", file=source) from exc
+    return target
+
+
+def _open_source(con: duckdb.DuckDBPyConnection, source: Path, mapping: Mapping_, report: ImportReport,
+                 work: Path) -> list[str]:
     """Create the view `src` (all source columns plus __row, the 1-based record number)."""
     opts = mapping.source
     fmt = str(opts.get("format") or _format_of(source))
@@ -274,8 +287,6 @@ def _open_source(con: duckdb.DuckDBPyConnection, source: Path, mapping: Mapping_
                 "strict_mode=true", "null_padding=false"]
         if encoding == "cp1252":
             args.append("encoding='latin-1'")
-        elif encoding == "utf-16":
-            args.append("encoding='utf-16'")
         if opts.get("header", True) is not False and not opts.get("skip_rows"):
             # DuckDB renames a repeated column (`Sales_1`) without a word; refuse it instead.
             duplicate_header(next(csv.reader([first], delimiter=delimiter), []), source)
@@ -290,7 +301,11 @@ def _open_source(con: duckdb.DuckDBPyConnection, source: Path, mapping: Mapping_
             args.append("header=true")
         if opts.get("skip_rows"):
             args.append(f"skip={int(opts['skip_rows'])}")
-        relation = f"read_csv({sql_path(source)}, {', '.join(args)})"
+        readable = source
+        if encoding == "utf-16":
+            # DuckDB's CSV reader has no big-endian UTF-16: read a UTF-8 copy (line numbers stay the same).
+            readable = _utf8_copy(source, work)
+        relation = f"read_csv({sql_path(readable)}, {', '.join(args)})"
     elif fmt == "whitespace":
         sniff_text(source)
         names = opts.get("columns")
@@ -526,7 +541,7 @@ def import_table(
 def _run(con: duckdb.DuckDBPyConnection, source: Path, spec: Mapping_, tmp: Path, report: ImportReport,
          scale: int) -> None:
     money = f"DECIMAL(18,{scale})"
-    columns = _open_source(con, source, spec, report)
+    columns = _open_source(con, source, spec, report, tmp / "_work")
     n_rows = int(con.execute("SELECT count(*) FROM src").fetchone()[0])
     sf = SourceFile(path=str(source), kind=f"table ({spec.source.get('format') or _format_of(source)})",
                     sha256=sha256_of(source) if source.is_file() else "", bytes=source.stat().st_size
