@@ -368,3 +368,14 @@ def test_glob_characters_in_a_shopify_out(tmp_path: Path) -> None:
     out = tmp_path / "shop[1]"
     import_shopify([KIDSLIVING], out)
     assert _net_sales(out) == (KIDSLIVING_NET, 50)
+
+
+def test_a_folder_that_is_not_a_store_is_refused_and_left_exactly_as_it_was(tmp_path: Path) -> None:
+    out = tmp_path / "downloads"
+    (out / "v-photos").mkdir(parents=True)  # looks like a version name, but is not one of ours
+    (out / "data.parquet").write_bytes(b"PAR1 not ours")
+    (out / ".importing-notes.txt").write_text("a user's file")
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    with pytest.raises(CommerceQLDataError, match="exists and is not empty"):
+        import_table(_source(tmp_path / "v1", ["1.00"]), _mapping(tmp_path), out, overwrite=True)
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before

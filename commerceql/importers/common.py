@@ -533,8 +533,15 @@ def clean_store_folder(out: Path) -> None:
             _remove(entry)
 
 
-def _is_own_litter(name: str) -> bool:
-    return name.startswith(STAGING_PREFIX) or name.startswith(".legacy-") or name.startswith(".manifest-")
+def _is_own_litter(entry: Path) -> bool:
+    """What a killed import leaves in a folder that has no manifest yet: staging, temporary files,
+    and a version folder renamed into place just before the kill (recognised by its `.readers`)."""
+    name = entry.name
+    if name.startswith((STAGING_PREFIX, ".legacy-")):
+        return entry.is_dir()
+    if name.startswith(".manifest-"):
+        return name.endswith(".tmp") or entry.is_symlink()
+    return name.startswith(VERSION_PREFIX) and entry.is_dir() and (entry / READERS_FILE).is_file()
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -646,12 +653,19 @@ def atomic_store_dir(out_dir: str | os.PathLike[str], *, overwrite: bool = False
         # a failure removes it again instead of leaving an empty folder that is not a store.
         created = True
         if out.exists():
-            clean_store_folder(out)
             is_store = (out / "manifest.json").is_file()
             try:
-                entries = [e for e in out.iterdir() if not _is_own_litter(e.name)]
+                entries = list(out.iterdir())
             except OSError as exc:
                 raise _os_error("read the folder", out, exc) from exc
+            litter = [e for e in entries if _is_own_litter(e)]
+            entries = [e for e in entries if e not in litter]
+            if is_store:
+                clean_store_folder(out)
+            elif not entries:
+                for entry in litter:  # nothing else here: a killed first import's, safe to remove
+                    _remove(entry)
+            # (A folder with other files is refused below and left exactly as it was.)
             created = not entries
             if entries and not (overwrite and is_store):
                 if is_store:
