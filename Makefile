@@ -3,13 +3,14 @@
 #   make test   set up and run the whole test suite (what CI runs)
 #   make lab    set up and open JupyterLab on notebooks/ with the CommerceQL kernel
 #   make bench  set up and run the benchmarks
+#   make soak   set up and check the kernel's memory stays flat over 2,000 VISUALIZE cells
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint lab bench clean browser-deps
+.PHONY: setup demo test test-fast lint lab bench soak fuzz clean browser-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +47,13 @@ lab: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.run
+
+soak: setup
+	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
+
+# Random and grammar-driven queries for N minutes; exits 1 if any bug was found (see benchmarks/fuzz.py).
+fuzz: setup
+	$(BIN)/python -m benchmarks.fuzz $(or $(FUZZ_ARGS),--minutes 5 --seed 1)
 
 clean:
 	rm -rf $(VENV) sample_data/store artifacts

@@ -538,6 +538,8 @@ class KernelSession:
         import duckdb
 
         store = self.store
+        # Said before the statement starts, so a test can interrupt at the right moment.
+        emit(Output("stream", text=f"sleeping {seconds:g} s in DuckDB\n"))
         started = time.monotonic()
 
         def work() -> Any:
