@@ -35,16 +35,6 @@ from commerceql.plan import CYCLICAL_RANGES, PlannedDimension, PlannedMetric, Qu
 from commerceql.resolver import condition_operands, identifiers
 
 _DATE_GRAINS = ("day", "week", "month", "quarter", "year")
-_INTERVAL_FUNCTION = {
-    "second": "to_seconds",
-    "minute": "to_minutes",
-    "hour": "to_hours",
-    "day": "to_days",
-    "week": "to_days",
-    "month": "to_months",
-    "quarter": "to_months",
-    "year": "to_years",
-}
 _FIXED_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
 _GRAIN_ORDER = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
 # A calendar spine longer than this is refused before running (TIMESERIES second over years).
@@ -177,6 +167,7 @@ class _Compiler:
     def __init__(self, plan: QueryPlan, dialect: Dialect = DUCKDB) -> None:
         self.plan = plan
         self.dialect = dialect
+        self.q = dialect.quote_identifier
         self.parameters: dict[str, object] = {}
         self.ctes: list[tuple[str, str]] = []
         self.tz = plan.timezone
@@ -189,7 +180,7 @@ class _Compiler:
     def param(self, value: object) -> str:
         name = f"p{len(self.parameters)}"
         self.parameters[name] = value
-        return f"${name}"
+        return self.dialect.parameter(name)
 
     def error(self, message: str, node: object, hint: str | None = None) -> CommerceQLSemanticError:
         return CommerceQLSemanticError(message, span=getattr(node, "span", None), source=self.plan.query.source, hint=hint)
@@ -228,7 +219,7 @@ class _Compiler:
             for mask in self.levels.values():
                 kept = [g for i, g in enumerate(group) if not mask & (1 << (len(group) - 1 - i))]
                 sets.append("(" + ", ".join(kept) + ")")
-            return "\n  GROUP BY GROUPING SETS (" + ", ".join(sets) + ")", f"GROUPING({', '.join(group)}) AS __level"
+            return "\n  GROUP BY GROUPING SETS (" + ", ".join(sets) + ")", f"{self.dialect.grouping_level(group)} AS __level"
         if group:
             return "\n  GROUP BY " + ", ".join(group), "0 AS __level"
         return "", "0 AS __level"
@@ -239,7 +230,7 @@ class _Compiler:
                 f"table `{table.name}` has no time column, so it has no time dimensions or date ranges",
                 source=self.plan.query.source,
             )
-        return f"{table.name}.{quote_identifier(table.time_column)}"
+        return f"{table.name}.{self.q(table.time_column)}"
 
     def local_time(self, table: Table) -> str:
         return self.dialect.local_timestamp(self.tz, self.time_column(table))
@@ -261,7 +252,7 @@ class _Compiler:
     def cyclical(self, name: str, local: str) -> str:
         return {
             "hour_of_day": f"hour({local})",
-            "day_of_week": f"(isodow({local}) - 1)",
+            "day_of_week": self.dialect.day_of_week(local),
             "week_of_year": f"weekofyear({local})",
             "month_of_year": f"month({local})",
         }[name]
@@ -297,30 +288,29 @@ class _Compiler:
         if grain in _DATE_GRAINS:
             base_sql = f"CAST({self.param(base_first.date())} AS DATE)"
             comparison_sql = f"CAST({self.param(comparison_first.date())} AS DATE)"
-            if grain == "week":
-                steps = f"CAST(date_diff('day', {comparison_sql}, {bucket}) AS INTEGER)"
-                shifted = f"{base_sql} + to_days({steps})"
-            elif grain == "quarter":
-                steps = f"CAST(date_diff('month', {comparison_sql}, {bucket}) AS INTEGER)"
-                shifted = f"{base_sql} + to_months({steps})"
-            else:
-                steps = f"CAST(date_diff('{grain}', {comparison_sql}, {bucket}) AS INTEGER)"
-                shifted = f"{base_sql} + {_INTERVAL_FUNCTION[grain]}({steps})"
+            d = self.dialect
+            if grain in ("day", "week"):
+                shifted = d.add_days(base_sql, d.diff("day", comparison_sql, bucket))
+            elif grain in ("month", "quarter"):
+                shifted = d.add_months(base_sql, d.diff("month", comparison_sql, bucket))
+            else:  # year
+                shifted = d.add_months(base_sql, f"12 * {d.diff('year', comparison_sql, bucket)}")
             return f"CAST({shifted} AS DATE)"
         # Instants: count elapsed units from the epoch, independent of any session time zone.
-        base_sql = f"CAST({self.param(self.local_instant(base_first))} AS TIMESTAMPTZ)"
-        comparison_sql = f"CAST({self.param(self.local_instant(comparison_first))} AS TIMESTAMPTZ)"
+        instant = self.dialect.instant_type
+        base_sql = f"CAST({self.param(self.local_instant(base_first))} AS {instant})"
+        comparison_sql = f"CAST({self.param(self.local_instant(comparison_first))} AS {instant})"
         seconds = _FIXED_SECONDS[grain]
         epoch = self.dialect.epoch_seconds
         steps = f"CAST(round(({epoch(bucket)} - {epoch(comparison_sql)}) / {seconds}) AS BIGINT)"
-        return f"({base_sql} + {_INTERVAL_FUNCTION[grain]}({steps}))"
+        return self.dialect.add_instant(base_sql, grain, steps)
 
     def _align_by_calendar(self, bucket: str, grain: str, months: int) -> str:
         if grain == "day":
-            moved = f"CAST({bucket} + to_months({months}) AS DATE)"
+            moved = f"CAST({self.dialect.add_months(bucket, str(months))} AS DATE)"
             return f"(CASE WHEN day({moved}) = day({bucket}) THEN {moved} END)"
         local = self.dialect.local_timestamp(self.tz, bucket)
-        moved_local = f"({local} + to_months({months}))"
+        moved_local = f"({self.dialect.add_months_to_wall(local, str(months))})"
         moved = self.dialect.instant_of_local(self.tz, moved_local)
         return f"(CASE WHEN day({moved_local}) = day({local}) THEN {moved} END)"
 
@@ -348,7 +338,7 @@ class _Compiler:
                 source=self.plan.query.source,
                 hint="remove the date range",
             )
-        column = f"{table.name}.{quote_identifier(table.time_column)}"
+        column = f"{table.name}.{self.q(table.time_column)}"
         zone = ZoneInfo(self.tz)
         clauses = []
         if window.start is not None:
@@ -389,35 +379,7 @@ class _Compiler:
         def is_field(expression: ast.Expression) -> bool:
             return isinstance(expression, ast.Identifier)
 
-        def check_types(field: ast.Expression, other: ast.Expression) -> None:
-            if not isinstance(field, ast.Identifier):
-                return
-            field_type = type_of(field)
-            if field_type is None:
-                return
-            if field_type in _NUMERIC_TYPES and isinstance(other, ast.StringLiteral):
-                raise self.error(
-                    f"`{field.name}` is a number, but it is compared with the text '{other.value}'",
-                    other,
-                    hint="write the number without quotes",
-                )
-            if field_type == "string" and isinstance(other, (ast.NumberLiteral, ast.BooleanLiteral)):
-                text = str(other.value).lower() if isinstance(other, ast.BooleanLiteral) else str(other.value)
-                raise self.error(
-                    f"`{field.name}` is text, but it is compared with {text}",
-                    other,
-                    hint=f"quote the value: '{text}'",
-                )
-            if field_type == "boolean" and isinstance(other, (ast.StringLiteral, ast.NumberLiteral)):
-                raise self.error(
-                    f"`{field.name}` is true or false, not {other.value!r}",
-                    other,
-                    hint=f"write `{field.name} = true` or `{field.name} IS FALSE`",
-                )
-
         if isinstance(condition, ast.Comparison):
-            check_types(condition.left, condition.right)
-            check_types(condition.right, condition.left)
             left, right = value(condition.left), value(condition.right)
             if condition.operator == "!=":
                 # ShopifyQL keeps rows whose field is NULL for !=, unlike SQL.
@@ -425,8 +387,6 @@ class _Compiler:
                 return f"(({left} <> {right}){''.join(' OR ' + n for n in nulls)})"
             return f"({left} {condition.operator} {right})"
         if isinstance(condition, ast.InList):
-            for item in condition.values:
-                check_types(condition.operand, item)
             operand = value(condition.operand)
             values = ", ".join(value(v) for v in condition.values)
             if condition.negated:
@@ -434,8 +394,6 @@ class _Compiler:
                 return f"(({operand} NOT IN ({values})){nulls})"
             return f"({operand} IN ({values}))"
         if isinstance(condition, ast.Between):
-            check_types(condition.operand, condition.low)
-            check_types(condition.operand, condition.high)
             operand, low, high = value(condition.operand), value(condition.low), value(condition.high)
             negation = "NOT " if condition.negated else ""
             return f"({operand} {negation}BETWEEN {low} AND {high})"
@@ -449,10 +407,12 @@ class _Compiler:
                         f"`{condition.operand.name}` is a list; only CONTAINS applies to it",  # type: ignore[union-attr]
                         condition,
                     )
-                test = f"list_contains(list_transform({operand}, lambda item: lower(CAST(item AS VARCHAR))), lower(CAST({needle} AS VARCHAR)))"
+                test = self.dialect.list_contains_ignoring_case(operand, needle)
             else:
-                function = {"starts_with": "starts_with", "ends_with": "ends_with", "contains": "contains"}[condition.kind]
-                test = f"{function}(lower(CAST({operand} AS VARCHAR)), lower(CAST({needle} AS VARCHAR)))"
+                text = self.dialect.text_type
+                test = self.dialect.string_test(
+                    condition.kind, f"lower(CAST({operand} AS {text}))", f"lower(CAST({needle} AS {text}))"
+                )
             if condition.negated:
                 nulls = f" OR {operand} IS NULL" if is_field(condition.operand) else ""
                 return f"((NOT {test}){nulls})"
@@ -532,7 +492,7 @@ class _Compiler:
             partition_sql = "PARTITION BY __bucket " if partition else ""
             sql = (
                 f"SELECT {', '.join(select)}, TRUE AS __in_top\n"
-                f"  FROM {quote_identifier(table.relation)} AS {table.name}{joins}\n"
+                f"  FROM {self.q(table.relation)} AS {table.name}{joins}\n"
                 + (f"  WHERE {' AND '.join(filters)}\n" if filters else "")
                 + f"  GROUP BY {', '.join(group)}\n"
                 f"  QUALIFY row_number() OVER ({partition_sql}ORDER BY __rank_value {order} NULLS LAST, __value NULLS LAST) <= {int(dimension.top)}"
@@ -554,7 +514,7 @@ class _Compiler:
     def join_sql(self, table: Table, fragments: list[str]) -> str:
         joins = table.joins_needed(fragments)
         return "".join(
-            f"\n  LEFT JOIN {quote_identifier(j.relation)} AS {j.alias} ON {j.on}" for j in joins
+            f"\n  LEFT JOIN {self.q(j.relation)} AS {j.alias} ON {j.on}" for j in joins
         )
 
     # -- aggregation per window and table ---------------------------------------------------------
@@ -582,14 +542,14 @@ class _Compiler:
                 else:
                     text = self.dimension_sql(dimension, table)
                     if dimension.type != "string":
-                        text = f"CAST({text} AS VARCHAR)"
+                        text = f"CAST({text} AS {self.dialect.text_type})"
                     value_sql = f"(CASE WHEN {top_name}.__in_top THEN {text} ELSE 'Other' END)"
                 group_sql = value_sql
-            select.append(f"{value_sql} AS {quote_identifier(dimension.name)}")
+            select.append(f"{value_sql} AS {self.q(dimension.name)}")
             group.append(group_sql)
         metric_sql = {name: self.model_sql(table.metric_sql(name)) for name in self.base_metrics[table.name]}
         for name, sql in metric_sql.items():
-            select.append(f"{sql} AS {quote_identifier('m__' + name)}")
+            select.append(f"{sql} AS {self.q('m__' + name)}")
         if not metric_sql:
             select.append("COUNT(*) AS __rows")
         group_by, level = self.grouping(group)
@@ -597,7 +557,7 @@ class _Compiler:
         joins = self.join_sql(table, select + self.where_sql_preview(table))
         filters = self.window_filter(table, window) + self.where_sql(table) + extra_filters
         return (
-            "SELECT " + ",\n    ".join(select) + f"\n  FROM {quote_identifier(table.relation)} AS {table.name}{joins}"
+            "SELECT " + ",\n    ".join(select) + f"\n  FROM {self.q(table.relation)} AS {table.name}{joins}"
             + "".join(extra_joins)
             + (f"\n  WHERE {' AND '.join(filters)}" if filters else "")
             + group_by
@@ -623,8 +583,8 @@ class _Compiler:
         parts = []
         for t_index, table in enumerate(self.plan.tables):
             name = f"agg_{window_index}_{t_index}"
-            columns = [quote_identifier(d.name) for d in kept] + [
-                quote_identifier("m__" + n) for n in self.base_metrics[table.name]
+            columns = [self.q(d.name) for d in kept] + [
+                self.q("m__" + n) for n in self.base_metrics[table.name]
             ]
             if not columns:
                 columns = ["__rows"]
@@ -636,16 +596,16 @@ class _Compiler:
         joined = f"{sql} AS t0"
         for i, (part, _table) in enumerate(parts[1:], start=1):
             on = " AND ".join(
-                f"t0.{quote_identifier(d.name)} IS NOT DISTINCT FROM t{i}.{quote_identifier(d.name)}" for d in kept
+                f"t0.{self.q(d.name)} IS NOT DISTINCT FROM t{i}.{self.q(d.name)}" for d in kept
             ) or "TRUE"
             joined += f"\n  FULL OUTER JOIN {part} AS t{i} ON {on}"
         for d in kept:
-            options = ", ".join(f"t{i}.{quote_identifier(d.name)}" for i in range(len(parts)))
-            select_dims.append(f"COALESCE({options}) AS {quote_identifier(d.name)}")
+            options = ", ".join(f"t{i}.{self.q(d.name)}" for i in range(len(parts)))
+            select_dims.append(f"COALESCE({options}) AS {self.q(d.name)}")
         select_metrics = []
         for i, (_part, table) in enumerate(parts):
             for n in self.base_metrics[table.name]:
-                select_metrics.append(f"t{i}.{quote_identifier('m__' + n)}")
+                select_metrics.append(f"t{i}.{self.q('m__' + n)}")
         return f"SELECT {', '.join(select_dims + select_metrics) or '1 AS __one'}\n  FROM {joined}"
 
     # -- the whole statement ------------------------------------------------------------------------
@@ -673,21 +633,21 @@ class _Compiler:
         for w in windows:
             window = self.plan.window if w == 0 else self.plan.comparisons[w - 1].window
             select = [f"{self.dimension_sql(d, table)} AS __d{i}" for i, d in enumerate(self.dims)]
-            select += [f"{self.model_sql(table.metric_sql(n))} AS {quote_identifier('m__' + n)}" for n in metrics]
+            select += [f"{self.model_sql(table.metric_sql(n))} AS {self.q('m__' + n)}" for n in metrics]
             joins = self.join_sql(table, select + self.where_sql_preview(table))
             filters = self.window_filter(table, window) + self.where_sql(table)
             self.ctes.append(
                 (
                     f"agg_pre_{w}",
                     "SELECT " + ",\n    ".join(select)
-                    + f"\n  FROM {quote_identifier(table.relation)} AS {table.name}{joins}"
+                    + f"\n  FROM {self.q(table.relation)} AS {table.name}{joins}"
                     + (f"\n  WHERE {' AND '.join(filters)}" if filters else "")
                     + "\n  GROUP BY " + ", ".join(f"__d{i}" for i in range(len(self.dims))),
                 )
             )
         time_index = next((i for i, d in enumerate(self.dims) if d.kind == "grain"), None)
         ranking, descending = self._ranking_metric()
-        rank_sql = self.metric_value(ranking.expression, lambda n: f"SUM({quote_identifier('m__' + n)})")
+        rank_sql = self.metric_value(ranking.expression, lambda n: f"SUM({self.q('m__' + n)})")
         for index, dimension in enumerate(self.dims):
             if dimension.top is None:
                 continue
@@ -722,11 +682,11 @@ class _Compiler:
                     if dimension.only_top:
                         filters.append(f"top_{index}.__in_top")
                     else:
-                        text = value if dimension.type == "string" else f"CAST({value} AS VARCHAR)"
+                        text = value if dimension.type == "string" else f"CAST({value} AS {self.dialect.text_type})"
                         value = f"(CASE WHEN top_{index}.__in_top THEN {text} ELSE 'Other' END)"
-                select.append(f"{value} AS {quote_identifier(dimension.name)}")
+                select.append(f"{value} AS {self.q(dimension.name)}")
                 group.append(value)
-            select += [f"SUM({quote_identifier('m__' + n)}) AS {quote_identifier('m__' + n)}" for n in metrics]
+            select += [f"SUM({self.q('m__' + n)}) AS {self.q('m__' + n)}" for n in metrics]
             group_by, level = self.grouping(group)
             select.append(level)
             self.ctes.append(
@@ -752,7 +712,7 @@ class _Compiler:
             for level in self.levels if w == 0 else ["rows"] + (["totals"] if plan.totals else []):
                 self.ctes.append((f"lvl_{w}_{level}", self.level_cte(w, level)))
 
-        dim_names = [quote_identifier(d.name) for d in self.dims]
+        dim_names = [self.q(d.name) for d in self.dims]
         # Without comparisons or a calendar spine the result rows are exactly the aggregated rows,
         # so they serve as the keys themselves (no DISTINCT, no join).
         direct = not plan.comparisons and not self.dense_dimensions()
@@ -767,7 +727,7 @@ class _Compiler:
 
         def join_on(alias: str, dims: list[PlannedDimension]) -> str:
             return " AND ".join(
-                f"{alias}.{quote_identifier(d.name)} IS NOT DISTINCT FROM keys.{quote_identifier(d.name)}" for d in dims
+                f"{alias}.{self.q(d.name)} IS NOT DISTINCT FROM keys.{self.q(d.name)}" for d in dims
             ) or "TRUE"
 
         if not direct:
@@ -783,10 +743,10 @@ class _Compiler:
                 joins.append(f"LEFT JOIN lvl_0_group_{i} AS g{i} ON {join_on(f'g{i}', [d])}")
 
         def filled(alias: str):
-            return lambda n: f"COALESCE({alias}.{quote_identifier('m__' + n)}, 0)"
+            return lambda n: f"COALESCE({alias}.{self.q('m__' + n)}, 0)"
 
         def raw(alias: str):
-            return lambda n: f"{alias}.{quote_identifier('m__' + n)}"
+            return lambda n: f"{alias}.{self.q('m__' + n)}"
 
         columns = output_columns(plan)
         expressions: dict[str, str] = {}
@@ -817,17 +777,17 @@ class _Compiler:
                 continue
             if column.role == "cumulative":
                 continue
-            select.append(f"{expressions[column.name]} AS {quote_identifier(column.name)}")
+            select.append(f"{expressions[column.name]} AS {self.q(column.name)}")
         self.ctes.append(("result", "SELECT " + ",\n    ".join(select) + f"\n  FROM {source_sql}" + "".join(f"\n  {j}" for j in joins)))
 
         source = "result"
         cumulative = [c for c in columns if c.role == "cumulative"]
         if cumulative:
             time_dim = self.grain or next(d for d in self.dims if d.is_time)
-            others = [quote_identifier(d.name) for d in self.dims if d is not time_dim]
+            others = [self.q(d.name) for d in self.dims if d is not time_dim]
             partition = f"PARTITION BY {', '.join(others)} " if others else ""
             window = (
-                f"OVER ({partition}ORDER BY {quote_identifier(time_dim.name)} "
+                f"OVER ({partition}ORDER BY {self.q(time_dim.name)} "
                 "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
             )
             running = []
@@ -835,7 +795,7 @@ class _Compiler:
                 base_column = (
                     f"comparison_{column.base}__{column.comparison}" if column.comparison else str(column.base)
                 )
-                running.append(f"SUM({quote_identifier(base_column)}) {window} AS {quote_identifier(column.name)}")
+                running.append(f"SUM({self.q(base_column)}) {window} AS {self.q(column.name)}")
             self.ctes.append(("cumulated", "SELECT *, " + ", ".join(running) + " FROM result"))
             source = "cumulated"
 
@@ -845,7 +805,7 @@ class _Compiler:
 
             def resolve_name(identifier: ast.Identifier) -> str:
                 name = plan.aliases.get(identifier.name, identifier.name)
-                return quote_identifier(name)
+                return self.q(name)
 
             def type_of(identifier: ast.Identifier) -> str | None:
                 name = plan.aliases.get(identifier.name, identifier.name)
@@ -867,7 +827,7 @@ class _Compiler:
         sql = (
             "WITH "
             + ",\n".join(
-                f"{name} AS {'MATERIALIZED ' if name.startswith(('agg_', 'top_')) else ''}(\n  {cte}\n)"
+                f"{name} AS {self.dialect.materialized() if name.startswith(('agg_', 'top_')) else ''}(\n  {cte}\n)"
                 for name, cte in self.ctes
             )
             + "\n"
@@ -905,36 +865,36 @@ class _Compiler:
         if self.grain is not None and self.grain in others and plan.comparisons and plan.window.start is not None:
             # Comparison rows are aligned onto the reporting period; keep only its buckets.
             start = dates_module.truncate(plan.window.start, self.grain.source_name)
-            window_conditions.append(f"{quote_identifier(self.grain.name)} >= {self._bucket_param(start)}")
+            window_conditions.append(f"{self.q(self.grain.name)} >= {self._bucket_param(start)}")
             if plan.window.end is not None:
-                window_conditions.append(f"{quote_identifier(self.grain.name)} < {self._bucket_param(plan.window.end)}")
+                window_conditions.append(f"{self.q(self.grain.name)} < {self._bucket_param(plan.window.end)}")
         where = ("\n  WHERE " + " AND ".join(window_conditions)) if window_conditions else ""
         if not dense:
             union = "\n    UNION ".join(f"SELECT {', '.join(dim_names)} FROM {s}" for s in sources)
             return f"SELECT DISTINCT * FROM (\n    {union}\n  ) AS all_keys{where}"
         parts = [f"({self.spine_sql(d)}) AS spine{i}" for i, d in enumerate(dense)]
         if others:
-            other_names = ", ".join(quote_identifier(d.name) for d in others)
+            other_names = ", ".join(self.q(d.name) for d in others)
             union_others = "\n    UNION ".join(f"SELECT {other_names} FROM {s}" for s in sources)
             parts.append(f"(SELECT DISTINCT * FROM (\n    {union_others}\n  ) AS s{where}) AS series")
         ordered = []
         for d in self.dims:
             if d in dense:
-                ordered.append(f"spine{dense.index(d)}.__spine AS {quote_identifier(d.name)}")
+                ordered.append(f"spine{dense.index(d)}.__spine AS {self.q(d.name)}")
             else:
-                ordered.append(f"series.{quote_identifier(d.name)}")
+                ordered.append(f"series.{self.q(d.name)}")
         return f"SELECT {', '.join(ordered)}\n  FROM " + "\n  CROSS JOIN ".join(parts)
 
     def _bucket_param(self, value: dt.datetime) -> str:
         assert self.grain is not None
         if self.grain.source_name in _DATE_GRAINS:
             return f"CAST({self.param(value.date() if value.time() == dt.time() else value)} AS DATE)"
-        return f"CAST({self.param(self.local_instant(value))} AS TIMESTAMPTZ)"
+        return f"CAST({self.param(self.local_instant(value))} AS {self.dialect.instant_type})"
 
     def spine_sql(self, dimension: PlannedDimension) -> str:
         if dimension.kind == "cyclical":
             low, high = CYCLICAL_RANGES[dimension.source_name]
-            return f"SELECT range AS __spine FROM range({low}, {high + 1})"
+            return self.dialect.integer_spine(low, high)
         window = self.plan.window
         if window.start is None or window.end is None:
             raise self.error(
@@ -960,24 +920,20 @@ class _Compiler:
             )
         step = "INTERVAL 3 MONTH" if grain == "quarter" else f"INTERVAL 1 {grain.upper()}"
         if grain in _DATE_GRAINS:
-            start, end = self.param(first), self.param(window.end)
-            return (
-                f"SELECT CAST(range AS DATE) AS __spine "
-                f"FROM range(CAST({start} AS TIMESTAMP), CAST({end} AS TIMESTAMP), {step})"
-            )
+            return self.dialect.date_spine(self.param(first), self.param(window.end), step)
         # Sub-day grains step through instants, so a DST day has 23 or 25 hours, as it did.
         start, end = self.param(self.local_instant(first)), self.param(self.local_instant(window.end))
-        return f"SELECT range AS __spine FROM range(CAST({start} AS TIMESTAMPTZ), CAST({end} AS TIMESTAMPTZ), {step})"
+        return self.dialect.instant_spine(start, end, step)
 
     def is_instant(self, name: str) -> bool:
         """True for a sub-day grain column, which is an instant until the final SELECT labels it."""
         return any(d.name == name and d.kind == "grain" and d.source_name not in _DATE_GRAINS for d in self.dims)
 
     def final_column(self, column: ColumnInfo) -> str:
-        name = quote_identifier(column.name)
+        name = self.q(column.name)
         if self.is_instant(column.name):
             # Labelled in local wall-clock time; ORDER BY still sorts by the instant.
-            return f"{self.dialect.local_timestamp(self.tz, 'final_rows.' + name)} AS {name}"
+            return f"{self.dialect.local_label(self.tz, 'final_rows.' + name)} AS {name}"
         return name
 
     @property
@@ -985,7 +941,7 @@ class _Compiler:
         return any(self.is_instant(d.name) for d in self.dims)
 
     def sort_key(self, name: str) -> str:
-        return f"final_rows.{quote_identifier(name)}" if self.is_instant(name) else quote_identifier(name)
+        return f"final_rows.{self.q(name)}" if self.is_instant(name) else self.q(name)
 
     def order_sql(self, columns: list[ColumnInfo]) -> str:
         keys: list[str] = []
@@ -1000,14 +956,14 @@ class _Compiler:
                     used.add(d.name)
             for d in self.dims:
                 if d.top is not None and not d.only_top:
-                    keys.append(f"({quote_identifier(d.name)} = 'Other') ASC")
+                    keys.append(f"({self.q(d.name)} = 'Other') ASC")
             if self.plan.metrics:
                 first = self.plan.metrics[0].name
-                keys.append(f"{quote_identifier(first)} DESC NULLS LAST")
+                keys.append(f"{self.q(first)} DESC NULLS LAST")
                 used.add(first)
         for d in self.dims:
             if d.name not in used:
-                keys.append(f"{quote_identifier(d.name)} ASC NULLS LAST")
+                keys.append(f"{self.q(d.name)} ASC NULLS LAST")
         if not keys:
             keys.append("1")
         return ", ".join(keys)
@@ -1022,13 +978,13 @@ def _period_count(first: dt.datetime, end: dt.datetime, grain: str) -> int:
     return max(0, -(-int((end - first).total_seconds()) // size))
 
 
-def compile_plan(plan: QueryPlan) -> CompiledQuery:
-    """The DuckDB SQL, its parameters and its output columns for a resolved plan."""
-    return _Compiler(plan).compile()
+def compile_plan(plan: QueryPlan, dialect: Dialect = DUCKDB) -> CompiledQuery:
+    """The SQL (in `dialect`, DuckDB's by default), its parameters and output columns for a plan."""
+    return _Compiler(plan, dialect).compile()
 
 
-def sql_literal(value: object) -> str:
-    """A DuckDB literal for a parameter value, typed so that it means what the bound value meant."""
+def sql_literal(value: object, dialect: Dialect = DUCKDB) -> str:
+    """A literal for a parameter value, typed so that it means what the bound value meant."""
     if value is None:
         return "NULL"
     if isinstance(value, bool):
@@ -1036,30 +992,34 @@ def sql_literal(value: object) -> str:
     if isinstance(value, int):
         return str(int(value))
     if isinstance(value, float):
-        return repr(float(value)) if value == value and value not in (float("inf"), float("-inf")) else f"'{value}'::DOUBLE"
+        if value != value or value in (float("inf"), float("-inf")):
+            return f"CAST('{value}' AS DOUBLE)"
+        return repr(float(value))
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
-            return f"TIMESTAMPTZ {quote_literal(value.isoformat())}"
+            return f"{dialect.instant_type} {quote_literal(value.isoformat())}"
         return f"TIMESTAMP {quote_literal(value.isoformat(sep=' '))}"
     if isinstance(value, dt.date):
         return f"DATE {quote_literal(value.isoformat())}"
     return quote_literal(str(value))
 
 
-def inline_parameters(sql: str, parameters: dict[str, object]) -> str:
+def inline_parameters(sql: str, parameters: dict[str, object], dialect: Dialect = DUCKDB) -> str:
     """SQL with parameters written in as literals, for display (`explain`, `--sql`) and re-running.
 
     One pass over the statement's tokens: `$name` is replaced only where it is a parameter
     token, never inside a string literal or quoted identifier (model SQL may contain `'$p1'`),
     and never inside a value already written in (a user's text may contain `$p1`).
     """
+    marker = dialect.parameter("")
+    quotes = "'\"`"
     out: list[str] = []
     i, n = 0, len(sql)
     while i < n:
         char = sql[i]
-        if char in "'\"":
+        if char in quotes:
             j = i + 1
             while j < n:
                 if sql[j] == char:
@@ -1071,13 +1031,13 @@ def inline_parameters(sql: str, parameters: dict[str, object]) -> str:
             out.append(sql[i : j + 1])
             i = j + 1
             continue
-        if char == "$":
+        if char == marker:
             j = i + 1
             while j < n and (sql[j].isalnum() or sql[j] == "_"):
                 j += 1
             name = sql[i + 1 : j]
             if name in parameters:
-                out.append(sql_literal(parameters[name]))
+                out.append(sql_literal(parameters[name], dialect))
                 i = j
                 continue
         out.append(char)
@@ -1090,11 +1050,10 @@ def distinct_values_sql(table: Table, dimension: str, timezone: str, limit: int,
 
     Used to explain an empty answer: which values a filter could have matched.
     """
-    value = f"CAST(({dialect.expand_macros(table.dimensions[dimension].sql, timezone)}) AS VARCHAR)"
-    joins = "".join(
-        f"\n  LEFT JOIN {quote_identifier(j.relation)} AS {j.alias} ON {j.on}" for j in table.joins_needed([value])
-    )
+    value = f"CAST(({dialect.expand_macros(table.dimensions[dimension].sql, timezone)}) AS {dialect.text_type})"
+    q = dialect.quote_identifier
+    joins = "".join(f"\n  LEFT JOIN {q(j.relation)} AS {j.alias} ON {j.on}" for j in table.joins_needed([value]))
     return (
-        f"SELECT DISTINCT {value} AS value FROM {quote_identifier(table.relation)} AS {table.name}{joins}"
+        f"SELECT DISTINCT {value} AS value FROM {q(table.relation)} AS {table.name}{joins}"
         f"\n  WHERE {value} IS NOT NULL LIMIT {int(limit)}"
     )

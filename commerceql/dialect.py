@@ -1,52 +1,234 @@
-"""SQL fragments that depend on the engine, and the model's named macros.
+"""SQL fragments that differ between engines, one small named method each, with its reason.
 
-The compiler writes engine-specific SQL only through a `Dialect`: a small table of named
-fragments, each with the reason it exists. Today only DuckDB is implemented; the fragments here
-are the ones the time-zone handling needs, so that no SQL depends on the session's time zone.
+The compiler writes every engine-specific piece of SQL through a `Dialect`; everything else it
+writes is the SQL both engines read the same way (SELECT, CTEs, joins, GROUPING SETS, CASE,
+COALESCE, NULLIF, window functions, `FILTER (WHERE ...)`, `IS NOT DISTINCT FROM`, QUALIFY).
+`DuckDBDialect` is the reference; `SparkDialect` overrides what Spark SQL spells differently.
+Adding an engine means subclassing `Dialect`, passing the fragment tests in
+`tests/test_dialect.py` and the engine corpus in `tests/test_engines.py` (see docs/engines.md).
 
-Model macros: SQL in the semantic model is engine-neutral except for a few named macros, which
-the compiler expands with the query's time zone:
+Every instant is a UTC instant: DuckDB's TIMESTAMPTZ, Spark's TIMESTAMP with the session pinned
+to UTC. Local wall-clock time is always an explicit conversion (`local_timestamp`), so no
+result depends on the session's or the machine's time zone.
+
+Model macros: SQL in the semantic model is engine-neutral except for named macros, which the
+compiler expands with the query's time zone:
 
     local_date(ts)        the calendar date of the UTC instant `ts` in the store's time zone
-    local_timestamp(ts)   the local wall-clock time of the UTC instant `ts` (a naive timestamp)
+    local_timestamp(ts)   the local wall-clock time of the UTC instant `ts`
 
-`CAST(ts AS DATE)` on a TIMESTAMPTZ would use the engine session's time zone, which follows the
-machine's `TZ` unless pinned: the model uses `local_date(ts)` instead.
+(`CAST(ts AS DATE)` would use the session's time zone instead.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+
+_UNITS = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
 
 
 def quote_literal(value: str) -> str:
+    """A string literal: both engines read '' as one quote inside single quotes."""
     return "'" + value.replace("'", "''") + "'"
 
 
-@dataclass(frozen=True)
 class Dialect:
-    name: str
-    # Local wall-clock time (naive) of a UTC instant: every local bucket starts from this.
-    local_timestamp: Callable[[str, str], str]
-    # The instant (TIMESTAMPTZ) of a naive local wall-clock time; inverse of local_timestamp.
-    instant_of_local: Callable[[str, str], str]
-    # Seconds since the epoch of an instant: differences of instants that ignore the session zone.
-    epoch_seconds: Callable[[str], str]
+    """DuckDB's SQL: the reference dialect (the golden SQL files pin its exact text)."""
 
-    def local_date(self, timezone: str, timestamp_sql: str) -> str:
-        return f"CAST({self.local_timestamp(timezone, timestamp_sql)} AS DATE)"
+    name = "duckdb"
 
+    def quote_identifier(self, name: str) -> str:
+        """Identifiers: double quotes in DuckDB (standard SQL)."""
+        return '"' + name.replace('"', '""') + '"'
+
+    def parameter(self, name: str) -> str:
+        """A bound parameter's marker: DuckDB's named `$name`."""
+        return f"${name}"
+
+    # -- types --------------------------------------------------------------------------------
+    text_type = "VARCHAR"  # Spark needs STRING: its VARCHAR requires a length
+    instant_type = "TIMESTAMPTZ"  # the type of a UTC instant
+    wall_type = "TIMESTAMP"  # a naive local wall-clock time
+
+    # -- time zones -------------------------------------------------------------------------
+    def local_timestamp(self, timezone: str, instant: str) -> str:
+        """Wall-clock time in `timezone` of a UTC instant: `timezone(zone, TIMESTAMPTZ)`."""
+        return f"timezone({quote_literal(timezone)}, {instant})"
+
+    def instant_of_local(self, timezone: str, wall: str) -> str:
+        """The UTC instant of a wall-clock time in `timezone`: `timezone(zone, TIMESTAMP)`."""
+        return f"timezone({quote_literal(timezone)}, {wall})"
+
+    def local_label(self, timezone: str, instant: str) -> str:
+        """A sub-day bucket's output label: its wall-clock time, as a naive timestamp."""
+        return self.local_timestamp(timezone, instant)
+
+    def local_date(self, timezone: str, instant: str) -> str:
+        return f"CAST({self.local_timestamp(timezone, instant)} AS DATE)"
+
+    def epoch_seconds(self, instant: str) -> str:
+        """Seconds since 1970 of an instant, for differences that ignore any session zone."""
+        return f"epoch({instant})"
+
+    # -- calendar arithmetic -------------------------------------------------------------------
+    def add_days(self, date: str, days: str) -> str:
+        return f"{date} + to_days({days})"
+
+    def add_months(self, value: str, months: str) -> str:
+        """Calendar months; the day is clamped to the month's end (Feb 29 + 12 months = Feb 28)."""
+        return f"{value} + to_months({months})"
+
+    def add_months_to_wall(self, wall: str, months: str) -> str:
+        """A wall-clock timestamp moved by calendar months, keeping its time of day."""
+        return f"{wall} + to_months({months})"
+
+    def add_instant(self, instant: str, unit: str, amount: str) -> str:
+        """An instant moved by a fixed-length unit (second, minute, hour)."""
+        return f"({instant} + to_{unit}s({amount}))"
+
+    def diff(self, unit: str, start: str, end: str) -> str:
+        """Whole `unit`s (day, month, year) from date `start` to date `end`."""
+        return f"CAST(date_diff('{unit}', {start}, {end}) AS INTEGER)"
+
+    def day_of_week(self, wall: str) -> str:
+        """Monday = 0 ... Sunday = 6 (ShopifyQL's day_of_week): ISO day of week minus one."""
+        return f"(isodow({wall}) - 1)"
+
+    # -- grouping and ranking ---------------------------------------------------------------
+    def grouping_level(self, expressions: list[str]) -> str:
+        """The GROUPING SETS level bitmask (first expression = most significant bit)."""
+        return f"GROUPING({', '.join(expressions)})"
+
+    def materialized(self) -> str:
+        """CTE hint: DuckDB would otherwise inline (and re-scan) a CTE read several times."""
+        return "MATERIALIZED "
+
+    # -- spines ------------------------------------------------------------------------------
+    def integer_spine(self, low: int, high: int) -> str:
+        """Rows `__spine` = low .. high (both included)."""
+        return f"SELECT range AS __spine FROM range({int(low)}, {int(high) + 1})"
+
+    def date_spine(self, start: str, end: str, step: str) -> str:
+        """Dates from `start` (a wall-clock timestamp) up to `end` (excluded) every `step`."""
+        return (
+            f"SELECT CAST(range AS DATE) AS __spine "
+            f"FROM range(CAST({start} AS {self.wall_type}), CAST({end} AS {self.wall_type}), {step})"
+        )
+
+    def instant_spine(self, start: str, end: str, step: str) -> str:
+        """Instants from `start` up to `end` (excluded) every `step` (a DST day has 23 or 25 hours)."""
+        return (
+            f"SELECT range AS __spine "
+            f"FROM range(CAST({start} AS {self.instant_type}), CAST({end} AS {self.instant_type}), {step})"
+        )
+
+    # -- text and lists ----------------------------------------------------------------------
+    def string_test(self, kind: str, text: str, needle: str) -> str:
+        """starts_with / ends_with / contains of two texts."""
+        return f"{kind}({text}, {needle})"
+
+    def list_contains_ignoring_case(self, items: str, needle: str) -> str:
+        lowered = f"list_transform({items}, lambda item: lower(CAST(item AS {self.text_type})))"
+        return f"list_contains({lowered}, lower(CAST({needle} AS {self.text_type})))"
+
+    # -- model macros ------------------------------------------------------------------------
     def expand_macros(self, sql: str, timezone: str) -> str:
         """`sql` with every model macro (`local_date(...)`, `local_timestamp(...)`) expanded."""
         if "local_" not in sql:  # the common case: nothing to do, and no scan
             return sql
-        for name, render in (
-            ("local_date", self.local_date),
-            ("local_timestamp", self.local_timestamp),
-        ):
+        for name, render in (("local_date", self.local_date), ("local_timestamp", self.local_timestamp)):
             sql = _expand_calls(sql, name, lambda argument, render=render: render(timezone, argument))
         return sql
+
+
+class DuckDBDialect(Dialect):
+    pass
+
+
+class SparkDialect(Dialect):
+    """Spark SQL (3.4+; tested on 4.x) with `spark.sql.session.timeZone` = UTC."""
+
+    name = "spark"
+    text_type = "STRING"
+    instant_type = "TIMESTAMP"  # Spark's TIMESTAMP is an instant, shown in the session zone (UTC)
+    wall_type = "TIMESTAMP"  # a wall-clock time is held as the instant whose UTC reading it is
+
+    def quote_identifier(self, name: str) -> str:
+        """Spark reads "x" as a string literal: identifiers take backticks."""
+        return "`" + name.replace("`", "``") + "`"
+
+    def parameter(self, name: str) -> str:
+        """Spark's named parameter marker (`spark.sql(text, args={...})`)."""
+        return f":{name}"
+
+    def local_timestamp(self, timezone: str, instant: str) -> str:
+        return f"from_utc_timestamp({instant}, {quote_literal(timezone)})"
+
+    def instant_of_local(self, timezone: str, wall: str) -> str:
+        return f"to_utc_timestamp({wall}, {quote_literal(timezone)})"
+
+    def local_label(self, timezone: str, instant: str) -> str:
+        """TIMESTAMP_NTZ, so the label reaches Arrow as a naive wall-clock time like DuckDB's."""
+        return f"CAST({self.local_timestamp(timezone, instant)} AS TIMESTAMP_NTZ)"
+
+    def epoch_seconds(self, instant: str) -> str:
+        return f"(unix_micros({instant}) / 1000000.0)"
+
+    def add_days(self, date: str, days: str) -> str:
+        return f"date_add({date}, {days})"
+
+    def add_months(self, value: str, months: str) -> str:
+        return f"add_months({value}, {months})"
+
+    def add_months_to_wall(self, wall: str, months: str) -> str:
+        """add_months() would return a DATE and drop the time of day."""
+        return f"timestampadd(MONTH, {months}, {wall})"
+
+    def add_instant(self, instant: str, unit: str, amount: str) -> str:
+        return f"timestampadd({unit.upper()}, {amount}, {instant})"
+
+    def diff(self, unit: str, start: str, end: str) -> str:
+        return f"CAST(timestampdiff({unit.upper()}, {start}, {end}) AS INTEGER)"
+
+    def day_of_week(self, wall: str) -> str:
+        """Spark's dayofweek is 1 = Sunday ... 7 = Saturday; shift to Monday = 0."""
+        return f"((dayofweek({wall}) + 5) % 7)"
+
+    def grouping_level(self, expressions: list[str]) -> str:
+        """Spark's GROUPING takes one column; grouping_id has the same bit order as DuckDB's."""
+        return f"grouping_id({', '.join(expressions)})"
+
+    def materialized(self) -> str:
+        """No CTE materialisation hint in Spark (its optimiser decides)."""
+        return ""
+
+    def integer_spine(self, low: int, high: int) -> str:
+        return f"SELECT explode(sequence({int(low)}, {int(high)})) AS __spine"
+
+    def date_spine(self, start: str, end: str, step: str) -> str:
+        """sequence() includes its end, so the last value is filtered out when it is the end."""
+        return (
+            f"SELECT CAST(s AS DATE) AS __spine FROM (SELECT explode(sequence(CAST({start} AS TIMESTAMP), "
+            f"CAST({end} AS TIMESTAMP), {step})) AS s) AS steps WHERE s < CAST({end} AS TIMESTAMP)"
+        )
+
+    def instant_spine(self, start: str, end: str, step: str) -> str:
+        return (
+            f"SELECT s AS __spine FROM (SELECT explode(sequence(CAST({start} AS TIMESTAMP), "
+            f"CAST({end} AS TIMESTAMP), {step})) AS s) AS steps WHERE s < CAST({end} AS TIMESTAMP)"
+        )
+
+    def string_test(self, kind: str, text: str, needle: str) -> str:
+        return f"{ {'starts_with': 'startswith', 'ends_with': 'endswith'}.get(kind, kind)}({text}, {needle})"
+
+    def list_contains_ignoring_case(self, items: str, needle: str) -> str:
+        lowered = f"transform({items}, item -> lower(CAST(item AS {self.text_type})))"
+        return f"array_contains({lowered}, lower(CAST({needle} AS {self.text_type})))"
+
+
+DUCKDB: Dialect = DuckDBDialect()
+SPARK: Dialect = SparkDialect()
+DIALECTS: dict[str, Dialect] = {"duckdb": DUCKDB, "spark": SPARK}
 
 
 def _expand_calls(sql: str, name: str, render: Callable[[str], str]) -> str:
@@ -94,13 +276,3 @@ def _expand_calls(sql: str, name: str, render: Callable[[str], str]) -> str:
         out.append(char)
         i += 1
     return "".join(out)
-
-
-DUCKDB = Dialect(
-    name="duckdb",
-    # timezone(zone, TIMESTAMPTZ) gives the wall-clock time there, whatever the session zone.
-    local_timestamp=lambda tz, ts: f"timezone({quote_literal(tz)}, {ts})",
-    # timezone(zone, TIMESTAMP) reads the naive time as wall-clock time in that zone.
-    instant_of_local=lambda tz, ts: f"timezone({quote_literal(tz)}, {ts})",
-    epoch_seconds=lambda ts: f"epoch({ts})",
-)

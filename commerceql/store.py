@@ -31,6 +31,7 @@ from commerceql.compiler import (
     quote_identifier,
     quote_literal,
 )
+from commerceql.engines import DuckDBEngine, Engine, EngineFailure, SparkEngine
 from commerceql.errors import CommerceQLDataError, CommerceQLError, CommerceQLExecutionError
 from commerceql.model.semantic import SemanticModel, Table, builtin_model
 from commerceql.parser import parse, parse_script
@@ -80,15 +81,6 @@ def run_interruptibly(work: Callable[[], T], cancel: Callable[[], None]) -> T:
     return outcome["value"]
 
 
-def _arrow(connection: duckdb.DuckDBPyConnection, sql: str, parameters: Any) -> Any:
-    """Run `sql` and return an Arrow table without the extra copy a DB-API cursor makes."""
-    relation = connection.sql(sql, params=parameters or None)
-    if relation is None:  # a statement without a result
-        return pl.DataFrame().to_arrow()
-    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
-    return fetch()
-
-
 def _system_clock() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -111,7 +103,7 @@ class Store:
 
     def __init__(
         self,
-        connection: duckdb.DuckDBPyConnection,
+        connection: duckdb.DuckDBPyConnection | None,
         *,
         name: str,
         timezone: str,
@@ -120,7 +112,14 @@ class Store:
         clock: Clock | None = None,
         path: Path | None = None,
         manifest: dict[str, Any] | None = None,
+        engine: Engine | None = None,
     ) -> None:
+        if engine is None:
+            if connection is None:
+                raise CommerceQLDataError("a store needs a DuckDB connection or an engine")
+            engine = DuckDBEngine(connection)
+        self.engine = engine
+        # The DuckDB connection of a DuckDB store (None on other engines), for DuckDB-only tools.
         self.connection = connection
         self.name = name
         self.timezone = timezone
@@ -166,7 +165,7 @@ class Store:
             timezone=self.timezone,
             currency=self.currency,
         )
-        return compile_plan(plan)
+        return compile_plan(plan, self.engine.dialect)
 
     def query(self, query: str | ast.Query, *, now: dt.datetime | None = None) -> Result:
         """Run one query and return its result (a Polars DataFrame with column metadata)."""
@@ -201,38 +200,38 @@ class Store:
         )
 
     def _run_bounded(self, compiled: CompiledQuery) -> Any:
-        """Run a compiled statement under the store's time limit (the memory limit is DuckDB's)."""
+        """Run a compiled statement under the store's time limit (memory is the engine's limit)."""
         timed_out = threading.Event()
 
         def stop() -> None:
             timed_out.set()
-            self.connection.interrupt()
+            self.engine.interrupt()
 
         timer = threading.Timer(self.query_timeout, stop) if self.query_timeout else None
         if timer is not None:
             timer.daemon = True
             timer.start()
         try:
-            return _arrow(self.connection, compiled.sql, compiled.parameters)
-        except duckdb.InterruptException as exc:
-            if timed_out.is_set():
+            return self.engine.run(compiled.sql, compiled.parameters)
+        except EngineFailure as exc:
+            if exc.kind == "interrupted" and timed_out.is_set():
                 raise CommerceQLExecutionError(
                     f"the query ran longer than this store's limit of {self.query_timeout:g} seconds and was stopped",
                     source=compiled.plan.query.source,
                     hint="narrow the date range or group by fewer values, or raise the limit with "
                     "`connect(..., query_timeout=SECONDS)`",
                 ) from exc
-            raise CommerceQLExecutionError("the query was interrupted") from exc
-        except duckdb.OutOfMemoryException as exc:
+            if exc.kind == "interrupted":
+                raise CommerceQLExecutionError("the query was interrupted") from exc
+            if exc.kind == "out_of_memory":
+                raise CommerceQLExecutionError(
+                    "the query needs more memory than this store's limit allows and was stopped",
+                    source=compiled.plan.query.source,
+                    hint="narrow the date range, use a coarser grain, or raise the limit with "
+                    "`connect(..., memory_limit='8GB')`",
+                ) from exc
             raise CommerceQLExecutionError(
-                "the query needs more memory than this store's limit allows and was stopped",
-                source=compiled.plan.query.source,
-                hint="narrow the date range, use a coarser grain, or raise the limit with "
-                "`connect(..., memory_limit='8GB')`",
-            ) from exc
-        except duckdb.Error as exc:
-            raise CommerceQLExecutionError(
-                f"the database could not run this query: {str(exc).splitlines()[0]}",
+                f"the database could not run this query: {exc.message}",
                 source=compiled.plan.query.source,
                 hint="this is probably a bug in CommerceQL or the store's model; `explain` shows the SQL",
             ) from exc
@@ -244,23 +243,23 @@ class Store:
         """Up to MAX_LISTED_VALUES values of a text dimension (None when it has more), cached."""
         key = (table.name, dimension, self.timezone)
         if key not in self._value_cache:
-            sql = distinct_values_sql(table, dimension, self.timezone, MAX_LISTED_VALUES + 1)
+            sql = distinct_values_sql(table, dimension, self.timezone, MAX_LISTED_VALUES + 1, self.engine.dialect)
             try:
                 with self._lock:
-                    rows = self.connection.sql(sql).fetchall()
-            except duckdb.Error:
-                rows = [None] * (MAX_LISTED_VALUES + 1)  # cannot list: say nothing rather than fail
-            self._value_cache[key] = None if len(rows) > MAX_LISTED_VALUES else [r[0] for r in rows]  # type: ignore[index]
+                    values = self.engine.run(sql).column(0).to_pylist()
+            except EngineFailure:
+                values = [None] * (MAX_LISTED_VALUES + 1)  # cannot list: say nothing rather than fail
+            self._value_cache[key] = None if len(values) > MAX_LISTED_VALUES else values
         return self._value_cache[key]
 
     def explain(self, query: str | ast.Query, *, now: dt.datetime | None = None) -> str:
         """The compiled SQL with its parameters written in, for reading."""
         compiled = self.compile(query, now=now)
-        return inline_parameters(compiled.sql, compiled.parameters)
+        return inline_parameters(compiled.sql, compiled.parameters, self.engine.dialect)
 
     def interrupt(self) -> None:
         """Cancel the running query (safe to call from another thread)."""
-        self.connection.interrupt()
+        self.engine.interrupt()
 
     def sql(self, text: str, parameters: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
         """Run raw SQL against the store (for tests and power users), under the store's lock.
@@ -270,9 +269,9 @@ class Store:
         """
         with self._lock:
             try:
-                table = _arrow(self.connection, text, parameters)
-            except duckdb.Error as exc:
-                raise CommerceQLExecutionError(f"the database refused this SQL: {str(exc).splitlines()[0]}") from exc
+                table = self.engine.run(text, parameters)  # type: ignore[arg-type]
+            except EngineFailure as exc:
+                raise CommerceQLExecutionError(f"the database refused this SQL: {exc.message}") from exc
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         return frame
@@ -319,7 +318,7 @@ class Store:
     def close(self) -> None:
         """Close the connection (after any running query) and remove the private temp directory."""
         with self._lock:
-            self.connection.close()
+            self.engine.close()
         if self._cleanup is not None:
             self._cleanup()
 
@@ -497,8 +496,16 @@ def connect(
     memory_limit: str | None = None,
     threads: int | None = None,
     query_timeout: float | None = DEFAULT_QUERY_TIMEOUT,
+    engine: str = "duckdb",
+    spark_remote: str | None = None,
+    data: str | None = None,
 ) -> Store:
     """Open a store: the bundled sample store by default, or a store folder / DuckDB file.
+
+    `engine` is "duckdb" (embedded, the default) or "spark": a local Spark session, or Spark
+    Connect at `spark_remote` ("sc://host:15002"). On Spark the store folder's manifest names the
+    tables; `data` (a folder or URL such as s3://bucket/shop) says where the Spark cluster reads
+    their Parquet files when it is not the store folder itself. See docs/engines.md.
 
     `memory_limit` (e.g. "2GB"; default 4GB, or half the memory of a smaller machine) and
     `threads` (default: DuckDB's, one per core) size the session, and `query_timeout` (seconds,
@@ -518,6 +525,13 @@ def connect(
 
         path = ensure_default_store()
     path = Path(path).expanduser()
+    if engine not in ("duckdb", "spark"):
+        raise CommerceQLDataError(f"unknown engine {engine!r}", hint="use engine='duckdb' or engine='spark'")
+    if engine == "spark":
+        return _connect_spark(path, clock=clock, model=model, timezone=timezone, memory_limit=memory_limit,
+                              query_timeout=query_timeout, remote=spark_remote, data=data)
+    if spark_remote is not None or data is not None:
+        raise CommerceQLDataError("spark_remote and data apply to engine='spark' only")
     allowed: list[str] = []
     if path.is_dir():
         model_dir = path / "model"
@@ -553,6 +567,57 @@ def connect(
     )
     # Removed on close(), or when the store is garbage-collected / the interpreter exits.
     store._cleanup = weakref.finalize(store, shutil.rmtree, temp_directory, ignore_errors=True)
+    store.query_timeout = query_timeout
+    if clock is not None:
+        store.set_clock(clock)
+    return store
+
+
+def _connect_spark(
+    path: Path,
+    *,
+    clock: Clock | dt.datetime | None,
+    model: Iterable[str | Path],
+    timezone: str | None,
+    memory_limit: str | None,
+    query_timeout: float | None,
+    remote: str | None,
+    data: str | None,
+) -> Store:
+    """A store whose queries run on Spark: the same folder format, tables registered as views."""
+    if not path.is_dir():
+        raise CommerceQLDataError(
+            f"cannot open {path} on Spark: expected a store folder (with manifest.json)",
+            hint="the Spark engine reads store folders; a .duckdb file needs engine='duckdb'",
+        )
+    model_dir = path / "model"
+    user_models = sorted(model_dir.glob("*.yaml")) if model_dir.is_dir() else []
+    semantic = builtin_model().extended_from_files(user_models, relative_to=path)
+    semantic = semantic.extended_from_files(model)
+    manifest = _load_manifest(path)
+    locations: dict[str, str] = {}
+    for name, file_name in manifest.get("tables", {}).items():
+        if Path(file_name).is_absolute() or ".." in Path(file_name).parts:
+            raise CommerceQLDataError(f"store {path} lists table `{name}` as {file_name!r}, which is outside the store folder")
+        if data is not None:
+            locations[name] = data.rstrip("/") + "/" + file_name
+        else:
+            file_path = path / file_name
+            if not file_path.is_file():
+                raise CommerceQLDataError(f"store {path} lists table `{name}` but {file_path.name} is missing")
+            locations[name] = str(file_path.resolve())
+    spark = SparkEngine(remote=remote, memory_limit=memory_limit)
+    spark.register_parquet(locations)
+    store = Store(
+        None,
+        name=str(manifest.get("name") or path.stem),
+        timezone=timezone or str(manifest.get("timezone") or "UTC"),
+        currency=str(manifest.get("currency") or "USD"),
+        model=semantic,
+        path=path,
+        manifest=manifest,
+        engine=spark,
+    )
     store.query_timeout = query_timeout
     if clock is not None:
         store.set_clock(clock)

@@ -1,0 +1,271 @@
+"""Engines: where compiled SQL runs. A small interface under `Store`, one class per engine.
+
+An engine registers a store's tables, runs one compiled statement to an Arrow table, can be
+interrupted from another thread, closes, and describes itself. Its `dialect` is what the
+compiler writes for it. Engine failures reach the store as `EngineFailure` with a kind
+(interrupted, out_of_memory, error) and one clean line of text, never an engine traceback.
+
+* `DuckDBEngine`: the embedded default (the connection is opened and locked down by
+  `commerceql.store`).
+* `SparkEngine`: Spark through Spark Connect (`sc://host:port`) or a local session
+  (`local[*]`) when no remote is given. Sessions are pinned to UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from commerceql.dialect import DUCKDB, SPARK, Dialect
+from commerceql.errors import CommerceQLDataError
+
+
+class EngineFailure(Exception):
+    """A statement failed in the engine. `kind`: "interrupted", "out_of_memory" or "error"."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+class Engine:
+    name = "engine"
+    dialect: Dialect = DUCKDB
+
+    def run(self, sql: str, parameters: Mapping[str, object] | None = None) -> Any:
+        """Run one statement and return its rows as a pyarrow Table."""
+        raise NotImplementedError
+
+    def interrupt(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.name
+
+
+class DuckDBEngine(Engine):
+    name = "duckdb"
+    dialect = DUCKDB
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self.connection = connection
+
+    def run(self, sql: str, parameters: Mapping[str, object] | Sequence[object] | None = None) -> Any:
+        try:
+            relation = self.connection.sql(sql, params=parameters or None)
+            if relation is None:  # a statement without a result
+                import pyarrow as pa
+
+                return pa.table({})
+            fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+            return fetch()
+        except duckdb.InterruptException as exc:
+            raise EngineFailure("interrupted", "the query was interrupted") from exc
+        except duckdb.OutOfMemoryException as exc:
+            raise EngineFailure("out_of_memory", _first_line(exc)) from exc
+        except duckdb.Error as exc:
+            raise EngineFailure("error", _first_line(exc)) from exc
+
+    def interrupt(self) -> None:
+        self.connection.interrupt()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def describe(self) -> str:
+        return f"DuckDB {duckdb.__version__} (embedded)"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# Spark
+# ---------------------------------------------------------------------------------------------
+
+_LOCAL_SESSION: Any = None
+_LOCAL_LOCK = threading.Lock()
+_LOG_CONFIG = Path(__file__).parent / "resources" / "spark-log4j2.properties"
+
+
+def _spark_missing(what: str) -> CommerceQLDataError:
+    return CommerceQLDataError(
+        f"the Spark engine needs {what}",
+        hint="install it with `pip install 'commerceql[spark]'` (pyspark), and Java 17 "
+        "(Debian: `apt-get install openjdk-17-jre-headless`) for a local Spark",
+    )
+
+
+def _local_spark(memory_limit: str | None) -> Any:
+    """One local Spark per process (a JVM is costly); each store gets its own session of it."""
+    global _LOCAL_SESSION
+    with _LOCAL_LOCK:
+        if _LOCAL_SESSION is not None:
+            return _LOCAL_SESSION
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError as exc:
+            raise _spark_missing("pyspark") from exc
+        if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+            raise CommerceQLDataError(
+                "a local Spark needs Java, and none was found (no `java` on PATH, no JAVA_HOME)",
+                hint="install Java 17 (Debian: `apt-get install openjdk-17-jre-headless`), "
+                "or connect to a Spark Connect server with spark_remote='sc://host:15002'",
+            )
+        java_options = f"-Dlog4j.configurationFile=file:{_LOG_CONFIG}"
+        builder = (
+            SparkSession.builder.master(os.environ.get("COMMERCEQL_SPARK_MASTER", "local[*]"))
+            .appName("commerceql")
+            .config("spark.sql.session.timeZone", "UTC")  # every instant is UTC; conversions are explicit
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", "4")  # small aggregates: few partitions are faster
+            .config("spark.sql.ansi.enabled", "false")  # x / 0 is NULL as in DuckDB's NULLIF guards
+            .config("spark.driver.extraJavaOptions", java_options)
+            .config("spark.log.structuredLogging.enabled", "false")
+        )
+        if memory_limit:
+            builder = builder.config("spark.driver.memory", memory_limit.replace(" ", "").lower().rstrip("b") or "1g")
+        try:
+            session = builder.getOrCreate()
+        except Exception as exc:  # pyspark raises several types when the JVM cannot start
+            raise CommerceQLDataError(
+                f"a local Spark could not start: {_first_line(exc)}",
+                hint="check that Java 17 is installed (`java -version`) and JAVA_HOME points at it",
+            ) from exc
+        session.sparkContext.setLogLevel("OFF")
+        _LOCAL_SESSION = session
+        return session
+
+
+def _remote_spark(remote: str) -> Any:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise _spark_missing("pyspark with Spark Connect") from exc
+    if not remote.startswith("sc://"):
+        raise CommerceQLDataError(
+            f"a Spark Connect address starts with sc://, not {remote!r}", hint="for example sc://localhost:15002"
+        )
+    try:
+        session = SparkSession.builder.remote(remote).getOrCreate()
+        session.conf.set("spark.sql.session.timeZone", "UTC")
+        session.conf.set("spark.sql.ansi.enabled", "false")
+    except Exception as exc:
+        raise CommerceQLDataError(
+            f"cannot reach Spark Connect at {remote}: {_first_line(exc)}",
+            hint="check that the server runs (`start-connect-server.sh`) and the address and port are right",
+        ) from exc
+    return session
+
+
+def _spark_value(value: object) -> object:
+    """A parameter as Spark binds it without reference to the machine's time zone.
+
+    PySpark reads a naive datetime in the machine's local zone; CommerceQL's naive datetimes
+    are wall-clock times held as the instant whose UTC reading they are, so they become UTC.
+    """
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    if isinstance(value, Decimal):
+        return value
+    return value
+
+
+class SparkEngine(Engine):
+    name = "spark"
+    dialect = SPARK
+
+    def __init__(self, *, remote: str | None = None, memory_limit: str | None = None) -> None:
+        base = _remote_spark(remote) if remote else _local_spark(memory_limit)
+        # A session of its own: temporary views are per session, so two stores never mix.
+        self.session = base if remote else base.newSession()
+        self.remote = remote
+        self._tag = f"commerceql-{uuid.uuid4().hex}"
+
+    def register_parquet(self, tables: Mapping[str, str]) -> None:
+        for name, location in tables.items():
+            try:
+                self.session.read.parquet(location).createOrReplaceTempView(name)
+            except Exception as exc:
+                raise CommerceQLDataError(f"Spark cannot read table `{name}` at {location}: {_first_line(exc)}") from exc
+
+    def run(self, sql: str, parameters: Mapping[str, object] | None = None) -> Any:
+        args = {k: _spark_value(v) for k, v in (parameters or {}).items()}
+        try:
+            self.session.addTag(self._tag)
+            try:
+                frame = self.session.sql(sql, args=args or None)
+                return _like_duckdb(frame.toArrow())
+            finally:
+                self.session.removeTag(self._tag)
+        except Exception as exc:
+            text = _first_line(exc)
+            if "cancel" in text.lower() or "interrupt" in text.lower():
+                raise EngineFailure("interrupted", "the query was interrupted") from exc
+            if "OutOfMemory" in text or "Java heap space" in text:
+                raise EngineFailure("out_of_memory", text) from exc
+            raise EngineFailure("error", _spark_message(text)) from exc
+
+    def interrupt(self) -> None:
+        try:
+            self.session.interruptTag(self._tag)
+        except Exception:  # nothing running, or a session already closed
+            pass
+
+    def close(self) -> None:
+        # The local JVM is shared by the process's stores; dropping this session's views is enough.
+        try:
+            for table in self.session.catalog.listTables():
+                if table.isTemporary:
+                    self.session.catalog.dropTempView(table.name)
+        except Exception:
+            pass
+
+    def describe(self) -> str:
+        where = f"Spark Connect at {self.remote}" if self.remote else "a local Spark"
+        return f"Spark {self.session.version} ({where})"
+
+
+def _like_duckdb(table: Any) -> Any:
+    """Spark's Arrow result with DuckDB's types for the same SQL, so both engines' frames compare.
+
+    Division: Spark keeps DECIMAL with at least 6 decimals (its rule for decimal quotients)
+    where DuckDB gives DOUBLE, so such columns become DOUBLE. Sums: Spark's DECIMAL(28, s) is
+    DuckDB's DECIMAL(38, s). Integers: Spark's INT results are BIGINT in DuckDB.
+    """
+    import pyarrow as pa
+
+    fields = []
+    for field in table.schema:
+        kind = field.type
+        if pa.types.is_decimal(kind):
+            kind = pa.float64() if kind.scale >= 6 else pa.decimal128(38, kind.scale)
+        elif pa.types.is_int32(kind) or pa.types.is_int16(kind) or pa.types.is_int8(kind):
+            kind = pa.int64()
+        fields.append(pa.field(field.name, kind))
+    target = pa.schema(fields)
+    return table if target == table.schema else table.cast(target)
+
+
+def _spark_message(text: str) -> str:
+    """Spark's error line without its internal class prefix and SQLSTATE tail."""
+    for prefix in ("[", ):
+        if text.startswith(prefix) and "] " in text:
+            text = text.split("] ", 1)[1]
+    return text.split(" SQLSTATE:")[0].strip()

@@ -1,0 +1,103 @@
+"""Every engine gives the same answers: the corpus run on DuckDB and on a local Spark.
+
+Frames are compared value by value: the same columns and rows (rows matched in order, or as
+a multiset where ties in ORDER BY leave the order open), money exact to the cent, ratios within
+1e-9 relative. Marked `spark`: the session starts once (about 20-30 s) for the whole module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from decimal import Decimal
+
+import polars as pl
+import pytest
+from engine_corpus import corpus
+
+import commerceql as cql
+from commerceql.errors import CommerceQLError
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+def _spark_available() -> str | None:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed (pip install 'commerceql[spark]')"
+    import shutil
+
+    if shutil.which("java") is None:
+        return "no Java for a local Spark (apt-get install openjdk-17-jre-headless)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def engines(sample_store_path):
+    reason = _spark_available()
+    if reason:
+        import os
+
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the Spark tests must run in CI: {reason}")
+        pytest.skip(reason)
+    duck = cql.connect(sample_store_path)
+    spark = cql.connect(sample_store_path, engine="spark")
+    yield duck, spark
+    spark.close()
+    duck.close()
+
+
+def _same(a: object, b: object) -> bool:
+    if a is None or b is None:
+        return a is None and b is None or (a in (0, None) and b in (0, None))
+    if isinstance(a, float) or isinstance(b, float):
+        x, y = float(a), float(b)  # type: ignore[arg-type]
+        return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9) or (math.isnan(x) and math.isnan(y))
+    if isinstance(a, Decimal) or isinstance(b, Decimal):
+        return abs(Decimal(str(a)) - Decimal(str(b))) < Decimal("0.005")
+    if isinstance(a, dt.datetime) and isinstance(b, dt.datetime):
+        return a == b
+    return a == b
+
+
+def _rows_match(left: list[tuple], right: list[tuple]) -> bool:
+    return len(left) == len(right) and all(
+        len(x) == len(y) and all(_same(a, b) for a, b in zip(x, y, strict=True)) for x, y in zip(left, right, strict=True)
+    )
+
+
+def _key(row: tuple) -> tuple:
+    return tuple((v is None, str(round(v, 6)) if isinstance(v, float) else str(v)) for v in row)
+
+
+def assert_same_frames(duck: pl.DataFrame, spark: pl.DataFrame, query: str) -> None:
+    assert duck.columns == spark.columns, query
+    left, right = duck.rows(), spark.rows()
+    if _rows_match(left, right):
+        return
+    # Ties under ORDER BY may come out in either order: compare as multisets.
+    assert _rows_match(sorted(left, key=_key), sorted(right, key=_key)), (
+        f"{query}\nDuckDB:\n{duck.head(8)}\nSpark:\n{spark.head(8)}"
+    )
+
+
+CORPUS = corpus()
+
+
+@pytest.mark.parametrize(("ident", "query"), CORPUS, ids=[i for i, _ in CORPUS])
+def test_spark_answers_like_duckdb(engines, ident, query):
+    duck, spark = engines
+    try:
+        expected = duck.query(query)
+    except CommerceQLError as error:
+        # Refused before any SQL exists: the same refusal on Spark, not an engine matter.
+        with pytest.raises(type(error)):
+            spark.query(query)
+        return
+    got = spark.query(query)
+    assert [c.name for c in got.columns] == [c.name for c in expected.columns]
+    assert got.total_rows == expected.total_rows, query
+    assert_same_frames(expected.df, got.df, query)
+    assert got.notices == expected.notices
