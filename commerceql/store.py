@@ -230,6 +230,12 @@ class Store:
                     hint="narrow the date range, use a coarser grain, or raise the limit with "
                     "`connect(..., memory_limit='8GB')`",
                 ) from exc
+            if self.path is not None and ("No files found" in exc.message or "IO Error" in exc.message):
+                raise CommerceQLExecutionError(
+                    f"this store's files changed on disk after it was opened ({exc.message})",
+                    source=compiled.plan.query.source,
+                    hint="the store was probably re-imported; open it again with connect()",
+                ) from exc
             raise CommerceQLExecutionError(
                 f"the database could not run this query: {exc.message}",
                 source=compiled.plan.query.source,
@@ -402,9 +408,44 @@ def _check_manifest(manifest: Any, where: str) -> dict[str, Any]:
     return manifest
 
 
-def _open_folder(path: Path) -> tuple[duckdb.DuckDBPyConnection, dict[str, Any], list[str]]:
+def _model_dir(path: Path, manifest: dict[str, Any]) -> Path:
+    """The store's model folder: the one its manifest names (imports), else `model/`."""
+    named = manifest.get("model")
+    if named is None:
+        return path / "model"
+    if not isinstance(named, str) or Path(named).is_absolute() or ".." in Path(named).parts:
+        raise CommerceQLDataError(f"store {path}: manifest `model` must be a folder inside the store, not {named!r}")
+    return path / named
+
+
+def _hold_readers_lock(path: Path, manifest: dict[str, Any]) -> Any:
+    """A shared lock on the current version's `.readers` file, held while the store is open.
+
+    An import keeps a version whose readers lock is held, so a store opened before two
+    re-imports keeps reading its own files (see docs/importing.md).
+    """
+    tables = list(manifest.get("tables", {}).values())
+    if not tables:
+        return None
+    readers = (path / tables[0]).parent / ".readers"
+    if not readers.is_file():
+        return None
+    try:
+        import fcntl
+
+        handle = open(readers, encoding="utf-8")  # noqa: SIM115 - held for the store's lifetime
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return handle
+    except (OSError, ImportError):
+        return None
+
+
+def _open_folder(
+    path: Path, manifest: dict[str, Any] | None = None
+) -> tuple[duckdb.DuckDBPyConnection, dict[str, Any], list[str]]:
     """A connection with one view per manifest table, and the files those views may read."""
-    manifest = _load_manifest(path)
+    if manifest is None:
+        manifest = _load_manifest(path)
     files: list[str] = []
     connection = duckdb.connect()
     for name, file_name in manifest.get("tables", {}).items():
@@ -533,13 +574,17 @@ def connect(
     if spark_remote is not None or data is not None:
         raise CommerceQLDataError("spark_remote and data apply to engine='spark' only")
     allowed: list[str] = []
+    readers_lock = None
     if path.is_dir():
-        model_dir = path / "model"
+        # Manifest first: it names the model folder and the table files of one import version.
+        manifest = _load_manifest(path)
+        model_dir = _model_dir(path, manifest)
         user_models = sorted(model_dir.glob("*.yaml")) if model_dir.is_dir() else []
         # The model is read before any connection exists: a bad one leaves nothing open.
         semantic = builtin_model().extended_from_files(user_models, relative_to=path)
         semantic = semantic.extended_from_files(model)
-        connection, manifest, allowed = _open_folder(path)
+        readers_lock = _hold_readers_lock(path, manifest)
+        connection, manifest, allowed = _open_folder(path, manifest)
     elif path.suffix in (".duckdb", ".db") and path.is_file():
         semantic = builtin_model().extended_from_files(model)
         connection, manifest = _open_database(path)
@@ -566,11 +611,17 @@ def connect(
         manifest=manifest,
     )
     # Removed on close(), or when the store is garbage-collected / the interpreter exits.
-    store._cleanup = weakref.finalize(store, shutil.rmtree, temp_directory, ignore_errors=True)
+    store._cleanup = weakref.finalize(store, _release, temp_directory, readers_lock)
     store.query_timeout = query_timeout
     if clock is not None:
         store.set_clock(clock)
     return store
+
+
+def _release(temp_directory: str, readers_lock: Any) -> None:
+    shutil.rmtree(temp_directory, ignore_errors=True)
+    if readers_lock is not None:
+        readers_lock.close()  # closing the file drops its shared lock
 
 
 def _connect_spark(
@@ -590,11 +641,11 @@ def _connect_spark(
             f"cannot open {path} on Spark: expected a store folder (with manifest.json)",
             hint="the Spark engine reads store folders; a .duckdb file needs engine='duckdb'",
         )
-    model_dir = path / "model"
+    manifest = _load_manifest(path)
+    model_dir = _model_dir(path, manifest)
     user_models = sorted(model_dir.glob("*.yaml")) if model_dir.is_dir() else []
     semantic = builtin_model().extended_from_files(user_models, relative_to=path)
     semantic = semantic.extended_from_files(model)
-    manifest = _load_manifest(path)
     locations: dict[str, str] = {}
     for name, file_name in manifest.get("tables", {}).items():
         if Path(file_name).is_absolute() or ".." in Path(file_name).parts:

@@ -379,3 +379,17 @@ def test_a_folder_that_is_not_a_store_is_refused_and_left_exactly_as_it_was(tmp_
     with pytest.raises(CommerceQLDataError, match="exists and is not empty"):
         import_table(_source(tmp_path / "v1", ["1.00"]), _mapping(tmp_path), out, overwrite=True)
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+
+
+def test_an_open_store_keeps_its_files_through_two_reimports(first_store: Path, tmp_path: Path) -> None:
+    """The open store holds a shared lock on its version's `.readers`, so imports keep that version."""
+    with cql.connect(first_store) as old:
+        for round_, amounts in enumerate((["100.00"], ["1.00", "2.00"]), start=2):
+            import_table(_source(tmp_path / f"v{round_}", amounts), _mapping(tmp_path), first_store, overwrite=True)
+        result = old.query("FROM sales SHOW gross_sales, orders").df.row(0)
+        assert (Decimal(str(result[0])), result[1]) == (Decimal("22.50"), 2)
+    assert _gross(first_store) == Decimal("3.00")
+    # Closed, the old version is no longer protected: the next import removes it.
+    import_table(_source(tmp_path / "v4", ["5.00"]), _mapping(tmp_path), first_store, overwrite=True)
+    versions = [p for p in first_store.iterdir() if p.name.startswith("v-")]
+    assert len(versions) <= 2
