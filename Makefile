@@ -10,7 +10,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint lab bench soak fuzz clean browser-deps
+.PHONY: setup demo test test-fast test-tz lint lab bench soak fuzz clean browser-deps java-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,19 @@ lint: $(STAMP)
 browser-deps:
 	bash .ci/install-browser.sh
 
-test: setup lint browser-deps
+java-deps:
+	bash .ci/install-java.sh
+
+# The whole suite in the machine's zone, then the time-sensitive tests again under two others:
+# answers must not depend on the machine's TZ.
+test: setup lint browser-deps java-deps
 	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory test-tz
+
+TZ_TESTS := tests/test_results.py tests/test_time_semantics.py tests/test_results_other_tables.py tests/test_dates.py
+test-tz: $(STAMP)
+	TZ=America/Los_Angeles $(BIN)/python -m pytest -q -p no:cacheprovider $(TZ_TESTS)
+	TZ=Asia/Tokyo $(BIN)/python -m pytest -q -p no:cacheprovider $(TZ_TESTS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -16,13 +16,15 @@ say() { printf 'install-browser: %s\n' "$*"; }
 if [ -x "$CHROMIUM" ]; then
     say "Chromium already installed: $("$CHROMIUM" --version 2>/dev/null | grep -i chromium || echo "$CHROMIUM")"
 else
+    # Without a way to install it, say so in one line and let the browser tests skip (they fail
+    # instead under CI=true, where this runs as root and installs Chromium).
     if [ "$(id -u)" -ne 0 ]; then
-        say "$CHROMIUM is missing and this is not root; run as root or: sudo apt-get install -y --no-install-recommends chromium chromium-driver"
-        exit 1
+        say "no Chromium and not root: the browser tests will skip (as root: apt-get install -y --no-install-recommends chromium chromium-driver)"
+        exit 0
     fi
     if ! command -v apt-get >/dev/null 2>&1; then
-        say "$CHROMIUM is missing and apt-get is not available (the test expects Debian's chromium package)"
-        exit 1
+        say "no Chromium and no apt-get: the browser tests will skip (they expect Debian's chromium package)"
+        exit 0
     fi
     say "installing Debian packages: chromium chromium-driver"
     export DEBIAN_FRONTEND=noninteractive

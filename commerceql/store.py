@@ -72,6 +72,9 @@ def run_interruptibly(work: Callable[[], T], cancel: Callable[[], None]) -> T:
             done.wait(0.05)
         except KeyboardInterrupt:
             interrupted = True
+        if interrupted:
+            # Again and again until the work ends: an interrupt that arrives before the engine
+            # has started the statement would otherwise be lost.
             cancel()
     if interrupted:
         # An interrupt that arrived while the query finished anyway is still honoured.

@@ -8,8 +8,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import settings
 
 from commerceql.sample import ensure_default_store
+
+# No test may depend on wall-clock speed (CI is a busy 2-core machine): no Hypothesis deadline.
+settings.register_profile("commerceql", deadline=None)
+settings.load_profile("commerceql")
 
 
 @pytest.fixture(scope="session")
