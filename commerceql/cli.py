@@ -37,6 +37,22 @@ _FORMULA_START = r"^[=+\-@\t\r]"
 _PLAIN_NUMBER = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
 
 
+def _engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                        help="where queries run: embedded DuckDB (default) or Spark (see docs/engines.md)")
+    parser.add_argument("--spark-remote", help="Spark Connect address, e.g. sc://localhost:15002 (default: a local Spark)")
+    parser.add_argument("--spark-data", help="where the Spark cluster reads the store's Parquet files (folder or URL)")
+
+
+def _connect_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from commerceql.store import connect
+
+    options = {"engine": args.engine}
+    if args.engine == "spark":
+        options.update(spark_remote=args.spark_remote, data=args.spark_data)
+    return connect(args.data, **options)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="commerceql", description="Query commerce data with CommerceQL.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +65,7 @@ def _build_parser() -> argparse.ArgumentParser:
     query.add_argument("--sql", action="store_true", help="print the compiled SQL instead of running the query")
     query.add_argument("--chart", help="save the VISUALIZE chart to this .png, .svg, .html or .json file")
     query.add_argument("--data", help="store folder or .duckdb file (default: the bundled sample store)")
+    _engine_arguments(query)
     query.add_argument("--max-rows", type=int, default=1000, help="rows to print in table format")
     query.add_argument(
         "--escape-formulas",
@@ -61,6 +78,7 @@ def _build_parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="list tables, or one table's metrics and dimensions")
     schema.add_argument("table", nargs="?")
     schema.add_argument("--data", help="store folder or .duckdb file")
+    _engine_arguments(schema)
 
     sample = commands.add_parser("sample", help="generate a sample store")
     from commerceql.sample.cli import add_sample_arguments
@@ -147,13 +165,12 @@ def _write_result(result, args: argparse.Namespace) -> None:  # type: ignore[no-
 
 def _run_query(args: argparse.Namespace) -> int:
     from commerceql.parser import parse_script
-    from commerceql.store import connect
 
     text = _read_query(args)
     queries = parse_script(text)
     if not queries:
         raise CommerceQLError("the query text is empty", hint="write a query such as FROM sales SHOW net_sales")
-    store = connect(args.data)
+    store = _connect_from(args)
     for index, query in enumerate(queries):
         if index:
             print()
@@ -174,9 +191,8 @@ def _run_query(args: argparse.Namespace) -> int:
 
 
 def _run_schema(args: argparse.Namespace) -> int:
-    from commerceql.store import connect
 
-    store = connect(args.data)
+    store = _connect_from(args)
     frame = store.schema(args.table)
     if args.table is None:
         for row in frame.iter_rows(named=True):

@@ -469,17 +469,15 @@ class CommerceQLMagics(Magics):
 
     @line_magic
     def cql_connect(self, line: str) -> Store:
-        """%cql_connect [PATH] — open a store (a folder or a .duckdb file) for the next %cql / %%cql.
+        """%cql_connect [PATH] [--engine spark] [--spark-remote sc://...] — open a store for the next %cql.
 
         Without PATH, the bundled sample store. Returns the Store.
         """
-        from commerceql.store import connect
+        from commerceql.store import connect, connect_arguments
 
         try:
-            words = shlex.split(line)
-            if len(words) > 1:
-                raise CommerceQLMagicError("%cql_connect takes one path", hint="quote a path with spaces")
-            store = connect(words[0] if words else None)
+            path, options = connect_arguments(shlex.split(line))
+            store = connect(path, **options)
         except ValueError as error:
             raise _show_without_traceback(CommerceQLMagicError(f"cannot read the path: {error}")) from None
         except CommerceQLError as error:

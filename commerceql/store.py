@@ -621,6 +621,35 @@ def connect(
     return store
 
 
+def connect_arguments(words: Sequence[str]) -> tuple[str | None, dict[str, Any]]:
+    """`PATH [--engine duckdb|spark] [--spark-remote sc://...] [--spark-data URL]` as connect() arguments.
+
+    One parser for the kernel's `%connect`, the magic's `%cql_connect` (the CLI has argparse).
+    """
+    path: str | None = None
+    options: dict[str, Any] = {}
+    flags = {"--engine": "engine", "--spark-remote": "spark_remote", "--spark-data": "data"}
+    items = list(words)
+    while items:
+        word = items.pop(0)
+        name, _, inline = word.partition("=")
+        if name in flags:
+            if not inline and not items:
+                raise CommerceQLDataError(f"{name} needs a value", hint="for example --engine spark")
+            options[flags[name]] = inline or items.pop(0)
+        elif word.startswith("--"):
+            raise CommerceQLDataError(
+                f"unknown option {word}", hint="options: --engine duckdb|spark, --spark-remote sc://host:port, --spark-data URL"
+            )
+        elif path is None:
+            path = word
+        else:
+            raise CommerceQLDataError("give one store path", hint="quote a path with spaces: 'my store'")
+    if options.get("engine", "duckdb") not in ("duckdb", "spark"):
+        raise CommerceQLDataError(f"unknown engine {options['engine']!r}", hint="use --engine duckdb or --engine spark")
+    return path, options
+
+
 def _release(temp_directory: str, readers_lock: Any) -> None:
     shutil.rmtree(temp_directory, ignore_errors=True)
     if readers_lock is not None:

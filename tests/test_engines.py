@@ -101,3 +101,29 @@ def test_spark_answers_like_duckdb(engines, ident, query):
     assert got.total_rows == expected.total_rows, query
     assert_same_frames(expected.df, got.df, query)
     assert got.notices == expected.notices
+
+
+def test_the_cli_runs_a_query_on_spark_and_prints_what_duckdb_prints(engines, sample_store_path):
+    import subprocess
+    import sys
+
+    query = "FROM sales SHOW net_sales, orders GROUP BY sales_channel DURING last_month"
+    outputs = {}
+    for engine in ("duckdb", "spark"):
+        process = subprocess.run(
+            [sys.executable, "-m", "commerceql.cli", "query", query, "--data", str(sample_store_path),
+             "--engine", engine, "--format", "csv"],
+            capture_output=True, text=True, timeout=600,
+        )
+        assert process.returncode == 0, process.stderr
+        outputs[engine] = process.stdout
+    assert outputs["spark"] == outputs["duckdb"]
+    assert "Wholesale" in outputs["duckdb"]
+
+
+def test_spark_errors_are_one_clean_line(engines):
+    _duck, spark = engines
+    with pytest.raises(CommerceQLError) as caught:
+        spark.sql("SELECT no_such_column FROM sales")
+    message = caught.value.render()
+    assert "no_such_column" in message and "\n\tat " not in message and "Traceback" not in message

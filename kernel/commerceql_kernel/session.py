@@ -112,7 +112,10 @@ class DisplayOptions:
 
 #: name -> (usage, what it does)
 MAGICS: dict[str, tuple[str, str]] = {
-    "connect": ("%connect [PATH]", "open a store folder or .duckdb file (no PATH: the bundled sample store)"),
+    "connect": (
+        "%connect [PATH] [--engine spark] [--spark-remote sc://host:port]",
+        "open a store folder or .duckdb file (no PATH: the bundled sample store), on DuckDB or Spark",
+    ),
     "schema": ("%schema [TABLE]", "list the tables, or one table's metrics and dimensions"),
     "sql": ("%sql [QUERY]", "the compiled DuckDB SQL of the previous query, or of QUERY"),
     "timezone": ("%timezone [Area/City]", "show or set the store's time zone for the next queries"),
@@ -429,10 +432,10 @@ class KernelSession:
         emit(Output("display", {"text/plain": _plain_help(), "text/markdown": HELP_MARKDOWN}))
 
     def _magic_connect(self, argument: str, emit: Emit) -> None:
-        from commerceql.store import connect
+        from commerceql.store import connect, connect_arguments
 
-        path = _single_argument(argument, "connect")
-        store = connect(path or None)
+        path, options = connect_arguments(_split(argument, "connect"))
+        store = connect(path or None, **options)
         _quiet(store)
         old = self._store
         self._store = store
@@ -630,11 +633,8 @@ class KernelSession:
 
 
 def _quiet(store: Store) -> None:
-    """No DuckDB progress bar: it would be printed into the notebook."""
-    try:
-        store.connection.execute("SET enable_progress_bar = false")
-    except Exception:
-        pass
+    """No DuckDB progress bar: `connect()` already switches it off before locking the session."""
+    del store
 
 
 def _split(argument: str, magic: str) -> list[str]:
