@@ -453,6 +453,8 @@ def run_fuzz(
             report.seconds = time.perf_counter() - started
         report.duckdb_peak_mb = None if sampler.peak_bytes is None else sampler.peak_bytes / 1e6
         report.duckdb_memory_note = sampler.note
+        # The run's peak, before shrinking re-runs the heaviest queries (often without their date range).
+        report.peak_rss_mb = peak_rss_mb()
         if shrink_findings:
             for found in report.findings.values():
                 for finding in _distinct(found):
@@ -460,7 +462,6 @@ def run_fuzz(
     finally:
         if owned:
             store.close()
-    report.peak_rss_mb = peak_rss_mb()
     return report
 
 
