@@ -27,18 +27,21 @@ from zoneinfo import ZoneInfo
 
 from commerceql import ast
 from commerceql import dates as dates_module
-from commerceql.columns import ColumnInfo
+from commerceql.columns import ColumnInfo, output_columns
 from commerceql.dialect import DUCKDB, Dialect
 from commerceql.errors import CommerceQLSemanticError
 from commerceql.model.semantic import Table
 from commerceql.plan import CYCLICAL_RANGES, PlannedDimension, PlannedMetric, QueryPlan
-from commerceql.resolver import condition_operands, identifiers
+from commerceql.walk import condition_operands, identifiers
 
 _DATE_GRAINS = ("day", "week", "month", "quarter", "year")
 _FIXED_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
 _GRAIN_ORDER = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
 # A calendar spine longer than this is refused before running (TIMESERIES second over years).
 MAX_SPINE_PERIODS = 100_000
+# A gap-filled result (series × periods) larger than this is refused while the query runs.
+MAX_RESULT_KEYS = 2_000_000
+RESULT_LIMIT_MARKER = "commerceql result limit:"
 _NUMERIC_TYPES = {"integer", "number", "money", "count", "percent"}
 
 
@@ -60,102 +63,6 @@ def quote_literal(value: str) -> str:
 
 def _metric_names(expression: ast.Expression) -> list[str]:
     return [identifier.name for identifier in identifiers(expression)]
-
-
-# ---------------------------------------------------------------------------------------------
-# Output columns (also used by the resolver to validate ORDER BY and HAVING)
-# ---------------------------------------------------------------------------------------------
-
-
-def output_columns(plan: QueryPlan) -> list[ColumnInfo]:
-    """Every column of the result, in order, with its role and value type."""
-    columns: list[ColumnInfo] = []
-    by_name = {d.name: d for d in plan.dimensions}
-    metrics = {m.name: m for m in plan.metrics}
-    for name in plan.column_order:
-        if name in by_name:
-            d = by_name[name]
-            columns.append(
-                ColumnInfo(
-                    name=d.name,
-                    role="time" if d.is_time else "dimension",
-                    type=d.type,
-                    description=d.description,
-                    base=d.source_name,
-                    display_name=d.name if d.name != d.source_name else None,
-                )
-            )
-        else:
-            m = metrics[name]
-            columns.append(
-                ColumnInfo(name=m.name, role="metric", type=m.type, description=m.description, display_name=m.display_name)
-            )
-    for m in plan.metrics:
-        for c in plan.comparisons:
-            columns.append(
-                ColumnInfo(
-                    name=f"comparison_{m.name}__{c.suffix}",
-                    role="comparison",
-                    type=m.type,
-                    description=f"{m.name} over {c.label}",
-                    base=m.name,
-                    comparison=c.suffix,
-                )
-            )
-            if plan.percent_change:
-                columns.append(
-                    ColumnInfo(
-                        name=f"percent_change_{m.name}__{c.suffix}",
-                        role="percent_change",
-                        type="percent",
-                        description=f"Change of {m.name} against {c.label}, as a fraction of the comparison value",
-                        base=m.name,
-                        comparison=c.suffix,
-                    )
-                )
-    if plan.totals:
-        for m in plan.metrics:
-            columns.append(ColumnInfo(f"{m.name}__totals", "totals", m.type, f"{m.name} over all rows", base=m.name))
-            for c in plan.comparisons:
-                columns.append(
-                    ColumnInfo(
-                        f"comparison_{m.name}__{c.suffix}__totals",
-                        "totals",
-                        m.type,
-                        f"{m.name} over all rows of {c.label}",
-                        base=m.name,
-                        comparison=c.suffix,
-                    )
-                )
-    if plan.group_totals:
-        for d in plan.dimensions:
-            for m in plan.metrics:
-                columns.append(
-                    ColumnInfo(
-                        f"{m.name}__{d.name}_totals",
-                        "group_totals",
-                        m.type,
-                        f"{m.name} over all rows with this row's {d.name}",
-                        base=m.name,
-                    )
-                )
-    if plan.cumulative:
-        for m in plan.metrics:
-            if not m.additive:
-                continue
-            columns.append(ColumnInfo(f"{m.name}__cumulative", "cumulative", m.type, f"running total of {m.name}", base=m.name))
-            for c in plan.comparisons:
-                columns.append(
-                    ColumnInfo(
-                        f"comparison_{m.name}__{c.suffix}__cumulative",
-                        "cumulative",
-                        m.type,
-                        f"running total of {m.name} over {c.label}",
-                        base=m.name,
-                        comparison=c.suffix,
-                    )
-                )
-    return columns
 
 
 # ---------------------------------------------------------------------------------------------
@@ -876,7 +783,19 @@ class _Compiler:
         if others:
             other_names = ", ".join(self.q(d.name) for d in others)
             union_others = "\n    UNION ".join(f"SELECT {other_names} FROM {s}" for s in sources)
-            parts.append(f"(SELECT DISTINCT * FROM (\n    {union_others}\n  ) AS s{where}) AS series")
+            distinct = f"SELECT DISTINCT * FROM (\n    {union_others}\n  ) AS s{where}"
+            # Every series gets every period: refuse, while running, a grid too big to be read
+            # (GROUP BY session_id TIMESERIES day), before it is built.
+            cells = self.dense_size(dense)
+            most = max(1, MAX_RESULT_KEYS // cells)
+            message = (
+                f"{RESULT_LIMIT_MARKER} more than {most:,} grouped values, each listed for all {cells:,} periods"
+            )
+            guard = f"CASE WHEN __series > {most} THEN {self.dialect.raise_error(message)} ELSE TRUE END"
+            parts.append(
+                f"(SELECT {other_names} FROM (SELECT *, COUNT(*) OVER () AS __series FROM ({distinct}) AS d) AS counted"
+                f"\n  WHERE {guard}) AS series"
+            )
         ordered = []
         for d in self.dims:
             if d in dense:
@@ -884,6 +803,18 @@ class _Compiler:
             else:
                 ordered.append(f"series.{self.q(d.name)}")
         return f"SELECT {', '.join(ordered)}\n  FROM " + "\n  CROSS JOIN ".join(parts)
+
+    def dense_size(self, dense: list[PlannedDimension]) -> int:
+        """How many combinations the dense dimensions' spines have (periods × hours ...)."""
+        size = 1
+        for d in dense:
+            if d.kind == "cyclical":
+                low, high = CYCLICAL_RANGES[d.source_name]
+                size *= high - low + 1
+            elif self.plan.window.start is not None and self.plan.window.end is not None:
+                first = dates_module.truncate(self.plan.window.start, d.source_name)
+                size *= max(1, _period_count(first, self.plan.window.end, d.source_name))
+        return size
 
     def _bucket_param(self, value: dt.datetime) -> str:
         assert self.grain is not None

@@ -103,6 +103,10 @@ class Dialect:
         """CTE hint: DuckDB would otherwise inline (and re-scan) a CTE read several times."""
         return "MATERIALIZED "
 
+    def raise_error(self, message: str) -> str:
+        """Fail the statement with `message` when evaluated (guards inside the SQL)."""
+        return f"error({quote_literal(message)})"
+
     # -- spines ------------------------------------------------------------------------------
     def integer_spine(self, low: int, high: int) -> str:
         """Rows `__spine` = low .. high (both included)."""
@@ -201,6 +205,9 @@ class SparkDialect(Dialect):
     def materialized(self) -> str:
         """No CTE materialisation hint in Spark (its optimiser decides)."""
         return ""
+
+    def raise_error(self, message: str) -> str:
+        return f"raise_error({quote_literal(message)})"
 
     def integer_spine(self, low: int, high: int) -> str:
         return f"SELECT explode(sequence({int(low)}, {int(high)})) AS __spine"

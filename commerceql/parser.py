@@ -455,6 +455,16 @@ def _prescan(text: str) -> None:
             source=text,
             hint="split the script into several, or filter on a dimension instead of listing every value",
         )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        # A lone surrogate (from a broken copy-paste or decoding) is no character at all.
+        raise CommerceQLSyntaxError(
+            f"this text holds an invalid character (U+{ord(text[error.start]):04X}, half of a UTF-16 pair)",
+            span=_pos_span(text, error.start, error.start + 1),
+            source=text,
+            hint="retype the text around it, or paste it again from the original",
+        ) from None
     for match in _SCAN_RE.finditer(text):
         bad = match.group("bad")
         if bad is None:

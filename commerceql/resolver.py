@@ -8,11 +8,12 @@ the offending node, with a suggestion where one exists.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from commerceql import ast
 from commerceql import dates as dates_module
+from commerceql.columns import output_columns
 from commerceql.errors import (
     CommerceQLError,
     CommerceQLNameError,
@@ -29,6 +30,8 @@ from commerceql.plan import (
     QueryPlan,
 )
 from commerceql.typecheck import check_condition
+from commerceql.walk import condition_leaves as _condition_leaves
+from commerceql.walk import condition_operands, identifiers
 
 DEFAULT_LIMIT = 1000
 # Each condition becomes SQL the engine plans; thousands of ANDs take seconds and gigabytes.
@@ -132,54 +135,6 @@ class _Scope:
             hint=did_you_mean(identifier.name, candidates)
             or f"run `schema {self.tables[0].name}` to list the available fields",
         )
-
-
-def _condition_leaves(condition: ast.Condition) -> Iterator[ast.Condition]:
-    if isinstance(condition, ast.Logical):
-        for operand in condition.operands:
-            yield from _condition_leaves(operand)
-    elif isinstance(condition, ast.Not):
-        yield from _condition_leaves(condition.operand)
-    else:
-        yield condition
-
-
-def identifiers(expression: ast.Expression) -> Iterator[ast.Identifier]:
-    """Every name an expression refers to, in order."""
-    if isinstance(expression, ast.Identifier):
-        yield expression
-    elif isinstance(expression, ast.BinaryOperation):
-        yield from identifiers(expression.left)
-        yield from identifiers(expression.right)
-    elif isinstance(expression, ast.Negation):
-        yield from identifiers(expression.operand)
-    elif isinstance(expression, ast.FunctionCall):
-        for argument in expression.arguments:
-            yield from identifiers(argument)
-
-
-def condition_operands(condition: ast.Condition) -> Iterator[ast.Expression]:
-    """Every value expression in a condition tree."""
-    if isinstance(condition, ast.Comparison):
-        yield condition.left
-        yield condition.right
-    elif isinstance(condition, ast.InList):
-        yield condition.operand
-        yield from condition.values
-    elif isinstance(condition, ast.Between):
-        yield condition.operand
-        yield condition.low
-        yield condition.high
-    elif isinstance(condition, ast.StringMatch):
-        yield condition.operand
-        yield condition.value
-    elif isinstance(condition, (ast.IsTest, ast.BareCondition)):
-        yield condition.operand
-    elif isinstance(condition, ast.Not):
-        yield from condition_operands(condition.operand)
-    elif isinstance(condition, ast.Logical):
-        for operand in condition.operands:
-            yield from condition_operands(operand)
 
 
 def _expression_text(expression: ast.Expression) -> str:
@@ -457,8 +412,6 @@ class Resolver:
             aliases=aliases,
             notices=tuple(notices),
         )
-        from commerceql.compiler import output_columns
-
         columns = output_columns(plan)
         available = [c.name for c in columns]
         generated = {c.name for c in columns if c.role not in ("metric", "dimension", "time")}

@@ -24,6 +24,8 @@ import polars as pl
 
 from commerceql import ast
 from commerceql.compiler import (
+    MAX_RESULT_KEYS,
+    RESULT_LIMIT_MARKER,
     CompiledQuery,
     compile_plan,
     distinct_values_sql,
@@ -232,6 +234,15 @@ class Store:
                     source=compiled.plan.query.source,
                     hint="narrow the date range, use a coarser grain, or raise the limit with "
                     "`connect(..., memory_limit='8GB')`",
+                ) from exc
+            if RESULT_LIMIT_MARKER in exc.message:
+                detail = exc.message.split(RESULT_LIMIT_MARKER, 1)[1].strip().rstrip("'\"")
+                raise CommerceQLExecutionError(
+                    f"this query would list more than {MAX_RESULT_KEYS:,} rows: {detail}",
+                    span=getattr(compiled.plan.query.timeseries, "span", None),
+                    source=compiled.plan.query.source,
+                    hint="group by fewer values (TOP n), use a coarser grain or a shorter date range, "
+                    "or drop TIMESERIES to list only the periods that have data",
                 ) from exc
             if self.path is not None and ("No files found" in exc.message or "IO Error" in exc.message):
                 raise CommerceQLExecutionError(

@@ -51,6 +51,8 @@ RESULT_QUERIES = [
     "FROM customers SHOW customers GROUP BY customer_first_order_date WHERE customer_first_order_date >= 2025-11-25",
     "FROM customers SHOW customers GROUP BY customer_last_order_date ORDER BY customer_last_order_date DESC LIMIT 20",
     "FROM products SHOW products GROUP BY product_discontinued_date ORDER BY product_discontinued_date LIMIT 20",
+    "FROM customers SHOW customers GROUP BY customer_first_order_date TIMESERIES hour SINCE -7q",
+    "FROM sales SHOW net_sales GROUP BY product_type TIMESERIES month DURING last_year COMPARE TO previous_year",
 ]
 
 

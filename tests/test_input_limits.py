@@ -52,3 +52,30 @@ def test_reserved_column_names_are_refused(store):
     with pytest.raises(CommerceQLError) as caught:
         store.query('FROM sales SHOW net_sales AS "__total_rows"')
     assert "reserved" in caught.value.message
+
+
+def test_a_gap_filled_grid_too_big_to_read_is_refused_while_running(store):
+    # 116+ first-order dates x 17,150 hours: the guard stops it before the grid exists.
+    with pytest.raises(CommerceQLError) as caught:
+        store.query("FROM customers SHOW customers GROUP BY customer_first_order_date TIMESERIES hour SINCE -7q")
+    error = caught.value
+    assert "2,000,000 rows" in error.message and "TOP" in (error.hint or "")
+    assert error.line == 1  # points at TIMESERIES
+
+
+def test_a_large_but_readable_grid_still_runs(store):
+    result = store.query("FROM sales SHOW net_sales GROUP BY product_title TIMESERIES month DURING last_year")
+    titles = store.sql(
+        # every title sold, plus the NULL title of shipping rows
+        "SELECT COUNT(DISTINCT p.title) + MAX(CASE WHEN p.title IS NULL THEN 1 ELSE 0 END) "
+        "FROM sales s LEFT JOIN products p USING (product_id) "
+        "WHERE timezone('America/New_York', s.happened_at) >= TIMESTAMP '2024-01-01' "
+        "AND timezone('America/New_York', s.happened_at) < TIMESTAMP '2025-01-01'"
+    ).item()
+    assert result.total_rows == titles * 12
+
+
+def test_a_lone_surrogate_is_refused_where_it_stands():
+    with pytest.raises(CommerceQLSyntaxError) as caught:
+        parse("FROM sales SHOW net_sales WHERE sales_channel = '\ud800'")
+    assert caught.value.column == len("FROM sales SHOW net_sales WHERE sales_channel = '") + 1

@@ -455,7 +455,6 @@ class KernelSession:
         emit(Output("display", frame_bundle(frame, max_rows=10_000, text_only=self.options.output == "text")))
 
     def _magic_sql(self, argument: str, emit: Emit) -> None:
-        from commerceql.compiler import inline_parameters
         from commerceql.parser import parse_script
 
         store = self.store
@@ -471,8 +470,7 @@ class KernelSession:
                 hint="run a query first, or pass one: %sql FROM sales SHOW net_sales",
             )
         for query in queries:
-            compiled = store.compile(query)
-            emit(Output("display", _sql_bundle(inline_parameters(compiled.sql, compiled.parameters))))
+            emit(Output("display", _sql_bundle(store.explain(query))))
 
     def _magic_timezone(self, argument: str, emit: Emit) -> None:
         from commerceql.dates import validate_timezone
