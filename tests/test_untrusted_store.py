@@ -433,3 +433,22 @@ def test_an_evil_model_given_with_a_duckdb_file_store_is_refused(small_store: Pa
     evil.write_text(yaml.safe_dump({"name": "sales", "metrics": {"m": {"sql": "SUM(glob('/*'))"}}}))
     with pytest.raises(ModelSQLError, match="function glob is not allowed"):
         cql.connect(path, model=[evil])
+
+
+def test_alias_cycles_and_dangling_aliases_are_model_errors(tmp_path):
+    import commerceql as cql
+    from commerceql.errors import CommerceQLDataError
+
+    cycle = tmp_path / "cycle.yaml"
+    cycle.write_text(
+        "name: sales\nmetrics:\n  loop_a: {alias_of: loop_b, description: a}\n  loop_b: {alias_of: loop_a, description: b}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(CommerceQLDataError) as caught:
+        cql.connect(model=[cycle])
+    assert "circle" in caught.value.message and "loop_a -> loop_b -> loop_a" in caught.value.message
+    dangling = tmp_path / "dangling.yaml"
+    dangling.write_text("name: sales\nmetrics:\n  old_name: {alias_of: no_such_metric, description: x}\n", encoding="utf-8")
+    with pytest.raises(CommerceQLDataError) as caught:
+        cql.connect(model=[dangling])
+    assert "no metric `no_such_metric`" in caught.value.message

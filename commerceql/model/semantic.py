@@ -177,6 +177,7 @@ class SemanticModel:
             name = document.get("name")
             base = tables.get(name) if isinstance(name, str) else None
             table = _parse_table(document, origin, base=base, trusted=trusted)
+            _check_aliases(table, origin)
             tables[table.name] = table
         return SemanticModel(tables)
 
@@ -187,6 +188,25 @@ class SemanticModel:
             path = Path(path)
             model = model.extended(_read_yaml(path), origin=_display(path, relative_to))
         return model
+
+
+def _check_aliases(table: Table, origin: str) -> None:
+    """Every `alias_of` chain must end at a real metric: a cycle or a dangling name is a model error."""
+    for name, metric in table.metrics.items():
+        chain = [name]
+        while metric.alias_of is not None:
+            target = table.metrics.get(metric.alias_of)
+            if target is None:
+                raise CommerceQLDataError(
+                    f"{origin}: metrics.{chain[-1]}.alias_of: table `{table.name}` has no metric `{metric.alias_of}`"
+                )
+            if target.name in chain:
+                raise CommerceQLDataError(
+                    f"{origin}: metrics.{name}.alias_of: the aliases go round in a circle "
+                    f"({' -> '.join([*chain, target.name])})"
+                )
+            chain.append(target.name)
+            metric = target
 
 
 class ModelOverrideWarning(UserWarning):
