@@ -1,0 +1,158 @@
+"""The Spark part of `make bench`: the benchmark queries on a local Spark against CommerceQL on DuckDB.
+
+Each query runs on `cql.connect(store, engine="spark")` and its frame is checked equal to
+DuckDB's (same columns and rows, money to the cent, ratios within 1e-9 relative) before it is
+timed. The DuckDB side is the CommerceQL-on-DuckDB median that `benchmarks.run` measured on the
+same store, so both sides run the same CommerceQL text. Spark's start-up (JVM, session, table
+registration) is timed once on its own: it is a one-off per process, not a cost of any query.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import shutil
+import statistics
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+
+import commerceql as cql
+from commerceql.errors import CommerceQLError
+
+# DuckDB's default memory limit on this kind of machine, so neither engine gets more room:
+# Spark's own default (a 1 GB driver heap) spills and collects garbage at 10M lines.
+SPARK_MEMORY = "4GB"
+
+
+@dataclass
+class Baseline:
+    """One query as CommerceQL on DuckDB answered and timed it (seconds None: it was not timed)."""
+
+    name: str
+    text: str
+    frame: pl.DataFrame
+    seconds: float | None
+
+
+def unavailable() -> str | None:
+    """Why a local Spark cannot run here (one line), or None when pyspark and Java are present."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed (pip install 'commerceql[spark]')"
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        return "no Java for a local Spark (no `java` on PATH, no JAVA_HOME; apt-get install openjdk-17-jre-headless)"
+    return None
+
+
+# -- frame comparison (the rule of tests/test_engines.py) --------------------------------------
+
+def _same(a: object, b: object) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) or isinstance(b, float):
+        x, y = float(a), float(b)  # type: ignore[arg-type]
+        return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9) or (math.isnan(x) and math.isnan(y))
+    if isinstance(a, Decimal) or isinstance(b, Decimal):
+        return abs(Decimal(str(a)) - Decimal(str(b))) < Decimal("0.005")
+    if isinstance(a, dt.datetime) and isinstance(b, dt.datetime):
+        return a == b
+    return a == b
+
+
+def _key(row: tuple) -> tuple:
+    return tuple((v is None, str(round(v, 6)) if isinstance(v, float) else str(v)) for v in row)
+
+
+def _first_difference(left: list[tuple], right: list[tuple]) -> str | None:
+    for x, y in zip(left, right, strict=True):
+        if not all(_same(a, b) for a, b in zip(x, y, strict=True)):
+            return f"{x} vs {y}"
+    return None
+
+
+def frame_difference(duck: pl.DataFrame, spark: pl.DataFrame) -> str | None:
+    """None when both engines' frames agree, else the first difference found."""
+    if duck.columns != spark.columns:
+        return f"columns {duck.columns} vs {spark.columns}"
+    if duck.shape != spark.shape:
+        return f"shape {duck.shape} vs {spark.shape}"
+    left, right = duck.rows(), spark.rows()
+    if _first_difference(left, right) is None:
+        return None
+    # Rows tied under ORDER BY may come out in either order on either engine: compare as multisets.
+    return _first_difference(sorted(left, key=_key), sorted(right, key=_key))
+
+
+# -- timing ----------------------------------------------------------------------------------
+
+def median_seconds(function: Callable[[], object], repeat: int) -> float:
+    function()  # warm-up: JIT and whole-stage code generation, Parquet footers in the OS cache
+    runs = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
+class SparkBench:
+    """One local Spark for the whole run: the first `run()` pays (and reports) the JVM start-up."""
+
+    def __init__(self, repeat: int) -> None:
+        self.repeat = repeat
+        self.startup: float | None = None
+
+    def open(self, path: Path) -> tuple[cql.Store, float]:
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            # PySpark warns at start-up that it does not support pandas 3; the engine reads
+            # results through Arrow, never pandas, so the warning is only noise in the table.
+            warnings.filterwarnings("ignore", category=FutureWarning, module="pyspark")
+            store = cql.connect(path, engine="spark", memory_limit=SPARK_MEMORY)
+        return store, time.perf_counter() - start
+
+    def run(self, path: Path, lines: int, baselines: Sequence[Baseline]) -> bool:
+        """Print the Spark/DuckDB table for one store; False when Spark could not start."""
+        try:
+            store, seconds = self.open(path)
+        except CommerceQLError as error:
+            print(f"\nSpark: skipped, a local Spark could not start ({error.message})")
+            return False
+        if self.startup is None:
+            self.startup = seconds
+            print(f"\nSpark start-up (JVM, local session, table registration): {seconds:.1f} s "
+                  "(not in any query time below)")
+        else:
+            print(f"\nSpark: store {path.name} opened in {seconds:.2f} s (JVM already running)")
+        with store:
+            print(f"Spark vs DuckDB (CommerceQL on both) on {lines:,} order lines ({path.name}); "
+                  f"median of {self.repeat} runs after a warm-up")
+            print(f"  {'query':<36} {'DuckDB':>10} {'Spark':>10} {'Spark/DuckDB':>13}")
+            ratios = []
+            for baseline in baselines:
+                if baseline.seconds is None:
+                    print(f"  {baseline.name:<36} no DuckDB time (its result disagreed with the hand-written SQL)")
+                    continue
+                try:
+                    problem = frame_difference(baseline.frame, store.query(baseline.text).df)
+                except CommerceQLError as error:
+                    print(f"  {baseline.name:<36} FAILED on Spark: {error.message}")
+                    continue
+                if problem:
+                    print(f"  {baseline.name:<36} MISMATCH with DuckDB: {problem}")
+                    continue
+                seconds = median_seconds(lambda t=baseline.text: store.query(t), self.repeat)
+                ratio = seconds / baseline.seconds
+                ratios.append(ratio)
+                print(f"  {baseline.name:<36} {baseline.seconds * 1000:>8.1f}ms {seconds * 1000:>8.1f}ms {ratio:>12.1f}x")
+            if ratios:
+                print(f"  geometric mean Spark/DuckDB {statistics.geometric_mean(ratios):.1f}x")
+        return True
