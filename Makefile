@@ -57,7 +57,7 @@ lab: setup
 	$(BIN)/jupyter lab notebooks/
 
 bench: setup
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 soak: setup
 	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
