@@ -119,10 +119,10 @@ def compiler_for(store: cql.Store, dialect: Dialect) -> Callable[[str], object]:
     The Spark dialect is compiled against the DuckDB store's model and clock, so its latency is
     measured without a JVM (compiling never touches the engine).
     """
-    now = store.now()
 
     def compile_text(text: str) -> object:
-        plan = resolve(parse(text), store.model, now=now, timezone=store.timezone, currency=store.currency)
+        # store.now() per call, as Store.compile does: reading the clock is part of its cost.
+        plan = resolve(parse(text), store.model, now=store.now(), timezone=store.timezone, currency=store.currency)
         return compile_plan(plan, dialect)
 
     return compile_text
