@@ -80,6 +80,8 @@ class DateLiteral:
 
     value: dt.date | dt.datetime
     span: Span | None = _span()
+    # The relative date it was written as (`-90d`), when the resolver computed it from one.
+    written_as: str | None = None
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,17 @@ class DateFunction:
 
 
 DateExpression: TypeAlias = DateOffset | AbsoluteDate | NamedDate | DateFunction
+
+
+@dataclass(frozen=True)
+class RelativeDate:
+    """A date relative to today used as a value in a condition: `-90d`, `startOfMonth(-1m)`.
+
+    The resolver turns it into a `DateLiteral` (see `dates.relative_date_value`).
+    """
+
+    date: DateOffset | DateFunction
+    span: Span | None = _span()
 
 
 @dataclass(frozen=True)

@@ -345,6 +345,26 @@ def local_now(now: datetime, timezone: str) -> datetime:
     return now.astimezone(ZoneInfo(validate_timezone(timezone))).replace(tzinfo=None, fold=0)
 
 
+def relative_date_value(expr: ast.DateExpression, *, now: datetime, timezone: str) -> date:
+    """The calendar date a relative date *value* denotes in a condition (`last_order_date < -90d`).
+
+    An offset moves today (on the store's clock) by whole units, without truncating to the unit:
+    `-90d` is the date 90 days ago, `-3m` the same day three months ago (clamped to the month's
+    end), `-1y` this date last year, `-2w` 14 days ago. A date function gives the date of its
+    boundary: `startOfMonth(-1m)` is the first day of last month. (SINCE and UNTIL, by contrast,
+    take whole units: `SINCE -3m` starts on the first of that month.)
+    """
+    today = local_now(now, timezone)
+    if isinstance(expr, ast.DateOffset):
+        unit = OFFSET_UNITS[expr.unit]
+        if unit in _MONTHS_IN:
+            return _add_months(today, expr.amount * _MONTHS_IN[unit]).date()
+        return (today + _FIXED_LENGTH[unit] * expr.amount).date()
+    window = resolve_date_expression(expr, now=now, timezone=timezone)
+    assert window.start is not None
+    return window.start.date()
+
+
 class _Clock:
     """`now` seen from one time zone, plus the week convention."""
 

@@ -171,6 +171,8 @@ def format_expression(node: ast.Expression) -> str:
         return f"{left} {node.operator} {right}"
     if isinstance(node, ast.DateOffset):  # not an Expression, but tolerate it
         return format_date(node)
+    if isinstance(node, ast.RelativeDate):  # `-90d`, `startOfMonth(-1m)` compared with a date field
+        return format_date(node.date)
     raise TypeError(f"not an expression: {type(node).__name__}")
 
 

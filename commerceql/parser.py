@@ -60,6 +60,7 @@ from lark.exceptions import (
 
 import commerceql
 from commerceql import ast
+from commerceql.dates import DATE_FUNCTIONS as _DATE_FUNCTIONS
 from commerceql.errors import CommerceQLError, CommerceQLSyntaxError, did_you_mean
 
 __all__ = [
@@ -439,6 +440,8 @@ _SCAN_RE = re.compile(
     r"""'(?:[^']|'')*'|"(?:[^"\n]|"")*"|--[^\n]*|/\*[\s\S]*?\*/|(?P<bad>'|"|/\*)|[^'"/-]+|[/-]"""
 )
 
+
+_DATE_FUNCTION_NAMES = {name.lower(): name for name in _DATE_FUNCTIONS}
 
 # Input limits: far above any real query, low enough that no input can exhaust the lexer.
 MAX_SCRIPT_CHARS = 1_000_000
@@ -862,13 +865,29 @@ def _walk(node: Any) -> Iterator[Any]:
                 yield from _walk(getattr(node, f.name))
 
 
+def _comparable(node: Any) -> Any:
+    """A value compared with a field: here a date offset or date function is a relative date."""
+    if isinstance(node, ast.DateOffset):
+        return ast.RelativeDate(node, span=node.span)
+    if isinstance(node, ast.RelativeDate):
+        return node
+    return _value(node)
+
+
 def _value(node: Any) -> Any:
-    """Check that an expression operand is a value (a date offset is not)."""
+    """Check that an expression operand is a value (a date offset is not, outside comparisons)."""
+    if isinstance(node, ast.RelativeDate):
+        raise _err(
+            "a relative date such as startOfMonth(-1m) is a value only in a comparison",
+            node.span,
+            "compare a date field with it: `customer_last_order_date < startOfMonth(-1m)`",
+        )
     if isinstance(node, ast.DateOffset):
         raise _err(
-            "a date offset such as -30d is not a value; it belongs in SINCE, UNTIL or COMPARE TO",
+            "a date offset such as -30d is a value only when a date field is compared with it",
             node.span,
-            "set the reporting period with SINCE -30d instead of a condition",
+            "compare a date field with it (`customer_last_order_date < -90d`), "
+            "or set the reporting period with SINCE -30d",
         )
     return node
 
@@ -1296,13 +1315,13 @@ class _Builder:
             )
         if op == "<>":
             op = "!="
-        return ast.Comparison(operator=op, left=_value(left), right=_value(right), span=_meta_span(meta))  # type: ignore[arg-type]
+        return ast.Comparison(operator=op, left=_comparable(left), right=_comparable(right), span=_meta_span(meta))  # type: ignore[arg-type]
 
     def in_list(self, meta: Any, children: list[Any]) -> ast.InList:
         operand, negated, *values = children
         return ast.InList(
             operand=_value(operand),
-            values=tuple(_value(v) for v in values),
+            values=tuple(_comparable(v) for v in values),
             negated=negated is not None,
             span=_meta_span(meta),
         )
@@ -1311,8 +1330,8 @@ class _Builder:
         operand, negated, low, high = children
         return ast.Between(
             operand=_value(operand),
-            low=_value(low),
-            high=_value(high),
+            low=_comparable(low),
+            high=_comparable(high),
             negated=negated is not None,
             span=_meta_span(meta),
         )
@@ -1410,12 +1429,22 @@ class _Builder:
     def null(self, meta: Any, children: list[Any]) -> ast.NullLiteral:
         return ast.NullLiteral(span=_meta_span(meta))
 
-    def function_call(self, meta: Any, children: list[Any]) -> ast.FunctionCall:
+    def function_call(self, meta: Any, children: list[Any]) -> ast.FunctionCall | ast.RelativeDate:
         name, arguments = children
-        return ast.FunctionCall(name=str(name.value), arguments=arguments or (), span=_meta_span(meta))
+        arguments = arguments or ()
+        canonical = _DATE_FUNCTION_NAMES.get(str(name.value).lower())
+        if canonical is not None and (
+            not arguments or (len(arguments) == 1 and isinstance(arguments[0], ast.DateOffset))
+        ):
+            # `startOfMonth(-1m)` as a value: a relative date (conditions accept it; see _value).
+            function = ast.DateFunction(canonical, arguments[0] if arguments else None, span=_meta_span(meta))
+            return ast.RelativeDate(function, span=_meta_span(meta))
+        return ast.FunctionCall(
+            name=str(name.value), arguments=tuple(_value(a) for a in arguments), span=_meta_span(meta)
+        )
 
     def arguments(self, meta: Any, children: list[Any]) -> tuple[ast.Expression, ...]:
-        return tuple(_value(child) for child in children)
+        return tuple(children)  # checked by function_call: a date function takes an offset
 
 
 _Builder._dispatch = {

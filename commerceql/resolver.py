@@ -336,10 +336,13 @@ class Resolver:
         dim_names = [d.name for d in dimensions]
         order = [d for d in dim_names if d not in column_order] + column_order
         # WHERE: dimensions only.
-        if query.where is not None:
-            self._check_condition_size(query.where)
-            self._check_where(query.where, scope)
-            check_condition(query.where, lambda identifier: self._where_type(identifier, scope), self.source)
+        where = query.where
+        if where is not None:
+            where = self._concrete_dates(where, timezone)
+        if where is not None:
+            self._check_condition_size(where)
+            self._check_where(where, scope)
+            check_condition(where, lambda identifier: self._where_type(identifier, scope), self.source)
 
         # Dates.
         window = dates_module.resolve_reporting_window(query, now=self.now, timezone=timezone)
@@ -394,8 +397,8 @@ class Resolver:
             dimensions=tuple(dimensions),
             metrics=tuple(metrics),
             column_order=tuple(order),
-            where=query.where,
-            having=query.having,
+            where=where,
+            having=None if query.having is None else self._concrete_dates(query.having, timezone),
             window=window,
             timezone=timezone,
             currency=currency,
@@ -690,6 +693,34 @@ class Resolver:
             only_top=item.only,
             top_overall=item.overall,
         )
+
+    def _concrete_dates(self, condition: ast.Condition, timezone: str) -> ast.Condition:
+        """The condition with every relative date (`-90d`, `startOfMonth(-1m)`) made a date literal."""
+
+        def value(expression: ast.Expression) -> ast.Expression:
+            if isinstance(expression, ast.RelativeDate):
+                day = dates_module.relative_date_value(expression.date, now=self.now, timezone=timezone)
+                from commerceql.formatter import format_date
+
+                return ast.DateLiteral(day, span=expression.span, written_as=format_date(expression.date))
+            return expression
+
+        def walk(node: ast.Condition) -> ast.Condition:
+            from dataclasses import replace
+
+            if isinstance(node, ast.Comparison):
+                return replace(node, left=value(node.left), right=value(node.right))
+            if isinstance(node, ast.InList):
+                return replace(node, values=tuple(value(v) for v in node.values))
+            if isinstance(node, ast.Between):
+                return replace(node, low=value(node.low), high=value(node.high))
+            if isinstance(node, ast.Not):
+                return replace(node, operand=walk(node.operand))
+            if isinstance(node, ast.Logical):
+                return replace(node, operands=tuple(walk(o) for o in node.operands))
+            return node
+
+        return walk(condition)
 
     def _check_condition_size(self, condition: ast.Condition) -> None:
         leaves = sum(1 for _ in _condition_leaves(condition))

@@ -80,6 +80,8 @@ def _describe(expression: ast.Expression, klass: str) -> str:
     if isinstance(expression, ast.StringLiteral):
         return f"'{expression.value}' is text"
     if isinstance(expression, ast.DateLiteral):
+        if expression.written_as:
+            return f"{expression.written_as} is a date ({expression.value})"
         return f"{expression.value} is a date"
     if isinstance(expression, ast.NumberLiteral):
         return f"{expression.value} is a number"
@@ -105,6 +107,8 @@ def _require_number(expression: ast.Expression, klass: str | None, operator: str
 
 def _literal_hint(field: ast.Expression, field_class: str, other: ast.Expression) -> str | None:
     name = field.name if isinstance(field, ast.Identifier) else "the field"
+    if isinstance(other, ast.DateLiteral) and other.written_as:
+        return f"a relative date such as {other.written_as} compares with date fields, such as first or last order dates"
     if field_class == "text":
         if isinstance(other, ast.DateLiteral):
             return f"quote the value to compare text: '{other.value}'"

@@ -675,8 +675,9 @@ ERRORS = [
     ("FROM sales SHOW x SINCE -3M", "lower case", 1, 25, "-3min three minutes"),
     ("FROM sales SHOW x SINCE 2025-13-01", "`2025-13-01` is not a valid date", 1, 25, None),
     ("FROM sales SHOW x SINCE", "ends too early; expected a date", 1, 24, None),
-    ("FROM sales SHOW x WHERE day > -30d", "a date offset such as -30d is not a value", 1, 31, "SINCE -30d"),
-    ("FROM sales SHOW x WHERE a = 5min", "not a value", 1, 29, None),
+    # A date offset is a value only compared with a field (`day > -30d` is valid: a relative date).
+    ("FROM sales SHOW x WHERE a CONTAINS -30d", "a value only when a date field is compared", 1, 36, "SINCE -30d"),
+    ("FROM sales SHOW -30d", "a value only when a date field is compared", 1, 17, None),
     ("FROM sales SHOW x WHERE a = 5e3", "`5e3` is not a number", 1, 29, None),
     ("FROM sales SHOW x WHERE a == 1", "`==`", 1, 27, "single equals"),
     ("FROM sales SHOW x WHERE a LIKE 'x%'", "no LIKE", 1, 27, "CONTAINS"),
