@@ -223,8 +223,17 @@ class SparkEngine(Engine):
             raise EngineFailure("error", _spark_message(text)) from exc
 
     def interrupt(self) -> None:
+        """Stop the running statement.
+
+        Spark Connect: every operation of this store's session. A local Spark: every job of the
+        process's Spark (job tags do not reach the jobs that toArrow() starts), so interrupting one
+        store also stops a query another local store runs at that moment.
+        """
         try:
-            self.session.interruptTag(self._tag)
+            if self.remote:
+                self.session.interruptAll()
+            else:
+                self.session.sparkContext.cancelAllJobs()
         except Exception:  # nothing running, or a session already closed
             pass
 

@@ -127,3 +127,19 @@ def test_spark_errors_are_one_clean_line(engines):
         spark.sql("SELECT no_such_column FROM sales")
     message = caught.value.render()
     assert "no_such_column" in message and "\n\tat " not in message and "Traceback" not in message
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "FROM sales SHOW net_sales GROUP BY sales_channel WHERE billing_region != 'it''s :p0' DURING last_month",
+        "FROM sales SHOW net_sales TIMESERIES hour SINCE 2024-11-03 UNTIL 2024-11-03 COMPARE TO previous_year",
+    ],
+)
+def test_spark_sql_as_explained_runs_and_returns_the_same_rows(engines, query):
+    _duck, spark = engines
+    result = spark.query(query)
+    printed = spark.explain(query)
+    assert ":p" not in printed.replace("':p0'", "").replace(":p0'", "")  # every marker written in
+    rerun = spark.sql(printed).drop("__total_rows")
+    assert_same_frames(result.df, rerun, query)
