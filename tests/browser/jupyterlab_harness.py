@@ -183,28 +183,31 @@ _RUN_FIRST_CELL = """async () => {
 }"""
 
 
-def run_first_code_cell(page, attempts: int = 3) -> None:
-    """Run the notebook's first code cell and wait until the run has started ([*] or a new count).
+def run_first_code_cell(page, attempts: int = 4, kernel_label: str = "Python 3 (ipykernel)") -> None:
+    """Run the notebook's first code cell and wait until the run has started ([*] or a count).
 
-    A keypress can get lost on a loaded machine (focus not yet where the click put it), so when the
-    prompt has not changed within KEYPRESS_RETRY_MS the cell is run again through JupyterLab's
-    `notebook:run-cell` command.
+    On a loaded machine a keypress can get lost (focus not yet where the click put it), and
+    JupyterLab may open its "Select Kernel" dialog late, over the notebook, swallowing the key.
+    So each attempt first answers any such dialog, and when the prompt shows no run within
+    KEYPRESS_RETRY_MS the cell is run again through JupyterLab's `notebook:run-cell` command.
+    "Started" means the prompt reads [*] or [n]; an empty prompt turning into [ ] is not a run.
     """
     prompt = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt").first
-    before = prompt.inner_text().strip()
-    changed = f"(before) => {{ const p = {_FIRST_PROMPT}; return p && p.textContent.trim() !== before; }}"
+    started = f"() => {{ const p = {_FIRST_PROMPT}; return !!p && /\\[(\\*|\\d+)\\]/.test(p.textContent); }}"
     for attempt in range(attempts):
+        if page.locator(".jp-Dialog").count():
+            dismiss_kernel_dialog(page, kernel_label)
         if attempt == 0:
             prompt.click()
             page.keyboard.press("Shift+Enter")
         else:
             page.evaluate(_RUN_FIRST_CELL)
         try:
-            page.wait_for_function(changed, arg=before, timeout=KEYPRESS_RETRY_MS)
+            page.wait_for_function(started, timeout=KEYPRESS_RETRY_MS)
             return
         except Exception:  # noqa: BLE001 - a Playwright timeout: try again
             continue
-    raise AssertionError(f"the first code cell did not start after {attempts} attempts (prompt {before!r})")
+    raise AssertionError(f"the first code cell did not start after {attempts} attempts")
 
 
 def eventually(check, timeout_ms: int = WAIT_MS, interval_ms: int = 250):  # type: ignore[no-untyped-def]

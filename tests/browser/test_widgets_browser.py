@@ -309,7 +309,7 @@ def test_control_bar_in_the_commerceql_kernel(sample_store_path, tmp_path):
                     page = context.new_page()
                     page.goto(server.url(f"/lab/tree/{path.name}"), wait_until="domcontentloaded")
                     wait_for_idle_kernel(page, kernel_label="CommerceQL")
-                    run_first_code_cell(page)
+                    run_first_code_cell(page, kernel_label="CommerceQL")
                     page.wait_for_selector(".cql-explore .cql-explore-table table", timeout=WAIT_MS)
                     page.wait_for_selector(".cql-explore .cql-chart svg text", timeout=WAIT_MS)
                     assert table_headers(page) == ["sales_channel", "net_sales"]
