@@ -143,3 +143,29 @@ def test_spark_sql_as_explained_runs_and_returns_the_same_rows(engines, query):
     assert ":p" not in printed.replace("':p0'", "").replace(":p0'", "")  # every marker written in
     rerun = spark.sql(printed).drop("__total_rows")
     assert_same_frames(result.df, rerun, query)
+
+
+def test_every_model_field_is_valid_spark_sql(engines):
+    """Each metric and dimension of the built-in model, compiled for Spark and analysed by Spark
+    (parsed, names and types checked, nothing executed): the model's SQL suits both engines."""
+    _duck, spark = engines
+    session = spark.engine.session
+    failures = []
+    for table in spark.model.tables.values():
+        metrics = [n for n, m in table.metrics.items() if not m.alias_of]
+        queries = [f"FROM {table.name} SHOW {m}" for m in metrics]
+        queries += [
+            f"FROM {table.name} SHOW {metrics[0]} GROUP BY {d}"
+            for d, dim in table.dimensions.items() if dim.type != "array"
+        ]
+        queries += [
+            f"FROM {table.name} SHOW {metrics[0]} WHERE {d} CONTAINS 'x'"
+            for d, dim in table.dimensions.items() if dim.type == "array"
+        ]
+        for query in queries:
+            compiled = spark.compile(query)
+            try:
+                session.sql(compiled.sql, args={k: v for k, v in compiled.parameters.items()}).schema
+            except Exception as error:  # noqa: BLE001 - collect every failure, then report them all
+                failures.append(f"{query}: {str(error).splitlines()[0][:200]}")
+    assert not failures, "\n".join(failures)
