@@ -165,7 +165,9 @@ def test_every_model_field_is_valid_spark_sql(engines):
         for query in queries:
             compiled = spark.compile(query)
             try:
-                session.sql(compiled.sql, args={k: v for k, v in compiled.parameters.items()}).schema
+                schema = session.sql(compiled.sql, args=dict(compiled.parameters)).schema
+                if len(schema.fields) != len(compiled.columns) + 1:  # + __total_rows
+                    failures.append(f"{query}: {len(schema.fields)} columns, expected {len(compiled.columns) + 1}")
             except Exception as error:  # noqa: BLE001 - collect every failure, then report them all
                 failures.append(f"{query}: {str(error).splitlines()[0][:200]}")
     assert not failures, "\n".join(failures)
