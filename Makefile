@@ -9,15 +9,23 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: setup demo test test-fast test-tz lint lab bench soak fuzz clean browser-deps java-deps
 
+# The demo needs the package only; the tests add their extras (pytest, playwright, pyspark ...).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@echo "installing CommerceQL into $(VENV) ..."
+	$(BIN)/python -m pip install --quiet -e .
 	$(BIN)/commerceql kernel install --sys-prefix
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	@echo "installing the test tools into $(VENV) (pytest, playwright, pyspark ...) ..."
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(TEST_STAMP)
 
 setup: $(STAMP)
 	$(BIN)/python -c "from commerceql.sample import ensure_default_store; print('sample store:', ensure_default_store())"
@@ -30,7 +38,7 @@ demo: setup
 	$(BIN)/commerceql query "FROM sales SHOW net_sales TIMESERIES month SINCE -12m UNTIL -1m VISUALIZE net_sales TYPE line" --chart artifacts/net_sales_by_month.png
 	@echo "chart: artifacts/net_sales_by_month.png"
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check commerceql kernel tests benchmarks
 
 browser-deps:
@@ -41,29 +49,29 @@ java-deps:
 
 # The whole suite in the machine's zone, then the time-sensitive tests again under two others:
 # answers must not depend on the machine's TZ.
-test: setup lint browser-deps java-deps
+test: setup $(TEST_STAMP) lint browser-deps java-deps
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory test-tz
 
 TZ_TESTS := tests/test_results.py tests/test_time_semantics.py tests/test_results_other_tables.py tests/test_dates.py
-test-tz: $(STAMP)
+test-tz: $(TEST_STAMP)
 	TZ=America/Los_Angeles $(BIN)/python -m pytest -q -p no:cacheprovider $(TZ_TESTS)
 	TZ=Asia/Tokyo $(BIN)/python -m pytest -q -p no:cacheprovider $(TZ_TESTS)
 
-test-fast: $(STAMP)
+test-fast: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/
 
-bench: setup
+bench: setup $(TEST_STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
-soak: setup
+soak: setup $(TEST_STAMP)
 	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
 
 # Random and grammar-driven queries for N minutes; exits 1 if any bug was found (see benchmarks/fuzz.py).
-fuzz: setup
+fuzz: setup $(TEST_STAMP)
 	$(BIN)/python -m benchmarks.fuzz $(or $(FUZZ_ARGS),--minutes 5 --seed 1)
 
 clean:
