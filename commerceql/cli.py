@@ -55,6 +55,9 @@ def _connect_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="commerceql", description="Query commerce data with CommerceQL.")
+    from commerceql import __version__
+
+    parser.add_argument("--version", action="version", version=f"commerceql {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     query = commands.add_parser("query", help="run a query and print its result")

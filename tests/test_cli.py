@@ -205,3 +205,13 @@ def test_csv_escaping_leaves_numbers_and_other_formats_alone(capsys, hostile_sto
     escaped = escape_formulas(frame)
     assert escaped["n"].to_list() == [-1, 2] and escaped["x"].to_list() == [-1.5, 0.0]
     assert escaped["s"].to_list() == ["-1.5", "'-x"]
+
+
+def test_version_flag_prints_the_package_version(capsys):
+    import commerceql
+    from commerceql.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"commerceql {commerceql.__version__}"
