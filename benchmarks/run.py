@@ -18,6 +18,7 @@ timed: with the hand-written SQL in (2), with DuckDB's frames in (3).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -268,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="timed runs per query on Spark (fewer than DuckDB: each takes seconds)")
     args = parser.parse_args(argv)
     DATA.mkdir(parents=True, exist_ok=True)
+    # Timings are only comparable on an otherwise idle machine: say how busy it was.
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (1 min) at start")
     with cql.connect() as store:
         bench_compile(store, args.compile_iterations)
     runs: list[tuple[Path, int, list[Baseline]]] = []
