@@ -64,7 +64,7 @@ test-fast: $(TEST_STAMP)
 lab: setup
 	$(BIN)/jupyter lab notebooks/
 
-bench: setup $(TEST_STAMP)
+bench: setup $(TEST_STAMP) java-deps
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 soak: setup $(TEST_STAMP)
