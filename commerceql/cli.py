@@ -148,6 +148,8 @@ def _write_result(result, args: argparse.Namespace) -> None:  # type: ignore[no-
         if not args.output:
             raise CommerceQLError("parquet output needs a file", hint="add --output result.parquet")
         result.df.write_parquet(args.output)
+        for notice in result.notices:
+            print(f"note: {notice}", file=sys.stderr)
         return
     if fmt == "table":
         text = result.to_text(max_rows=args.max_rows)
@@ -164,6 +166,11 @@ def _write_result(result, args: argparse.Namespace) -> None:  # type: ignore[no-
         Path(args.output).write_text(text + "\n", encoding="utf-8")
     else:
         print(text)
+    if fmt != "table" or args.output:
+        # Data formats stay data: the notes go to stderr (the table shows them itself).
+        sys.stdout.flush()
+        for notice in result.notices:
+            print(f"note: {notice}", file=sys.stderr)
 
 
 def _run_query(args: argparse.Namespace) -> int:

@@ -122,6 +122,7 @@ def result_text(result: Result, max_rows: int = 1000) -> str:
     note = _note(result, len(rows))
     if note:
         out.append(f"({note})")
+    out += [f"note: {notice}" for notice in result.notices]
     return "\n".join(out)
 
 
@@ -133,6 +134,7 @@ _STYLE = """<style>
 .cql-result td.num,.cql-result th.num{text-align:right;font-variant-numeric:tabular-nums}
 .cql-result tr.cql-other td{font-style:italic;color:#555}
 .cql-result .cql-note{color:#666;font-size:12px;margin-top:2px}
+.cql-result .cql-notice{color:#7a4b00;background:#fff6e0;font-size:12px;margin-top:4px;padding:3px 8px;border-left:3px solid #e0a000}
 </style>"""
 
 
@@ -156,6 +158,8 @@ def result_html(result: Result, max_rows: int = 1000) -> str:
         body.append(f'<tr><td colspan="{len(columns)}"><em>no rows</em></td></tr>')
     note = _note(result, len(rows))
     note_html = f'<div class="cql-note">{html.escape(note)}</div>' if note else ""
+    # How the query was answered (an empty answer's explanation, a skipped running total).
+    note_html += "".join(f'<div class="cql-notice">{html.escape(n)}</div>' for n in result.notices)
     return (
         f'{_STYLE}<div class="cql-result"><table><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>{note_html}</div>"

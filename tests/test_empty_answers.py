@@ -63,3 +63,16 @@ def test_a_query_that_runs_past_the_time_limit_is_stopped_with_a_clear_error(sam
 def test_query_timeout_must_be_positive(sample_store_path):
     with pytest.raises(CommerceQLDataError):
         cql.connect(sample_store_path, query_timeout=0)
+
+
+def test_notices_are_shown_by_every_renderer_and_kept_out_of_data_formats(store, capsys):
+    from commerceql.cli import main
+
+    query = "FROM sales SHOW net_sales WHERE sales_channel = 'online store' DURING last_month"
+    result = store.query(query)
+    assert "note: no row has sales_channel = 'online store'" in result.to_text()
+    assert 'class="cql-notice"' in result.to_html() and "Online Store" in result.to_html()
+    assert main(["query", query, "--format", "csv", "--data", str(store.path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip().splitlines() == ["net_sales", "0.00"]  # the CSV stays pure data
+    assert "note: no row has sales_channel" in captured.err
