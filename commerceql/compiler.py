@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from commerceql import ast
 from commerceql import dates as dates_module
 from commerceql.columns import ColumnInfo, output_columns
-from commerceql.dialect import DUCKDB, Dialect
+from commerceql.dialect import DUCKDB, Dialect, quoted_end
 from commerceql.errors import CommerceQLSemanticError
 from commerceql.model.semantic import Table
 from commerceql.plan import CYCLICAL_RANGES, PlannedDimension, PlannedMetric, QueryPlan
@@ -951,16 +951,9 @@ def inline_parameters(sql: str, parameters: dict[str, object], dialect: Dialect 
     while i < n:
         char = sql[i]
         if char in quotes:
-            j = i + 1
-            while j < n:
-                if sql[j] == char:
-                    if j + 1 < n and sql[j + 1] == char:
-                        j += 2
-                        continue
-                    break
-                j += 1
-            out.append(sql[i : j + 1])
-            i = j + 1
+            end = quoted_end(sql, i)
+            out.append(sql[i:end])
+            i = end
             continue
         if char == marker:
             j = i + 1

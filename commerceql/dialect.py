@@ -238,6 +238,19 @@ SPARK: Dialect = SparkDialect()
 DIALECTS: dict[str, Dialect] = {"duckdb": DUCKDB, "spark": SPARK}
 
 
+def quoted_end(sql: str, start: int) -> int:
+    """The index just past the quoted string or identifier opening at `start` (doubled quotes escape)."""
+    quote, j, n = sql[start], start + 1, len(sql)
+    while j < n:
+        if sql[j] == quote:
+            if j + 1 < n and sql[j + 1] == quote:
+                j += 2
+                continue
+            return j + 1
+        j += 1
+    return n
+
+
 def _expand_calls(sql: str, name: str, render: Callable[[str], str]) -> str:
     """Replace every `name(arg)` call outside string literals by `render(arg)`."""
     out: list[str] = []
@@ -246,16 +259,9 @@ def _expand_calls(sql: str, name: str, render: Callable[[str], str]) -> str:
     while i < n:
         char = sql[i]
         if char in "'\"":  # copy a quoted string or identifier verbatim
-            j = i + 1
-            while j < n:
-                if sql[j] == char:
-                    if j + 1 < n and sql[j + 1] == char:
-                        j += 2
-                        continue
-                    break
-                j += 1
-            out.append(sql[i : j + 1])
-            i = j + 1
+            end = quoted_end(sql, i)
+            out.append(sql[i:end])
+            i = end
             continue
         if (
             lowered.startswith(name, i)
