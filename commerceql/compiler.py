@@ -42,7 +42,6 @@ MAX_SPINE_PERIODS = 100_000
 # A gap-filled result (series × periods) larger than this is refused while the query runs.
 MAX_RESULT_KEYS = 2_000_000
 RESULT_LIMIT_MARKER = "commerceql result limit:"
-_NUMERIC_TYPES = {"integer", "number", "money", "count", "percent"}
 
 
 @dataclass(frozen=True)
