@@ -9,8 +9,6 @@ registration) is timed once on its own: it is a one-off per process, not a cost 
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import os
 import shutil
 import statistics
@@ -18,13 +16,13 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
 
 import commerceql as cql
 from commerceql.errors import CommerceQLError
+from commerceql.frames import frame_difference
 
 # DuckDB's default memory limit on this kind of machine, so neither engine gets more room:
 # Spark's own default (a 1 GB driver heap) spills and collects garbage at 10M lines.
@@ -50,45 +48,6 @@ def unavailable() -> str | None:
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         return "no Java for a local Spark (no `java` on PATH, no JAVA_HOME; apt-get install openjdk-17-jre-headless)"
     return None
-
-
-# -- frame comparison (the rule of tests/test_engines.py) --------------------------------------
-
-def _same(a: object, b: object) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, float) or isinstance(b, float):
-        x, y = float(a), float(b)  # type: ignore[arg-type]
-        return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9) or (math.isnan(x) and math.isnan(y))
-    if isinstance(a, Decimal) or isinstance(b, Decimal):
-        return abs(Decimal(str(a)) - Decimal(str(b))) < Decimal("0.005")
-    if isinstance(a, dt.datetime) and isinstance(b, dt.datetime):
-        return a == b
-    return a == b
-
-
-def _key(row: tuple) -> tuple:
-    return tuple((v is None, str(round(v, 6)) if isinstance(v, float) else str(v)) for v in row)
-
-
-def _first_difference(left: list[tuple], right: list[tuple]) -> str | None:
-    for x, y in zip(left, right, strict=True):
-        if not all(_same(a, b) for a, b in zip(x, y, strict=True)):
-            return f"{x} vs {y}"
-    return None
-
-
-def frame_difference(duck: pl.DataFrame, spark: pl.DataFrame) -> str | None:
-    """None when both engines' frames agree, else the first difference found."""
-    if duck.columns != spark.columns:
-        return f"columns {duck.columns} vs {spark.columns}"
-    if duck.shape != spark.shape:
-        return f"shape {duck.shape} vs {spark.shape}"
-    left, right = duck.rows(), spark.rows()
-    if _first_difference(left, right) is None:
-        return None
-    # Rows tied under ORDER BY may come out in either order on either engine: compare as multisets.
-    return _first_difference(sorted(left, key=_key), sorted(right, key=_key))
 
 
 # -- timing ----------------------------------------------------------------------------------

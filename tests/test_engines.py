@@ -7,16 +7,13 @@ a multiset where ties in ORDER BY leave the order open), money exact to the cent
 
 from __future__ import annotations
 
-import datetime as dt
-import math
-from decimal import Decimal
-
 import polars as pl
 import pytest
 from engine_corpus import corpus
 
 import commerceql as cql
 from commerceql.errors import CommerceQLError
+from commerceql.frames import frame_difference
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -49,38 +46,9 @@ def engines(sample_store_path):
     duck.close()
 
 
-def _same(a: object, b: object) -> bool:
-    if a is None or b is None:
-        return a is None and b is None or (a in (0, None) and b in (0, None))
-    if isinstance(a, float) or isinstance(b, float):
-        x, y = float(a), float(b)  # type: ignore[arg-type]
-        return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9) or (math.isnan(x) and math.isnan(y))
-    if isinstance(a, Decimal) or isinstance(b, Decimal):
-        return abs(Decimal(str(a)) - Decimal(str(b))) < Decimal("0.005")
-    if isinstance(a, dt.datetime) and isinstance(b, dt.datetime):
-        return a == b
-    return a == b
-
-
-def _rows_match(left: list[tuple], right: list[tuple]) -> bool:
-    return len(left) == len(right) and all(
-        len(x) == len(y) and all(_same(a, b) for a, b in zip(x, y, strict=True)) for x, y in zip(left, right, strict=True)
-    )
-
-
-def _key(row: tuple) -> tuple:
-    return tuple((v is None, str(round(v, 6)) if isinstance(v, float) else str(v)) for v in row)
-
-
 def assert_same_frames(duck: pl.DataFrame, spark: pl.DataFrame, query: str) -> None:
-    assert duck.columns == spark.columns, query
-    left, right = duck.rows(), spark.rows()
-    if _rows_match(left, right):
-        return
-    # Ties under ORDER BY may come out in either order: compare as multisets.
-    assert _rows_match(sorted(left, key=_key), sorted(right, key=_key)), (
-        f"{query}\nDuckDB:\n{duck.head(8)}\nSpark:\n{spark.head(8)}"
-    )
+    difference = frame_difference(duck, spark, null_is_zero=True)
+    assert difference is None, f"{query}\n{difference}\nDuckDB:\n{duck.head(8)}\nSpark:\n{spark.head(8)}"
 
 
 CORPUS = corpus()
