@@ -28,9 +28,10 @@ from pathlib import Path
 import polars as pl
 
 import commerceql as cql
-from benchmarks.spark import Baseline, SparkBench, unavailable
+from benchmarks.spark import Baseline, SparkBench
 from commerceql.compiler import compile_plan
 from commerceql.dialect import DUCKDB, SPARK, Dialect
+from commerceql.engines import spark_unavailable as unavailable
 from commerceql.errors import CommerceQLError
 from commerceql.parser import parse, parse_script
 from commerceql.resolver import resolve

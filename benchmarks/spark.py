@@ -9,8 +9,6 @@ registration) is timed once on its own: it is a one-off per process, not a cost 
 
 from __future__ import annotations
 
-import os
-import shutil
 import statistics
 import time
 import warnings
@@ -37,17 +35,6 @@ class Baseline:
     text: str
     frame: pl.DataFrame
     seconds: float | None
-
-
-def unavailable() -> str | None:
-    """Why a local Spark cannot run here (one line), or None when pyspark and Java are present."""
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        return "pyspark is not installed (pip install 'commerceql[spark]')"
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        return "no Java for a local Spark (no `java` on PATH, no JAVA_HOME; apt-get install openjdk-17-jre-headless)"
-    return None
 
 
 # -- timing ----------------------------------------------------------------------------------

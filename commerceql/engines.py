@@ -17,9 +17,7 @@ import datetime as dt
 import os
 import shutil
 import threading
-import uuid
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +101,17 @@ _LOCAL_LOCK = threading.Lock()
 _LOG_CONFIG = Path(__file__).parent / "resources" / "spark-log4j2.properties"
 
 
+def spark_unavailable() -> str | None:
+    """Why a local Spark cannot start here (one line), or None when pyspark and Java are present."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed (pip install 'commerceql[spark]')"
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        return "no Java for a local Spark (no `java` on PATH, no JAVA_HOME; apt-get install openjdk-17-jre-headless)"
+    return None
+
+
 def _spark_missing(what: str) -> CommerceQLDataError:
     return CommerceQLDataError(
         f"the Spark engine needs {what}",
@@ -182,8 +191,6 @@ def _spark_value(value: object) -> object:
     """
     if isinstance(value, dt.datetime) and value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
-    if isinstance(value, Decimal):
-        return value
     return value
 
 
@@ -196,7 +203,6 @@ class SparkEngine(Engine):
         # A session of its own: temporary views are per session, so two stores never mix.
         self.session = base if remote else base.newSession()
         self.remote = remote
-        self._tag = f"commerceql-{uuid.uuid4().hex}"
 
     def register_parquet(self, tables: Mapping[str, str]) -> None:
         for name, location in tables.items():
@@ -208,12 +214,8 @@ class SparkEngine(Engine):
     def run(self, sql: str, parameters: Mapping[str, object] | None = None) -> Any:
         args = {k: _spark_value(v) for k, v in (parameters or {}).items()}
         try:
-            self.session.addTag(self._tag)
-            try:
-                frame = self.session.sql(sql, args=args or None)
-                return _like_duckdb(frame.toArrow())
-            finally:
-                self.session.removeTag(self._tag)
+            frame = self.session.sql(sql, args=args or None)
+            return _like_duckdb(frame.toArrow())
         except Exception as exc:
             text = _first_line(exc)
             if "cancel" in text.lower() or "interrupt" in text.lower():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from commerceql import ast
 from commerceql import dates as dates_module
@@ -436,8 +436,6 @@ class Resolver:
             check_condition(
                 query.having, lambda identifier: types.get(aliases.get(identifier.name, identifier.name)), self.source
             )
-        from dataclasses import replace
-
         return replace(plan, order_by=tuple(order_by))
 
     # ---------------------------------------------------------------------------------------
@@ -706,8 +704,6 @@ class Resolver:
             return expression
 
         def walk(node: ast.Condition) -> ast.Condition:
-            from dataclasses import replace
-
             if isinstance(node, ast.Comparison):
                 return replace(node, left=value(node.left), right=value(node.right))
             if isinstance(node, ast.InList):

@@ -12,27 +12,16 @@ import pytest
 from engine_corpus import corpus
 
 import commerceql as cql
+from commerceql.engines import spark_unavailable
 from commerceql.errors import CommerceQLError
 from commerceql.frames import frame_difference
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
-def _spark_available() -> str | None:
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        return "pyspark is not installed (pip install 'commerceql[spark]')"
-    import shutil
-
-    if shutil.which("java") is None:
-        return "no Java for a local Spark (apt-get install openjdk-17-jre-headless)"
-    return None
-
-
 @pytest.fixture(scope="module")
 def engines(sample_store_path):
-    reason = _spark_available()
+    reason = spark_unavailable()
     if reason:
         import os
 
