@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from commerceql import ast
+from commerceql import ast, derived
 from commerceql import dates as dates_module
 from commerceql.columns import ColumnInfo, output_columns
 from commerceql.dialect import DUCKDB, Dialect, quoted_end
@@ -81,12 +81,33 @@ class _Compiler:
         self.grain = next((d for d in self.dims if d.kind == "grain"), None)
         self.base_metrics = self._base_metrics_by_table()
         self.levels = self._levels()
+        # Derived relations (commerceql.derived) this query reads, emitted as leading CTEs.
+        self.derived_used: list[str] = []
 
     # -- helpers -------------------------------------------------------------------------
     def param(self, value: object) -> str:
         name = f"p{len(self.parameters)}"
         self.parameters[name] = value
         return self.dialect.parameter(name)
+
+    def relation(self, name: str) -> str:
+        """A relation as written in FROM / JOIN, noting the derived ones this query needs."""
+        if name in derived.DERIVED_RELATIONS:
+            for needed in (*derived.dependencies(name), name):
+                if needed not in self.derived_used:
+                    self.derived_used.append(needed)
+        return self.q(name)
+
+    def derived_ctes(self) -> list[tuple[str, str]]:
+        if not self.derived_used:
+            return []
+        if self.plan.as_of is None:
+            raise self.error("account fields need the store's clock (the plan has no as-of time)", self.plan.query)
+        context = derived.DerivedContext(
+            dialect=self.dialect, timezone=self.tz, as_of=self.plan.as_of, settings=self.plan.accounts,
+            param=self.param,
+        )
+        return [(name, derived.derived_relation_sql(name, context)) for name in self.derived_used]
 
     def error(self, message: str, node: object, hint: str | None = None) -> CommerceQLSemanticError:
         return CommerceQLSemanticError(message, span=getattr(node, "span", None), source=self.plan.query.source, hint=hint)
@@ -398,7 +419,7 @@ class _Compiler:
             partition_sql = "PARTITION BY __bucket " if partition else ""
             sql = (
                 f"SELECT {', '.join(select)}, TRUE AS __in_top\n"
-                f"  FROM {self.q(table.relation)} AS {table.name}{joins}\n"
+                f"  FROM {self.relation(table.relation)} AS {table.name}{joins}\n"
                 + (f"  WHERE {' AND '.join(filters)}\n" if filters else "")
                 + f"  GROUP BY {', '.join(group)}\n"
                 f"  QUALIFY row_number() OVER ({partition_sql}ORDER BY __rank_value {order} NULLS LAST, __value NULLS LAST) <= {int(dimension.top)}"
@@ -420,7 +441,7 @@ class _Compiler:
     def join_sql(self, table: Table, fragments: list[str]) -> str:
         joins = table.joins_needed(fragments)
         return "".join(
-            f"\n  LEFT JOIN {self.q(j.relation)} AS {j.alias} ON {j.on}" for j in joins
+            f"\n  LEFT JOIN {self.relation(j.relation)} AS {j.alias} ON {j.on}" for j in joins
         )
 
     # -- aggregation per window and table ---------------------------------------------------------
@@ -463,7 +484,7 @@ class _Compiler:
         joins = self.join_sql(table, select + self.where_sql_preview(table))
         filters = self.window_filter(table, window) + self.where_sql(table) + extra_filters
         return (
-            "SELECT " + ",\n    ".join(select) + f"\n  FROM {self.q(table.relation)} AS {table.name}{joins}"
+            "SELECT " + ",\n    ".join(select) + f"\n  FROM {self.relation(table.relation)} AS {table.name}{joins}"
             + "".join(extra_joins)
             + (f"\n  WHERE {' AND '.join(filters)}" if filters else "")
             + group_by
@@ -546,7 +567,7 @@ class _Compiler:
                 (
                     f"agg_pre_{w}",
                     "SELECT " + ",\n    ".join(select)
-                    + f"\n  FROM {self.q(table.relation)} AS {table.name}{joins}"
+                    + f"\n  FROM {self.relation(table.relation)} AS {table.name}{joins}"
                     + (f"\n  WHERE {' AND '.join(filters)}" if filters else "")
                     + "\n  GROUP BY " + ", ".join(f"__d{i}" for i in range(len(self.dims))),
                 )
@@ -730,11 +751,12 @@ class _Compiler:
         )
         # Aggregates over the fact tables are read by several later CTEs; materialising them
         # keeps DuckDB from inlining (and so re-scanning) them once per reference.
+        ctes = self.derived_ctes() + self.ctes
         sql = (
             "WITH "
             + ",\n".join(
-                f"{name} AS {self.dialect.materialized() if name.startswith(('agg_', 'top_')) else ''}(\n  {cte}\n)"
-                for name, cte in self.ctes
+                f"{name} AS {self.dialect.materialized() if name.startswith(('agg_', 'top_')) or name in derived.DERIVED_RELATIONS else ''}(\n  {cte}\n)"
+                for name, cte in ctes
             )
             + "\n"
             + body

@@ -6,6 +6,7 @@ plan into DuckDB SQL. Nothing here refers to text positions any more except for 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from commerceql import ast
@@ -20,6 +21,19 @@ CYCLICAL_RANGES = {
     "week_of_year": (1, 53),
     "month_of_year": (1, 12),
 }
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    """How account-level fields are judged (docs/accounts.md); a store may change them."""
+
+    # An account is overdue when its days since the last order exceed this many of its median
+    # intervals between orders (1.5: a monthly buyer is overdue after 45 days).
+    overdue_factor: float = 1.5
+    # An account lapses when this many days pass without an order (churn, reactivation).
+    lapse_days: int = 180
+    # RFM scores rank the accounts that ordered in this many days before the clock.
+    rfm_window_days: int = 365
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,9 @@ class QueryPlan:
     aliases: dict[str, str] = field(default_factory=dict)  # alias -> output column
     # Plain-language notes for the user about how the query was answered (shown with the result).
     notices: tuple[str, ...] = ()
+    # The store's clock for this query (recency, cadence and cohort fields are as of it).
+    as_of: dt.datetime | None = None
+    accounts: AccountSettings = field(default_factory=AccountSettings)
 
     @property
     def time_dimension(self) -> PlannedDimension | None:

@@ -24,6 +24,7 @@ from commerceql.model.semantic import Dimension, Metric, SemanticModel, Table
 from commerceql.plan import (
     CYCLICAL_DIMENSIONS,
     TIME_GRAINS,
+    AccountSettings,
     PlannedComparison,
     PlannedDimension,
     PlannedMetric,
@@ -178,8 +179,10 @@ class Resolver:
         now: dt.datetime,
         timezone: str,
         currency: str,
+        accounts: AccountSettings | None = None,
     ) -> None:
         self.query = query
+        self.accounts = accounts or AccountSettings()
         self.model = model
         self.now = now
         self.store_timezone = timezone
@@ -414,6 +417,8 @@ class Resolver:
             visualize_max=query.visualize.max_points if query.visualize else None,
             aliases=aliases,
             notices=tuple(notices),
+            as_of=self.now,
+            accounts=self.accounts,
         )
         columns = output_columns(plan)
         available = [c.name for c in columns]
@@ -798,10 +803,11 @@ def resolve(
     now: dt.datetime,
     timezone: str,
     currency: str = "USD",
+    accounts: AccountSettings | None = None,
 ) -> QueryPlan:
     """Check `query` against `model` and return the concrete plan the compiler turns into SQL."""
     try:
-        return Resolver(query, model, now=now, timezone=timezone, currency=currency).resolve()
+        return Resolver(query, model, now=now, timezone=timezone, currency=currency, accounts=accounts).resolve()
     except CommerceQLError as error:
         error.with_source(query.source)
         raise

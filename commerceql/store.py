@@ -7,6 +7,7 @@ store folder (Parquet files + manifest.json, queried in place) or a DuckDB datab
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -37,6 +38,7 @@ from commerceql.engines import DuckDBEngine, Engine, EngineFailure, SparkEngine
 from commerceql.errors import CommerceQLDataError, CommerceQLError, CommerceQLExecutionError
 from commerceql.model.semantic import SemanticModel, Table, builtin_model
 from commerceql.parser import parse, parse_script
+from commerceql.plan import AccountSettings
 from commerceql.resolver import resolve
 from commerceql.result import Result
 from commerceql.value_hints import MAX_LISTED_VALUES, is_empty_answer, unmatched_value_notices
@@ -138,6 +140,8 @@ class Store:
         # Seconds a query may run before it is stopped (None or 0: no limit).
         self.query_timeout: float | None = DEFAULT_QUERY_TIMEOUT
         self._value_cache: dict[tuple[str, str, str], list[str] | None] = {}
+        # How overdue, lapse and RFM are judged here (manifest `accounts`, else the defaults).
+        self.account_settings = account_settings_from(self.manifest.get("accounts"))
 
     # -- time --------------------------------------------------------------------------------
     def now(self) -> dt.datetime:
@@ -169,6 +173,7 @@ class Store:
             now=now or self.now(),
             timezone=self.timezone,
             currency=self.currency,
+            accounts=self.account_settings,
         )
         return compile_plan(plan, self.engine.dialect)
 
@@ -353,6 +358,25 @@ class Store:
         return f"<commerceql.Store {self.name!r}{where} ({self.timezone}, {self.currency})>"
 
 
+def account_settings_from(spec: Any, where: str = "manifest `accounts`") -> AccountSettings:
+    """Account settings from a mapping such as `{"overdue_factor": 2, "lapse_days": 90}`, checked."""
+    if spec is None:
+        return AccountSettings()
+    if not isinstance(spec, dict):
+        raise CommerceQLDataError(f"{where} must be an object such as {{\"lapse_days\": 90}}")
+    known = {f.name: f.type for f in dataclasses.fields(AccountSettings)}
+    values: dict[str, Any] = {}
+    for key, value in spec.items():
+        if key not in known:
+            raise CommerceQLDataError(f"{where}: unknown setting `{key}`", hint=f"settings: {', '.join(known)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise CommerceQLDataError(f"{where}: `{key}` must be a positive number, not {value!r}")
+        if key != "overdue_factor" and value != int(value):
+            raise CommerceQLDataError(f"{where}: `{key}` is a whole number of days, not {value!r}")
+        values[key] = float(value) if key == "overdue_factor" else int(value)
+    return AccountSettings(**values)
+
+
 DEFAULT_MEMORY_LIMIT = "4GB"
 _MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
 
@@ -411,6 +435,7 @@ def _check_manifest(manifest: Any, where: str) -> dict[str, Any]:
     for key in ("name", "timezone", "currency"):
         if manifest.get(key) is not None and not isinstance(manifest[key], str):
             raise CommerceQLDataError(f"{where}: `{key}` must be text")
+    account_settings_from(manifest.get("accounts"), f"{where}: accounts")
     as_of = manifest.get("as_of")
     if as_of is not None:
         try:

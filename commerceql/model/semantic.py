@@ -51,6 +51,10 @@ from typing import Any
 import yaml
 
 from commerceql.errors import CommerceQLDataError
+from commerceql.model.accounts import ACCOUNT_FIELDS, ACCOUNT_KINDS
+from commerceql.model.accounts import field_name as account_field_name
+from commerceql.model.accounts import field_sql as account_field_sql
+from commerceql.model.accounts import join_on as account_join_on
 from commerceql.model.sql_guard import check_expression
 
 BUILTIN_TABLES_DIR = Path(__file__).parent / "tables"
@@ -64,7 +68,9 @@ _METRIC_REFERENCE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _RELATION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SYSTEM_PREFIXES = ("duckdb_", "pragma_", "sqlite_", "pg_", "information_schema")
-_TABLE_KEYS = frozenset({"name", "description", "relation", "time_column", "joins", "dimensions", "metrics", "override"})
+_TABLE_KEYS = frozenset(
+    {"name", "description", "relation", "time_column", "joins", "dimensions", "metrics", "override", "account_keys"}
+)
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,8 @@ class Table:
     joins: Mapping[str, Join] = field(default_factory=dict)
     dimensions: Mapping[str, Dimension] = field(default_factory=dict)
     metrics: Mapping[str, Metric] = field(default_factory=dict)
+    # Account kind (customer, company) -> SQL of the column naming the row's account.
+    account_keys: Mapping[str, str] = field(default_factory=dict)
 
     def metric(self, name: str) -> Metric | None:
         """The metric called `name`, following `alias_of` to the metric it stands for."""
@@ -343,6 +351,18 @@ def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = 
             relation=_relation_name(_require(spec, "relation", where, f"join `{alias}`"), f"{field}.relation"),
             on=str(_require(spec, "on", where, f"join `{alias}`")),
         )
+    account_keys: dict[str, str] = dict(base.account_keys) if base else {}
+    for kind, key_sql in _section(document, "account_keys", origin).items():
+        field = f"{origin}: account_keys.{kind}"
+        if kind not in ACCOUNT_KINDS:
+            raise CommerceQLDataError(f"{field}: unknown account kind", hint=f"use {' or '.join(ACCOUNT_KINDS)}")
+        if not isinstance(key_sql, str) or not key_sql.strip():
+            raise CommerceQLDataError(f"{field}: must be the SQL of the column naming the row's {kind}")
+        if not trusted:
+            check_expression(key_sql, where=field, aliases={name, *joins})
+        account_keys[kind] = key_sql
+        facts = ACCOUNT_KINDS[kind][1]
+        joins[facts] = Join(alias=facts, relation=facts, on=account_join_on(kind, key_sql))
     aliases = {name, *joins}
     if not trusted:
         # Only the joins this document defines: the base table's were checked when it was read.
@@ -401,6 +421,17 @@ def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = 
             deprecated=_text(spec, "deprecated", field),
             formula=_text(spec, "formula", field),
         )
+    for kind, key_sql in account_keys.items():
+        for account_field in ACCOUNT_FIELDS:
+            dim_name = account_field_name(account_field, kind, name)
+            if dim_name in dimensions or dim_name in metrics:
+                continue  # the table's own definition wins
+            dimensions[dim_name] = Dimension(
+                name=dim_name,
+                sql=account_field_sql(account_field, kind, key_sql),
+                type=account_field.type,
+                description=account_field.description.format(account=kind),
+            )
     for field_name in [*dimensions, *metrics]:
         if not isinstance(field_name, str) or not _NAME.match(field_name):
             raise CommerceQLDataError(f"{where}: field name `{field_name}` must be lower_snake_case")
@@ -417,6 +448,7 @@ def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = 
             joins=joins,
             dimensions=dimensions,
             metrics=metrics,
+            account_keys=account_keys,
         )
     return Table(
         name=name,
@@ -426,6 +458,7 @@ def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = 
         joins=joins,
         dimensions=dimensions,
         metrics=metrics,
+        account_keys=account_keys,
     )
 
 
