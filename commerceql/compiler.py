@@ -105,7 +105,7 @@ class _Compiler:
             raise self.error("account fields need the store's clock (the plan has no as-of time)", self.plan.query)
         context = derived.DerivedContext(
             dialect=self.dialect, timezone=self.tz, as_of=self.plan.as_of, settings=self.plan.accounts,
-            param=self.param,
+            param=self.param, grain=self.grain.source_name if self.grain else None, window=self.plan.window,
         )
         return [(name, derived.derived_relation_sql(name, context)) for name in self.derived_used]
 

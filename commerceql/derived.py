@@ -19,10 +19,12 @@ Dates are calendar dates in the query's time zone; intervals are whole days betw
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from commerceql.dates import DateWindow
 from commerceql.dialect import Dialect
 from commerceql.plan import AccountSettings
 
@@ -30,7 +32,12 @@ from commerceql.plan import AccountSettings
 ACCOUNT_FACTS = {"customer_facts": "customer_id", "company_facts": "company_id"}
 COHORT_GRAINS = {"customer_cohorts_weekly": "week", "customer_cohorts_monthly": "month",
                  "customer_cohorts_quarterly": "quarter"}
-DERIVED_RELATIONS = (*ACCOUNT_FACTS, *COHORT_GRAINS)
+# Relations written by the other account modules (module, function); each takes a DerivedContext.
+OTHER_RELATIONS: dict[str, tuple[str, str]] = {
+    "customer_churn": ("commerceql.churn", "churn_sql"),
+    "session_conversions": ("commerceql.funnels", "conversion_sql"),
+}
+DERIVED_RELATIONS = (*ACCOUNT_FACTS, *COHORT_GRAINS, *OTHER_RELATIONS)
 
 # Quintile score of a value among the accounts active in the RFM window: ties share the lower
 # rank, so equal values always get equal scores (NTILE would split ties arbitrarily).
@@ -56,6 +63,10 @@ class DerivedContext:
     as_of: dt.datetime  # aware instant: the store's clock for this query
     settings: AccountSettings
     param: Callable[[object], str]  # binds a value and returns its marker
+    # The query's time grain (GROUP BY / TIMESERIES month ...), None without one, and its
+    # reporting window: relations whose rows are account-periods (churn) need them.
+    grain: str | None = None
+    window: DateWindow | None = None
 
     @property
     def as_of_date(self) -> dt.date:
@@ -73,13 +84,21 @@ def derived_relation_sql(name: str, context: DerivedContext) -> str:
     if name in ACCOUNT_FACTS:
         return account_facts_sql(ACCOUNT_FACTS[name], context)
     if name in COHORT_GRAINS:
+        from commerceql.cohorts import cohort_sql
+
         return cohort_sql(COHORT_GRAINS[name], context)
-    raise KeyError(name)
+    module_name, function_name = OTHER_RELATIONS[name]
+    module = importlib.import_module(module_name)
+    return str(getattr(module, function_name)(context))
+
+
+# Derived relations each one reads (emitted before it in the WITH list).
+DEPENDENCIES: dict[str, tuple[str, ...]] = {}
 
 
 def dependencies(name: str) -> tuple[str, ...]:
     """Derived relations `name` reads (emitted first)."""
-    return ("customer_facts",) if name in COHORT_GRAINS else ()
+    return DEPENDENCIES.get(name, ())
 
 
 def account_facts_sql(key: str, c: DerivedContext) -> str:
@@ -164,7 +183,3 @@ def account_facts_sql(key: str, c: DerivedContext) -> str:
       ) AS a
   ) AS r ON r.{key} = f.{key}"""
 
-
-def cohort_sql(grain: str, c: DerivedContext) -> str:
-    """Placeholder until cohorts land: refused by the resolver (see COHORT_GRAINS)."""
-    raise NotImplementedError(grain)
