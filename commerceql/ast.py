@@ -193,7 +193,27 @@ class BareCondition:
     span: Span | None = _span()
 
 
-Condition: TypeAlias = Comparison | InList | Between | StringMatch | IsTest | Not | Logical | BareCondition
+@dataclass(frozen=True)
+class MatchesParameter:
+    """One `name <op> value` of a MATCHES list: `date > -90d`, `count_at_least = 2`."""
+
+    name: str
+    operator: ComparisonOperator
+    value: Expression
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Matches:
+    """ShopifyQL's semi-join on related records: `orders_placed MATCHES (sum_amount > 1000, date > -365d)`."""
+
+    subject: Identifier  # orders_placed | products_purchased
+    parameters: tuple[MatchesParameter, ...]
+    negated: bool = False
+    span: Span | None = _span()
+
+
+Condition: TypeAlias = Comparison | InList | Between | StringMatch | IsTest | Not | Logical | BareCondition | Matches
 
 
 # ---------------------------------------------------------------------------------------------

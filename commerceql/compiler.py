@@ -28,9 +28,10 @@ from zoneinfo import ZoneInfo
 from commerceql import ast, derived
 from commerceql import dates as dates_module
 from commerceql.columns import ColumnInfo, output_columns
-from commerceql.dialect import DUCKDB, Dialect, quoted_end
+from commerceql.dialect import DUCKDB, Dialect, expand_calls, quoted_end
 from commerceql.errors import CommerceQLSemanticError
-from commerceql.model.semantic import Table
+from commerceql.matches import SUBJECTS as MATCHES_SUBJECTS
+from commerceql.model.semantic import SEGMENT_MACRO, Table
 from commerceql.plan import CYCLICAL_RANGES, PlannedDimension, PlannedMetric, QueryPlan
 from commerceql.walk import condition_operands, identifiers
 
@@ -253,8 +254,32 @@ class _Compiler:
         return f"({self.model_sql(table.dimensions[name].sql)})"
 
     def model_sql(self, sql: str) -> str:
-        """Model SQL with its macros (local_date, ...) expanded for this query's time zone."""
+        """Model SQL with its macros (local_date, ..., in_segment) expanded for this query."""
+        if SEGMENT_MACRO in sql:
+            sql = expand_calls(sql, SEGMENT_MACRO, self.segment_membership)
         return self.dialect.expand_macros(sql, self.tz)
+
+    def segment_membership(self, argument: str) -> str:
+        """`in_segment(name, key)`: whether the row's account (`key`) meets the segment's condition."""
+        name, _, key_sql = argument.partition(",")
+        segment = next((s for s in self.plan.segments if s.name == name.strip()), None)
+        if segment is None:  # the resolver plans every segment a query uses
+            raise self.error(f"the segment `{name.strip()}` was not planned", self.plan.query)
+        table = segment.table
+
+        def resolve_name(identifier: ast.Identifier) -> str:
+            return self.dimension_sql(identifier.name, table)
+
+        def type_of(identifier: ast.Identifier) -> str | None:
+            dimension = table.dimensions.get(identifier.name)
+            return dimension.type if dimension is not None else None
+
+        condition = self.condition_sql(segment.condition, table, resolve_name, type_of)
+        joins = self.join_sql(table, [condition])
+        return (
+            f"(({key_sql.strip()}) IN (SELECT {segment.key_sql} FROM {self.relation(table.relation)} AS {table.name}"
+            f"{joins} WHERE {condition}))"
+        )
 
     def window_filter(self, table: Table, window: dates_module.DateWindow) -> list[str]:
         if window.start is None and window.end is None:
@@ -350,6 +375,10 @@ class _Compiler:
             return f"({operand} IS {negation}{condition.test.upper()})"
         if isinstance(condition, ast.BareCondition):
             return f"({value(condition.operand)})"
+        if isinstance(condition, ast.Matches):
+            if table is None or "customer" not in table.account_keys:  # the resolver refuses these
+                raise self.error("MATCHES needs rows that belong to a customer", condition)
+            return self.matches_sql(condition, table.account_keys["customer"])
         if isinstance(condition, ast.Not):
             inner = self.condition_sql(condition.operand, table, resolve_name, type_of)
             return f"(NOT COALESCE({inner}, FALSE))"
@@ -357,6 +386,43 @@ class _Compiler:
             joiner = " AND " if condition.operator == "and" else " OR "
             return "(" + joiner.join(self.condition_sql(c, table, resolve_name, type_of) for c in condition.operands) + ")"
         raise self.error("unsupported condition", condition)
+
+    def matches_sql(self, condition: ast.Matches, key_sql: str) -> str:
+        """Whether the row's customer (`key_sql`) has records meeting the MATCHES (see commerceql.matches)."""
+        subject = MATCHES_SUBJECTS[condition.subject.name]
+        rows: list[str] = []
+        tests: list[str] = []
+        for parameter in condition.parameters:
+            spec = subject.parameters[parameter.name]
+            operator = spec.fixed_operator or parameter.operator
+            operator = "<>" if operator == "!=" else operator
+            value = self.value_sql(parameter.value, None, lambda identifier: "NULL")
+            if spec.role == "row":
+                rows.append(f"{self.model_sql(spec.sql)} {operator} {value}")
+            else:
+                tests.append(f"COALESCE(m.a{len(tests)}, 0) {operator} {value}")
+        aggregates = [subject.parameters[p.name].sql for p in condition.parameters
+                      if subject.parameters[p.name].role == "aggregate"]
+        if not aggregates:  # at least one such record
+            aggregates = ["COUNT(*)"]
+            tests = ["COALESCE(m.a0, 0) >= 1"]
+        if self.plan.as_of is None:
+            raise self.error("MATCHES needs the store's clock (the plan has no as-of time)", condition)
+        source = subject.source.format(orders=self.q("orders"), line_items=self.q("line_items"),
+                                       products=self.q("products"))
+        filters = ["o.customer_id IS NOT NULL", "NOT COALESCE(o.is_test, FALSE)",
+                   f"o.created_at <= {self.param(self.plan.as_of)}", *rows]
+        per_customer = (
+            f"SELECT o.customer_id AS k, {', '.join(f'{a} AS a{i}' for i, a in enumerate(aggregates))} "
+            f"FROM {source} WHERE {' AND '.join(filters)} GROUP BY o.customer_id"
+        )
+        # From every customer, so that one with no such record has a count of 0 (count_at_most = 1).
+        members = (
+            f"SELECT u.customer_id FROM {self.relation('customers')} AS u LEFT JOIN ({per_customer}) AS m "
+            f"ON m.k = u.customer_id WHERE {' AND '.join(tests)}"
+        )
+        test = f"(({key_sql}) IN ({members}))"
+        return f"(NOT COALESCE({test}, FALSE))" if condition.negated else test
 
     def where_sql(self, table: Table) -> list[str]:
         if self.plan.where is None:

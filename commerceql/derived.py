@@ -35,6 +35,7 @@ COHORT_GRAINS = {"customer_cohorts_weekly": "week", "customer_cohorts_monthly": 
 # Relations written by the other account modules (module, function); each takes a DerivedContext.
 OTHER_RELATIONS: dict[str, tuple[str, str]] = {
     "customer_churn": ("commerceql.churn", "churn_sql"),
+    "company_churn": ("commerceql.churn", "company_churn_sql"),
     "session_conversions": ("commerceql.funnels", "conversion_sql"),
 }
 DERIVED_RELATIONS = (*ACCOUNT_FACTS, *COHORT_GRAINS, *OTHER_RELATIONS)
@@ -119,8 +120,8 @@ def account_facts_sql(key: str, c: DerivedContext) -> str:
     groups = " ".join(f"WHEN {test} THEN '{label}'" for label, test in RFM_GROUPS)
     first_type = (
         "(SELECT li.order_id, p.product_type, ROW_NUMBER() OVER (PARTITION BY li.order_id "
-        "ORDER BY li.gross DESC, li.line_item_id) AS line_rank FROM line_items AS li "
-        "LEFT JOIN products AS p ON p.product_id = li.product_id)"
+        f"ORDER BY li.gross DESC, li.line_item_id) AS line_rank FROM {q('line_items')} AS li "
+        f"LEFT JOIN {q('products')} AS p ON p.product_id = li.product_id)"
     )
     return f"""SELECT f.*,
     {c.days('f.last_order_date', as_of_date)} AS days_since_last_order,

@@ -141,7 +141,7 @@ class Dialect:
         if "local_" not in sql:  # the common case: nothing to do, and no scan
             return sql
         for name, render in (("local_date", self.local_date), ("local_timestamp", self.local_timestamp)):
-            sql = _expand_calls(sql, name, lambda argument, render=render: render(timezone, argument))
+            sql = expand_calls(sql, name, lambda argument, render=render: render(timezone, argument))
         return sql
 
 
@@ -251,8 +251,8 @@ def quoted_end(sql: str, start: int) -> int:
     return n
 
 
-def _expand_calls(sql: str, name: str, render: Callable[[str], str]) -> str:
-    """Replace every `name(arg)` call outside string literals by `render(arg)`."""
+def expand_calls(sql: str, name: str, render: Callable[[str], str]) -> str:
+    """Replace every `name(arg)` call outside string literals by `render(arg)` (model macros)."""
     out: list[str] = []
     i, n = 0, len(sql)
     lowered = sql.lower()
@@ -282,7 +282,7 @@ def _expand_calls(sql: str, name: str, render: Callable[[str], str]) -> str:
                 elif c == ")":
                     depth -= 1
                 j += 1
-            argument = _expand_calls(sql[start : j - 1], name, render)
+            argument = expand_calls(sql[start : j - 1], name, render)
             out.append(render(argument.strip()))
             i = j
             continue

@@ -221,6 +221,9 @@ def format_condition(node: ast.Condition) -> str:
         return f"{format_expression(node.operand)} IS {'NOT ' if node.negated else ''}{node.test.upper()}"
     if isinstance(node, ast.BareCondition):
         return format_expression(node.operand)
+    if isinstance(node, ast.Matches):
+        parameters = ", ".join(f"{p.name} {p.operator} {format_expression(p.value)}" for p in node.parameters)
+        return f"{format_expression(node.subject)} {'NOT ' if node.negated else ''}MATCHES ({parameters})"
     raise TypeError(f"not a condition: {type(node).__name__}")
 
 

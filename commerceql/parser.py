@@ -84,6 +84,7 @@ GRAMMAR_PATH = (
 )
 
 _LARK_OPTIONS: dict[str, Any] = {
+    "start": ["start", "segment_condition"],
     "parser": "lalr",
     "lexer": "contextual",
     "propagate_positions": True,
@@ -350,7 +351,7 @@ def parse_script(text: str) -> list[ast.Query]:
         raise TypeError(f"a query is text (str), not {type(text).__name__}")
     try:
         _prescan(text)
-        tree = get_parser().parse(text)
+        tree = get_parser().parse(text, start="start")
         return _Builder(text).transform(tree)
     except CommerceQLError as error:
         raise error.with_source(text) from None
@@ -364,6 +365,31 @@ def parse_script(text: str) -> list[ast.Query]:
         raise _too_deep(text) from None
     except LarkError as error:
         raise _internal_error(text, error) from None
+    except Exception as error:  # never let a traceback reach the user
+        raise _internal_error(text, error) from None
+
+
+def parse_condition(text: str) -> ast.Condition:
+    """Parse a condition on its own (a saved segment's `condition:`), spans relative to `text`."""
+    if not isinstance(text, str):
+        raise TypeError(f"a condition is text (str), not {type(text).__name__}")
+    if not text.strip():
+        raise CommerceQLSyntaxError("empty condition", span=_point_span(text, 0), source=text,
+                                    hint="for example: company_industry = 'OEM' AND amount_spent > 250000")
+    try:
+        _prescan(text)
+        tree = get_parser().parse(text, start="segment_condition")
+        return _Builder(text).transform(tree)
+    except CommerceQLError as error:
+        raise error.with_source(text) from None
+    except UnexpectedInput as error:
+        try:
+            translated = _translate_lark_error(error, text)
+        except Exception as bug:  # pragma: no cover - a bug in the error messages themselves
+            translated = _internal_error(text, bug)
+        raise translated from None
+    except RecursionError:
+        raise _too_deep(text) from None
     except Exception as error:  # never let a traceback reach the user
         raise _internal_error(text, error) from None
 
@@ -984,6 +1010,9 @@ class _Builder:
 
     # -- script and query ---------------------------------------------------------------------
 
+    def segment_condition(self, meta: Any, children: list[Any]) -> ast.Condition:
+        return children[0]
+
     def start(self, meta: Any, children: list[Any]) -> list[ast.Query]:
         return [child for child in children if isinstance(child, ast.Query)]
 
@@ -1364,15 +1393,35 @@ class _Builder:
             span=_meta_span(meta),  # type: ignore[arg-type]
         )
 
-    def matches(self, meta: Any, children: list[Any]) -> None:
-        raise _err(
-            "MATCHES (customer segment filters) is not supported by CommerceQL",
-            _first_line_span(_meta_span(meta), self.text),
-            "filter on dimensions with =, IN, STARTS WITH, CONTAINS, ...",
-        )
+    def matches(self, meta: Any, children: list[Any]) -> ast.Matches:
+        subject, negated, *parameters = children
+        if not isinstance(subject, ast.Identifier):
+            raise _err(
+                "MATCHES applies to related records such as orders_placed or products_purchased",
+                _first_line_span(_meta_span(meta), self.text),
+                "for example: orders_placed MATCHES (count_at_least = 2, date > -365d)",
+            )
+        given = [p for p in parameters if p is not None]
+        seen: set[str] = set()
+        for parameter in given:
+            if parameter.name in seen:
+                raise _err(
+                    f"`{parameter.name}` appears twice in one MATCHES; each parameter may appear once",
+                    parameter.span,
+                    "for a date range use `date BETWEEN`-style bounds on two MATCHES joined with AND",
+                )
+            seen.add(parameter.name)
+        return ast.Matches(subject=subject, parameters=tuple(given), negated=negated is not None,
+                           span=_meta_span(meta))
 
-    def matches_param(self, meta: Any, children: list[Any]) -> None:
-        return None
+    def matches_param(self, meta: Any, children: list[Any]) -> ast.MatchesParameter:
+        name, operator, value = children
+        op = str(operator.value)
+        op = "!=" if op == "<>" else op
+        if op == "==":
+            raise _err("`==` is not a CommerceQL operator", _token_span(operator), "write = (a single equals sign)")
+        return ast.MatchesParameter(name=str(name.value).lower(), operator=op,  # type: ignore[arg-type]
+                                    value=_comparable(value), span=_meta_span(meta))
 
     def bare(self, meta: Any, children: list[Any]) -> ast.BareCondition:
         return ast.BareCondition(operand=_value(children[0]), span=_meta_span(meta))

@@ -77,6 +77,17 @@ class PlannedComparison:
 
 
 @dataclass(frozen=True)
+class PlannedSegment:
+    """A saved segment the query uses: its condition checked against the account table, dates concrete."""
+
+    name: str
+    kind: str  # customer | company
+    table: Table  # the account's own table (customers, companies)
+    key_sql: str  # that table's SQL of the account key (customers.customer_id)
+    condition: ast.Condition
+
+
+@dataclass(frozen=True)
 class QueryPlan:
     query: ast.Query
     tables: tuple[Table, ...]
@@ -105,6 +116,7 @@ class QueryPlan:
     # The store's clock for this query (recency, cadence and cohort fields are as of it).
     as_of: dt.datetime | None = None
     accounts: AccountSettings = field(default_factory=AccountSettings)
+    segments: tuple[PlannedSegment, ...] = ()
 
     @property
     def time_dimension(self) -> PlannedDimension | None:

@@ -20,7 +20,10 @@ from commerceql.errors import (
     CommerceQLSemanticError,
     did_you_mean,
 )
-from commerceql.model.semantic import Dimension, Metric, SemanticModel, Table
+from commerceql.matches import SUBJECTS as MATCHES_SUBJECTS
+from commerceql.matches import parameter_problem
+from commerceql.model.accounts import ACCOUNT_KINDS
+from commerceql.model.semantic import SEGMENT_MACRO, Dimension, Metric, SemanticModel, Table
 from commerceql.plan import (
     CYCLICAL_DIMENSIONS,
     TIME_GRAINS,
@@ -28,11 +31,12 @@ from commerceql.plan import (
     PlannedComparison,
     PlannedDimension,
     PlannedMetric,
+    PlannedSegment,
     QueryPlan,
 )
 from commerceql.typecheck import check_condition
 from commerceql.walk import condition_leaves as _condition_leaves
-from commerceql.walk import condition_operands, identifiers
+from commerceql.walk import condition_names, condition_operands, identifiers
 
 DEFAULT_LIMIT = 1000
 # Each condition becomes SQL the engine plans; thousands of ANDs take seconds and gigabytes.
@@ -123,6 +127,15 @@ class _Scope:
         if found is not None:
             return found
         table_names = ", ".join(f"`{t.name}`" for t in self.tables)
+        for table in self.tables:
+            reason = table.unavailable.get(identifier.name)
+            if reason is not None:
+                raise CommerceQLNameError(
+                    f"`{identifier.name}` is a Shopify field that table `{table.name}` has no data for: {reason}",
+                    span=identifier.span,
+                    source=self.source,
+                    hint=f"run `schema {table.name}` to list the fields this store has",
+                )
         if what == "metric":
             candidates = self.names(("metric",)) + self.names(("dimension", "time"))
         elif what == "dimension":
@@ -311,9 +324,16 @@ class Resolver:
                 query,
                 hint="keep the finer grain, or use a cyclical dimension such as day_of_week",
             )
-        # Every dimension in SHOW must be grouped (the TIMESERIES dimension counts as grouped).
+        # Every dimension in SHOW must be grouped (the TIMESERIES dimension counts as grouped),
+        # except on a table with one row per account (customers, companies): there SHOW
+        # customer_email lists the accounts, as ShopifyQL's customers table does.
         grouped = {d.source_name for d in dimensions}
+        listing = all(any(ACCOUNT_KINDS[k][0] == t.name for k in t.account_keys) for t in tables)
         for name, (item, _field) in shown_dimensions.items():
+            if name not in grouped and listing:
+                group_item = ast.GroupItem(dimension=ast.Identifier(name, span=item.span), span=item.span)
+                dimensions.append(self._plan_dimension(group_item, scope, aliases, shown_dimensions))
+                grouped.add(name)
             if name not in grouped:
                 raise self.error(
                     CommerceQLSemanticError,
@@ -419,6 +439,7 @@ class Resolver:
             notices=tuple(notices),
             as_of=self.now,
             accounts=self.accounts,
+            segments=self._segments(tables, where, dimensions, timezone),
         )
         columns = output_columns(plan)
         available = [c.name for c in columns]
@@ -715,6 +736,8 @@ class Resolver:
                 return replace(node, values=tuple(value(v) for v in node.values))
             if isinstance(node, ast.Between):
                 return replace(node, low=value(node.low), high=value(node.high))
+            if isinstance(node, ast.Matches):
+                return replace(node, parameters=tuple(replace(p, value=value(p.value)) for p in node.parameters))
             if isinstance(node, ast.Not):
                 return replace(node, operand=walk(node.operand))
             if isinstance(node, ast.Logical):
@@ -722,6 +745,39 @@ class Resolver:
             return node
 
         return walk(condition)
+
+    def _segments(
+        self, tables: Sequence[Table], where: ast.Condition | None, dimensions: Sequence[PlannedDimension],
+        timezone: str,
+    ) -> tuple[PlannedSegment, ...]:
+        """The saved segments the query's WHERE and GROUP BY use, each checked on its account table."""
+        names = [d.source_name for d in dimensions if d.kind == "model"]
+        if where is not None:
+            names += condition_names(where)
+        saved = self.model.segments()
+        planned: list[PlannedSegment] = []
+        for name in dict.fromkeys(names):
+            segment = saved.get(name)
+            if segment is None or not any(
+                t.dimensions.get(name) is not None and t.dimensions[name].sql.startswith(SEGMENT_MACRO + "(")
+                for t in tables
+            ):
+                continue
+            account_table = self.model.tables[segment.table]
+            try:
+                condition = self._concrete_dates(segment.condition, timezone)
+                scope = _Scope([account_table], segment.condition_text)
+                self._check_where(condition, scope)
+                check_condition(condition, lambda identifier, s=scope: self._where_type(identifier, s),
+                                segment.condition_text)
+            except CommerceQLError as error:
+                raise CommerceQLSemanticError(
+                    f"the segment `{name}` ({segment.origin}) no longer fits the model: {error.message}",
+                    span=error.span, source=segment.condition_text, hint=error.hint,
+                ) from None
+            planned.append(PlannedSegment(name, segment.kind, account_table, account_table.account_keys[segment.kind],
+                                          condition))
+        return tuple(planned)
 
     def _check_condition_size(self, condition: ast.Condition) -> None:
         leaves = sum(1 for _ in _condition_leaves(condition))
@@ -744,6 +800,9 @@ class Resolver:
         return field.type
 
     def _check_where(self, condition: ast.Condition, scope: _Scope) -> None:
+        for leaf in _condition_leaves(condition):
+            if isinstance(leaf, ast.Matches):
+                self._check_matches(leaf, scope)
         for operand in condition_operands(condition):
             for identifier in identifiers(operand):
                 if identifier.quoted:
@@ -764,6 +823,33 @@ class Resolver:
             if isinstance(operand, ast.FunctionCall):
                 self._reject_functions(operand)
 
+    def _check_matches(self, condition: ast.Matches, scope: _Scope) -> None:
+        name = condition.subject.name
+        subject = MATCHES_SUBJECTS.get(name)
+        if subject is None:
+            for table in scope.tables:
+                reason = table.unavailable.get(name.split(".")[0])
+                if reason is not None:
+                    raise self.error(CommerceQLNameError, f"`{name}` has no data in this store: {reason}",
+                                     condition.subject)
+            raise self.error(
+                CommerceQLNameError, f"unknown MATCHES subject `{name}`", condition.subject,
+                hint=did_you_mean(name, MATCHES_SUBJECTS) or f"MATCHES applies to {', '.join(MATCHES_SUBJECTS)}",
+            )
+        lacking = [t.name for t in scope.tables if "customer" not in t.account_keys]
+        if lacking:
+            raise self.error(
+                CommerceQLSemanticError,
+                f"`{name} MATCHES` keeps rows whose customer has such records, and `{lacking[0]}` rows have no customer",
+                condition,
+                hint="use it FROM customers, or a table whose rows belong to a customer (sales, orders, sessions ...)",
+            )
+        for parameter in condition.parameters:
+            problem = parameter_problem(subject, parameter)
+            if problem is not None:
+                message, hint = problem
+                raise self.error(CommerceQLSemanticError, message, parameter, hint=hint or None)
+
     def _check_having(
         self,
         condition: ast.Condition,
@@ -772,6 +858,10 @@ class Resolver:
         aliases: dict[str, str],
         scope: _Scope,
     ) -> None:
+        for leaf in _condition_leaves(condition):
+            if isinstance(leaf, ast.Matches):
+                raise self.error(CommerceQLSemanticError, "MATCHES filters rows, so it belongs in WHERE, not HAVING",
+                                 leaf, hint="move it to WHERE")
         for operand in condition_operands(condition):
             for identifier in identifiers(operand):
                 name = aliases.get(identifier.name, identifier.name)

@@ -331,6 +331,25 @@ class Store:
             )
         return pl.DataFrame(rows, schema={"kind": pl.String, "name": pl.String, "type": pl.String, "description": pl.String})
 
+    def define_segment(self, name: str, condition: str, *, description: str = "", kind: str = "customer",
+                       replace: bool = False) -> None:
+        """Save a segment: a named customer (or company) condition, usable on every table of that account.
+
+        `condition` is written like a WHERE over the `customers` (or `companies`) table's dimensions,
+        e.g. `store.define_segment("key_oem", "company_industry = 'OEM' AND amount_spent > 250000",
+        kind="company")`; then `FROM sales SHOW net_sales WHERE key_oem` or `GROUP BY key_oem`.
+        It lasts for this Store object; a store's `model/*.yaml` keeps segments for everyone (docs/segments.md).
+        """
+        from commerceql.model.accounts import ACCOUNT_KINDS
+
+        if kind not in ACCOUNT_KINDS:
+            raise CommerceQLDataError(f"unknown segment kind {kind!r}", hint="use kind='customer' or kind='company'")
+        spec: dict[str, Any] = {"condition": condition, "description": description}
+        if replace:
+            spec["override"] = True
+        document = {"name": ACCOUNT_KINDS[kind][0], "segments": {name: spec}}
+        self.model = self.model.extended([document], origin=f"define_segment({name!r})")
+
     def extend_model(self, paths: Iterable[str | Path]) -> None:
         """Add user-defined metrics and dimensions from YAML files in the model format."""
         self.model = self.model.extended_from_files(paths)

@@ -53,3 +53,13 @@ def condition_operands(condition: ast.Condition) -> Iterator[ast.Expression]:
     elif isinstance(condition, ast.Logical):
         for operand in condition.operands:
             yield from condition_operands(operand)
+
+
+def condition_names(condition: ast.Condition) -> list[str]:
+    """The field names a condition refers to, each once, in order."""
+    names: list[str] = []
+    for operand in condition_operands(condition):
+        for identifier in identifiers(operand):
+            if identifier.name not in names:
+                names.append(identifier.name)
+    return names

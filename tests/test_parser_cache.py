@@ -52,7 +52,7 @@ def _temp_fallback(places: dict[str, Path]) -> Path:
 
 
 def _parses(parser: object) -> None:
-    tree = parser.parse(QUERY)  # type: ignore[attr-defined]
+    tree = parser.parse(QUERY, start="start")  # type: ignore[attr-defined]
     [query] = parser_module._Builder(QUERY).transform(tree)
     assert [table.name for table in query.tables] == ["sales"]
 

@@ -50,7 +50,8 @@ from typing import Any
 
 import yaml
 
-from commerceql.errors import CommerceQLDataError
+from commerceql import ast
+from commerceql.errors import CommerceQLDataError, CommerceQLError, did_you_mean
 from commerceql.model.accounts import ACCOUNT_FIELDS, ACCOUNT_KINDS
 from commerceql.model.accounts import field_name as account_field_name
 from commerceql.model.accounts import field_sql as account_field_sql
@@ -69,7 +70,8 @@ _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _RELATION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SYSTEM_PREFIXES = ("duckdb_", "pragma_", "sqlite_", "pg_", "information_schema")
 _TABLE_KEYS = frozenset(
-    {"name", "description", "relation", "time_column", "joins", "dimensions", "metrics", "override", "account_keys"}
+    {"name", "description", "relation", "time_column", "joins", "dimensions", "metrics", "override", "account_keys",
+     "segments", "unavailable"}
 )
 
 
@@ -94,6 +96,22 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """A saved customer or company condition (docs/segments.md), usable on every table of that account."""
+
+    name: str
+    kind: str  # "customer" | "company"
+    table: str  # the account's own table (customers, companies), where the condition's names live
+    condition_text: str
+    condition: ast.Condition
+    description: str
+    origin: str  # file and field, for messages
+
+
+SEGMENT_MACRO = "in_segment"
+
+
+@dataclass(frozen=True)
 class Join:
     alias: str
     relation: str
@@ -111,6 +129,10 @@ class Table:
     metrics: Mapping[str, Metric] = field(default_factory=dict)
     # Account kind (customer, company) -> SQL of the column naming the row's account.
     account_keys: Mapping[str, str] = field(default_factory=dict)
+    # Segments defined on this (account) table, by name.
+    segments: Mapping[str, Segment] = field(default_factory=dict)
+    # Shopify field names this table knows but has no data for, with the reason (refused clearly).
+    unavailable: Mapping[str, str] = field(default_factory=dict)
 
     def metric(self, name: str) -> Metric | None:
         """The metric called `name`, following `alias_of` to the metric it stands for."""
@@ -187,7 +209,11 @@ class SemanticModel:
             table = _parse_table(document, origin, base=base, trusted=trusted)
             _check_aliases(table, origin)
             tables[table.name] = table
-        return SemanticModel(tables)
+        return SemanticModel(_with_segment_dimensions(tables))
+
+    def segments(self) -> dict[str, Segment]:
+        """Every saved segment of the model, by name."""
+        return {name: segment for table in self.tables.values() for name, segment in table.segments.items()}
 
     def extended_from_files(self, paths: Iterable[str | Path], *, relative_to: Path | None = None) -> SemanticModel:
         """The model extended with YAML files; messages name each file relative to `relative_to`."""
@@ -196,6 +222,88 @@ class SemanticModel:
             path = Path(path)
             model = model.extended(_read_yaml(path), origin=_display(path, relative_to))
         return model
+
+
+def _with_segment_dimensions(tables: dict[str, Table]) -> dict[str, Table]:
+    """Every table with an account key gets one boolean dimension per segment of that account kind."""
+    segments = [segment for table in tables.values() for segment in table.segments.values()]
+    result: dict[str, Table] = {}
+    for name, table in tables.items():
+        dimensions = {n: d for n, d in table.dimensions.items() if not d.sql.startswith(SEGMENT_MACRO + "(")}
+        for segment in segments:
+            key_sql = table.account_keys.get(segment.kind)
+            if key_sql is None:
+                continue
+            if segment.name in dimensions or segment.name in table.metrics:
+                raise CommerceQLDataError(
+                    f"{segment.origin}: segment `{segment.name}` has the name of a field of table `{name}`",
+                    hint="give the segment a name no table uses",
+                )
+            dimensions[segment.name] = Dimension(
+                name=segment.name,
+                sql=f"{SEGMENT_MACRO}({segment.name}, {key_sql})",
+                type="boolean",
+                description=f"Segment of {ACCOUNT_KINDS[segment.kind][0]}: {segment.description or segment.condition_text}. "
+                f"True for rows whose {segment.kind} is in it.",
+            )
+        result[name] = replace(table, dimensions=dimensions) if dimensions != dict(table.dimensions) else table
+    return result
+
+
+def _parse_segments(
+    document: Mapping[str, Any], origin: str, table_name: str, base: Table | None, dimensions: Mapping[str, Dimension]
+) -> dict[str, Segment]:
+    segments: dict[str, Segment] = dict(base.segments) if base else {}
+    section = _section(document, "segments", origin)
+    if not section:
+        return segments
+    kind = next((k for k, (own, _, _) in ACCOUNT_KINDS.items() if own == table_name), None)
+    if kind is None:
+        raise CommerceQLDataError(
+            f"{origin}: segments: table `{table_name}` is not an account table",
+            hint="define customer segments on `customers` and company segments on `companies`",
+        )
+    for seg_name, spec in section.items():
+        field = f"{origin}: segments.{seg_name}"
+        if not isinstance(seg_name, str) or not _NAME.match(seg_name):
+            raise CommerceQLDataError(f"{field}: a segment name must be lower_snake_case")
+        spec = {"condition": spec} if isinstance(spec, str) else _entry(spec, field)
+        unknown = set(spec) - {"condition", "description", "override"}
+        if unknown:
+            raise CommerceQLDataError(f"{field}: unknown key `{sorted(unknown)[0]}`", hint="a segment has condition and description")
+        text = _text(spec, "condition", field)
+        if not text:
+            raise CommerceQLDataError(f"{field}: needs `condition`",
+                                      hint="for example: condition: company_industry = 'OEM' AND amount_spent > 250000")
+        if seg_name in segments and not _flag(spec, "override", field):
+            raise CommerceQLDataError(f"{field}: replaces the existing segment `{seg_name}`",
+                                      hint="add `override: true` to replace it on purpose")
+        segments[seg_name] = Segment(
+            name=seg_name, kind=kind, table=table_name, condition_text=text,
+            condition=_segment_condition(text, field, dimensions),
+            description=_text(spec, "description", field, "") or "", origin=field,
+        )
+    return segments
+
+
+def _segment_condition(text: str, field: str, dimensions: Mapping[str, Dimension]) -> ast.Condition:
+    """The parsed condition; every name must be a dimension of the account table (not a segment)."""
+    from commerceql.parser import parse_condition
+    from commerceql.walk import condition_names
+
+    try:
+        condition = parse_condition(text)
+    except CommerceQLError as error:
+        raise CommerceQLDataError(f"{field}.condition: {error.message}\n{error.render()}", hint=error.hint) from None
+    for name in condition_names(condition):
+        dimension = dimensions.get(name)
+        if dimension is None:
+            raise CommerceQLDataError(f"{field}.condition: unknown field `{name}`",
+                                      hint=did_you_mean(name, list(dimensions)))
+        if dimension.sql.startswith(SEGMENT_MACRO + "("):
+            raise CommerceQLDataError(f"{field}.condition: `{name}` is a segment; a segment cannot use another one",
+                                      hint="repeat that segment's condition instead")
+    return condition
 
 
 def _check_aliases(table: Table, origin: str) -> None:
@@ -439,6 +547,12 @@ def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = 
     if both:
         raise CommerceQLDataError(f"{where}: {sorted(both)} defined both as metric and dimension")
     description = _text(document, "description", origin, base.description if base else "") or ""
+    segments = _parse_segments(document, origin, name, base, dimensions)
+    unavailable: dict[str, str] = dict(base.unavailable) if base else {}
+    for field_name, reason in _section(document, "unavailable", origin).items():
+        if not isinstance(reason, str):
+            raise CommerceQLDataError(f"{origin}: unavailable.{field_name}: give the reason as text")
+        unavailable[str(field_name)] = reason
     if base is not None:
         return replace(
             base,
@@ -449,6 +563,8 @@ def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = 
             dimensions=dimensions,
             metrics=metrics,
             account_keys=account_keys,
+            segments=segments,
+            unavailable=unavailable,
         )
     return Table(
         name=name,
@@ -459,6 +575,8 @@ def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = 
         dimensions=dimensions,
         metrics=metrics,
         account_keys=account_keys,
+        segments=segments,
+        unavailable=unavailable,
     )
 
 
