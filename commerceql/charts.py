@@ -1571,16 +1571,41 @@ def _donut(ctx: _Ctx, metrics: list[_Metric]) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
+# Dimensions whose values are the steps of a funnel, in funnel order (a model dimension name, as
+# the result's ColumnInfo.base carries it). A funnel (or waterfall) of one metric by such a
+# dimension draws its steps in this order, whatever the rows' order (ORDER BY, or the default
+# order by value); values not listed follow in row order. The model has no way yet to declare a
+# dimension's value order (docs/funnels.md).
+_STEP_ORDERS: dict[str, tuple[str, ...]] = {
+    "checkout_stage": ("cart", "information", "shipping", "payment", "completed"),
+}
+
+
+def _step_order(dim: _Dim) -> tuple[str, ...] | None:
+    for name in (dim.info.base, dim.info.name):
+        if name in _STEP_ORDERS:
+            return _STEP_ORDERS[name]
+    return None
+
+
 def _steps(
     ctx: _Ctx, metrics: list[_Metric], chart_type: str
 ) -> tuple[list[tuple[str, float | None]], str, str]:
-    """(label, value) steps: the rows of one dimension for one metric, or each metric in turn."""
+    """(label, value) steps, in funnel order: the rows of one dimension for one metric (in row
+    order, or the dimension's step order), or each metric in turn (in the order VISUALIZE names
+    them, which is SHOW's order when it names none)."""
     max_points = ctx.request.max_points
     if len(metrics) == 1 and ctx.dims:
         metric = metrics[0]
+        rows = ctx.rows
+        order = _step_order(ctx.dims[0]) if len(ctx.dims) == 1 else None
+        if order is not None:
+            dim = ctx.dims[0]
+            rank = {value: index for index, value in enumerate(order)}
+            rows = sorted(rows, key=lambda r: rank.get(r.get(dim.name), len(rank)))  # stable: rest in row order
         steps = [
             (" · ".join(str(r[d.label_field]) for d in ctx.dims), _to_float(r.get(metric.column)))
-            for r in ctx.rows
+            for r in rows
         ]
         title = " · ".join(d.title for d in ctx.dims)
         value_type = metric.value_type
@@ -1603,16 +1628,22 @@ def _steps(
     return steps, value_type, title
 
 
+def _percent_text(share: float | None) -> str:
+    return _MISSING_TEXT if share is None else f"{share * 100:.1f}%"
+
+
 def _funnel(ctx: _Ctx, metrics: list[_Metric]) -> dict:
+    """Steps top to bottom in funnel order (see _steps), never re-sorted by value; each step shows
+    its value, its overall conversion (÷ the first step) and its step conversion (÷ the step before)."""
     steps, value_type, title = _steps(ctx, metrics, "funnel")
-    steps = sorted(steps, key=lambda s: -(s[1] or 0.0))
-    first = next((v for _, v in steps if v), None)
+    first = (steps[0][1] or 0.0) if steps else 0.0
     records = []
-    previous = None
+    previous: float | None = None
     for index, (label, value) in enumerate(steps):
         value = value or 0.0
-        of_first = value / first if first else None
-        of_previous = value / previous if previous else None
+        overall = value / first if first else None
+        step = None if index == 0 else (value / previous if previous else None)
+        value_text = _format_value(value, value_type, ctx.currency)
         records.append(
             {
                 "__step": label,
@@ -1620,15 +1651,14 @@ def _funnel(ctx: _Ctx, metrics: list[_Metric]) -> dict:
                 "__value": value,
                 "__x0": -value / 2,
                 "__x1": value / 2,
-                "__value_text": _format_value(value, value_type, ctx.currency),
-                "__of_first": "100%"
+                "__value_text": value_text,
+                "__overall_conversion": 1.0 if index == 0 and first else overall,
+                "__step_conversion": step,
+                "__of_first": "100%" if index == 0 else _percent_text(overall),
+                "__of_previous": _MISSING_TEXT if index == 0 else _percent_text(step),
+                "__label": value_text
                 if index == 0
-                else (f"{of_first * 100:.1f}%" if of_first is not None else _MISSING_TEXT),
-                "__of_previous": _MISSING_TEXT
-                if index == 0 or of_previous is None
-                else f"{of_previous * 100:.1f}%",
-                "__label": _format_value(value, value_type, ctx.currency)
-                + ("" if index == 0 or of_first is None else f"  ({of_first * 100:.1f}%)"),
+                else f"{value_text}  ({_percent_text(step)} of previous, {_percent_text(overall)} of first)",
             }
         )
         previous = value
@@ -1649,7 +1679,7 @@ def _funnel(ctx: _Ctx, metrics: list[_Metric]) -> dict:
                 "field": "__x0",
                 "type": "quantitative",
                 "axis": None,
-                "scale": {"domain": [-biggest / 2, biggest / 2 * 1.6]},
+                "scale": {"domain": [-biggest / 2, biggest / 2 * 2.2]},
             },
             "x2": {"field": "__x1"},
             "opacity": {
