@@ -58,6 +58,8 @@ SALES_COLUMNS = {
     "discounts": "DECIMAL(18,2)", "sales_reversals": "DECIMAL(18,2)", "net_sales": "DECIMAL(18,2)",
     "taxes": "DECIMAL(18,2)", "shipping_charges": "DECIMAL(18,2)", "total_sales": "DECIMAL(18,2)",
     "cost": "DECIMAL(18,2)", "product_title_at_sale": "VARCHAR", "variant_sku_at_sale": "VARCHAR",
+    "price_list": "VARCHAR", "volume_break": "VARCHAR", "contract_discounts": "DECIMAL(18,2)",
+    "volume_break_discounts": "DECIMAL(18,2)",
 }
 
 
@@ -157,11 +159,21 @@ def test_denormalised_keys_agree(duckdb_connection) -> None:
                           OR NOT s.completed_checkout""") == 0
     assert one(con, """SELECT COUNT(*) FROM checkouts k JOIN orders o USING (order_id)
                        WHERE k.completed_at <> o.created_at OR k.created_at > o.created_at""") == 0
-    # online-store orders each come from exactly one converting session and one checkout
-    online = one(con, "SELECT COUNT(*) FROM orders WHERE sales_channel = 'Online Store' AND NOT is_test")
+    # online-store and B2B-portal (Wholesale) orders each come from exactly one converting session
+    # and one checkout of their channel
+    online = one(con, "SELECT COUNT(*) FROM orders WHERE sales_channel IN ('Online Store', 'Wholesale') AND NOT is_test")
     assert one(con, "SELECT COUNT(DISTINCT order_id) FROM sessions WHERE completed_checkout") == online
+    assert one(con, "SELECT COUNT(*) FROM sessions WHERE completed_checkout") == online
     assert one(con, "SELECT COUNT(DISTINCT order_id) FROM checkouts") == online
     assert one(con, "SELECT COUNT(*) FROM checkouts WHERE order_id IS NOT NULL") == online
+    assert one(con, """SELECT COUNT(*) FROM checkouts k JOIN orders o USING (order_id)
+                       WHERE k.sales_channel <> o.sales_channel OR k.customer_id <> o.customer_id""") == 0
+    assert one(con, """SELECT COUNT(*) FROM sessions s JOIN orders o USING (order_id)
+                       WHERE s.sales_channel <> o.sales_channel""") == 0
+    # every session that reached checkout started exactly one checkout (completing sessions: theirs)
+    assert one(con, "SELECT COUNT(*) FROM sessions WHERE reached_checkout") == one(con, "SELECT COUNT(*) FROM checkouts")
+    assert one(con, "SELECT COUNT(*) FROM checkouts k JOIN sessions s USING (session_id) WHERE NOT s.reached_checkout "
+                    "OR k.sales_channel <> s.sales_channel") == 0
 
 
 # ---- money identities -----------------------------------------------------------------------------
@@ -327,7 +339,7 @@ def test_test_orders_are_not_in_customer_history(duckdb_connection) -> None:
 def test_nothing_happens_after_as_of(duckdb_connection) -> None:
     con = duckdb_connection
     checks = {
-        "sales": ["happened_at"], "orders": ["created_at", "fulfilled_at", "cancelled_at"],
+        "sales": ["happened_at"], "orders": ["created_at", "fulfilled_at", "cancelled_at", "paid_at"],
         "refunds": ["created_at"], "sessions": ["started_at"], "checkouts": ["created_at", "completed_at"],
         "draft_orders": ["created_at", "completed_at", "invoice_sent_at"], "customers": ["created_at"],
         "companies": ["created_at"], "products": ["created_at", "discontinued_at"],
@@ -578,6 +590,199 @@ def test_open_quotes_for_distributors(duckdb_connection) -> None:
                         AND created_at < {AS_OF} - INTERVAL 30 DAY""") == 0
 
 
+# ---- the B2B side: key accounts, portal, price lists, invoices ------------------------------------
+
+
+def test_a_few_large_oem_accounts(duckdb_connection) -> None:
+    """3-6 OEM companies above $250k lifetime net sales (all their buyers together); most accounts
+    stay far smaller."""
+    per_company = rows(duckdb_connection, """
+        SELECT k.company_id, k.industry, COALESCE(SUM(s.net_sales), 0)::DOUBLE, COUNT(DISTINCT s.customer_id)
+        FROM companies k LEFT JOIN sales s USING (company_id) GROUP BY ALL""")
+    large_oem = [r for r in per_company if r[1] == "OEM" and r[2] > 250_000]
+    assert 3 <= len(large_oem) <= 6
+    assert all(buyers > 1 for *_, buyers in large_oem)  # several buyers order for each of them
+    values = sorted(r[2] for r in per_company)
+    assert values[len(values) // 2] < 30_000
+    assert sum(v > 250_000 for v in values) <= 8
+
+
+def test_some_b2b_buyers_are_vip(duckdb_connection) -> None:
+    con = duckdb_connection
+    vip_b2b, vip_dtc = con.execute("""SELECT COUNT(*) FILTER (WHERE company_id IS NOT NULL),
+                                             COUNT(*) FILTER (WHERE company_id IS NULL)
+                                      FROM customers WHERE list_contains(tags, 'VIP')""").fetchone()
+    assert vip_b2b >= 5 and vip_dtc > vip_b2b
+    # the tag vocabulary (and its case) is the same for consumers and buyers
+    tags = {t for (t,) in rows(con, "SELECT DISTINCT unnest(tags) FROM customers")}
+    assert tags == {"VIP", "loyalty-member", "newsletter", "local", "wholesale", "distributor", "contractor",
+                    "oem", "tax-exempt", "staff"}
+    assert one(con, """SELECT COUNT(DISTINCT o.company_id) FROM orders o JOIN customers c USING (customer_id)
+                       WHERE list_contains(c.tags, 'VIP') AND o.company_id IS NOT NULL""") >= 3
+
+
+def test_b2b_buyers_use_the_portal_and_abandon_checkouts(duckdb_connection) -> None:
+    con = duckdb_connection
+    # B2B buyers' sessions: Wholesale channel, direct or from email, human, logged in
+    n, bad = con.execute("""
+        SELECT COUNT(*), COUNT(*) FILTER (WHERE s.sales_channel <> 'Wholesale' OR s.human_or_bot <> 'human'
+                                              OR s.referring_channel NOT IN ('Direct', 'Email'))
+        FROM sessions s JOIN customers c USING (customer_id) WHERE c.company_id IS NOT NULL""").fetchone()
+    assert n > 1000 and bad == 0
+    assert one(con, """SELECT COUNT(*) FROM sessions s LEFT JOIN customers c USING (customer_id)
+                       WHERE s.sales_channel = 'Wholesale' AND c.company_id IS NULL""") == 0
+    page_types = dict(rows(con, "SELECT landing_page_type, COUNT(*) FROM sessions WHERE sales_channel = 'Wholesale' GROUP BY 1"))
+    assert max(page_types, key=page_types.get) == "Other"  # account and quick-order pages
+    # Wholesale checkouts: one completed per Wholesale order, many abandoned, some recovered
+    total, completed, linked, abandoned, lost, recovered = con.execute("""
+        SELECT COUNT(*), COUNT(*) FILTER (WHERE k.completed_at IS NOT NULL),
+               COUNT(*) FILTER (WHERE o.sales_channel = 'Wholesale' AND o.company_id IS NOT NULL
+                                  AND k.completed_at = o.created_at),
+               COUNT(*) FILTER (WHERE k.is_abandoned), COUNT(*) FILTER (WHERE k.is_abandoned AND k.order_id IS NULL),
+               COUNT(*) FILTER (WHERE k.recovered)
+        FROM checkouts k LEFT JOIN orders o USING (order_id) WHERE k.sales_channel = 'Wholesale'""").fetchone()
+    assert completed == linked == one(con, "SELECT COUNT(*) FROM orders WHERE sales_channel = 'Wholesale' AND NOT is_test")
+    assert 0.2 < abandoned / total < 0.7 and lost > recovered > 0
+    assert one(con, """SELECT COUNT(*) FROM checkouts k LEFT JOIN customers c USING (customer_id)
+                       WHERE k.sales_channel = 'Wholesale' AND (c.company_id IS NULL OR NOT k.email_captured)""") == 0
+    assert set(r[0] for r in rows(con, "SELECT DISTINCT sales_channel FROM checkouts")) == {"Online Store", "Wholesale"}
+
+
+def _company_gaps(store: Path):
+    """Per company: orders, median / quartiles of the days between consecutive orders, longest gap
+    and days from the last order to as_of (Polars over the raw files)."""
+    import polars as pl
+
+    as_of = dt.datetime.fromisoformat("2025-12-15T14:00:00-05:00")
+    orders = pl.read_parquet(store / "orders.parquet", columns=["company_id", "created_at", "is_test"])
+    companies = pl.read_parquet(store / "companies.parquet", columns=["company_id", "tier"])
+    gaps = (
+        orders.filter(pl.col("company_id").is_not_null() & ~pl.col("is_test"))
+        .sort("company_id", "created_at")
+        .with_columns(gap=pl.col("created_at").diff().over("company_id").dt.total_seconds() / 86400)
+    )
+    return (
+        gaps.group_by("company_id")
+        .agg(orders=pl.len(), median=pl.col("gap").median(), q1=pl.col("gap").quantile(0.25),
+             q3=pl.col("gap").quantile(0.75), longest=pl.col("gap").max(), last=pl.col("created_at").max())
+        .with_columns(spread=(pl.col("q3") - pl.col("q1")) / pl.col("median"),
+                      since=(pl.lit(as_of) - pl.col("last")).dt.total_seconds() / 86400)
+        .join(companies, on="company_id")
+    )
+
+
+def test_key_accounts_reorder_on_a_regular_rhythm(sample_store_path: Path) -> None:
+    """Enterprise and Mid-market accounts each reorder on an interval of their own (2-9 weeks) with
+    modest jitter, so their median days between orders means something; small businesses are erratic."""
+    import polars as pl
+
+    per = _company_gaps(sample_store_path).filter(pl.col("orders") >= 8)
+    for tier in ("Enterprise", "Mid-market"):
+        regular = per.filter(pl.col("tier") == tier)
+        assert regular.height >= 10, tier
+        assert regular["median"].is_between(10, 70).mean() >= 0.9, tier
+        assert regular["spread"].median() < 0.5, tier
+        assert regular["median"].max() > 1.5 * regular["median"].min(), tier  # intervals differ by account
+    enterprise = per.filter(pl.col("tier") == "Enterprise")
+    small = per.filter(pl.col("tier") == "Small business")
+    assert small["spread"].median() > 1.5 * enterprise["spread"].median()
+    assert enterprise["median"].median() < per.filter(pl.col("tier") == "Mid-market")["median"].median()
+
+
+def test_some_regular_accounts_drift_overdue_churn_or_come_back(sample_store_path: Path) -> None:
+    """As of as_of: most regular accounts ordered within 1.5x their usual interval; a handful are
+    well overdue (their orders stopped weeks or months ago), a few churned (nothing for > 180 days)
+    and a few came back after a long gap."""
+    import polars as pl
+
+    per = _company_gaps(sample_store_path).filter(pl.col("tier").is_in(["Enterprise", "Mid-market"])
+                                                  & (pl.col("orders") >= 6))
+    active = per.filter(pl.col("since") <= 1.5 * pl.col("median"))
+    overdue = per.filter((pl.col("since") > 1.5 * pl.col("median")) & (pl.col("since") <= 180))
+    churned = per.filter(pl.col("since") > 180)
+    back = active.filter(pl.col("longest") >= pl.max_horizontal(pl.lit(90.0), 3 * pl.col("median")))
+    assert overdue.height >= 3 and churned.height >= 3 and back.height >= 2
+    assert (overdue["since"] > 2.5 * overdue["median"]).sum() >= 3  # well over 1.5x
+    assert active.height > overdue.height + churned.height
+
+
+def test_invoices_on_payment_terms(duckdb_connection) -> None:
+    con = duckdb_connection
+    local = f"timezone('{STORE_TZ}', {{}})::DATE"
+    # the company's terms; only Net 30 / Net 60 orders are invoiced, due the terms' days after the order
+    assert one(con, """SELECT COUNT(*) FROM orders o LEFT JOIN companies k USING (company_id)
+                       WHERE o.payment_terms IS DISTINCT FROM k.payment_terms""") == 0
+    assert one(con, """SELECT COUNT(*) FROM orders WHERE payment_due_at IS DISTINCT FROM CASE payment_terms
+                         WHEN 'Net 30' THEN created_at + INTERVAL 30 DAY WHEN 'Net 60' THEN created_at + INTERVAL 60 DAY END""") == 0
+    assert one(con, "SELECT COUNT(*) FROM orders WHERE payment_due_at IS NOT NULL") > 1000
+    # status as of as_of: voided (cancelled), paid, overdue (past its due date, store time) or open
+    assert one(con, f"""
+        SELECT COUNT(*) FROM orders WHERE invoice_status IS DISTINCT FROM CASE
+            WHEN payment_due_at IS NULL THEN NULL WHEN cancelled_at IS NOT NULL THEN 'voided'
+            WHEN paid_at IS NOT NULL THEN 'paid'
+            WHEN {local.format('payment_due_at')} < {local.format(AS_OF)} THEN 'overdue' ELSE 'open' END""") == 0
+    assert one(con, f"""
+        SELECT COUNT(*) FROM orders WHERE days_past_due IS DISTINCT FROM CASE WHEN invoice_status IN ('open', 'overdue')
+            THEN greatest(0, date_diff('day', {local.format('payment_due_at')}, {local.format(AS_OF)})) END""") == 0
+    # payments: after the order and not after as_of; orders not invoiced are paid when placed (unless voided)
+    assert one(con, f"""SELECT COUNT(*) FROM orders WHERE paid_at > {AS_OF}
+                          OR (payment_due_at IS NOT NULL AND paid_at <= created_at)""") == 0
+    assert one(con, """SELECT COUNT(*) FROM orders WHERE payment_due_at IS NULL AND paid_at IS DISTINCT FROM
+                         CASE WHEN financial_status = 'voided' THEN NULL ELSE created_at END""") == 0
+    # unpaid invoices are the pending orders (unless refunded since)
+    assert one(con, """SELECT COUNT(*) FROM orders WHERE (financial_status = 'pending')
+                         <> (invoice_status IN ('open', 'overdue') AND total_refunded = 0) IS TRUE""") == 0
+    # receivables: open and overdue invoices (some by months), payments late and on time
+    counts = dict(rows(con, "SELECT invoice_status, COUNT(*) FROM orders WHERE payment_due_at IS NOT NULL GROUP BY 1"))
+    assert counts["paid"] > counts["overdue"] > 0 and counts["open"] > 0 and counts["voided"] > 0
+    assert one(con, "SELECT COUNT(*) FROM orders WHERE days_past_due > 90") > 0
+    late, on_time = con.execute("""SELECT COUNT(*) FILTER (WHERE paid_at > payment_due_at),
+                                          COUNT(*) FILTER (WHERE paid_at <= payment_due_at) FROM orders""").fetchone()
+    assert late > 0.2 * (late + on_time) and on_time > 0.3 * (late + on_time)
+    # quotes carry the company's terms; accepted ones the due date of the order they became
+    assert one(con, """SELECT COUNT(*) FROM draft_orders d LEFT JOIN companies k USING (company_id)
+                       WHERE d.payment_terms IS DISTINCT FROM k.payment_terms""") == 0
+    assert one(con, """SELECT COUNT(*) FROM draft_orders d LEFT JOIN orders o USING (order_id)
+                       WHERE d.payment_due_at IS DISTINCT FROM o.payment_due_at""") == 0
+
+
+def test_contract_prices_are_discounts_from_list_price(duckdb_connection) -> None:
+    """B2B lines are priced at list, less the company's price list and a volume break, booked as a
+    line discount: gross sales are at list price and the contract savings are part of discounts."""
+    con = duckdb_connection
+    assert one(con, "SELECT COUNT(*) FROM line_items l JOIN variants v USING (variant_id) WHERE l.price <> v.price") == 0
+    assert one(con, """SELECT COUNT(*) FROM line_items l JOIN orders o USING (order_id) LEFT JOIN companies k USING (company_id)
+                       WHERE l.price_list IS DISTINCT FROM k.price_list OR (k.company_id IS NULL) <> (l.contract_price IS NULL)
+                          OR (k.company_id IS NULL AND (l.contract_discount <> 0 OR l.volume_break IS NOT NULL
+                                                        OR l.volume_break_discount <> 0))""") == 0
+    assert one(con, """
+        SELECT COUNT(*) FROM line_items l JOIN orders o USING (order_id) JOIN companies k USING (company_id)
+        WHERE l.contract_discount <> (l.price - l.contract_price) * l.quantity
+           OR l.line_discount <> l.contract_discount OR l.allocated_order_discount <> 0
+           OR l.volume_break IS DISTINCT FROM CASE WHEN l.quantity >= 100 THEN '100+' WHEN l.quantity >= 50 THEN '50+'
+                                                   WHEN l.quantity >= 10 THEN '10+' END
+           OR (l.volume_break IS NULL) <> (l.volume_break_discount = 0) OR l.volume_break_discount > l.contract_discount
+           OR abs(l.price * (100 - k.price_list_discount_pct) / 100 - l.contract_price) * l.quantity
+              > l.volume_break_discount + 0.005 * l.quantity""") == 0
+    breaks = dict(rows(con, "SELECT volume_break, COUNT(*) FROM line_items WHERE volume_break IS NOT NULL GROUP BY 1"))
+    assert breaks["10+"] > breaks["50+"] > breaks["100+"] > 0
+    # sales rows: contract discounts are part of discounts, on order rows; every row of a B2B order
+    # names its price list
+    assert one(con, """
+        SELECT COUNT(*) FROM sales s LEFT JOIN line_items l USING (line_item_id)
+        WHERE s.contract_discounts <> CASE WHEN s.event_type = 'order' THEN COALESCE(-l.contract_discount, 0) ELSE 0 END
+           OR s.volume_break_discounts <> CASE WHEN s.event_type = 'order' THEN COALESCE(-l.volume_break_discount, 0) ELSE 0 END
+           OR s.volume_break IS DISTINCT FROM l.volume_break
+           OR s.contract_discounts < s.discounts OR s.volume_break_discounts < s.contract_discounts""") == 0
+    assert one(con, """SELECT COUNT(*) FROM sales s LEFT JOIN companies k USING (company_id)
+                       WHERE s.price_list IS DISTINCT FROM k.price_list""") == 0
+    gross, discounts, contract, net = con.execute("""
+        SELECT SUM(gross_sales), SUM(discounts), SUM(contract_discounts), SUM(net_sales) FROM sales
+        WHERE company_id IS NOT NULL AND event_type = 'order'""").fetchone()
+    assert contract == discounts and net == gross + discounts and 0.15 < -contract / gross < 0.45
+    assert one(con, "SELECT COUNT(*) FROM sales WHERE company_id IS NULL AND (contract_discounts <> 0 OR price_list IS NOT NULL)") == 0
+
+
 # ---- the semantic model runs on the store ---------------------------------------------------------
 
 
@@ -689,7 +894,8 @@ def test_ensure_default_store_replaces_a_stale_store(tmp_path: Path, monkeypatch
 
 def test_quotes_are_draft_orders_for_company_buyers(duckdb_connection, sample_store_path: Path) -> None:
     """quote_acceptance_rate counts quotes to company buyers only; DTC drafts are phone orders, all
-    completed by staff on the spot (counting them gave 62.2 % instead of 52.3 %)."""
+    completed by staff on the spot (counting them gave a higher rate: 62.2 % instead of 52.3 % in the
+    version-5 sample store)."""
     import commerceql as cql
 
     con = duckdb_connection
@@ -706,5 +912,6 @@ def test_quotes_are_draft_orders_for_company_buyers(duckdb_connection, sample_st
     finally:
         store.close()
     assert row[:2] == (accepted, expired) and row[3] == completed_all
-    assert abs(row[2] - accepted / (accepted + expired)) < 1e-12 and round(row[2], 3) == 0.523
-    assert abs(row[4] - completed_all / (completed_all + expired_all)) < 1e-12 and round(row[4], 3) == 0.622
+    assert abs(row[2] - accepted / (accepted + expired)) < 1e-12
+    assert abs(row[4] - completed_all / (completed_all + expired_all)) < 1e-12
+    assert completed_all > accepted and round(row[4], 3) > round(row[2], 3)  # the phone orders do change it

@@ -195,6 +195,13 @@ class Calendar:
         self.daily_pos = yearly * np.array([0.9, 0.9, 0.95, 1.0, 1.15, 1.5, 1.0])[self.weekday] * np.sqrt(events)
         self.business_day = business
         self.holiday = ~business & (self.weekday < 5)
+        # weekends next to a holiday (Thanksgiving's, a Monday holiday's): buyers order ahead
+        n, idx = self.n_days, np.arange(self.n_days)
+        friday = np.where(self.weekday == 5, idx - 1, idx - 2)
+        monday = np.where(self.weekday == 5, idx + 2, idx + 1)
+        self.long_weekend = (self.weekday >= 5) & (
+            self.holiday[np.clip(friday, 0, n - 1)] & (friday >= 0)
+            | self.holiday[np.clip(monday, 0, n - 1)] & (monday < n))
         # next business day on or after each day, previous one on or before (-1 when none)
         nxt = np.where(business, np.arange(self.n_days), self.n_days)
         nxt = np.minimum.accumulate(nxt[::-1])[::-1]
@@ -244,11 +251,12 @@ class Calendar:
         """Move instants to their local day's opening hours.
 
         With `business_only`, weekend instants move to the Friday before or the Monday after (at
-        random) and holiday ones to the business day before (buyers order ahead of a holiday).
+        random) and holiday ones, and those of a weekend next to a holiday, to the business day
+        before (buyers order ahead of a holiday).
         """
         day = self.day_of(t_us)
         if business_only:
-            before = self.holiday[day] | (rng.random(len(day)) < 0.5)
+            before = self.holiday[day] | self.long_weekend[day] | (rng.random(len(day)) < 0.5)
             prev = self.prev_business_day[day]
             day = np.where(before & (prev >= 0), prev, self.next_business_day[day])
         p = hourly / hourly.sum()

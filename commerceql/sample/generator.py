@@ -54,7 +54,7 @@ from commerceql.sample._catalog import (
     sample_variants,
 )
 
-GENERATOR_VERSION = 5  # 5: test orders take no place in customer history (staff accounts)
+GENERATOR_VERSION = 6  # 6: the B2B side (cadences, key OEMs, portal, price lists, invoices)
 FORMAT = "commerceql-store"
 FORMAT_VERSION = 1
 STORE_NAME = "Northwind Supply Co."
@@ -76,6 +76,17 @@ TERMS = ("Due on receipt", "Net 30", "Net 60")
 TERMS_DAYS = np.array([0, 30, 60])
 PRICE_LISTS = ("Enterprise Contract", "Distributor Net", "Wholesale Standard", "Contractor Pro")
 PRICE_LIST_PCT = np.array([35, 40, 25, 15])
+# quantity price breaks of every price list: a line of at least `min` units gets `pct` more off the
+# contract price
+VOLUME_BREAKS = ("10+", "50+", "100+")
+VOLUME_BREAK_MIN = np.array([10, 50, 100])
+VOLUME_BREAK_PCT = np.array([3, 6, 10])
+# key OEM accounts: when each is onboarded, as a fraction of the store's history
+KEY_ACCOUNT_START = (0.0, 0.04, 0.08, 0.15)
+INVOICE_STATUS = ("paid", "open", "overdue", "voided")
+# B2B portal pages (account and quick-order pages; /account/login and /pages/wholesale are also
+# online-store pages)
+PORTAL_PAGES = ("/account/login", "/account/orders", "/pages/quick-order", "/pages/wholesale")
 SALES_REGIONS = ("Northeast", "Midwest", "South", "West", "International")
 CODES = tuple(V.DISCOUNT_CODES)
 CODE_PCT = np.array([V.DISCOUNT_CODES[c][0] for c in CODES] + [0])
@@ -315,11 +326,11 @@ class _Builder:
         yield "customers", self._customers_table(r[13])
         self._checkouts(r[11])
         for name in ("s_source", "s_channel", "s_page", "s_page_type", "s_pageviews", "s_bot", "s_cart",
-                     "s_reached", "s_completed", "s_visitor", "s_order"):
+                     "s_reached", "s_completed", "s_visitor", "s_order", "s_portal"):
             delattr(self, name)
         yield "checkouts", self._checkouts_table()
         for name in ("s_started", "s_duration", "s_cust", "s_device", "s_loc", "s_conv_pos",
-                     "s_nonconv_reached_pos"):
+                     "s_nonconv_reached_pos", "s_portal_conv_pos", "s_portal_reached_pos"):
             delattr(self, name)
         self._drafts(r[12])
         yield "draft_orders", self._drafts_table()
@@ -335,8 +346,11 @@ class _Builder:
         target = int(round(0.055 * self.n_orders))
         self.b2b_target = target
         end_lapse = self.as_of - 200 * DAY_US
+        span = self.as_of - self.start_us
         b2b_acq = cal.warp(cal.business_day.astype(float) + 0.02, HOURLY_B2B, growth_rate=np.log(1.45))
         pool = max(8, target // 8)
+        # key OEM accounts: a few large Enterprise OEMs onboarded in the store's first year
+        n_key = min(len(KEY_ACCOUNT_START), target // 600)
         while True:
             n = pool
             tier = _pick(rng, n, [0.12, 0.33, 0.55])
@@ -346,15 +360,48 @@ class _Builder:
                 self.start_us + (rng.random(n) * 45 * DAY_US).astype(np.int64),
                 b2b_acq.sample(rng, n),
             )
+            key = np.arange(n) < n_key
+            tier = np.where(key, 0, tier)
+            industry = np.where(key, 3, industry)
+            key_start = np.zeros(n)
+            key_start[:n_key] = KEY_ACCOUNT_START[:n_key]
+            created = np.where(key, self.start_us + ((key_start + rng.random(n) * 0.02) * span).astype(np.int64),
+                               created)
             first = created + ((1.0 + rng.exponential(12.0, n)) * DAY_US).astype(np.int64)
-            cadence = np.array([11.0, 22.0, 45.0])[tier] * np.exp(rng.normal(0, 0.3, n))
-            cadence = np.where(industry == 1, cadence * 0.8, cadence)
-            lapses = (rng.random(n) < 0.22) & (end_lapse - first > 90 * DAY_US)
-            lapse_at = np.where(
-                lapses, first + (rng.uniform(0.25, 0.95, n) * (end_lapse - first)).astype(np.int64), -1
-            )
+            # reorder rhythm: Enterprise and Mid-market accounts order on a regular interval of their
+            # own (gamma gaps with a high shape: modest jitter); small businesses order irregularly
+            regular = tier < 2
+            lo = np.array([14.0, 25.0, 1.0])[tier]
+            hi = np.array([35.0, 60.0, 1.0])[tier]
+            cadence = np.where(regular, np.exp(rng.uniform(np.log(lo), np.log(hi))),
+                               60.0 * np.exp(rng.normal(0, 0.35, n)))
+            cadence = np.where(industry == 1, cadence * 0.8, cadence)  # distributors restock more often
+            cadence = np.where(regular, np.maximum(cadence, 14.0), cadence)
+            cadence = np.where(key, rng.uniform(14.0, 20.0, n), cadence)
+            shape = np.select([key, tier == 0, tier == 1], [25.0, 16.0, 10.0], 2.5)
+            # what becomes of each account: regular accounts churn (stop > 200 days before as_of),
+            # drift overdue (stop 2.5-5 intervals before as_of), pause and reactivate, or keep
+            # going; a low-discrepancy sequence over the pool keeps these shares steady in any prefix
+            fate_u = (rng.random() + np.arange(n) * 0.6180339887498949) % 1.0
+            u = rng.random(n)
+            churn = np.where(regular, fate_u < 0.12, u < 0.22) & (end_lapse - first > 90 * DAY_US) & ~key
+            churn_at = first + (rng.uniform(0.25, 0.95, n) * (end_lapse - first)).astype(np.int64)
+            overdue_days = np.minimum(rng.uniform(2.5, 5.0, n) * cadence, 170.0)
+            overdue_at = self.as_of - (overdue_days * DAY_US).astype(np.int64)
+            overdue = (regular & (fate_u >= 0.12) & (fate_u < 0.24) & ~key
+                       & (overdue_at - first > 5 * cadence * DAY_US))
+            lapse_at = np.select([churn, overdue], [churn_at, overdue_at], -1)
+            # a pause of 90-240 days after a few orders, with a few intervals or more after it
+            pause_len = (rng.uniform(90.0, 240.0, n) * DAY_US).astype(np.int64)
+            room = self.as_of - first - (6 * cadence * DAY_US).astype(np.int64) - pause_len
+            pause_at = (first + (3 * cadence * DAY_US).astype(np.int64)
+                        + (rng.random(n) * np.maximum(room, 0)).astype(np.int64))
+            pauses = (np.where(regular, (fate_u >= 0.24) & (fate_u < 0.36), u > 0.95) & ~key & ~churn & ~overdue
+                      & (room > 0))
+            pause_at = np.where(pauses, pause_at, -1)
+            pause_len = np.where(pauses, pause_len, 0)
             stop = np.where(lapse_at > 0, lapse_at, self.as_of)
-            expected = np.where(first < stop, 1 + (stop - first) / DAY_US / cadence, 0)
+            expected = np.where(first < stop, 1 + (stop - first - pause_len) / DAY_US / cadence, 0)
             cum = np.cumsum(expected)
             if cum[-1] >= target or pool > 100_000:
                 break
@@ -365,6 +412,8 @@ class _Builder:
         self.c_tier, self.c_industry = tier[sl], industry[sl]
         self.c_created, self.c_first, self.c_cadence = created[sl], first[sl], cadence[sl]
         self.c_lapse, self.c_stop = lapse_at[sl], stop[sl]
+        self.c_shape, self.c_key = shape[sl], key[sl]
+        self.c_pause_at, self.c_pause_len = pause_at[sl], pause_len[sl]
         industry = self.c_industry
         # location: sales region then a city in it
         region = _pick(rng, m, [0.24, 0.22, 0.28, 0.20, 0.06])
@@ -430,14 +479,20 @@ class _Builder:
             self.b_t = np.zeros(0, dtype=np.int64)
             return
         window = (self.c_stop - self.c_first) / DAY_US
-        n_gaps = np.maximum(0, np.ceil(window / self.c_cadence * 1.6 + 4)).astype(np.int64)
+        # irregular accounts draw more gaps: their short gaps are more often short
+        slack = np.where(self.c_shape >= 10, 1.3, 1.6)
+        n_gaps = np.maximum(0, np.ceil(window / self.c_cadence * slack + 4)).astype(np.int64)
         comp, _ = _within(n_gaps)
-        gaps = rng.gamma(3.0, 1 / 3.0, len(comp)) * self.c_cadence[comp]
+        shape = self.c_shape[comp]
+        gaps = rng.gamma(shape, 1 / shape) * self.c_cadence[comp]
         cs = np.cumsum(gaps)
         before = np.concatenate([[0.0], cs])[np.cumsum(n_gaps) - n_gaps]
         offset = np.concatenate([np.zeros(m), cs - before[comp]])
         company = np.concatenate([np.arange(m), comp])
         t = np.concatenate([self.c_first, self.c_first[comp]]) + (offset * DAY_US).astype(np.int64)
+        # reactivated accounts: nothing during the pause, then the same rhythm again
+        pause_at = self.c_pause_at[company]
+        t = np.where((pause_at >= 0) & (t >= pause_at), t + self.c_pause_len[company], t)
         keep = t < self.c_stop[company]
         company, t = company[keep], t[keep]
         t = self._retime(rng, t, HOURLY_B2B, business_only=True)
@@ -581,6 +636,10 @@ class _Builder:
         self.cu_last_order = np.full(self.n_customers, -1, dtype=np.int64)
         self.cu_last_order[self.o_cust[last]] = self.o_t[last]
         self.o_tier = np.where(self.o_comp >= 0, self.c_tier[np.maximum(self.o_comp, 0)], -1)
+        # key accounts ramp up over their first year to orders about three times an Enterprise one
+        comp = np.maximum(self.o_comp, 0)
+        self.o_key = (self.o_comp >= 0) & self.c_key[comp]
+        self.o_key_ramp = np.where(self.o_key, np.clip((self.o_t - self.c_first[comp]) / (365 * DAY_US), 0, 1), 0.0)
         self.o_tax_exempt = np.where(self.o_comp >= 0, self.c_tax_exempt[np.maximum(self.o_comp, 0)], False)
         self.o_month = self.cal.month_of(self.o_t)
         self.o_seg = np.where(self.o_cust < n_dtc_c, self.d_seg[np.minimum(self.o_cust, n_dtc_c - 1)], -1)
@@ -592,7 +651,7 @@ class _Builder:
         tierf = np.array([1.4, 1.0, 0.7])[np.maximum(self.o_tier, 0)]
         lam = np.select(
             [kind == KIND_B2B, chan == POS, chan == DRAFT, kind == KIND_TEST],
-            [2.6 * tierf, 0.9, 1.5, 0.4], 0.7)
+            [2.6 * tierf * (1 + 0.3 * self.o_key_ramp), 0.9, 1.5, 0.4], 0.7)
         n_lines = 1 + np.minimum(rng.poisson(lam), np.where(kind == KIND_B2B, 24, 7))
         order, _ = _within(n_lines)
         month = self.o_month[order]
@@ -627,13 +686,22 @@ class _Builder:
         q_dtc = np.minimum(rng.geometric(p_dtc[ptype]), 20)
         b2b_base = np.array([{"Consumables": 12.0, "Safety Gear": 8.0, "Work Apparel": 6.0, "Outerwear": 4.0,
                               "Footwear": 3.0}.get(t["name"], 2.0) for t in types])
-        tq = np.array([2.2, 1.0, 0.5])[np.maximum(self.o_tier[order], 0)]
-        q_b2b = np.maximum(1, np.round(np.exp(np.log(b2b_base[ptype] * tq) + rng.normal(0, 0.6, len(order)))))
+        tq = np.array([2.2, 1.0, 0.5])[np.maximum(self.o_tier[order], 0)] * (1 + 1.3 * self.o_key_ramp[order])
+        noise = np.clip(rng.normal(0, 0.6, len(order)), -1.5, 1.2)  # no freak lines of a thousand units
+        q_b2b = np.maximum(1, np.round(np.exp(np.log(b2b_base[ptype] * tq) + noise)))
         qty = np.where(b2b, q_b2b, q_dtc).astype(np.int64)
-        # prices: B2B price lists; clearance markdowns for DTC
+        # prices: every line is priced at list; B2B lines get the company's price list and, from
+        # 10 / 50 / 100 units, a volume break off the contract price (booked as a line discount);
+        # clearance markdowns for DTC
         price = cat.v_price[variant]
         pl_pct = np.where(b2b, PRICE_LIST_PCT[self.c_price_list[np.maximum(self.o_comp[order], 0)]], 0)
-        price = np.where(b2b, (price * (100 - pl_pct) + 50) // 100, price)
+        contract = (price * (100 - pl_pct) + 50) // 100
+        vb = np.where(b2b, np.searchsorted(VOLUME_BREAK_MIN, qty, side="right") - 1, -1)
+        final = np.where(vb >= 0, (contract * (100 - VOLUME_BREAK_PCT[np.maximum(vb, 0)]) + 50) // 100, contract)
+        self.l_contract_price = np.where(b2b, final, price)
+        self.l_contract_disc = np.where(b2b, (price - final) * qty, 0)
+        self.l_break_disc = np.where(b2b, (contract - final) * qty, 0)
+        self.l_break = vb
         markdown = cat.markdown[month, product] & ~b2b
         self.l_order, self.l_variant, self.l_product, self.l_type = order, variant, product, ptype
         self.l_qty, self.l_price, self.l_markdown = qty, price, markdown
@@ -652,7 +720,7 @@ class _Builder:
         n, cal, loc = self.n_orders, self.cal, self.loc
         lo = self.l_order
         gross = self.l_price * self.l_qty
-        line_disc = np.where(self.l_markdown, _pct_of(gross, 30), 0)
+        line_disc = np.where(self.l_markdown, _pct_of(gross, 30), 0) + self.l_contract_disc
         base = gross - line_disc
         o_base = _sum_by(lo, base, n)
         # discount codes (DTC only)
@@ -724,8 +792,46 @@ class _Builder:
         self.o_cancel_reason = np.where(cancelled_at >= 0, _pick(rng, n, [0.55, 0.1, 0.2, 0.05, 0.1]), -1)
         fulfilled = np.where((cancelled_at >= 0) | (fulfilled > self.as_of), -1, fulfilled)
         self.o_fulfilled_at = fulfilled
-        terms = np.where(self.o_comp >= 0, TERMS_DAYS[self.c_terms[np.maximum(self.o_comp, 0)]], 0)
-        self.o_paid_at = self.o_t + ((terms + np.where(terms > 0, rng.normal(0, 4, n), 0)) * DAY_US).astype(np.int64)
+        self._payments(rng, cancelled_at >= 0)
+
+    def _payments(self, rng: np.random.Generator, cancelled: np.ndarray) -> None:
+        """Invoices of orders on Net 30 / Net 60 terms: due date, payment date (or still open).
+
+        Each company pays promptly (around the due date), slowly (weeks late) or badly (months
+        late, some invoices disputed); accounts that churned often leave their last invoices unpaid.
+        Other orders are paid when placed, except voided ones (cancelled before payment).
+        """
+        n, m = self.n_orders, self.n_companies
+        comp = np.maximum(self.o_comp, 0)
+        self.o_terms = np.where(self.o_comp >= 0, self.c_terms[comp], -1)
+        terms = np.where(self.o_terms >= 0, TERMS_DAYS[np.maximum(self.o_terms, 0)], 0)
+        invoiced = terms > 0
+        due = np.where(invoiced, self.o_t + terms * DAY_US, -1)
+        payer = _pick(rng, m, [0.55, 0.30, 0.15])[comp]  # prompt, slow, delinquent
+        late = np.select([payer == 0, payer == 1], [rng.normal(-3.0, 3.0, n), rng.gamma(2.0, 9.0, n)],
+                         rng.gamma(1.5, 30.0, n))
+        late = late + np.where((payer == 2) & (rng.random(n) < 0.25), rng.uniform(60.0, 200.0, n), 0.0)
+        paid = np.maximum(due + (late * DAY_US).astype(np.int64), self.o_t + DAY_US)
+        # the last two invoices of churned accounts stay unpaid 40% of the time
+        b2b = np.flatnonzero(self.o_comp >= 0)
+        by_comp = b2b[np.lexsort((self.o_t[b2b], self.o_comp[b2b]))]
+        count = np.bincount(self.o_comp[b2b], minlength=m)
+        _, pos = _within(count)
+        from_end = np.full(n, 1 << 30)
+        from_end[by_comp] = count[self.o_comp[by_comp]] - 1 - pos
+        churned = (self.c_lapse[comp] > 0) & (self.c_lapse[comp] < self.as_of - 180 * DAY_US)
+        written_off = invoiced & churned & (from_end < 2) & (rng.random(n) < 0.4)
+        unpaid = invoiced & (cancelled | written_off | (paid > self.as_of))
+        voided_now = cancelled & (self.o_chan == POS)  # card never captured
+        self.o_due = due
+        self.o_unpaid = unpaid
+        self.o_paid_at = np.where(invoiced, np.where(unpaid, -1, paid), np.where(voided_now, -1, self.o_t))
+        as_of_day = int(self.cal.day_of(np.array([self.as_of]))[0])
+        due_day = self.cal.day_of(np.maximum(due, self.start_us))
+        past_due = np.maximum(as_of_day - due_day, 0)
+        status = np.select([~invoiced, cancelled, ~unpaid, past_due > 0], [-1, 3, 0, 2], 1)
+        self.o_invoice_status = status
+        self.o_days_past_due = np.where((status == 1) | (status == 2), past_due, -1)
 
     # ---- refunds ------------------------------------------------------------------------------
     def _returns(self, rng: np.random.Generator) -> None:
@@ -804,7 +910,7 @@ class _Builder:
 
     def _statuses(self) -> None:
         cancelled = self.o_cancelled_at >= 0
-        pending = self.o_paid_at > self.as_of
+        pending = self.o_unpaid
         status = np.where(pending, 1, 0)
         status = np.where(self.o_refunded > 0, 2, status)
         status = np.where((self.o_refunded == self.o_total) & (self.o_total > 0), 3, status)
@@ -843,6 +949,9 @@ class _Builder:
         ptypes += ["Blog"] * len(V.BLOG_POSTS)
         paths += list(V.OTHER_PAGES)
         ptypes += ["Other"] * len(V.OTHER_PAGES)
+        portal_off = len(paths)
+        paths += list(PORTAL_PAGES)
+        ptypes += ["Other"] * len(PORTAL_PAGES)
         paths, path_map = _unique_labels(paths)
         type_labels = sorted(set(ptypes))
         page_type = np.array([type_labels.index(x) for x in ptypes], dtype=np.int8)
@@ -888,37 +997,43 @@ class _Builder:
         n_t = traffic.sample_sorted(rng, nn)
         flat = cal.warp(np.ones(cal.n_days), np.ones(24), growth_rate=np.log(1.3))
         b_t = flat.sample_sorted(rng, nb)
-        started = np.concatenate([c_start, n_t, b_t])
-        order = np.argsort(started, kind="stable")  # three sorted runs: a merge
-        N = nc + nn + nb
+        # B2B portal sessions (their own random stream, so the online store's draws stay as they were)
+        pt = self._portal_sessions(self.rng[15], p_off, portal_off,
+                                   np.bincount(cat.v_product, weights=cat.weights[GROUP_B2B].sum(axis=0),
+                                               minlength=cat.n_products) + 1e-9)
+        npt = len(pt["start"])
+        started = np.concatenate([c_start, n_t, b_t, pt["start"]])
+        order = np.argsort(started, kind="stable")  # four sorted runs: a merge
+        N = nc + nn + nb + npt
         pos = np.empty(N, dtype=np.int64)
         pos[order] = np.arange(N)
-        pos_c, pos_n, pos_b = pos[:nc], pos[nc:nc + nn], pos[nc + nn:]
+        pos_c, pos_n, pos_b, pos_p = pos[:nc], pos[nc:nc + nn], pos[nc + nn:nc + nn + nb], pos[nc + nn + nb:]
         del pos
         self.s_started = started[order]
         del started, order
 
-        def merged(dtype: Any, conv: Any, non: Any, bot: Any) -> np.ndarray:
+        def merged(dtype: Any, conv: Any, non: Any, bot: Any, portal: Any) -> np.ndarray:
             out = np.empty(N, dtype=dtype)
             out[pos_c] = conv
             out[pos_n] = non
             out[pos_b] = bot
+            out[pos_p] = portal
             return out
 
         n_entry = sources(n_t, 2)
-        entry = merged(np.int16, c_entry, n_entry, 0)
+        entry = merged(np.int16, c_entry, n_entry, 0, pt["entry"])
         del n_entry
         self.s_source = src_code[entry]
         self.s_channel = chan_code[entry]
         del entry
         self.s_device = merged(np.int8, _pick(rng, nc, [0.48, 0.47, 0.05]),
                                _pick(rng, nn, [0.64, 0.31, 0.05], compact=True),
-                               _pick(rng, nb, [0.15, 0.85, 0.0], compact=True))
+                               _pick(rng, nb, [0.15, 0.85, 0.0], compact=True), pt["device"])
         self.s_loc = merged(np.int16, self.o_bill[conv_orders], _pick(rng, nn, self.loc.weight, compact=True),
-                            _pick(rng, nb, self.loc.weight, compact=True))
+                            _pick(rng, nb, self.loc.weight, compact=True), pt["loc"])
         page = merged(np.int16, landing(nc, [0.3, 0.03, 0.18, 0.45, 0.02, 0.02]),
                       landing(nn, [0.33, 0.03, 0.17, 0.35, 0.07, 0.05]),
-                      landing(nb, [0.5, 0.0, 0.1, 0.3, 0.0, 0.1]))
+                      landing(nb, [0.5, 0.0, 0.1, 0.3, 0.0, 0.1]), pt["page"])
         self.s_page = path_map[page].astype(np.int16)
         self.s_page_type = page_type[page]
         del page
@@ -934,13 +1049,14 @@ class _Builder:
         carts = np.flatnonzero(cart)
         reached = np.zeros(nn, dtype=bool)
         reached[carts[rng.random(len(carts)) < 0.36]] = True
-        self.s_pageviews = merged(np.int16, np.minimum(3 + rng.poisson(7, nc), 200), n_pv, 1)
-        self.s_duration = merged(np.int32, c_dur, n_dur, 0)
+        self.s_pageviews = merged(np.int16, np.minimum(3 + rng.poisson(7, nc), 200), n_pv, 1, pt["pageviews"])
+        self.s_duration = merged(np.int32, c_dur, n_dur, 0, pt["duration"])
         del n_pv, n_dur
-        self.s_bot = merged(bool, False, False, True)
-        self.s_cart = merged(bool, True, cart, False)
-        self.s_reached = merged(bool, True, reached, False)
-        self.s_completed = merged(bool, True, False, False)
+        self.s_bot = merged(bool, False, False, True, False)
+        self.s_cart = merged(bool, True, cart, False, pt["cart"])
+        self.s_reached = merged(bool, True, reached, False, pt["reached"])
+        self.s_completed = merged(bool, True, False, False, pt["completed"])
+        self.s_portal = merged(bool, False, False, False, True)
         # some sessions that did not convert belong to customers who had ordered before
         dtc_orders = np.flatnonzero(self.o_kind == KIND_DTC)
         n_cust = np.full(nn, -1, dtype=np.int64)
@@ -955,11 +1071,11 @@ class _Builder:
         visitors_pool = max(1, int(nn / 1.5))
         n_vis = np.where(n_cust >= 0, 10_000_000_000 + n_cust,
                          20_000_000_000 + rng.integers(0, visitors_pool, nn))
-        self.s_cust = merged(np.int64, self.o_cust[conv_orders], n_cust, -1)
+        self.s_cust = merged(np.int64, self.o_cust[conv_orders], n_cust, -1, pt["cust"])
         self.s_visitor = merged(np.int64, 10_000_000_000 + self.o_cust[conv_orders], n_vis,
-                                30_000_000_000 + np.arange(nb))
+                                30_000_000_000 + np.arange(nb), 10_000_000_000 + pt["cust"])
         del n_cust, n_vis
-        self.s_order = merged(np.int64, conv_orders, -1, -1)
+        self.s_order = merged(np.int64, conv_orders, -1, -1, pt["order"])
         self.src_labels, self.chan_labels = src_labels, chan_labels
         self.paths, self.type_labels = paths, type_labels
         self.recovered = recovered
@@ -971,6 +1087,71 @@ class _Builder:
         self.o_src[conv_orders] = self.s_source[pos_c]
         self.o_chn = np.full(self.n_orders, -1, dtype=np.int64)
         self.o_chn[conv_orders] = self.s_channel[pos_c]
+        nw = len(pt["orders"])
+        self.portal_orders, self.portal_recovered = pt["orders"], pt["recovered"]
+        self.s_portal_conv_pos = pos_p[:nw]
+        self.s_portal_reached_pos = pos_p[nw:][pt["reached"][nw:]]
+        self.o_src[pt["orders"]] = self.s_source[pos_p[:nw]]
+        self.o_chn[pt["orders"]] = self.s_channel[pos_p[:nw]]
+
+    def _portal_sessions(self, rng: np.random.Generator, product_page_offset: int, portal_page_offset: int,
+                         product_weights: np.ndarray) -> dict[str, np.ndarray]:
+        """B2B portal sessions, sorted by start: one per Wholesale order (the buyer logs in and
+        checks out), and visits around each B2B order that do not order (catalogue, order status,
+        reorders left in the cart: these reach checkout and become abandoned Wholesale checkouts).
+
+        Portal traffic is direct (bookmarked portal, logged-in buyers) or from email (order and
+        abandoned-checkout emails); it lands on account, quick-order and product pages."""
+        entries = [s[0] for s in V.TRAFFIC_SOURCES]
+        direct, email = entries.index("direct"), entries.index("email")
+        w_orders = np.flatnonzero((self.o_chan == WHOLESALE) & ~self.o_is_test)
+        nw = len(w_orders)
+        w_dur = np.clip(np.exp(rng.normal(np.log(600), 0.5, nw)), 90, 5400).astype(np.int64)
+        w_start = np.maximum(self.o_t[w_orders] - w_dur * US, self.start_us)
+        recovered = rng.random(nw) < 0.10
+        # visits that do not order, by a buyer of the company, around its B2B orders
+        b2b = np.flatnonzero(self.o_kind == KIND_B2B)
+        src = np.repeat(b2b, rng.poisson(2.2, len(b2b)))
+        comp = self.o_comp[src]
+        ncon = self.c_n_contacts[comp]
+        pick = np.where(rng.random(len(src)) < 0.55, 0, (rng.random(len(src)) * ncon).astype(np.int64))
+        contact = self.c_contact_start[comp] + pick
+        t = self.o_t[src] + (rng.uniform(-12.0, 4.0, len(src)) * DAY_US).astype(np.int64)
+        t = self.cal.retime(rng, np.clip(t, self.start_us, self.as_of - 1), HOURLY_B2B, business_only=True)
+        ok = (t >= self.k_created[contact]) & (t >= self.start_us) & (t < self.as_of)
+        t, contact = t[ok], contact[ok]
+        srt = np.argsort(t, kind="stable")
+        t, contact = t[srt], contact[srt]
+        nv = len(t)
+        bounce = rng.random(nv) < 0.12
+        v_pv = np.where(bounce, 1, np.minimum(2 + rng.geometric(0.2, nv), 200))
+        v_dur = np.where(bounce, 0, v_pv * np.exp(rng.normal(np.log(40), 0.5, nv))).astype(np.int64)
+        v_cart = ~bounce & (rng.random(nv) < 0.45)
+        v_reached = v_cart & (rng.random(nv) < 0.5)
+        v_end = t + v_dur * US
+        v_dur = np.where(v_end > self.as_of, (self.as_of - t) // US, v_dur)
+        # both groups, each sorted by start (the caller merges them with the other sessions)
+        ordered = np.argsort(w_start, kind="stable")
+        w_orders, w_start, w_dur, recovered = w_orders[ordered], w_start[ordered], w_dur[ordered], recovered[ordered]
+        cust = np.concatenate([self.o_cust[w_orders], self.cu_off_contact + contact])
+        n = nw + nv
+        entry = np.where(rng.random(n) < 0.15, email, direct)
+        entry[:nw] = np.where(recovered, email, direct)
+        kind = _pick(rng, n, [0.45, 0.25, 0.15, 0.05, 0.10])  # login, orders, quick order, wholesale, product
+        page = np.where(kind < 4, portal_page_offset + np.minimum(kind, len(PORTAL_PAGES) - 1),
+                        product_page_offset + _pick(rng, n, product_weights))
+        start = np.concatenate([w_start, t])
+        return {
+            "start": start, "orders": w_orders, "recovered": recovered,
+            "entry": entry.astype(np.int16), "device": _pick(rng, n, [0.14, 0.82, 0.04]).astype(np.int8),
+            "loc": self.cu_loc[cust].astype(np.int16), "page": page.astype(np.int16),
+            "pageviews": np.concatenate([np.minimum(5 + rng.poisson(9, nw), 200), v_pv]).astype(np.int16),
+            "duration": np.concatenate([w_dur, v_dur]).astype(np.int32),
+            "cart": np.concatenate([np.ones(nw, dtype=bool), v_cart]),
+            "reached": np.concatenate([np.ones(nw, dtype=bool), v_reached]),
+            "completed": np.concatenate([np.ones(nw, dtype=bool), np.zeros(nv, dtype=bool)]),
+            "cust": cust, "order": np.concatenate([w_orders, np.full(nv, -1)]),
+        }
 
     def _checkouts(self, rng: np.random.Generator) -> None:
         conv = self.conv_orders
@@ -993,20 +1174,67 @@ class _Builder:
         sent = email & (a_created + HOUR_US <= self.as_of) & (rng.random(na) < 0.95)
         value = np.round(np.exp(rng.normal(np.log(105), 0.7, na)) * 100).astype(np.int64)
         items = 1 + rng.poisson(0.8, na)
-        t = np.concatenate([created, a_created])
+        pc = self._portal_checkouts(self.rng[15])
+        t = np.concatenate([created, a_created, pc["created"]])
         order = np.argsort(t, kind="stable")
         self.ck_t = t[order]
-        self.ck_completed = np.concatenate([ot, np.full(na, -1)])[order]
-        self.ck_session = np.concatenate([self.s_conv_pos, ab_pos])[order]
-        self.ck_cust = np.concatenate([self.o_cust[conv], a_cust])[order]
-        self.ck_order = np.concatenate([conv, np.full(na, -1)])[order]
-        self.ck_stage = np.concatenate([np.full(nc, 4), stage])[order]
-        self.ck_abandoned = np.concatenate([rec, np.ones(na, dtype=bool)])[order]
-        self.ck_email = np.concatenate([np.ones(nc, dtype=bool), email])[order]
-        self.ck_sent = np.concatenate([rec, sent])[order]
-        self.ck_recovered = np.concatenate([rec, np.zeros(na, dtype=bool)])[order]
-        self.ck_value = np.concatenate([self.o_subtotal[conv], value])[order]
-        self.ck_items = np.concatenate([self.o_items[conv], items])[order]
+        self.ck_completed = np.concatenate([ot, np.full(na, -1), pc["completed"]])[order]
+        self.ck_session = np.concatenate([self.s_conv_pos, ab_pos, pc["session"]])[order]
+        self.ck_cust = np.concatenate([self.o_cust[conv], a_cust, pc["cust"]])[order]
+        self.ck_order = np.concatenate([conv, np.full(na, -1), pc["order"]])[order]
+        self.ck_stage = np.concatenate([np.full(nc, 4), stage, pc["stage"]])[order]
+        self.ck_abandoned = np.concatenate([rec, np.ones(na, dtype=bool), pc["abandoned"]])[order]
+        self.ck_email = np.concatenate([np.ones(nc, dtype=bool), email, np.ones(len(pc["created"]), dtype=bool)])[order]
+        self.ck_sent = np.concatenate([rec, sent, pc["sent"]])[order]
+        self.ck_recovered = np.concatenate([rec, np.zeros(na, dtype=bool), pc["recovered"]])[order]
+        self.ck_value = np.concatenate([self.o_subtotal[conv], value, pc["value"]])[order]
+        self.ck_items = np.concatenate([self.o_items[conv], items, pc["items"]])[order]
+        self.ck_channel = np.concatenate([np.full(nc + na, ONLINE), np.full(len(pc["created"]), WHOLESALE)])[order]
+
+    def _portal_checkouts(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Wholesale checkouts of the B2B portal: a completed one per Wholesale order (10% of them
+        completing a checkout abandoned days earlier, awaiting approval, through the reminder email),
+        and an abandoned one per portal visit that reached checkout (most stall at payment: the
+        buyer needs a PO or an approval)."""
+        w = self.portal_orders
+        nw = len(w)
+        ot = self.o_t[w]
+        rec = self.portal_recovered
+        s_start = self.s_started[self.s_portal_conv_pos]
+        created = np.maximum(s_start, ot - rng.uniform(120, 900, nw).astype(np.int64) * US)
+        created = np.where(rec, ot - (rng.uniform(1.0, 10.0, nw) * DAY_US).astype(np.int64), created)
+        created = np.maximum(created, self.start_us)
+        ab = self.s_portal_reached_pos
+        na = len(ab)
+        a_created = self.s_started[ab] + (self.s_duration[ab] * rng.uniform(0.5, 1.0, na) * US).astype(np.int64)
+        a_created = np.minimum(a_created, self.as_of)
+        stage = _pick(rng, na, [0.15, 0.10, 0.30, 0.45])
+        sent = (a_created + HOUR_US <= self.as_of) & (rng.random(na) < 0.7)
+        a_cust = self.s_cust[ab]
+        a_comp = self.k_company[a_cust - self.cu_off_contact]
+        # the cart of an abandoned checkout: like the company's orders
+        comp_orders = self.o_comp >= 0
+        cnt = np.maximum(np.bincount(self.o_comp[comp_orders], minlength=self.n_companies), 1)
+        mean_sub = np.bincount(self.o_comp[comp_orders], weights=self.o_subtotal[comp_orders],
+                               minlength=self.n_companies) / cnt
+        mean_items = np.bincount(self.o_comp[comp_orders], weights=self.o_items[comp_orders],
+                                 minlength=self.n_companies) / cnt
+        scale = np.exp(rng.normal(0, 0.5, na))
+        value = np.round(mean_sub[a_comp] * scale).astype(np.int64)
+        items = np.maximum(1, np.round(mean_items[a_comp] * scale)).astype(np.int64)
+        return {
+            "created": np.concatenate([created, a_created]),
+            "completed": np.concatenate([ot, np.full(na, -1)]),
+            "session": np.concatenate([self.s_portal_conv_pos, ab]),
+            "cust": np.concatenate([self.o_cust[w], a_cust]),
+            "order": np.concatenate([w, np.full(na, -1)]),
+            "stage": np.concatenate([np.full(nw, 4), stage]),
+            "abandoned": np.concatenate([rec, np.ones(na, dtype=bool)]),
+            "sent": np.concatenate([rec, sent]),
+            "recovered": np.concatenate([rec, np.zeros(na, dtype=bool)]),
+            "value": np.concatenate([self.o_subtotal[w], value]),
+            "items": np.concatenate([self.o_items[w], items]),
+        }
 
     # ---- draft orders (quotes) ------------------------------------------------------------------
     def _drafts(self, rng: np.random.Generator) -> None:
@@ -1066,6 +1294,8 @@ class _Builder:
         self.q_lines = np.concatenate([self.o_n_lines[done], u_lines])[order]
         self.q_items = np.concatenate([self.o_items[done], u_items])[order]
         self.q_exempt = np.concatenate([self.o_tax_exempt[done], self.c_tax_exempt[comp] if m else np.zeros(0, bool)])[order]
+        self.q_terms = np.concatenate([self.o_terms[done], self.c_terms[comp] if m else np.zeros(0, np.int64)])[order]
+        self.q_due = np.concatenate([self.o_due[done], np.full(nu, -1)])[order]
         assert n == self.n_orders
 
     # ---- customers -------------------------------------------------------------------------------
@@ -1173,6 +1403,14 @@ class _Builder:
         accepts[kind == 2] = False
         vip = (seg == 3) & (rng.random(nc) < 0.9)
         loyalty = np.isin(seg, [2, 3]) & (rng.random(nc) < 0.5)
+        # VIP B2B buyers: the primary buyers of key and Enterprise accounts (and some of their
+        # colleagues), a few primary buyers of Mid-market accounts
+        if n_k:
+            k_comp = self.k_company
+            p_vip = np.select([self.c_key[k_comp] & self.k_primary, self.k_primary],
+                              [1.0, np.array([0.6, 0.15, 0.0])[self.c_tier[k_comp]]],
+                              np.array([0.2, 0.0, 0.0])[self.c_tier[k_comp]])
+            vip[n_dtc + n_zero:n_dtc + n_zero + n_k] = rng.random(n_k) < p_vip
         local = np.zeros(nc, dtype=bool)
         local[:n_dtc] = self.d_local
         ind = np.where(comp >= 0, self.c_industry[np.maximum(comp, 0)] if self.n_companies else -1, -1)
@@ -1319,6 +1557,12 @@ class _Builder:
             "shipping_country": categorical(loc.country[shp], loc.countries, null=no_ship),
             "shipping_region": categorical(loc.region[shp], loc.regions, null=no_ship),
             "shipping_city": categorical(loc.city[shp], loc.cities, null=no_ship),
+            "payment_terms": categorical(self.o_terms, TERMS),
+            "payment_due_at": timestamp(self.o_due, null=self.o_due < 0),
+            "paid_at": timestamp(self.o_paid_at, null=self.o_paid_at < 0),
+            "invoice_status": categorical(self.o_invoice_status, INVOICE_STATUS),
+            "days_past_due": ints(np.maximum(self.o_days_past_due, 0), null=self.o_days_past_due < 0,
+                                  type=pa.int32()),
         }
 
     def _title_labels(self) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
@@ -1350,7 +1594,17 @@ class _Builder:
             "tax": money(self.l_tax),
             "unit_cost": money(self.cat.v_cost[self.l_variant]),
             "cost": money(self.l_cost),
+            "price_list": categorical(self._line_price_list(), PRICE_LISTS),
+            "contract_price": money(self.l_contract_price, null=~self.l_b2b),
+            "volume_break": categorical(self.l_break, VOLUME_BREAKS),
+            "contract_discount": money(self.l_contract_disc),
+            "volume_break_discount": money(self.l_break_disc),
         }
+
+    def _line_price_list(self) -> np.ndarray:
+        """The price list of each line's company (-1 for DTC lines)."""
+        comp = self.o_comp[self.l_order]
+        return np.where(self.l_b2b, self.c_price_list[np.maximum(comp, 0)], -1)
 
     def _refunds_table(self) -> dict[str, pa.Array]:
         nr = len(self.r_order)
@@ -1402,7 +1656,7 @@ class _Builder:
             "session_id": ints(self.ck_session + 1),
             "customer_id": ints(self.customer_id[np.maximum(cust, 0)], null=cust < 0),
             "order_id": ints(self.ck_order + 1, null=self.ck_order < 0),
-            "sales_channel": categorical(np.zeros(n, dtype=np.int64), CHANNELS),
+            "sales_channel": categorical(self.ck_channel, CHANNELS),
             "stage_reached": categorical(self.ck_stage, STAGES),
             "is_abandoned": bools(self.ck_abandoned),
             "email_captured": bools(self.ck_email),
@@ -1442,6 +1696,7 @@ class _Builder:
             "reached_checkout": bools(self.s_reached),
             "completed_checkout": bools(self.s_completed),
             "order_id": ints(self.s_order + 1, null=self.s_order < 0),
+            "sales_channel": categorical(np.where(self.s_portal, WHOLESALE, ONLINE).astype(np.int8), CHANNELS),
         }
 
     def _drafts_table(self) -> dict[str, pa.Array]:
@@ -1472,6 +1727,8 @@ class _Builder:
             "shipping": money(self.q_ship),
             "total": money(self.q_sub + self.q_tax + self.q_ship),
             "tax_exempt": bools(self.q_exempt),
+            "payment_terms": categorical(self.q_terms, TERMS),
+            "payment_due_at": timestamp(self.q_due, null=self.q_due < 0),
         }
 
     def _sales_table(self) -> dict[str, pa.Array]:
@@ -1495,6 +1752,8 @@ class _Builder:
         qty = np.concatenate([self.l_qty[li], z(n_so), -self.rl_qty, z(n_rs)])
         gross = np.concatenate([self.l_gross[li], z(n_so), z(n_rl), z(n_rs)])
         disc = np.concatenate([-(self.l_line_disc + self.l_alloc)[li], z(n_so), z(n_rl), z(n_rs)])
+        contract = np.concatenate([-self.l_contract_disc[li], z(n_so), z(n_rl), z(n_rs)])
+        breaks = np.concatenate([-self.l_break_disc[li], z(n_so), z(n_rl), z(n_rs)])
         rev = np.concatenate([z(n_li), z(n_so), -self.rl_sub, z(n_rs)])
         tax = np.concatenate([self.l_tax[li], z(n_so), -self.rl_tax, z(n_rs)])
         ship = np.concatenate([z(n_li), self.o_shipping[so], z(n_rl), -self.r_ship[rs]])
@@ -1503,8 +1762,8 @@ class _Builder:
         total = net + tax + ship
         srt = np.lexsort((np.where(line >= 0, line, np.iinfo(np.int64).max), event, order, happened))
         order, happened, event, is_ship, line = order[srt], happened[srt], event[srt], is_ship[srt], line[srt]
-        qty, gross, disc, rev, tax, ship, cost, net, total = (
-            a[srt] for a in (qty, gross, disc, rev, tax, ship, cost, net, total))
+        qty, gross, disc, rev, tax, ship, cost, net, total, contract, breaks = (
+            a[srt] for a in (qty, gross, disc, rev, tax, ship, cost, net, total, contract, breaks))
         has_line = line >= 0
         ln = np.maximum(line, 0)
         titles, tmap, skus, smap = self._title_labels()
@@ -1549,4 +1808,8 @@ class _Builder:
             "cost": money(cost),
             "product_title_at_sale": categorical(tmap[self.l_title_idx[ln]], titles, null=~has_line),
             "variant_sku_at_sale": categorical(smap[self.l_sku_idx[ln]], skus, null=~has_line),
+            "price_list": categorical(np.where(comp >= 0, self.c_price_list[np.maximum(comp, 0)], -1), PRICE_LISTS),
+            "volume_break": categorical(np.where(has_line, self.l_break[ln], -1), VOLUME_BREAKS),
+            "contract_discounts": money(contract),
+            "volume_break_discounts": money(breaks),
         }
