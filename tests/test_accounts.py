@@ -211,3 +211,16 @@ def test_bad_account_settings_in_a_manifest_are_refused():
     for bad in ({"lapse": 90}, {"lapse_days": -1}, {"lapse_days": 1.5}, {"overdue_factor": True}, [1]):
         with pytest.raises(CommerceQLDataError):
             account_settings_from(bad)
+
+
+def test_the_rfm_grid_example_of_the_chart_docs_runs_on_the_bundled_store(store):
+    text = (Path(__file__).resolve().parents[1] / "docs" / "charts.md").read_text(encoding="utf-8")
+    start = text.index("FROM customers SHOW customers GROUP BY recency_score")
+    query = text[start: text.index("TYPE rfm_grid", start) + len("TYPE rfm_grid")]
+    result = store.query(query)
+    assert set(result.df["recency_score"].to_list()) == {1, 2, 3, 4, 5}
+    spec = result.chart.to_dict()
+    assert "layer" in spec or "mark" in spec
+    # Every active customer is in exactly one cell.
+    active = store.query("FROM customers SHOW customers WHERE recency_score IS NOT NULL").df["customers"][0]
+    assert result.df["customers"].sum() == active
