@@ -138,7 +138,14 @@ class _Compiler:
         if self.plan.group_totals:
             for i in range(k):
                 levels[f"group_{i}"] = full & ~(1 << (k - 1 - i))
+        if self.grain is not None and self.across_time_metrics():
+            levels["across_time"] = 1 << (k - 1 - self.dims.index(self.grain))
         return levels
+
+    def across_time_metrics(self) -> set[str]:
+        """Base metrics evaluated over all the query's periods (Metric.across_time)."""
+        return {n for names in self.base_metrics.values() for n in names
+                if (m := self._metric_table(n).metric(n)) is not None and m.across_time}
 
     def grouping(self, group: list[str]) -> tuple[str, str]:
         """The GROUP BY clause for every level the plan needs, and the `__level` column naming each."""
@@ -734,9 +741,18 @@ class _Compiler:
         if plan.group_totals:
             for i, d in enumerate(self.dims):
                 joins.append(f"LEFT JOIN lvl_0_group_{i} AS g{i} ON {join_on(f'g{i}', [d])}")
+        across_time = self.across_time_metrics() if "across_time" in self.levels else set()
+        if across_time:
+            others = [d for d in self.dims if d is not self.grain]
+            joins.append(f"LEFT JOIN lvl_0_across_time AS all_periods ON {join_on('all_periods', others)}")
 
         def filled(alias: str):
-            return lambda n: f"COALESCE({alias}.{self.q('m__' + n)}, 0)"
+            def column(n: str) -> str:
+                # An across-time metric of a row is read from the level without the time grain.
+                source = "all_periods" if n in across_time and alias == rows_alias else alias
+                return f"COALESCE({source}.{self.q('m__' + n)}, 0)"
+
+            return column
 
         def raw(alias: str):
             return lambda n: f"{alias}.{self.q('m__' + n)}"

@@ -414,6 +414,17 @@ class Resolver:
                 hint="add e.g. `COMPARE TO previous_period`",
             )
 
+        across = [m.name for m in metrics for n in _metric_names_of(m.expression)
+                  if (base := scope.lookup(ast.Identifier(n))) is not None and base.metric is not None
+                  and base.metric.across_time]
+        if across and (comparisons or "GROUP_TOTALS" in modifiers):
+            raise self.error(
+                CommerceQLSemanticError,
+                f"`{across[0]}` is already a figure over every period of the query, "
+                + ("so it has no comparison period" if comparisons else "so it has no group totals"),
+                query,
+                hint="remove COMPARE TO / WITH GROUP_TOTALS, or show the metric without `_totals`",
+            )
         plan = QueryPlan(
             query=query,
             tables=tuple(tables),
@@ -884,6 +895,10 @@ class Resolver:
                         identifier,
                         hint=hint,
                     )
+
+
+def _metric_names_of(expression: ast.Expression) -> list[str]:
+    return [identifier.name for identifier in identifiers(expression)]
 
 
 def resolve(

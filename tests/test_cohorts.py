@@ -23,7 +23,7 @@ import yaml
 
 import commerceql as cql
 from commerceql.engines import spark_unavailable
-from commerceql.errors import CommerceQLNameError
+from commerceql.errors import CommerceQLError
 from commerceql.frames import frame_difference
 from commerceql.model.semantic import BUILTIN_TABLES_DIR, builtin_model
 
@@ -316,11 +316,33 @@ def test_periods_since_first_purchase_has_short_names(store):
         assert other.rows() == long.rows()
 
 
-def test_totals_metrics_are_refused_not_faked(store):
-    """Shopify's `_totals` metrics need compiler support (docs/cohorts.md); until then, a name error."""
-    with pytest.raises(CommerceQLNameError):
-        store.query("FROM customer_cohorts_monthly SHOW customer_cohorts_monthly_customer_retention_rate_totals "
-                    "GROUP BY month")
+@pytest.mark.parametrize(("table", "tz"), [("monthly", None), ("weekly", "Asia/Tokyo")])
+def test_shopifys_totals_metrics_are_the_all_cohorts_figures_on_every_row(store, sample_store_path, table, tz):
+    """`<t>_..._totals`: per period k, over every cohort of the query, repeated on each cohort's row."""
+    t = f"customer_cohorts_{table}"
+    grain = TABLES[table]
+    modifier = f" WITH TIMEZONE '{tz}'" if tz else ""
+    df = store.query(
+        f"FROM {t} SHOW {t}_customers, {t}_customers_totals, {t}_customers_in_cohort_totals, "
+        f"{t}_customer_retention_rate_totals WHERE {t}_periods_since_first_purchase BETWEEN 0 AND 8 "
+        f"GROUP BY {grain}, {t}_periods_since_first_purchase SINCE 2025-01-01 UNTIL 2025-06-30{modifier} LIMIT 10000"
+    ).df
+    expected = expected_matrix(sample_store_path, grain, store.now(), tz or store.timezone).filter(
+        pl.col("cohort").is_between(dt.date(2025, 1, 1), dt.date(2025, 6, 30)) & (pl.col("k") <= 8))
+    by_k = {row["k"]: row for row in expected.group_by("k").agg(
+        active=pl.col("active").sum(), size=pl.col("size").sum()).iter_rows(named=True)}
+    assert df.height == expected.height
+    for row in df.iter_rows(named=True):
+        want = by_k[row[f"{t}_periods_since_first_purchase"]]
+        assert row[f"{t}_customers_totals"] == want["active"]
+        assert row[f"{t}_customers_in_cohort_totals"] == want["size"]
+        assert math.isclose(row[f"{t}_customer_retention_rate_totals"], want["active"] / want["size"], rel_tol=1e-12)
+
+
+def test_totals_metrics_refuse_comparisons(store):
+    with pytest.raises(CommerceQLError, match="every period of the query"):
+        store.query("FROM customer_cohorts_monthly SHOW customer_cohorts_monthly_customers_totals "
+                    "GROUP BY month SINCE -6m UNTIL today COMPARE TO previous_year")
 
 
 # ---- the Shopify query, the chart and the docs -----------------------------------------------------

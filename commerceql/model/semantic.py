@@ -93,6 +93,9 @@ class Metric:
     alias_of: str | None = None
     deprecated: str | None = None
     formula: str | None = None  # human-readable definition, shown by inspection and docs
+    # Evaluated over every period of the query (the time grain collapsed) and repeated on each row:
+    # Shopify's cohort `_totals` metrics, "all cohorts" next to each cohort.
+    across_time: bool = False
 
 
 @dataclass(frozen=True)
@@ -528,6 +531,7 @@ def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = 
             additive=_flag(spec, "additive", field),
             deprecated=_text(spec, "deprecated", field),
             formula=_text(spec, "formula", field),
+            across_time=_flag(spec, "across_time", field),
         )
     for kind, key_sql in account_keys.items():
         for account_field in ACCOUNT_FIELDS:
