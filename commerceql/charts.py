@@ -33,7 +33,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -1049,6 +1049,11 @@ def _cartesian_axes(ctx: _Ctx, chart_type: str) -> tuple[_Dim | None, list[_Dim]
     if chart_type == "retention_curve":
         x_info, groups = _retention_axes([d.info for d in ctx.dims], ctx.raw)
         x = ctx.dim(x_info.name)
+        if x.kind == "category" and ctx.raw.schema[x.name].is_numeric():
+            # Periods since the first purchase run 0, 1, 2 ... whatever order the rows came in.
+            label_of = dict(zip(ctx.raw[x.name].to_list(), (r[x.label_field] for r in ctx.rows), strict=False))
+            numbers = sorted((v for v in label_of if v is not None))
+            x = replace(x, order=list(dict.fromkeys([label_of[v] for v in numbers] + x.order)))
         return x, [ctx.dim(g.name) for g in groups]
     time_dims = [d for d in ctx.dims if d.kind == "time"]
     x = time_dims[0] if time_dims else ctx.dims[0]

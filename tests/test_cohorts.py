@@ -371,8 +371,6 @@ def test_shopify_cohort_query_runs_unchanged(store, sample_store_path):
     assert any(e["x"]["field"] == f"__label_{k}" for e in encodings)
 
 
-@pytest.mark.xfail(strict=True, reason="commerceql/charts.py orders a numeric x dimension by row order, "
-                                       "not by value (see the cohort report)")
 def test_retention_curve_periods_are_in_numeric_order(store):
     spec = store.query(SHOPIFY_QUERY).chart.to_dict()
     k = "customer_cohorts_monthly_periods_since_first_purchase"
