@@ -107,6 +107,7 @@ class _Compiler:
         context = derived.DerivedContext(
             dialect=self.dialect, timezone=self.tz, as_of=self.plan.as_of, settings=self.plan.accounts,
             param=self.param, grain=self.grain.source_name if self.grain else None, window=self.plan.window,
+            comparison_windows=tuple(c.window for c in self.plan.comparisons),
         )
         return [(name, derived.derived_relation_sql(name, context)) for name in self.derived_used]
 

@@ -68,6 +68,8 @@ class DerivedContext:
     # reporting window: relations whose rows are account-periods (churn) need them.
     grain: str | None = None
     window: DateWindow | None = None
+    # The COMPARE TO windows of the query (they read the same relation).
+    comparison_windows: tuple[DateWindow, ...] = ()
 
     @property
     def as_of_date(self) -> dt.date:
