@@ -27,3 +27,14 @@ def test_every_example_has_output_and_only_the_errors_section_shows_errors():
     for marker in ("syntax error:", "name error:", "query error:", "execution error:"):
         assert marker not in body, f"an example outside the Errors section fails ({marker})"
     assert errors.count("error:") >= 3
+
+
+def test_the_metric_reference_is_written_from_the_model():
+    """docs/metrics.md lists every metric of every table with the model's own formula and definition."""
+    process = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "metric_reference.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert process.returncode == 0, process.stderr
