@@ -42,7 +42,6 @@ QUOTE_STEPS = ("quotes", "quotes_invoiced", "accepted_quotes", "quotes_ordered",
 CONVERSION_METRICS = ("new_visitors", "visitors_converted_within_7_days", "conversion_rate_within_7_days",
                       "visitors_converted_within_30_days", "conversion_rate_within_30_days",
                       "median_days_to_first_order")
-PAID = ("paid", "partially_refunded", "refunded")
 
 
 def _days(start: str, end: str) -> str:
@@ -84,11 +83,11 @@ metrics:
     formula: count of accepted quotes whose order is in the store's orders (test orders excluded, cancelled ones counted)
     description: Accepted quotes that became an order of the store.
   quotes_paid:
-    sql: "COUNT(*) FILTER (WHERE {_ORDERED} AND orders.financial_status IN ('paid', 'partially_refunded', 'refunded'))"
+    sql: "COUNT(*) FILTER (WHERE {_ORDERED} AND orders.paid_at IS NOT NULL)"
     type: count
     additive: true
-    formula: count of ordered quotes whose order has been paid (financial status paid, partially_refunded or refunded)
-    description: Quotes whose order the buyer has paid (orders refunded later were paid first; pending and voided ones were not).
+    formula: count of ordered quotes whose order has been paid (orders.paid_at set)
+    description: Quotes whose order the buyer has paid by the store's clock (refunds later do not undo it; unpaid invoices and voided orders have no payment).
   quote_to_paid_rate:
     sql: "{{quotes_paid}} / NULLIF({{quotes}}, 0)"
     type: percent
@@ -109,17 +108,11 @@ metrics:
     type: number
     formula: median over ordered quotes of the days from creating the quote to its order being placed
     description: "Typical days from creating a quote to its order: the quote's whole time to convert."
-"""
-
-# For when orders.paid_at exists (being added to the sample store): the last step's timing.
-PAID_AT_YAML = f"""\
-name: draft_orders
-metrics:
   median_days_to_pay:
-    sql: "median(CASE WHEN {_ORDERED} AND orders.paid_at IS NOT NULL AND orders.financial_status IN ('paid', 'partially_refunded', 'refunded') THEN {_days('orders.created_at', 'orders.paid_at')} END)"
+    sql: "median(CASE WHEN {_ORDERED} AND orders.paid_at IS NOT NULL THEN {_days('orders.created_at', 'orders.paid_at')} END)"
     type: number
     formula: median over paid quotes of the days from their order being placed to its payment (orders.paid_at)
-    description: Typical days from a quote's order to its payment (payment terms, Net 30 / Net 60, show here).
+    description: Typical days from a quote's order to its payment (Net 30 / Net 60 terms show here).
 """
 
 
@@ -180,9 +173,8 @@ def session_counts(frame: pl.DataFrame) -> dict[str, int]:
 
 def quote_facts(path: Path) -> pl.DataFrame:
     """One row per quote (a draft order for a company) with its funnel steps and days between them."""
-    orders = raw(path, "orders")
-    keep = ["order_id", "created_at", "is_test", "financial_status"] + (["paid_at"] if "paid_at" in orders.columns else [])
-    orders = orders.select(keep).rename({"created_at": "ordered_at"}).with_columns(found=pl.lit(True))
+    orders = (raw(path, "orders").select("order_id", "created_at", "is_test", "paid_at")
+              .rename({"created_at": "ordered_at"}).with_columns(found=pl.lit(True)))
     quotes = raw(path, "draft_orders").filter(pl.col("company_id").is_not_null()).join(orders, on="order_id", how="left")
 
     def seconds(start: str, end: str) -> pl.Expr:
@@ -190,34 +182,30 @@ def quote_facts(path: Path) -> pl.DataFrame:
 
     accepted = pl.col("status").cast(pl.String) == "completed"
     ordered = accepted & pl.col("found").fill_null(False) & ~pl.col("is_test").fill_null(False)
-    paid = ordered & pl.col("financial_status").cast(pl.String).is_in(PAID)
+    paid = ordered & pl.col("paid_at").is_not_null()
     quotes = quotes.with_columns(
         invoiced=pl.col("invoice_sent_at").is_not_null() | accepted, accepted=accepted, ordered=ordered, paid=paid,
         to_invoice=pl.when(pl.col("invoice_sent_at").is_not_null()).then(seconds("created_at", "invoice_sent_at")),
         to_accept=pl.when(accepted & pl.col("invoice_sent_at").is_not_null()).then(
             seconds("invoice_sent_at", "completed_at")),
         to_order=pl.when(ordered).then(seconds("created_at", "ordered_at")),
+        to_pay=pl.when(paid).then(seconds("ordered_at", "paid_at")),
     )
-    if "paid_at" in quotes.columns:
-        quotes = quotes.with_columns(
-            to_pay=pl.when(paid & pl.col("paid_at").is_not_null()).then(seconds("ordered_at", "paid_at")))
     return quotes
 
 
 def quote_metrics(quotes: pl.DataFrame) -> dict[str, object]:
     n = quotes.height
     paid = int(quotes["paid"].sum())
-    result = {
+    return {
         "quotes": n, "quotes_invoiced": int(quotes["invoiced"].sum()), "accepted_quotes": int(quotes["accepted"].sum()),
         "quotes_ordered": int(quotes["ordered"].sum()), "quotes_paid": paid,
         "quote_to_paid_rate": paid / n if n else None,
         "median_days_to_invoice": quotes["to_invoice"].median(),
         "median_days_to_accept": quotes["to_accept"].median(),
         "median_days_to_order": quotes["to_order"].median(),
+        "median_days_to_pay": quotes["to_pay"].median(),
     }
-    if "to_pay" in quotes.columns:
-        result["median_days_to_pay"] = quotes["to_pay"].median()
-    return result
 
 
 def visitor_facts(path: Path, as_of: dt.datetime) -> pl.DataFrame:
@@ -276,21 +264,18 @@ def assert_metrics(got: dict, want: dict, where: str = "") -> None:
 # ---- fixtures ---------------------------------------------------------------------------------
 
 
-def quote_model_files(directory: Path, orders_columns: list[str]) -> list[Path]:
+def quote_model_files(directory: Path) -> list[Path]:
     """The quote funnel as a user model, unless the built-in draft_orders already defines it."""
-    files = []
-    if builtin_model().table("draft_orders").metric("quotes_paid") is None:
-        files.append(directory / "quote_funnel.yaml")
-        files[-1].write_text(QUOTE_FUNNEL_YAML, encoding="utf-8")
-    if "paid_at" in orders_columns and builtin_model().table("draft_orders").metric("median_days_to_pay") is None:
-        files.append(directory / "quote_paid_at.yaml")
-        files[-1].write_text(PAID_AT_YAML, encoding="utf-8")
-    return files
+    if builtin_model().table("draft_orders").metric("quotes_paid") is not None:
+        return []
+    path = directory / "quote_funnel.yaml"
+    path.write_text(QUOTE_FUNNEL_YAML, encoding="utf-8")
+    return [path]
 
 
 @pytest.fixture(scope="module")
-def model_files(sample_store_path, tmp_path_factory) -> list[Path]:
-    return quote_model_files(tmp_path_factory.mktemp("funnel-model"), raw(sample_store_path, "orders").columns)
+def model_files(tmp_path_factory) -> list[Path]:
+    return quote_model_files(tmp_path_factory.mktemp("funnel-model"))
 
 
 @pytest.fixture(scope="module")
@@ -354,14 +339,12 @@ def test_session_steps_match_the_raw_sessions(store, sample_store_path, where, c
 # ---- 2. the quote funnel ----------------------------------------------------------------------
 
 
-def quote_query_metrics(orders_columns: list[str]) -> list[str]:
-    names = [*QUOTE_STEPS, "quote_to_paid_rate", "median_days_to_invoice", "median_days_to_accept", "median_days_to_order"]
-    return names + (["median_days_to_pay"] if "paid_at" in orders_columns else [])
+QUOTE_METRICS = (*QUOTE_STEPS, "quote_to_paid_rate", "median_days_to_invoice", "median_days_to_accept",
+                 "median_days_to_order", "median_days_to_pay")
 
 
 def test_quote_funnel_by_year_matches_the_raw_quotes(store, sample_store_path):
-    names = quote_query_metrics(raw(sample_store_path, "orders").columns)
-    got = store.query(f"FROM draft_orders SHOW {', '.join(names)} GROUP BY year").df
+    got = store.query(f"FROM draft_orders SHOW {', '.join(QUOTE_METRICS)} GROUP BY year").df
     quotes = quote_facts(sample_store_path).with_columns(year=local_date("created_at", store.timezone).dt.year())
     assert sorted(d.year for d in got["year"]) == sorted(quotes["year"].unique().to_list())
     for row in got.iter_rows(named=True):
@@ -369,8 +352,7 @@ def test_quote_funnel_by_year_matches_the_raw_quotes(store, sample_store_path):
 
 
 def test_quote_funnel_of_one_tier_over_a_period(store, sample_store_path):
-    names = quote_query_metrics(raw(sample_store_path, "orders").columns)
-    got = store.query(f"FROM draft_orders SHOW {', '.join(names)} WHERE company_tier = 'Enterprise' "
+    got = store.query(f"FROM draft_orders SHOW {', '.join(QUOTE_METRICS)} WHERE company_tier = 'Enterprise' "
                       "SINCE 2024-04-01 UNTIL 2025-09-30").df.row(0, named=True)
     tiers = raw(sample_store_path, "companies").select("company_id", tier=pl.col("tier").cast(pl.String))
     quotes = between(quote_facts(sample_store_path), "created_at", store.timezone,
@@ -494,7 +476,7 @@ def write_store(directory: Path) -> Path:
         "order_id": pl.Int64, "added_to_cart": pl.Boolean, "reached_checkout": pl.Boolean,
         "completed_checkout": pl.Boolean, "human_or_bot": pl.String,
     }).with_columns(device_type=pl.lit("mobile")).write_parquet(directory / "sessions.parquet")
-    # order, customer, created, is_test, financial_status, paid_at
+    # order, customer, created, is_test, financial_status, paid_at (the payment, NULL while unpaid)
     orders = [
         (101, 11, at(4, 0.3), False, "paid", at(4, 0.3)),
         (102, None, at(8), False, "paid", at(8)),
@@ -507,7 +489,7 @@ def write_store(directory: Path) -> Path:
         (201, None, at(6), False, "paid", at(40)),              # quote q3: paid 34 days later (Net 30)
         (202, None, at(7), False, "pending", None),             # q4: accepted without an invoice, unpaid
         (203, None, at(8), True, "paid", at(8)),                # q5: a test order
-        (204, None, at(9), False, "voided", None),              # q8
+        (204, None, at(9), False, "partially_refunded", None),  # q8: credit note on an unpaid invoice
         (205, None, at(10), False, "refunded", at(11.5)),       # q9: paid, then refunded
     ]
     pl.DataFrame(orders, orient="row", schema={
@@ -550,7 +532,7 @@ def write_store(directory: Path) -> Path:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     directory = write_store(tmp_path_factory.mktemp("funnel-store"))
-    files = quote_model_files(tmp_path_factory.mktemp("funnel-tiny-model"), ["paid_at"])
+    files = quote_model_files(tmp_path_factory.mktemp("funnel-tiny-model"))
     with cql.connect(directory, model=files) as opened:
         yield opened, directory, files
 
@@ -589,11 +571,11 @@ def test_edge_cases_of_conversion_windows(tiny):
 
 def test_edge_cases_of_the_quote_funnel(tiny):
     store, path, _ = tiny
-    names = quote_query_metrics(["paid_at"])
-    got = store.query(f"FROM draft_orders SHOW {', '.join(names)}").df.row(0, named=True)
+    got = store.query(f"FROM draft_orders SHOW {', '.join(QUOTE_METRICS)}").df.row(0, named=True)
     want = quote_metrics(quote_facts(path))
     assert_metrics(got, want)
-    assert [got[n] for n in QUOTE_STEPS] == [8, 7, 5, 4, 2]  # q4 invoiced by acceptance; q5 a test order
+    # q4 invoiced by acceptance; q5 a test order; q8 partially refunded but never paid
+    assert [got[n] for n in QUOTE_STEPS] == [8, 7, 5, 4, 2]
     assert got["median_days_to_pay"] == pytest.approx((34 + 1.5) / 2)
 
 
@@ -703,7 +685,7 @@ SPARK_QUERIES = (
     f"FROM sessions SHOW {', '.join(CONVERSION_METRICS)} GROUP BY month SINCE 2025-06-01 UNTIL 2025-12-15",
     "FROM sessions SHOW new_visitors, conversion_rate_within_7_days, median_days_to_first_order "
     "GROUP BY referring_channel, visitor_ordered_before_first_session WHERE is_first_session = true DURING last_quarter",
-    f"FROM draft_orders SHOW {', '.join(quote_query_metrics([]))} GROUP BY year",
+    f"FROM draft_orders SHOW {', '.join(QUOTE_METRICS)} GROUP BY year",
     f"FROM draft_orders SHOW {', '.join(QUOTE_STEPS)}, median_days_to_order GROUP BY company_tier DURING last_year",
 )
 
@@ -739,7 +721,7 @@ def test_spark_edge_cases_like_duckdb(tiny):
     with cql.connect(path, engine="spark", model=files) as spark:
         for query in (f"FROM sessions SHOW {', '.join(SESSION_STEPS)}", f"FROM checkouts SHOW {', '.join(CHECKOUT_STEPS)}",
                       f"FROM sessions SHOW {', '.join(CONVERSION_METRICS)}",
-                      f"FROM draft_orders SHOW {', '.join(quote_query_metrics(['paid_at']))}"):
+                      f"FROM draft_orders SHOW {', '.join(QUOTE_METRICS)}"):
             expected, got = duck.query(query).df, spark.query(query).df
             assert frame_difference(expected, got, null_is_zero=True) is None, (query, expected, got)
 
