@@ -1052,7 +1052,7 @@ def _cartesian_axes(ctx: _Ctx, chart_type: str) -> tuple[_Dim | None, list[_Dim]
         if x.kind == "category" and ctx.raw.schema[x.name].is_numeric():
             # Periods since the first purchase run 0, 1, 2 ... whatever order the rows came in.
             label_of = dict(zip(ctx.raw[x.name].to_list(), (r[x.label_field] for r in ctx.rows), strict=False))
-            numbers = sorted((v for v in label_of if v is not None))
+            numbers = sorted(v for v in label_of if v is not None)
             x = replace(x, order=list(dict.fromkeys([label_of[v] for v in numbers] + x.order)))
         return x, [ctx.dim(g.name) for g in groups]
     time_dims = [d for d in ctx.dims if d.kind == "time"]
