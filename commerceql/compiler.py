@@ -32,7 +32,7 @@ from commerceql.dialect import DUCKDB, Dialect, expand_calls, quoted_end
 from commerceql.errors import CommerceQLSemanticError
 from commerceql.matches import SUBJECTS as MATCHES_SUBJECTS
 from commerceql.model.semantic import SEGMENT_MACRO, Table
-from commerceql.plan import CYCLICAL_RANGES, PlannedDimension, PlannedMetric, QueryPlan
+from commerceql.plan import CYCLICAL_RANGES, AccountSettings, PlannedDimension, PlannedMetric, QueryPlan
 from commerceql.walk import condition_operands, identifiers
 
 _DATE_GRAINS = ("day", "week", "month", "quarter", "year")
@@ -1073,15 +1073,44 @@ def inline_parameters(sql: str, parameters: dict[str, object], dialect: Dialect 
     return "".join(out)
 
 
-def distinct_values_sql(table: Table, dimension: str, timezone: str, limit: int, dialect: Dialect = DUCKDB) -> str:
+def distinct_values_sql(
+    table: Table,
+    dimension: str,
+    timezone: str,
+    limit: int,
+    dialect: Dialect = DUCKDB,
+    *,
+    as_of: dt.datetime | None = None,
+    accounts: AccountSettings | None = None,
+) -> str:
     """SQL listing up to `limit` distinct values (as text) of one model dimension of `table`.
 
-    Used to explain an empty answer: which values a filter could have matched.
+    Used to explain an empty answer: which values a filter could have matched. A dimension read
+    from a derived relation (an account field such as `customer_rfm_group`) needs the store's
+    clock `as_of`; its relation is written in as a CTE with the values inlined.
     """
     value = f"CAST(({dialect.expand_macros(table.dimensions[dimension].sql, timezone)}) AS {dialect.text_type})"
     q = dialect.quote_identifier
-    joins = "".join(f"\n  LEFT JOIN {q(j.relation)} AS {j.alias} ON {j.on}" for j in table.joins_needed([value]))
-    return (
-        f"SELECT DISTINCT {value} AS value FROM {q(table.relation)} AS {table.name}{joins}"
+    joins = table.joins_needed([value])
+    join_sql = "".join(f"\n  LEFT JOIN {q(j.relation)} AS {j.alias} ON {j.on}" for j in joins)
+    sql = (
+        f"SELECT DISTINCT {value} AS value FROM {q(table.relation)} AS {table.name}{join_sql}"
         f"\n  WHERE {value} IS NOT NULL LIMIT {int(limit)}"
     )
+    used = [r for r in dict.fromkeys([table.relation, *(j.relation for j in joins)]) if r in derived.DERIVED_RELATIONS]
+    if not used:
+        return sql
+    if as_of is None:
+        raise CommerceQLSemanticError(f"`{dimension}` is an account field and needs the store's clock")
+    parameters: dict[str, object] = {}
+
+    def param(v: object) -> str:
+        name = f"v{len(parameters)}"
+        parameters[name] = v
+        return dialect.parameter(name)
+
+    context = derived.DerivedContext(dialect=dialect, timezone=timezone, as_of=as_of,
+                                     settings=accounts or AccountSettings(), param=param)
+    names = [d for r in used for d in (*derived.dependencies(r), r)]
+    ctes = ",\n".join(f"{n} AS ({derived.derived_relation_sql(n, context)})" for n in dict.fromkeys(names))
+    return inline_parameters(f"WITH {ctes}\n{sql}", parameters, dialect)

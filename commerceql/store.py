@@ -268,7 +268,8 @@ class Store:
         """Up to MAX_LISTED_VALUES values of a text dimension (None when it has more), cached."""
         key = (table.name, dimension, self.timezone)
         if key not in self._value_cache:
-            sql = distinct_values_sql(table, dimension, self.timezone, MAX_LISTED_VALUES + 1, self.engine.dialect)
+            sql = distinct_values_sql(table, dimension, self.timezone, MAX_LISTED_VALUES + 1, self.engine.dialect,
+                                      as_of=self.now(), accounts=self.account_settings)
             try:
                 with self._lock:
                     values = self.engine.run(sql).column(0).to_pylist()

@@ -224,3 +224,9 @@ def test_the_rfm_grid_example_of_the_chart_docs_runs_on_the_bundled_store(store)
     # Every active customer is in exactly one cell.
     active = store.query("FROM customers SHOW customers WHERE recency_score IS NOT NULL").df["customers"][0]
     assert result.df["customers"].sum() == active
+
+
+def test_an_empty_answer_on_an_account_field_names_the_values_that_exist(store):
+    result = store.query("FROM sales SHOW net_sales WHERE customer_rfm_group = 'champions' DURING last_month")
+    assert result.df["net_sales"][0] == 0
+    assert any("'Champions'" in notice for notice in result.notices)
