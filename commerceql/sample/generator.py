@@ -1696,7 +1696,7 @@ class _Builder:
             "reached_checkout": bools(self.s_reached),
             "completed_checkout": bools(self.s_completed),
             "order_id": ints(self.s_order + 1, null=self.s_order < 0),
-            "sales_channel": categorical(np.where(self.s_portal, WHOLESALE, ONLINE).astype(np.int8), CHANNELS),
+            "sales_channel": categorical(np.where(self.s_portal, np.int8(WHOLESALE), np.int8(ONLINE)), CHANNELS),
         }
 
     def _drafts_table(self) -> dict[str, pa.Array]:
