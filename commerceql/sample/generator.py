@@ -349,8 +349,8 @@ class _Builder:
         span = self.as_of - self.start_us
         b2b_acq = cal.warp(cal.business_day.astype(float) + 0.02, HOURLY_B2B, growth_rate=np.log(1.45))
         pool = max(8, target // 8)
-        # key OEM accounts: a few large Enterprise OEMs onboarded in the store's first year
-        n_key = min(len(KEY_ACCOUNT_START), target // 600)
+        # key OEM accounts: up to four large Enterprise OEMs, onboarded in the first sixth of the period
+        n_key = min(len(KEY_ACCOUNT_START), int(target / self.years / 200))  # one per ~200 B2B orders a year
         while True:
             n = pool
             tier = _pick(rng, n, [0.12, 0.33, 0.55])
