@@ -6,9 +6,7 @@ the compiler's SQL. A small hand-made store adds the cases the sample data never
 are not nested, a buy-now checkout, an order exactly 7 days after the first session, an order
 before it, a test order, a window still open at the clock, paid_at on orders).
 
-The quote funnel's metrics are proposed for commerceql/model/tables/draft_orders.yaml (owned by
-another change); until they are there, the tests load QUOTE_FUNNEL_YAML as a user model
-extension, which also proves the SQL passes the model guard and runs on both engines unchanged.
+The quote funnel's metrics are built into commerceql/model/tables/draft_orders.yaml.
 """
 
 from __future__ import annotations
@@ -30,7 +28,6 @@ import commerceql as cql
 from commerceql.charts import chart_to_vegalite
 from commerceql.engines import spark_unavailable
 from commerceql.frames import frame_difference
-from commerceql.model.semantic import builtin_model
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("cart", "information", "shipping", "payment", "completed")
@@ -42,78 +39,6 @@ QUOTE_STEPS = ("quotes", "quotes_invoiced", "accepted_quotes", "quotes_ordered",
 CONVERSION_METRICS = ("new_visitors", "visitors_converted_within_7_days", "conversion_rate_within_7_days",
                       "visitors_converted_within_30_days", "conversion_rate_within_30_days",
                       "median_days_to_first_order")
-
-
-def _days(start: str, end: str) -> str:
-    """Whole seconds from `start` to `end` ÷ 86400, in text both DuckDB and Spark read the same."""
-    d = f"{end} - {start}"
-    return (f"(CAST(extract(day FROM {d}) AS DOUBLE) * 86400 + CAST(extract(hour FROM {d}) AS DOUBLE) * 3600 + "
-            f"CAST(extract(minute FROM {d}) AS DOUBLE) * 60 + FLOOR(CAST(extract(second FROM {d}) AS DOUBLE))) / 86400")
-
-
-_QUOTE = "draft_orders.company_id IS NOT NULL"
-_ORDERED = (f"{_QUOTE} AND draft_orders.status = 'completed' AND orders.order_id IS NOT NULL "
-            "AND NOT COALESCE(orders.is_test, FALSE)")
-
-# The exact YAML proposed for draft_orders.yaml (the report quotes it).
-QUOTE_FUNNEL_YAML = f"""\
-name: draft_orders
-joins:
-  # The order an accepted draft became (draft_orders.order_id); joined only by the metrics below.
-  orders:
-    relation: orders
-    on: draft_orders.order_id = orders.order_id
-metrics:
-  # The B2B quote funnel, cumulative by definition (each step is a subset of the one before):
-  # quotes >= quotes_invoiced >= accepted_quotes >= quotes_ordered >= quotes_paid. Every step is
-  # counted on the quotes created in the period (a cohort view), as they stand at the store's
-  # clock. Days between steps are the whole seconds between the two instants / 86400, written
-  # with extract() on the interval so that the same text runs on DuckDB and Spark, in doubles.
-  # Definitions: docs/funnels.md.
-  quotes_invoiced:
-    sql: "COUNT(*) FILTER (WHERE {_QUOTE} AND (draft_orders.invoice_sent_at IS NOT NULL OR draft_orders.status = 'completed'))"
-    type: count
-    additive: true
-    formula: count of quotes whose invoice was sent to the buyer, or that were accepted
-    description: Quotes sent to the buyer as an invoice (an accepted quote counts even with no invoice recorded).
-  quotes_ordered:
-    sql: "COUNT(*) FILTER (WHERE {_ORDERED})"
-    type: count
-    additive: true
-    formula: count of accepted quotes whose order is in the store's orders (test orders excluded, cancelled ones counted)
-    description: Accepted quotes that became an order of the store.
-  quotes_paid:
-    sql: "COUNT(*) FILTER (WHERE {_ORDERED} AND orders.paid_at IS NOT NULL)"
-    type: count
-    additive: true
-    formula: count of ordered quotes whose order has been paid (orders.paid_at set)
-    description: Quotes whose order the buyer has paid by the store's clock (refunds later do not undo it; unpaid invoices and voided orders have no payment).
-  quote_to_paid_rate:
-    sql: "{{quotes_paid}} / NULLIF({{quotes}}, 0)"
-    type: percent
-    formula: quotes_paid ÷ quotes
-    description: Share of the quotes created that have been accepted, ordered and paid (the funnel's overall conversion).
-  median_days_to_invoice:
-    sql: "median(CASE WHEN {_QUOTE} AND draft_orders.invoice_sent_at IS NOT NULL THEN {_days('draft_orders.created_at', 'draft_orders.invoice_sent_at')} END)"
-    type: number
-    formula: median over quotes with an invoice of the days from creation to invoice sent
-    description: Typical days from creating a quote to sending its invoice.
-  median_days_to_accept:
-    sql: "median(CASE WHEN {_QUOTE} AND draft_orders.status = 'completed' AND draft_orders.invoice_sent_at IS NOT NULL THEN {_days('draft_orders.invoice_sent_at', 'draft_orders.completed_at')} END)"
-    type: number
-    formula: median over accepted quotes with an invoice of the days from invoice sent to accepted (completed_at)
-    description: Typical days from sending a quote's invoice to the buyer accepting it.
-  median_days_to_order:
-    sql: "median(CASE WHEN {_ORDERED} THEN {_days('draft_orders.created_at', 'orders.created_at')} END)"
-    type: number
-    formula: median over ordered quotes of the days from creating the quote to its order being placed
-    description: "Typical days from creating a quote to its order: the quote's whole time to convert."
-  median_days_to_pay:
-    sql: "median(CASE WHEN {_ORDERED} AND orders.paid_at IS NOT NULL THEN {_days('orders.created_at', 'orders.paid_at')} END)"
-    type: number
-    formula: median over paid quotes of the days from their order being placed to its payment (orders.paid_at)
-    description: Typical days from a quote's order to its payment (Net 30 / Net 60 terms show here).
-"""
 
 
 @functools.lru_cache(maxsize=16)
@@ -264,23 +189,9 @@ def assert_metrics(got: dict, want: dict, where: str = "") -> None:
 # ---- fixtures ---------------------------------------------------------------------------------
 
 
-def quote_model_files(directory: Path) -> list[Path]:
-    """The quote funnel as a user model, unless the built-in draft_orders already defines it."""
-    if builtin_model().table("draft_orders").metric("quotes_paid") is not None:
-        return []
-    path = directory / "quote_funnel.yaml"
-    path.write_text(QUOTE_FUNNEL_YAML, encoding="utf-8")
-    return [path]
-
-
 @pytest.fixture(scope="module")
-def model_files(tmp_path_factory) -> list[Path]:
-    return quote_model_files(tmp_path_factory.mktemp("funnel-model"))
-
-
-@pytest.fixture(scope="module")
-def store(sample_store_path, model_files):
-    with cql.connect(sample_store_path, model=model_files) as opened:
+def store(sample_store_path):
+    with cql.connect(sample_store_path) as opened:
         yield opened
 
 
@@ -360,20 +271,6 @@ def test_quote_funnel_of_one_tier_over_a_period(store, sample_store_path):
         pl.col("tier") == "Enterprise")
     assert quotes.height > 0
     assert_metrics(got, quote_metrics(quotes))
-
-
-def test_quote_funnel_passes_the_model_guard_as_a_user_model(sample_store_path, tmp_path):
-    """The proposed YAML is a valid untrusted model: it loads through sql_guard with no override."""
-    from commerceql.model.semantic import _read_yaml
-
-    path = tmp_path / "quote_funnel.yaml"
-    path.write_text(QUOTE_FUNNEL_YAML, encoding="utf-8")
-    base = builtin_model()
-    if base.table("draft_orders").metric("quotes_paid") is not None:
-        pytest.skip("the quote funnel is built in now")
-    table = base.extended(_read_yaml(path), origin="quote_funnel.yaml").table("draft_orders")
-    assert {"quotes_invoiced", "quotes_ordered", "quotes_paid", "median_days_to_order"} <= set(table.metrics)
-    assert table.joins["orders"].relation == "orders"
 
 
 # ---- 3. conversion within a window ------------------------------------------------------------
@@ -532,13 +429,12 @@ def write_store(directory: Path) -> Path:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     directory = write_store(tmp_path_factory.mktemp("funnel-store"))
-    files = quote_model_files(tmp_path_factory.mktemp("funnel-tiny-model"))
-    with cql.connect(directory, model=files) as opened:
-        yield opened, directory, files
+    with cql.connect(directory) as opened:
+        yield opened, directory
 
 
 def test_edge_cases_steps_are_cumulative_even_when_flags_are_not_nested(tiny):
-    store, path, _ = tiny
+    store, path = tiny
     sessions = store.query(f"FROM sessions SHOW {', '.join(SESSION_STEPS)}").df.row(0, named=True)
     assert sessions == session_counts(raw(path, "sessions"))
     # s3 (buy-now) counts as a cart addition; s4 (completed without the checkout flag) reached checkout.
@@ -551,7 +447,7 @@ def test_edge_cases_steps_are_cumulative_even_when_flags_are_not_nested(tiny):
 
 
 def test_edge_cases_of_conversion_windows(tiny):
-    store, path, _ = tiny
+    store, path = tiny
     facts = first_sessions(path, visitor_facts(path, store.now()))
     got = store.query(f"FROM sessions SHOW {', '.join(CONVERSION_METRICS)}").df.row(0, named=True)
     assert_metrics(got, conversion_metrics(facts))
@@ -570,7 +466,7 @@ def test_edge_cases_of_conversion_windows(tiny):
 
 
 def test_edge_cases_of_the_quote_funnel(tiny):
-    store, path, _ = tiny
+    store, path = tiny
     got = store.query(f"FROM draft_orders SHOW {', '.join(QUOTE_METRICS)}").df.row(0, named=True)
     want = quote_metrics(quote_facts(path))
     assert_metrics(got, want)
@@ -691,11 +587,11 @@ SPARK_QUERIES = (
 
 
 @pytest.fixture(scope="module")
-def spark_store(sample_store_path, model_files):
+def spark_store(sample_store_path):
     reason = spark_unavailable()
     if reason:
         pytest.skip(reason)
-    opened = cql.connect(sample_store_path, engine="spark", model=model_files)
+    opened = cql.connect(sample_store_path, engine="spark")
     yield opened
     opened.close()
 
@@ -717,8 +613,8 @@ def test_spark_edge_cases_like_duckdb(tiny):
     reason = spark_unavailable()
     if reason:
         pytest.skip(reason)
-    duck, path, files = tiny
-    with cql.connect(path, engine="spark", model=files) as spark:
+    duck, path = tiny
+    with cql.connect(path, engine="spark") as spark:
         for query in (f"FROM sessions SHOW {', '.join(SESSION_STEPS)}", f"FROM checkouts SHOW {', '.join(CHECKOUT_STEPS)}",
                       f"FROM sessions SHOW {', '.join(CONVERSION_METRICS)}",
                       f"FROM draft_orders SHOW {', '.join(QUOTE_METRICS)}"):
