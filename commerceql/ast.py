@@ -361,3 +361,5 @@ class Query:
     offset: int | None = None
     span: Span | None = _span()
     source: str = field(default="", compare=False, repr=False)
+    # What the parser says about older spellings it accepted (`BY`, `OVER`, `GROUP BY month ALL`).
+    notices: tuple[str, ...] = field(default=(), compare=False, repr=False)

@@ -20,7 +20,16 @@ Errors
 Whatever the input string, `parse` and `parse_script` raise only `CommerceQLSyntaxError` (a
 `CommerceQLError`): Lark's exceptions are translated into plain words (expected tokens are named
 the way a user writes them, misspelled keywords get a "did you mean"), and the parser's own checks
-(clause used twice, missing FROM, DURING with SINCE, legacy forms ...) point at the offending text.
+(clause used twice, missing FROM, DURING with SINCE, misused older forms ...) point at the offending text.
+
+Older forms
+-----------
+Spellings of earlier ShopifyQL generations that mean one thing today are read as that thing, and
+`Query.notices` says what the current spelling is (the result shows the notice once):
+`SHOW x BY dim` (Notebooks) is `GROUP BY dim`; `OVER month` and `OVER month(happened_at) AS month`
+(the 2014-2021 Analytics API) are `TIMESERIES month`; `GROUP BY month ALL` (2022-2024) is
+`GROUP BY month` with `TIMESERIES month`. The tree holds only the current form, so the formatter
+writes today's spelling.
 
 Value syntax (see the grammar's header): values are 'single quoted' with '' for a quote inside
 (backslash is an ordinary character), names/aliases are "double quoted", dates and date offsets are
@@ -60,7 +69,9 @@ from lark.exceptions import (
 
 import commerceql
 from commerceql import ast
+from commerceql.dates import CYCLICAL_DIMENSIONS as _CYCLICAL_DIMENSIONS
 from commerceql.dates import DATE_FUNCTIONS as _DATE_FUNCTIONS
+from commerceql.dates import TIME_GRAINS as _TIME_GRAINS
 from commerceql.errors import CommerceQLError, CommerceQLSyntaxError, did_you_mean
 
 __all__ = [
@@ -863,6 +874,23 @@ class _Clause:
         self.span = span
 
 
+class _AllItem:
+    """A `GROUP BY month ALL` item: the grouped grain, and where the item was written."""
+
+    __slots__ = ("item", "span")
+
+    def __init__(self, item: ast.GroupItem, span: ast.Span | None) -> None:
+        self.item = item
+        self.span = span
+
+
+def _group_item_text(item: ast.GroupItem) -> str:
+    name = f'"{item.dimension.name}"' if item.dimension.quoted else item.dimension.name
+    if item.top is None:
+        return name
+    return f"{'ONLY ' if item.only else ''}TOP {item.top} {name}{' OVERALL' if item.overall else ''}"
+
+
 _DUPLICATE_HINTS = {
     "FROM": "a query has one FROM (list several tables with commas); separate queries with ;",
     "SHOW": "list every column in one SHOW, separated by commas",
@@ -1021,6 +1049,7 @@ class _Builder:
         flat: list[_Clause] = []
         for child in children:
             flat.extend(child if isinstance(child, list) else [child])
+        flat, notices = self._older_forms(flat)
         for clause in flat:
             if clause.kind in clauses:
                 raise _err(
@@ -1091,7 +1120,72 @@ class _Builder:
             offset=limit[1] if limit else None,
             span=_meta_span(meta),
             source=self.text,
+            notices=notices,
         )
+
+    def _older_forms(self, flat: list[_Clause]) -> tuple[list[_Clause], tuple[str, ...]]:
+        """Older spellings (`BY`, `OVER`, `GROUP BY month ALL`) turned into today's clauses, with notices."""
+        kinds = {clause.kind for clause in flat}
+        notices: list[str] = []
+        out: list[_Clause] = []
+        renamed: ast.ShowItem | None = None
+        for clause in flat:
+            if clause.kind == "BY":
+                if "GROUP BY" in kinds:
+                    raise _err(
+                        "`BY` (the Notebooks spelling of GROUP BY) and GROUP BY both group this query",
+                        _first_line_span(clause.span, self.text),
+                        "list every dimension in one GROUP BY, separated by commas",
+                    )
+                dims = ", ".join(_group_item_text(item) for item in clause.value)
+                notices.append(f"`BY` is the Notebooks spelling of `GROUP BY`: write `GROUP BY {dims}`")
+                out.append(_Clause("GROUP BY", clause.value, clause.span))
+            elif clause.kind == "OVER":
+                grain, alias, written = clause.value
+                if "TIMESERIES" in kinds:
+                    raise _err(
+                        "`OVER` (the older spelling of TIMESERIES) and TIMESERIES both set the time series",
+                        _first_line_span(clause.span, self.text),
+                        f"keep one: TIMESERIES {grain.name}",
+                    )
+                if alias is not None and alias.name != grain.name:
+                    if "SHOW" not in kinds:
+                        raise _err(
+                            f"`OVER ... AS {alias.name}` names the time column, and this query has no SHOW to name it in",
+                            alias.span,
+                            f"write TIMESERIES {grain.name} (the column is called {grain.name})",
+                        )
+                    # The column keeps the name the query gave it: `SHOW day AS date ... TIMESERIES day`.
+                    renamed = ast.ShowItem(expression=grain, alias=alias, span=clause.span)
+                detail = " (periods of the table's own time column)" if "(" in written else ""
+                notices.append(
+                    f"`OVER {written}` is the 2014-2021 Analytics API spelling of `TIMESERIES {grain.name}`{detail}"
+                )
+                out.append(_Clause("TIMESERIES", grain, clause.span))
+            elif clause.kind == "ALL":
+                item = clause.value
+                name = item.dimension.name
+                series = next((c.value for c in (*flat, *out) if c.kind == "TIMESERIES"), None)
+                if series is not None and series.name.lower() == name.lower() and "OVER" not in kinds:
+                    notices.append(f"`GROUP BY {name} ALL` is the 2022-2024 spelling of `TIMESERIES {name}`")
+                    continue
+                if "TIMESERIES" in kinds or "OVER" in kinds:
+                    raise _err(
+                        f"`{name} ALL` (the older spelling of TIMESERIES {name}) and a time series clause both fill gaps",
+                        clause.span,
+                        f"remove ALL; TIMESERIES {name} fills the gaps",
+                    )
+                notices.append(
+                    f"`GROUP BY {name} ALL` is the 2022-2024 spelling of `TIMESERIES {name}` "
+                    f"(every {name} of the period, zeros where nothing happened)"
+                )
+                out.append(_Clause("TIMESERIES", item.dimension, clause.span))
+                kinds.add("TIMESERIES")
+            else:
+                out.append(clause)
+        if renamed is not None:
+            out = [_Clause("SHOW", (renamed, *c.value), c.span) if c.kind == "SHOW" else c for c in out]
+        return out, tuple(notices)
 
     # -- clauses --------------------------------------------------------------------------------
 
@@ -1168,18 +1262,36 @@ class _Builder:
         (condition,) = children
         return _Clause("HAVING", condition, _meta_span(meta))
 
-    def group_clause(self, meta: Any, items: list[ast.GroupItem]) -> _Clause:
-        return _Clause("GROUP BY", tuple(items), _meta_span(meta))
+    def group_clause(self, meta: Any, items: list[Any]) -> list[_Clause]:
+        return self._grouping("GROUP BY", meta, items)
 
-    def group_plain(self, meta: Any, children: list[Any]) -> ast.GroupItem:
-        dimension, all_token = children
-        if all_token is not None:
+    def _grouping(self, kind: str, meta: Any, items: list[Any]) -> list[_Clause]:
+        """GROUP BY (or the Notebooks `BY`) items; a `month ALL` item also asks for TIMESERIES month."""
+        plain = [item.item if isinstance(item, _AllItem) else item for item in items]
+        filled = [item for item in items if isinstance(item, _AllItem)]
+        if len(filled) > 1:
             raise _err(
-                f"`{dimension.name} ALL` is the old way to fill gaps in a time series",
-                _meta_span(meta),
-                f"use TIMESERIES {dimension.name}",
+                "only one time grain can fill the gaps of a time series",
+                filled[1].span,
+                f"keep `{filled[0].item.dimension.name} ALL` and remove the other ALL",
             )
-        return ast.GroupItem(dimension=dimension, span=_meta_span(meta))
+        clauses = [_Clause(kind, tuple(plain), _meta_span(meta))]
+        if filled:
+            clauses.append(_Clause("ALL", filled[0].item, filled[0].span))
+        return clauses
+
+    def group_plain(self, meta: Any, children: list[Any]) -> ast.GroupItem | _AllItem:
+        dimension, all_token = children
+        item = ast.GroupItem(dimension=dimension, span=_meta_span(meta))
+        if all_token is not None:
+            if dimension.quoted or dimension.name.lower() not in (*_TIME_GRAINS, *_CYCLICAL_DIMENSIONS):
+                raise _err(
+                    f"ALL fills the gaps of a time grain, and `{dimension.name}` is not a time grain",
+                    _token_span(all_token),
+                    f"remove ALL to group by {dimension.name}; ALL follows a time grain: GROUP BY month ALL",
+                )
+            return _AllItem(item, _meta_span(meta))
+        return item
 
     def group_top(self, meta: Any, children: list[Any]) -> ast.GroupItem:
         only, count, dimension, overall = children
@@ -1272,29 +1384,36 @@ class _Builder:
         value = (_integer(number, "LIMIT"), None if offset is None else _integer(offset, "OFFSET"))
         return _Clause("LIMIT", value, _meta_span(meta))
 
-    def legacy_by_clause(self, meta: Any, items: list[ast.GroupItem]) -> None:
-        dims = ", ".join(item.dimension.name for item in items)
-        raise _err(
-            "`BY` on its own is the old way to group",
-            _first_line_span(_meta_span(meta), self.text),
-            f"write GROUP BY {dims}",
-        )
+    def legacy_by_clause(self, meta: Any, items: list[Any]) -> list[_Clause]:
+        # The Notebooks `SHOW x BY dim`: GROUP BY (see _older_forms).
+        return self._grouping("BY", meta, items)
 
-    def legacy_over_clause(self, meta: Any, children: list[Any]) -> None:
+    def legacy_over_clause(self, meta: Any, children: list[Any]) -> _Clause:
+        # The Analytics API's `OVER month` / `OVER month(happened_at) AS month`: TIMESERIES month.
         _over, expression, alias = children
+        grain = None
+        if isinstance(expression, ast.Identifier) and not expression.quoted:
+            grain = expression
+        elif (
+            isinstance(expression, ast.FunctionCall)
+            and len(expression.arguments) == 1
+            and isinstance(expression.arguments[0], ast.Identifier)
+            and not expression.arguments[0].quoted
+        ):
+            grain = ast.Identifier(expression.name, span=expression.span)
+        if grain is None or grain.name.lower() not in (*_TIME_GRAINS, *_CYCLICAL_DIMENSIONS):
+            span = expression.span if grain is None else grain.span
+            dimension = grain.name if grain is not None else "<dimension>"
+            raise _err(
+                "`OVER` is the older spelling of TIMESERIES, which takes a time grain",
+                span,
+                "write TIMESERIES month (or second, minute, hour, day, week, quarter, year); "
+                f"to group by {dimension}, write GROUP BY {dimension}",
+            )
+        written = self.text[expression.span.start_pos : expression.span.end_pos] if expression.span else grain.name
         if alias is not None:
-            grain = alias.name
-        elif isinstance(expression, ast.Identifier):
-            grain = expression.name
-        elif isinstance(expression, ast.FunctionCall):
-            grain = expression.name
-        else:
-            grain = "month"
-        raise _err(
-            "`OVER` is the old way to make a time series",
-            _first_line_span(_meta_span(meta), self.text),
-            f"use TIMESERIES {grain}",
-        )
+            written += f" AS {alias.name}"
+        return _Clause("OVER", (grain, alias, written), _meta_span(meta))
 
     # -- dates ----------------------------------------------------------------------------------
 

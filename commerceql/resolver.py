@@ -3,11 +3,19 @@
 Pure function of (query, model, clock, store settings) → `QueryPlan`. Every unknown name, every
 clause that cannot be answered and every misuse of a field raises a `CommerceQLError` pointing at
 the offending node, with a suggestion where one exists.
+
+Older forms are answered with today's model and a notice saying the current spelling (the notices
+of the parser's own older forms come in `Query.notices`): a metric or dimension the model marks
+`deprecated` (`returns`, `refunds`, `order_or_return` ...); the 2022-2024 aggregate wrapper
+`sum(metric)` of an additive metric; and the older datasets (`LEGACY_TABLES`): `FROM visits` is
+the `sessions` table, and `FROM orders` / `FROM products` with a field only `sales` has (the G1
+datasets' sales figures, `sum(net_sales)` by product) read `sales`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -53,6 +61,40 @@ TIME_NAMES = (*TIME_GRAINS, *CYCLICAL_DIMENSIONS)
 
 
 @dataclass(frozen=True)
+class LegacyTable:
+    """An older generation's dataset name and the table of today's model that answers it."""
+
+    current: str  # the table that answers
+    always: bool  # True: the name is only the old one (visits); False: only for fields the table lacks
+    notice: str  # {fields}: the fields that sent the query to `current`
+
+
+LEGACY_TABLES = {
+    # The 2014-2021 Analytics API's only traffic schema.
+    "visits": LegacyTable(
+        "sessions", True, "`visits` is the 2014-2021 Analytics API name of the `sessions` table: write `FROM sessions`"
+    ),
+    # The 2022-2024 `orders` dataset (one order per row) carried the order's sales figures; today
+    # they are in `sales`, where a refund counts on the day it happened (the dataset put it on the
+    # order's date).
+    "orders": LegacyTable(
+        "sales",
+        False,
+        "`FROM orders` with {fields}: the 2022-2024 `orders` dataset's sales figures are in the `sales` table "
+        "today, which answers this query (a refund counts on the day it was made, not on its order's date): "
+        "write `FROM sales`",
+    ),
+    # The 2022-2024 `products` dataset (sales per product and period): `sales` grouped by product.
+    "products": LegacyTable(
+        "sales",
+        False,
+        "`FROM products` with {fields}: the 2022-2024 `products` dataset's sales figures are in the `sales` "
+        "table today, which answers this query: write `FROM sales`",
+    ),
+}
+
+
+@dataclass(frozen=True)
 class Field:
     """What a name in the query refers to."""
 
@@ -85,6 +127,15 @@ class _Scope:
     def __init__(self, tables: Sequence[Table], source: str) -> None:
         self.tables = tables
         self.source = source
+        # Older names the query used, each with what to write today (see _older_name).
+        self.notices: list[str] = []
+
+    def _older_name(self, name: str, current: str, deprecated: str | None) -> None:
+        if not deprecated:
+            return
+        text = deprecated if f"`{current}`" in deprecated else f"`{name}` is an older name of `{current}` ({deprecated})"
+        if text not in self.notices:
+            self.notices.append(text)
 
     def names(self, kinds: Sequence[str] = ("metric", "dimension", "time")) -> list[str]:
         names: list[str] = []
@@ -107,6 +158,9 @@ class _Scope:
         for table in self.tables:
             metric = table.metric(name)
             if metric is not None:
+                written = table.metrics[name]
+                if written.alias_of is not None:
+                    self._older_name(name, metric.name, written.deprecated)
                 return Field("metric", name, table=table, metric=metric)
         dimension_tables = [t for t in self.tables if name in t.dimensions]
         if dimension_tables:
@@ -119,7 +173,11 @@ class _Scope:
                     hint="a multi-table query can only group and filter by dimensions all its tables have, such as day or month",
                 )
             table = dimension_tables[0]
-            return Field("dimension", name, table=table, dimension=table.dimensions[name])
+            dimension = table.dimensions[name]
+            if all(t.dimensions[name].deprecated for t in dimension_tables):
+                current = next((n for n in table.dimensions if f"`{n}`" in dimension.deprecated and n != name), name)
+                self._older_name(name, current, dimension.deprecated)
+            return Field("dimension", name, table=table, dimension=dimension)
         return None
 
     def require(self, identifier: ast.Identifier, what: str = "field") -> Field:
@@ -201,6 +259,9 @@ class Resolver:
         self.store_timezone = timezone
         self.store_currency = currency
         self.source = query.source
+        self.notices: list[str] = list(query.notices)
+        # `sum(x)` wrappers accepted (x, today's name of x, the older column name kept or None), for one notice.
+        self._sums: list[tuple[str, str, str | None]] = []
 
     def error(self, cls: type[CommerceQLError], message: str, node: object, hint: str | None = None) -> CommerceQLError:
         return cls(message, span=getattr(node, "span", None), source=self.source, hint=hint)
@@ -264,6 +325,7 @@ class Resolver:
         visualize: list[tuple[str, str | None]] = []
         if query.visualize is not None:
             for item in query.visualize.items:
+                item = self._legacy_sum_visualized(item, scope, aliases)
                 self._reject_functions(item.expression)
                 name = self._visualized_column(item, metrics, aliases, scope, column_order)
                 chart_type = item.chart_type.name.lower() if item.chart_type else None
@@ -383,7 +445,20 @@ class Resolver:
                 PlannedComparison(comparison.suffix, comparison.label, comparison.window, comparison.shift)
             )
 
-        notices: list[str] = []
+        notices: list[str] = self.notices
+        if self._sums:
+            written = ", ".join(f"`sum({n})`" for n, _, _ in self._sums)
+            plain = ", ".join(f"`{current}`" for _, current, _ in self._sums)
+            kept = [f"`{column}`" for _, _, column in self._sums if column]
+            verb = "is" if len(self._sums) == 1 else "are"
+            notices.append(
+                f"{written} {verb} the 2014-2024 spelling of {plain}: metrics are already aggregated"
+                + (f" (the {'column keeps its' if len(kept) == 1 else 'columns keep their'} older name "
+                   f"{', '.join(kept)})" if kept else "")
+            )
+        # An older name inside sum() was said with the sum.
+        inner = tuple(f"`{n}` " for n, _, _ in self._sums)
+        notices.extend(n for n in _grouped_renames(scope.notices) if n not in notices and not n.startswith(inner))
         cumulative = "CUMULATIVE_VALUES" in modifiers
         if cumulative:
             if grain is None and timeseries is None:
@@ -479,7 +554,7 @@ class Resolver:
     def _tables(self) -> list[Table]:
         tables: list[Table] = []
         for identifier in self.query.tables:
-            table = self.model.table(identifier.name)
+            table = self._legacy_table(identifier)
             if table is None:
                 raise self.error(
                     CommerceQLNameError,
@@ -500,6 +575,53 @@ class Resolver:
                         self.query.tables[tables.index(table)],
                     )
         return tables
+
+    def _legacy_table(self, identifier: ast.Identifier) -> Table | None:
+        """The model's table for a FROM name, or today's table for an older dataset (LEGACY_TABLES)."""
+        table = self.model.table(identifier.name)
+        legacy = LEGACY_TABLES.get(identifier.name)
+        current = self.model.table(legacy.current) if legacy is not None else None
+        if legacy is None or current is None:
+            return table
+        if legacy.always:
+            if table is not None:
+                return table  # a store of its own with a `visits` table
+            self.notices.append(legacy.notice)
+            return current
+        if table is None or len(self.query.tables) != 1:
+            return table
+        fields = self._field_identifiers()
+        missing = [f.name for f in fields if not _has_field(table, f.name)]
+        if not missing:
+            return table
+        lacking = next((f for f in fields if f.name in table.unavailable), None)
+        if lacking is not None:  # a field of the older dataset that no store has: say so
+            _Scope([table], self.source).require(lacking)
+        if all(_has_field(current, f.name) for f in fields):
+            self.notices.append(legacy.notice.format(fields=", ".join(f"`{n}`" for n in missing)))
+            return current
+        return table
+
+    def _field_identifiers(self) -> list[ast.Identifier]:
+        """The fields the query refers to (SHOW aliases left out), each name once, in order."""
+        query = self.query
+        aliases = {item.alias.name for item in query.show if item.alias is not None}
+        expressions: list[ast.Expression] = [item.expression for item in query.show]
+        if query.visualize is not None:
+            expressions += [item.expression for item in query.visualize.items]
+        for condition in (query.where, query.having):
+            if condition is not None:
+                expressions += list(condition_operands(condition))
+        expressions += [item.dimension for item in query.group_by]
+        if query.timeseries is not None:
+            expressions.append(query.timeseries)
+        expressions += [item.column for item in query.order_by]
+        found: dict[str, ast.Identifier] = {}
+        for expression in expressions:
+            for identifier in identifiers(expression):
+                if not identifier.quoted and identifier.name not in aliases:
+                    found.setdefault(identifier.name, identifier)
+        return list(found.values())
 
     def _modifiers(self) -> dict[str, str]:
         modifiers: dict[str, str] = {}
@@ -563,7 +685,29 @@ class Resolver:
                 hint=f"metrics are already aggregated; write `{argument.name}`",
             )
         alias = item.alias or ast.Identifier(f"sum_{argument.name}", span=call.span)
+        self._note_sum(argument.name, field.metric.name, None if item.alias else alias.name)
         return ast.ShowItem(expression=argument, alias=alias, span=item.span)
+
+    def _note_sum(self, name: str, current: str, kept_column: str | None) -> None:
+        for index, (seen, _, column) in enumerate(self._sums):
+            if seen == name:
+                self._sums[index] = (seen, current, column or kept_column)
+                return
+        self._sums.append((name, current, kept_column))
+
+    def _legacy_sum_visualized(
+        self, item: ast.VisualizeItem, scope: _Scope, aliases: dict[str, str]
+    ) -> ast.VisualizeItem:
+        """`VISUALIZE sum(net_sales)`: the SHOW column `sum(net_sales)` made, or the metric itself."""
+        call = item.expression
+        if not (isinstance(call, ast.FunctionCall) and call.name.lower() == "sum" and len(call.arguments) == 1):
+            return item
+        older = f"sum_{call.arguments[0].name}" if isinstance(call.arguments[0], ast.Identifier) else None
+        if older is not None and older in aliases:  # SHOW sum(x) made the column sum_x
+            return replace(item, expression=ast.Identifier(older, span=call.span))
+        shown = self._legacy_sum(ast.ShowItem(expression=call, alias=ast.Identifier("_", span=call.span),
+                                              span=call.span), scope)
+        return replace(item, expression=shown.expression)
 
     def _reject_functions(self, expression: ast.Expression) -> None:
         if isinstance(expression, ast.FunctionCall):
@@ -895,6 +1039,37 @@ class Resolver:
                         identifier,
                         hint=hint,
                     )
+
+
+# A plain rename notice (a model `deprecated:` text with nothing more to say than the release).
+_RENAMED = re.compile(r"^`(\w+)` was renamed `(\w+)` in (ShopifyQL [\w.-]+)$")
+
+
+def _grouped_renames(notices: list[str]) -> list[str]:
+    """Plain renames of one release said in one notice: "renamed in ShopifyQL 2026-04: `a` is now `b`, ..."."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for notice in notices:
+        match = _RENAMED.match(notice)
+        if match:
+            groups.setdefault(match.group(3), []).append((match.group(1), match.group(2)))
+    out: list[str] = []
+    for notice in notices:
+        match = _RENAMED.match(notice)
+        if match is None:
+            out.append(notice)
+            continue
+        pairs = groups.pop(match.group(3), None)
+        if pairs is None:
+            continue  # said with the first of its release
+        if len(pairs) == 1:
+            out.append(notice)
+        else:
+            out.append(f"renamed in {match.group(3)}: " + ", ".join(f"`{old}` is now `{new}`" for old, new in pairs))
+    return out
+
+
+def _has_field(table: Table, name: str) -> bool:
+    return name.lower() in TIME_NAMES or table.metric(name) is not None or name in table.dimensions
 
 
 def _metric_names_of(expression: ast.Expression) -> list[str]:

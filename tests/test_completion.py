@@ -69,7 +69,8 @@ def test_metrics_and_dimensions_after_show():
     assert "returns" not in found  # deprecated alias names are not offered
     found = matches("FROM sales SHOW net_")
     assert found[0] == "net_sales"
-    assert set(found) <= {"net_sales", "net_items_sold"}
+    assert {"net_sales", "net_items_sold"} <= set(found)
+    assert all(name.startswith("net_") for name in found)
 
 
 def test_metrics_after_comma_and_operators():

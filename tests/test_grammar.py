@@ -665,10 +665,13 @@ ERRORS = [
         None,
     ),
     ("FROM sales SHOW x UNTIL today DURING last_month", "DURING sets the whole period", 1, 31, None),
-    ("FROM sales SHOW x BY product_title", "old way to group", 1, 19, "write GROUP BY product_title"),
-    ("FROM sales SHOW x GROUP BY month ALL", "old way to fill gaps", 1, 28, "use TIMESERIES month"),
-    ("FROM sales SHOW x OVER month", "old way to make a time series", 1, 19, "use TIMESERIES month"),
-    ("SHOW sum(x) OVER month(happened_at) AS month FROM sales", "old way", 1, 13, "use TIMESERIES month"),
+    # The older forms `BY`, `OVER month` and `GROUP BY month ALL` are accepted (tests/test_older_forms.py);
+    # these misuses of them are not.
+    ("FROM sales SHOW x BY a GROUP BY b", "and GROUP BY both group this query", 1, 19, "one GROUP BY"),
+    ("FROM sales SHOW x GROUP BY product_title ALL", "not a time grain", 1, 42, "GROUP BY month ALL"),
+    ("FROM sales SHOW x OVER product_title", "OVER` is the older spelling of TIMESERIES", 1, 24, "GROUP BY product_title"),
+    ("SHOW sum(x) OVER month(happened_at) AS month FROM sales TIMESERIES day", "both set the time series", 1, 13,
+     "TIMESERIES month"),
     ("FROM sales SHOW x SINCE -30days", "`-30days` is not a date offset", 1, 25, "m (MONTHS)"),
     ("FROM sales SHOW x SINCE 30", "expected a date", 1, 25, "-30d"),
     ("FROM sales SHOW x SINCE '2025-01-01'", "expected a date", 1, 25, "without quotes"),

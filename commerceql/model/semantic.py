@@ -81,6 +81,7 @@ class Dimension:
     sql: str
     type: str
     description: str
+    deprecated: str | None = None  # an older name kept working; the resolver says what to write
 
 
 @dataclass(frozen=True)
@@ -497,6 +498,7 @@ def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = 
             sql=str(sql),
             type=dim_type,
             description=_text(spec, "description", field, "") or "",
+            deprecated=_text(spec, "deprecated", field),
         )
     metrics: dict[str, Metric] = dict(base.metrics) if base else {}
     for metric_name, spec in _section(document, "metrics", origin).items():
