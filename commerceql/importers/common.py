@@ -82,12 +82,16 @@ SCHEMAS: dict[str, list[tuple[str, str]]] = {
         ("is_test", "BOOLEAN"), ("customer_order_number", "INTEGER"), ("is_first_order", "BOOLEAN"),
         ("billing_country", "VARCHAR"), ("billing_region", "VARCHAR"), ("billing_city", "VARCHAR"),
         ("shipping_country", "VARCHAR"), ("shipping_region", "VARCHAR"), ("shipping_city", "VARCHAR"),
+        ("payment_terms", "VARCHAR"), ("payment_due_at", TS), ("paid_at", TS), ("invoice_status", "VARCHAR"),
+        ("days_past_due", "INTEGER"),
     ],
     "line_items": [
         ("line_item_id", "BIGINT"), ("order_id", "BIGINT"), ("product_id", "BIGINT"), ("variant_id", "BIGINT"),
         ("title", "VARCHAR"), ("variant_title", "VARCHAR"), ("sku", "VARCHAR"), ("quantity", "INTEGER"),
         ("price", MONEY), ("gross", MONEY), ("line_discount", MONEY), ("allocated_order_discount", MONEY),
         ("total_discount", MONEY), ("net", MONEY), ("tax", MONEY), ("unit_cost", MONEY), ("cost", MONEY),
+        ("price_list", "VARCHAR"), ("contract_price", MONEY), ("volume_break", "VARCHAR"), ("contract_discount", MONEY),
+        ("volume_break_discount", MONEY),
     ],
     "refunds": [
         ("refund_id", "BIGINT"), ("order_id", "BIGINT"), ("created_at", TS), ("kind", "VARCHAR"), ("reason", "VARCHAR"),
@@ -113,6 +117,7 @@ SCHEMAS: dict[str, list[tuple[str, str]]] = {
         ("landing_page_path", "VARCHAR"), ("landing_page_type", "VARCHAR"),
         ("human_or_bot", "VARCHAR"), ("added_to_cart", "BOOLEAN"), ("reached_checkout", "BOOLEAN"),
         ("completed_checkout", "BOOLEAN"), ("order_id", "BIGINT"),
+        ("sales_channel", "VARCHAR"),
     ],
     "draft_orders": [
         ("draft_order_id", "BIGINT"), ("name", "VARCHAR"), ("status", "VARCHAR"), ("created_at", TS),
@@ -120,6 +125,7 @@ SCHEMAS: dict[str, list[tuple[str, str]]] = {
         ("customer_id", "BIGINT"), ("company_id", "BIGINT"), ("sales_rep", "VARCHAR"), ("line_count", "INTEGER"),
         ("item_count", "INTEGER"), ("subtotal", MONEY), ("taxes", MONEY), ("shipping", MONEY), ("total", MONEY),
         ("tax_exempt", "BOOLEAN"),
+        ("payment_terms", "VARCHAR"), ("payment_due_at", TS),
     ],
     "sales": [
         ("sale_id", "BIGINT"), ("order_id", "BIGINT"), ("order_name", "VARCHAR"), ("line_item_id", "BIGINT"),
@@ -131,6 +137,8 @@ SCHEMAS: dict[str, list[tuple[str, str]]] = {
         ("quantity", "INTEGER"), ("gross_sales", MONEY), ("discounts", MONEY), ("sales_reversals", MONEY),
         ("net_sales", MONEY), ("taxes", MONEY), ("shipping_charges", MONEY), ("total_sales", MONEY), ("cost", MONEY),
         ("product_title_at_sale", "VARCHAR"), ("variant_sku_at_sale", "VARCHAR"),
+        ("price_list", "VARCHAR"), ("volume_break", "VARCHAR"), ("contract_discounts", MONEY),
+        ("volume_break_discounts", MONEY),
     ],
 }
 TABLES = tuple(SCHEMAS)
