@@ -143,6 +143,11 @@ class _Compiler:
             levels["across_time"] = 1 << (k - 1 - self.dims.index(self.grain))
         return levels
 
+    def undefined_when_empty(self) -> set[str]:
+        """Base metrics with no value over no rows: non-additive averages, ratios and medians."""
+        return {n for names in self.base_metrics.values() for n in names
+                if (m := self._metric_table(n).metric(n)) is not None and not m.additive and m.type != "count"}
+
     def across_time_metrics(self) -> set[str]:
         """Base metrics evaluated over all the query's periods (Metric.across_time)."""
         return {n for names in self.base_metrics.values() for n in names
@@ -747,11 +752,16 @@ class _Compiler:
             others = [d for d in self.dims if d is not self.grain]
             joins.append(f"LEFT JOIN lvl_0_across_time AS all_periods ON {join_on('all_periods', others)}")
 
+        empty_is_null = self.undefined_when_empty()
+
         def filled(alias: str):
             def column(n: str) -> str:
                 # An across-time metric of a row is read from the level without the time grain.
                 source = "all_periods" if n in across_time and alias == rows_alias else alias
-                return f"COALESCE({source}.{self.q('m__' + n)}, 0)"
+                value = f"{source}.{self.q('m__' + n)}"
+                # A sum or count over no rows is 0; an average, ratio or median of nothing is
+                # undefined and stays NULL (shown empty), rather than a misleading 0.
+                return value if n in empty_is_null else f"COALESCE({value}, 0)"
 
             return column
 

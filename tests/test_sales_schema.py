@@ -294,3 +294,23 @@ def test_spark_gives_the_same_answers(store, spark_store, query):
     difference = frame_difference(want.df, got.df, null_is_zero=True)
     assert difference is None, f"{query}\n{difference}"
     assert got.notices == want.notices
+
+
+def test_contract_pricing_by_price_list_and_volume_break(store, duckdb_connection):
+    """List-price sales, contract savings and volume-break savings against the raw line items."""
+    expected = sql_rows(duckdb_connection, f"""
+        SELECT li.price_list, li.volume_break,
+               SUM(li.gross) AS list_sales,
+               SUM(li.contract_discount) AS savings,
+               SUM(li.volume_break_discount) AS volume
+          FROM line_items li JOIN orders o ON o.order_id = li.order_id
+         WHERE li.price_list IS NOT NULL AND NOT o.is_test
+           AND {local('o.created_at')} >= TIMESTAMP '2025-01-01' AND {local('o.created_at')} < TIMESTAMP '2025-07-01'
+         GROUP BY 1, 2""")
+    got = result_rows(store.query(
+        "FROM sales SHOW list_price_sales, contract_price_savings, volume_break_savings "
+        "WHERE price_list IS NOT NULL AND line_type = 'product' AND NOT is_reversal "
+        "GROUP BY price_list, volume_break SINCE 2025-01-01 UNTIL 2025-06-30 LIMIT 1000").df)
+    assert got.keys() == expected.keys() and len(got) >= 4
+    for key, (list_sales, savings, volume) in expected.items():
+        assert got[key] == (list_sales, savings, volume), key
