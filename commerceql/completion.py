@@ -369,7 +369,8 @@ def _dimensions(tables: Sequence[Table]) -> tuple[list[str], dict[str, str]]:
     signatures: dict[str, str] = {}
     for table in tables:
         for dimension in table.dimensions.values():
-            if dimension.name in signatures:
+            # Older spellings still resolve (with a notice) but are not offered, like alias metrics.
+            if dimension.name in signatures or getattr(dimension, "deprecated", None):
                 continue
             names.append(dimension.name)
             signatures[dimension.name] = f"{dimension.type} dimension: {dimension.description}".strip()

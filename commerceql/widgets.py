@@ -40,6 +40,7 @@ import ipywidgets
 from commerceql import ast
 from commerceql.dates import CYCLICAL_DIMENSIONS, NAMED_RANGES, TIME_GRAINS
 from commerceql.errors import CommerceQLError, CommerceQLNameError, CommerceQLSemanticError
+from commerceql.resolver import LEGACY_TABLES
 
 if TYPE_CHECKING:
     from commerceql.model.semantic import SemanticModel, Table
@@ -255,6 +256,8 @@ def _query_table(query: ast.Query, model: SemanticModel) -> Table:
         raise CommerceQLSemanticError("the query has no FROM table to explore")
     name = query.tables[0].name
     table = model.table(name)
+    if table is None and name in LEGACY_TABLES and LEGACY_TABLES[name].always:
+        table = model.table(LEGACY_TABLES[name].current)  # FROM visits explores sessions
     if table is None:
         raise CommerceQLNameError(f"unknown table `{name}`", span=query.tables[0].span, hint=did_you_mean(name, model.tables))
     return table

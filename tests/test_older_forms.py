@@ -271,3 +271,20 @@ def test_spark_gives_the_same_answers(store, spark_store, query):
     difference = frame_difference(want.df, got.df, null_is_zero=True)
     assert difference is None, f"{query}\n{difference}"
     assert got.notices == want.notices
+
+
+def test_older_dimension_names_are_not_offered_by_completion(sample_store_path):
+    from commerceql.completion import complete
+
+    with cql.connect(sample_store_path) as opened:
+        text = "FROM sales SHOW net_sales GROUP BY order_or"
+        matches = complete(text, len(text), opened.model).matches
+    assert "order_or_sales_reversal" in matches
+    assert "order_or_return" not in matches  # still accepted, with a notice, but not suggested
+
+
+def test_the_explore_widget_opens_a_visits_query_on_sessions(sample_store_path):
+    with cql.connect(sample_store_path) as opened:
+        widget = opened.explore("FROM visits SHOW sessions TIMESERIES day SINCE -7d")
+        assert widget.result.df["sessions"].sum() == opened.query(
+            "FROM sessions SHOW sessions TIMESERIES day SINCE -7d").df["sessions"].sum()
