@@ -37,6 +37,7 @@ OTHER_RELATIONS: dict[str, tuple[str, str]] = {
     "customer_churn": ("commerceql.churn", "churn_sql"),
     "company_churn": ("commerceql.churn", "company_churn_sql"),
     "session_conversions": ("commerceql.funnels", "conversion_sql"),
+    "customer_abandoned_checkouts": ("commerceql.derived", "abandoned_checkouts_sql"),
 }
 DERIVED_RELATIONS = (*ACCOUNT_FACTS, *COHORT_GRAINS, *OTHER_RELATIONS)
 
@@ -186,3 +187,12 @@ def account_facts_sql(key: str, c: DerivedContext) -> str:
       ) AS a
   ) AS r ON r.{key} = f.{key}"""
 
+
+def abandoned_checkouts_sql(c: DerivedContext) -> str:
+    """One row per customer with an abandoned checkout up to the clock: the latest one (recovered or not)."""
+    q = c.dialect.quote_identifier
+    return (
+        f"SELECT k.customer_id, MAX(k.created_at) AS last_abandoned_at, COUNT(*) AS abandoned_checkouts "
+        f"FROM {q('checkouts')} AS k WHERE k.customer_id IS NOT NULL AND k.is_abandoned "
+        f"AND k.created_at <= {c.param(c.as_of)} GROUP BY k.customer_id"
+    )

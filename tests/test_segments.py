@@ -269,3 +269,14 @@ def test_the_docs_examples_run(store, doc):
         for query in [q for q in re.split(r"\n(?=FROM )", block.strip()) if q.strip()]:
             result = store.query(query)
             assert result.df.width > 0, query
+
+
+def test_abandoned_checkout_date_is_the_latest_abandoned_checkout(store, sample_store_path):
+    checkouts = raw(sample_store_path, "checkouts").filter(
+        pl.col("customer_id").is_not_null() & pl.col("is_abandoned") & (pl.col("created_at") <= store.now()))
+    latest = checkouts.group_by("customer_id").agg(
+        day=pl.col("created_at").max().dt.convert_time_zone(TZ).dt.date())
+    today = store.now().astimezone(ZoneInfo(TZ)).date()
+    recent = latest.filter(pl.col("day") > today - dt.timedelta(days=30))
+    got = store.query("FROM customers SHOW customer_id, customers WHERE abandoned_checkout_date > -30d LIMIT 100000").df
+    assert set(got["customer_id"].to_list()) == set(recent["customer_id"].to_list()) and recent.height > 0
