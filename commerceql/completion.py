@@ -370,7 +370,7 @@ def _dimensions(tables: Sequence[Table]) -> tuple[list[str], dict[str, str]]:
     for table in tables:
         for dimension in table.dimensions.values():
             # Older spellings still resolve (with a notice) but are not offered, like alias metrics.
-            if dimension.name in signatures or getattr(dimension, "deprecated", None):
+            if dimension.name in signatures or dimension.deprecated:
                 continue
             names.append(dimension.name)
             signatures[dimension.name] = f"{dimension.type} dimension: {dimension.description}".strip()

@@ -12,7 +12,9 @@ from commerceql.model.semantic import builtin_model
 MODEL = builtin_model()
 SALES = MODEL.tables["sales"]
 METRICS = {name for name, metric in SALES.metrics.items() if not metric.alias_of}
-DIMENSIONS = set(SALES.dimensions)
+# Older spellings (deprecated dimensions) still resolve but are not offered.
+DIMENSIONS = {name for name, d in SALES.dimensions.items() if not d.deprecated}
+DEPRECATED = set(SALES.dimensions) - DIMENSIONS
 MODIFIERS = {"TOTALS", "GROUP_TOTALS", "PERCENT_CHANGE", "CUMULATIVE_VALUES", "CURRENCY", "TIMEZONE"}
 FIXED_RANGES = {r for r in NAMED_RANGES if not r.startswith("bfcm")}
 
@@ -101,6 +103,7 @@ def test_chart_types_after_type():
 def test_group_by_offers_dimensions_time_grains_and_cyclical():
     found = matches("FROM sales SHOW net_sales GROUP BY ")
     assert DIMENSIONS <= set(found)
+    assert DEPRECATED and not DEPRECATED & set(found)
     assert set(TIME_GRAINS) <= set(found)
     assert set(CYCLICAL_DIMENSIONS) <= set(found)
     assert not (set(found) & METRICS)
