@@ -360,9 +360,24 @@ def parse_script(text: str) -> list[ast.Query]:
     """
     if not isinstance(text, str):
         raise TypeError(f"a query is text (str), not {type(text).__name__}")
+    return _parse(text, "start")
+
+
+def parse_condition(text: str) -> ast.Condition:
+    """Parse a condition on its own (a saved segment's `condition:`), spans relative to `text`."""
+    if not isinstance(text, str):
+        raise TypeError(f"a condition is text (str), not {type(text).__name__}")
+    if not text.strip():
+        raise CommerceQLSyntaxError("empty condition", span=_point_span(text, 0), source=text,
+                                    hint="for example: company_industry = 'OEM' AND amount_spent > 250000")
+    return _parse(text, "segment_condition")
+
+
+def _parse(text: str, start: str) -> Any:
+    """The grammar's `start` rule over `text`, built into the AST; every failure a positioned error."""
     try:
         _prescan(text)
-        tree = get_parser().parse(text, start="start")
+        tree = get_parser().parse(text, start=start)
         return _Builder(text).transform(tree)
     except CommerceQLError as error:
         raise error.with_source(text) from None
@@ -376,31 +391,6 @@ def parse_script(text: str) -> list[ast.Query]:
         raise _too_deep(text) from None
     except LarkError as error:
         raise _internal_error(text, error) from None
-    except Exception as error:  # never let a traceback reach the user
-        raise _internal_error(text, error) from None
-
-
-def parse_condition(text: str) -> ast.Condition:
-    """Parse a condition on its own (a saved segment's `condition:`), spans relative to `text`."""
-    if not isinstance(text, str):
-        raise TypeError(f"a condition is text (str), not {type(text).__name__}")
-    if not text.strip():
-        raise CommerceQLSyntaxError("empty condition", span=_point_span(text, 0), source=text,
-                                    hint="for example: company_industry = 'OEM' AND amount_spent > 250000")
-    try:
-        _prescan(text)
-        tree = get_parser().parse(text, start="segment_condition")
-        return _Builder(text).transform(tree)
-    except CommerceQLError as error:
-        raise error.with_source(text) from None
-    except UnexpectedInput as error:
-        try:
-            translated = _translate_lark_error(error, text)
-        except Exception as bug:  # pragma: no cover - a bug in the error messages themselves
-            translated = _internal_error(text, bug)
-        raise translated from None
-    except RecursionError:
-        raise _too_deep(text) from None
     except Exception as error:  # never let a traceback reach the user
         raise _internal_error(text, error) from None
 

@@ -7,20 +7,15 @@ store's Parquet files (orders, sales, line_items, products), never from the comp
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from pathlib import Path
 
 import polars as pl
 import pytest
+from rawdata import raw
 
 import commerceql as cql
 from commerceql.plan import AccountSettings
-
-
-def raw(path: Path, table: str) -> pl.DataFrame:
-    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    return pl.read_parquet(path / manifest["tables"][table])
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
+from rawdata import raw
 
 import commerceql as cql
 from commerceql import derived
-from commerceql.engines import spark_unavailable
 from commerceql.errors import CommerceQLError
 from commerceql.frames import frame_difference
 from commerceql.plan import AccountSettings
@@ -35,11 +35,6 @@ ORACLE = {"active_customers_at_start": "active_start", "active_customers_at_end"
           "lapsed_customers": "lapsed", "lapses": "lapses", "churned_customers": "churned",
           "retained_customers": "retained", "churn_rate": "churn_rate", "retention_rate": "retention_rate"}
 COMPANY = {name: name.replace("customers", "companies") for name in CUSTOMER_METRICS}
-
-
-def raw(path: Path, table: str) -> pl.DataFrame:
-    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    return pl.read_parquet(path / manifest["tables"][table])
 
 
 @pytest.fixture(scope="module")
@@ -422,16 +417,6 @@ def test_customer_and_company_fields_group_the_rows(store):
 
 
 # ---- Spark -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def spark_store(sample_store_path):
-    reason = spark_unavailable()
-    if reason:
-        pytest.skip(reason)
-    spark = cql.connect(sample_store_path, engine="spark")
-    yield spark
-    spark.close()
 
 
 SPARK_QUERIES = [

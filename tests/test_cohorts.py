@@ -11,7 +11,6 @@ share the relation's arithmetic.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import re
 from pathlib import Path
@@ -20,9 +19,9 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import pytest
 import yaml
+from rawdata import raw
 
 import commerceql as cql
-from commerceql.engines import spark_unavailable
 from commerceql.errors import CommerceQLError
 from commerceql.frames import frame_difference
 from commerceql.model.semantic import BUILTIN_TABLES_DIR, builtin_model
@@ -38,11 +37,6 @@ SHOPIFY_QUERY = """FROM customer_cohorts_monthly
   HAVING customer_cohorts_monthly_periods_since_first_purchase >= 0
   SINCE -12m UNTIL today
 VISUALIZE customer_cohorts_monthly_customer_retention_rate TYPE retention_curve"""
-
-
-def raw(path: Path, table: str) -> pl.DataFrame:
-    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    return pl.read_parquet(path / manifest["tables"][table])
 
 
 @pytest.fixture(scope="module")
@@ -442,16 +436,6 @@ def test_every_cohort_metric_is_documented():
 
 
 # ---- Spark ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def spark_store(sample_store_path):
-    reason = spark_unavailable()
-    if reason:
-        pytest.skip(reason)
-    spark = cql.connect(sample_store_path, engine="spark")
-    yield spark
-    spark.close()
 
 
 @pytest.mark.spark

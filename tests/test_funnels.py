@@ -23,6 +23,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rawdata import raw
 
 import commerceql as cql
 from commerceql.charts import chart_to_vegalite
@@ -42,11 +43,6 @@ CONVERSION_METRICS = ("new_visitors", "visitors_converted_within_7_days", "conve
 
 
 @functools.lru_cache(maxsize=16)
-def raw(path: Path, table: str) -> pl.DataFrame:
-    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    return pl.read_parquet(path / manifest["tables"][table])
-
-
 def close(a, b, rel: float = 1e-9) -> bool:
     if a is None or b is None:
         return a is None and b is None
@@ -584,16 +580,6 @@ SPARK_QUERIES = (
     f"FROM draft_orders SHOW {', '.join(QUOTE_METRICS)} GROUP BY year",
     f"FROM draft_orders SHOW {', '.join(QUOTE_STEPS)}, median_days_to_order GROUP BY company_tier DURING last_year",
 )
-
-
-@pytest.fixture(scope="module")
-def spark_store(sample_store_path):
-    reason = spark_unavailable()
-    if reason:
-        pytest.skip(reason)
-    opened = cql.connect(sample_store_path, engine="spark")
-    yield opened
-    opened.close()
 
 
 @pytest.mark.spark

@@ -15,7 +15,6 @@ import pytest
 
 import commerceql as cql
 from commerceql.cli import main
-from commerceql.engines import spark_unavailable
 from commerceql.errors import CommerceQLError, CommerceQLSyntaxError
 from commerceql.formatter import format_query
 from commerceql.frames import frame_difference
@@ -243,16 +242,6 @@ def test_script_spans_stay_right_with_older_forms(store):
 
 
 # ---- Spark --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def spark_store(sample_store_path):
-    reason = spark_unavailable()
-    if reason:
-        pytest.skip(reason)
-    spark = cql.connect(sample_store_path, engine="spark")
-    yield spark
-    spark.close()
 
 
 SPARK_QUERIES = [

@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import commerceql as cql
-from commerceql.engines import spark_unavailable
 from commerceql.errors import CommerceQLError, CommerceQLNameError
 from commerceql.frames import frame_difference
 
@@ -266,16 +265,6 @@ def test_the_sessions_table_refuses_utm_fields_too(store):
 
 
 # ---- Spark --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def spark_store(sample_store_path):
-    reason = spark_unavailable()
-    if reason:
-        pytest.skip(reason)
-    spark = cql.connect(sample_store_path, engine="spark")
-    yield spark
-    spark.close()
 
 
 SPARK_QUERIES = [

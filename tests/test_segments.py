@@ -7,13 +7,13 @@ Expected members are computed here from each segment's meaning with Polars over 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import textwrap
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
+from rawdata import raw
 
 import commerceql as cql
 from commerceql.engines import spark_unavailable
@@ -21,11 +21,6 @@ from commerceql.errors import CommerceQLDataError, CommerceQLError
 from commerceql.frames import frame_difference
 
 TZ = "America/New_York"
-
-
-def raw(path: Path, table: str) -> pl.DataFrame:
-    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    return pl.read_parquet(path / manifest["tables"][table])
 
 
 @pytest.fixture(scope="module")
