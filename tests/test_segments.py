@@ -275,3 +275,13 @@ def test_abandoned_checkout_date_is_the_latest_abandoned_checkout(store, sample_
     recent = latest.filter(pl.col("day") > today - dt.timedelta(days=30))
     got = store.query("FROM customers SHOW customer_id, customers WHERE abandoned_checkout_date > -30d LIMIT 100000").df
     assert set(got["customer_id"].to_list()) == set(recent["customer_id"].to_list()) and recent.height > 0
+
+
+def test_segments_are_completed_and_listed_by_schema(store):
+    from commerceql.completion import complete
+
+    text = "FROM sessions SHOW sessions WHERE lapsed"
+    assert "lapsed_vips" in complete(text, len(text), store.model).matches
+    described = store.schema("sales").filter(pl.col("name") == "big_oem")
+    assert described["type"].to_list() == ["boolean"]
+    assert described["description"][0].startswith("Segment of companies: OEM companies that spent over $20k")
