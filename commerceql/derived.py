@@ -4,7 +4,7 @@ Event tables (sales, orders, sessions ...) hold one row per thing that happened;
 *accounts over time* (how often does this company reorder, is it overdue, which cohort did this
 customer start in, how good is their recency) need one row per account, computed from its whole
 order history as of the store's clock. These relations are that: trusted SQL written here (never
-taken from a model file) over the store's own `orders` and `sales` tables, emitted by the
+taken from a model file) over the store's own tables (orders, sales, line items, checkouts), emitted by the
 compiler as CTEs named like the relation a model table or join refers to (`customer_facts`,
 `company_facts`, `customer_cohorts_monthly`, ...). Being compiled per query, they follow the
 query's time zone (`WITH TIMEZONE`) and the store's clock, and they run on every engine through

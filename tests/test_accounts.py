@@ -225,3 +225,21 @@ def test_an_empty_answer_on_an_account_field_names_the_values_that_exist(store):
     result = store.query("FROM sales SHOW net_sales WHERE customer_rfm_group = 'champions' DURING last_month")
     assert result.df["net_sales"][0] == 0
     assert any("'Champions'" in notice for notice in result.notices)
+
+
+def test_account_table_metrics_add_up_the_facts(store, sample_store_path):
+    """companies / customers metrics over the account facts, against the Polars facts."""
+    settings = store.account_settings
+    companies = expected_facts(sample_store_path, "company_id", store.now(), store.timezone, settings)
+    got = store.query("FROM companies SHOW companies, companies_with_orders, overdue_companies, total_amount_spent, "
+                      "total_number_of_orders, average_days_since_last_order").df.row(0, named=True)
+    assert got["companies"] == raw(sample_store_path, "companies").height
+    assert got["companies_with_orders"] == companies.height
+    assert got["overdue_companies"] == companies["overdue"].sum()
+    assert got["total_amount_spent"] == companies["spent"].sum()
+    assert got["total_number_of_orders"] == companies["n"].sum()
+    assert math.isclose(got["average_days_since_last_order"], companies["days_since"].mean(), rel_tol=1e-12)
+    customers = expected_facts(sample_store_path, "customer_id", store.now(), store.timezone, settings)
+    got = store.query("FROM customers SHOW overdue_customers, average_days_since_last_order").df.row(0, named=True)
+    assert got["overdue_customers"] == customers["overdue"].sum()
+    assert math.isclose(got["average_days_since_last_order"], customers["days_since"].mean(), rel_tol=1e-12)
