@@ -44,18 +44,3 @@ def duckdb_connection(sample_store_path: Path) -> Iterator[duckdb.DuckDBPyConnec
     finally:
         con.close()
 
-
-@pytest.fixture(scope="session")
-def spark_store(sample_store_path: Path) -> Iterator[object]:
-    """The sample store on a local Spark session, opened once for every Spark test (about 20-30 s)."""
-    import commerceql as cql
-    from commerceql.engines import spark_unavailable
-
-    reason = spark_unavailable()
-    if reason:
-        pytest.skip(reason)
-    store = cql.connect(sample_store_path, engine="spark")
-    try:
-        yield store
-    finally:
-        store.close()

@@ -63,9 +63,25 @@ def docs_examples() -> list[str]:
     return queries
 
 
+def account_queries() -> list[tuple[str, str]]:
+    """The account-analytics and older-form queries each feature's test module names for every engine."""
+    import test_churn
+    import test_cohorts
+    import test_funnels
+    import test_older_forms
+    import test_sales_schema
+
+    items = []
+    for module in (test_cohorts, test_churn, test_funnels, test_older_forms, test_sales_schema):
+        name = module.__name__.removeprefix("test_")
+        items += [(f"{name}{i:02d}", q) for i, q in enumerate(module.SPARK_QUERIES)]
+    return items
+
+
 def corpus() -> list[tuple[str, str]]:
     """(id, query text) for every query of the corpus."""
     items = [(f"result{i:02d}", q) for i, q in enumerate(RESULT_QUERIES)]
+    items += account_queries()
     items += [(f"shopify{i:02d}", text) for i, (_url, text) in enumerate(DOCS)]
     items += [(f"docs{i:02d}", q) for i, q in enumerate(docs_examples())]
     return items

@@ -22,7 +22,6 @@ from rawdata import raw
 import commerceql as cql
 from commerceql import derived
 from commerceql.errors import CommerceQLError
-from commerceql.frames import frame_difference
 from commerceql.plan import AccountSettings
 
 DAY = dt.timedelta(days=1)
@@ -419,6 +418,7 @@ def test_customer_and_company_fields_group_the_rows(store):
 # ---- Spark -----------------------------------------------------------------------------------------
 
 
+# Run on every engine by tests/test_engines.py (tests/engine_corpus.py).
 SPARK_QUERIES = [
     f"FROM customer_churn SHOW {SHOW} GROUP BY month",
     f"FROM customer_churn SHOW {SHOW} TIMESERIES week SINCE 2025-09-10 UNTIL 2025-11-20 WITH TIMEZONE 'Asia/Tokyo'",
@@ -427,12 +427,3 @@ SPARK_QUERIES = [
     "COMPARE TO previous_year WITH TOTALS",
 ]
 
-
-@pytest.mark.spark
-@pytest.mark.slow
-@pytest.mark.parametrize("query", SPARK_QUERIES)
-def test_spark_gives_the_same_answers(store, spark_store, query):
-    want = store.query(query).df
-    got = spark_store.query(query).df
-    difference = frame_difference(want, got, null_is_zero=True)
-    assert difference is None, f"{query}\n{difference}"

@@ -23,7 +23,6 @@ from rawdata import raw
 
 import commerceql as cql
 from commerceql.errors import CommerceQLError
-from commerceql.frames import frame_difference
 from commerceql.model.semantic import BUILTIN_TABLES_DIR, builtin_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -438,22 +437,10 @@ def test_every_cohort_metric_is_documented():
 # ---- Spark ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.spark
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "query",
-    [
-        cohort_query("weekly", tz="Asia/Tokyo"),
-        cohort_query("monthly", "WITH GROUP_TOTALS, TOTALS SINCE 2024-07-01 UNTIL 2025-06-30"),
-        cohort_query("quarterly", "WHERE customer_type = 'DTC'"),
-        SHOPIFY_QUERY,
-    ],
-    ids=["weekly-tokyo", "monthly-totals", "quarterly-dtc", "shopify"],
-)
-def test_spark_gives_the_same_matrix(store, spark_store, query):
-    expected = store.query(query)
-    got = spark_store.query(query)
-    assert [c.name for c in got.columns] == [c.name for c in expected.columns]
-    assert got.total_rows == expected.total_rows
-    difference = frame_difference(expected.df, got.df, null_is_zero=True)
-    assert difference is None, difference
+# Run on every engine by tests/test_engines.py (tests/engine_corpus.py).
+SPARK_QUERIES = [
+    cohort_query("weekly", tz="Asia/Tokyo"),
+    cohort_query("monthly", "WITH GROUP_TOTALS, TOTALS SINCE 2024-07-01 UNTIL 2025-06-30"),
+    cohort_query("quarterly", "WHERE customer_type = 'DTC'"),
+    SHOPIFY_QUERY,
+]

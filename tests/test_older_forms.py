@@ -17,7 +17,6 @@ import commerceql as cql
 from commerceql.cli import main
 from commerceql.errors import CommerceQLError, CommerceQLSyntaxError
 from commerceql.formatter import format_query
-from commerceql.frames import frame_difference
 from commerceql.parser import parse
 
 TZ = "America/New_York"
@@ -244,22 +243,13 @@ def test_script_spans_stay_right_with_older_forms(store):
 # ---- Spark --------------------------------------------------------------------------------------
 
 
+# Run on every engine by tests/test_engines.py (tests/engine_corpus.py).
 SPARK_QUERIES = [
     "FROM orders VISUALIZE sum(net_sales) TYPE line GROUP BY month ALL SINCE -1y UNTIL today",
     "SHOW orders, refunds, shipping OVER month(happened_at) AS month FROM sales SINCE -11m UNTIL today",
     "SHOW sum(pageview_count), total_visitors BY referring_channel FROM visits DURING last_month",
 ]
 
-
-@pytest.mark.spark
-@pytest.mark.slow
-@pytest.mark.parametrize("query", SPARK_QUERIES)
-def test_spark_gives_the_same_answers(store, spark_store, query):
-    want = store.query(query)
-    got = spark_store.query(query)
-    difference = frame_difference(want.df, got.df, null_is_zero=True)
-    assert difference is None, f"{query}\n{difference}"
-    assert got.notices == want.notices
 
 
 def test_older_dimension_names_are_not_offered_by_completion(sample_store_path):

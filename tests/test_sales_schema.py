@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 import commerceql as cql
 from commerceql.errors import CommerceQLError, CommerceQLNameError
-from commerceql.frames import frame_difference
 
 TZ = "America/New_York"
 # DURING last_year on the sample store's clock (2025-12-15 New York): the local year 2024.
@@ -267,22 +266,13 @@ def test_the_sessions_table_refuses_utm_fields_too(store):
 # ---- Spark --------------------------------------------------------------------------------------
 
 
+# Run on every engine by tests/test_engines.py (tests/engine_corpus.py).
 SPARK_QUERIES = [
     f"FROM sales SHOW {REVERSALS}, duties, additional_fees, return_fees GROUP BY month, sales_channel DURING last_year",
     "FROM sales SHOW net_sales_with_cost_recorded, net_sales_without_cost_recorded, returns, net_returns "
     "GROUP BY order_referrer_source, order_or_return, is_pos_sale DURING last_quarter",
 ]
 
-
-@pytest.mark.spark
-@pytest.mark.slow
-@pytest.mark.parametrize("query", SPARK_QUERIES)
-def test_spark_gives_the_same_answers(store, spark_store, query):
-    want = store.query(query)
-    got = spark_store.query(query)
-    difference = frame_difference(want.df, got.df, null_is_zero=True)
-    assert difference is None, f"{query}\n{difference}"
-    assert got.notices == want.notices
 
 
 def test_contract_pricing_by_price_list_and_volume_break(store, duckdb_connection):
