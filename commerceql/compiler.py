@@ -93,10 +93,8 @@ class _Compiler:
 
     def relation(self, name: str) -> str:
         """A relation as written in FROM / JOIN, noting the derived ones this query needs."""
-        if name in derived.DERIVED_RELATIONS:
-            for needed in (*derived.dependencies(name), name):
-                if needed not in self.derived_used:
-                    self.derived_used.append(needed)
+        if name in derived.DERIVED_RELATIONS and name not in self.derived_used:
+            self.derived_used.append(name)
         return self.q(name)
 
     def derived_ctes(self) -> list[tuple[str, str]]:
@@ -1121,6 +1119,5 @@ def distinct_values_sql(
 
     context = derived.DerivedContext(dialect=dialect, timezone=timezone, as_of=as_of,
                                      settings=accounts or AccountSettings(), param=param)
-    names = [d for r in used for d in (*derived.dependencies(r), r)]
-    ctes = ",\n".join(f"{n} AS ({derived.derived_relation_sql(n, context)})" for n in dict.fromkeys(names))
+    ctes = ",\n".join(f"{n} AS ({derived.derived_relation_sql(n, context)})" for n in used)
     return inline_parameters(f"WITH {ctes}\n{sql}", parameters, dialect)

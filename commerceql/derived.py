@@ -37,9 +37,9 @@ OTHER_RELATIONS: dict[str, tuple[str, str]] = {
     "customer_churn": ("commerceql.churn", "churn_sql"),
     "company_churn": ("commerceql.churn", "company_churn_sql"),
     "session_conversions": ("commerceql.funnels", "conversion_sql"),
-    "customer_abandoned_checkouts": ("commerceql.derived", "abandoned_checkouts_sql"),
 }
-DERIVED_RELATIONS = (*ACCOUNT_FACTS, *COHORT_GRAINS, *OTHER_RELATIONS)
+ABANDONED_CHECKOUTS = "customer_abandoned_checkouts"
+DERIVED_RELATIONS = (*ACCOUNT_FACTS, *COHORT_GRAINS, ABANDONED_CHECKOUTS, *OTHER_RELATIONS)
 
 # Quintile score of a value among the accounts active in the RFM window: ties share the lower
 # rank, so equal values always get equal scores (NTILE would split ties arbitrarily).
@@ -91,18 +91,12 @@ def derived_relation_sql(name: str, context: DerivedContext) -> str:
         from commerceql.cohorts import cohort_sql
 
         return cohort_sql(COHORT_GRAINS[name], context)
+    if name == ABANDONED_CHECKOUTS:
+        return abandoned_checkouts_sql(context)
     module_name, function_name = OTHER_RELATIONS[name]
     module = importlib.import_module(module_name)
     return str(getattr(module, function_name)(context))
 
-
-# Derived relations each one reads (emitted before it in the WITH list).
-DEPENDENCIES: dict[str, tuple[str, ...]] = {}
-
-
-def dependencies(name: str) -> tuple[str, ...]:
-    """Derived relations `name` reads (emitted first)."""
-    return DEPENDENCIES.get(name, ())
 
 
 def account_facts_sql(key: str, c: DerivedContext) -> str:

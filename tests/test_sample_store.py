@@ -813,8 +813,6 @@ def _create_derived_relations(con: duckdb.DuckDBPyConnection) -> None:
     def create(name: str) -> None:
         if name in done:
             return
-        for dependency in derived.dependencies(name):
-            create(dependency)
         values.clear()
         sql = derived.derived_relation_sql(name, context)
         con.execute(f"CREATE TEMP TABLE {name} AS {sql}", dict(values))
