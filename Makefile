@@ -2,6 +2,7 @@
 #   make demo   set up, prepare the sample store, run example queries, write a chart
 #   make test   set up and run the whole test suite (what CI runs)
 #   make lab    set up and open JupyterLab on notebooks/ with the CommerceQL kernel
+#   make dashboard  set up and serve the B2B dashboard notebook (Voila) on http://127.0.0.1:8866
 #   make bench  set up and run the benchmarks
 #   make soak   set up and check the kernel's memory stays flat over 2,000 VISUALIZE cells
 
@@ -11,7 +12,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: setup demo test test-fast test-tz lint lab bench soak fuzz clean browser-deps java-deps
+.PHONY: setup demo test test-fast test-tz lint lab dashboard bench soak fuzz clean browser-deps java-deps
 
 # The demo needs the package only; the tests add their extras (pytest, playwright, pyspark ...).
 $(STAMP): pyproject.toml
@@ -61,8 +62,14 @@ test-tz: $(TEST_STAMP)
 test-fast: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# Containers often run as root, where Jupyter refuses to start without --allow-root.
+AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(AS_ROOT)
+
+dashboard: setup
+	$(BIN)/commerceql serve notebooks/dashboard_b2b.ipynb
 
 bench: setup $(TEST_STAMP) java-deps
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)

@@ -9,6 +9,9 @@
     commerceql import shopify FILE_OR_DIR... --out DIR [--timezone Area/City] [--name NAME]
     commerceql import table SOURCE --mapping FILE --out DIR
     commerceql kernel install [--user | --sys-prefix]
+    commerceql serve notebooks/dashboard_b2b.ipynb [--port 8866]   # a notebook as a dashboard (Voila)
+    commerceql mcp [--http --port 8765]                             # an MCP server for AI assistants
+    commerceql lsp                                                  # a language server for .cql files
 """
 
 from __future__ import annotations
@@ -102,6 +105,24 @@ def _build_parser() -> argparse.ArgumentParser:
     where.add_argument("--user", action="store_true", help="install for the current user")
     where.add_argument("--sys-prefix", action="store_true", help="install into this Python environment")
     where.add_argument("--prefix", help="install under this prefix")
+
+    serve = commands.add_parser("serve", help="serve a notebook as a dashboard (code hidden, controls live)")
+    serve.add_argument("notebook", help="the .ipynb file to serve, e.g. notebooks/dashboard_b2b.ipynb")
+    serve.add_argument("--port", type=int, default=8866, help="port to listen on (default: 8866)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--no-browser", action="store_true", help="do not open a browser")
+
+    mcp = commands.add_parser("mcp", help="run a Model Context Protocol server for AI assistants")
+    mcp.add_argument("--data", help="store folder or .duckdb file (default: the bundled sample store)")
+    _engine_arguments(mcp)
+    mcp.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
+    mcp.add_argument("--host", default="127.0.0.1", help="HTTP address (default: 127.0.0.1)")
+    mcp.add_argument("--port", type=int, default=8765, help="HTTP port (default: 8765)")
+    mcp.add_argument("--max-rows", type=int, default=500, help="rows returned per query (default: 500)")
+
+    lsp = commands.add_parser("lsp", help="run a language server for .cql files (stdio)")
+    lsp.add_argument("--data", help="store folder or .duckdb file whose model completes and checks names")
     return parser
 
 
@@ -239,6 +260,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             path = install_kernel_spec(user=args.user, sys_prefix=args.sys_prefix, prefix=args.prefix)
             print(f"installed the CommerceQL kernel spec in {path}")
             return 0
+        if args.command == "serve":
+            from commerceql.dashboard import run_serve
+
+            return run_serve(args)
+        if args.command == "mcp":
+            from commerceql.mcp_server import run_mcp
+
+            return run_mcp(args)
+        if args.command == "lsp":
+            from commerceql.lsp import run_lsp
+
+            return run_lsp(args)
     except CommerceQLError as error:
         print(error.render(), file=sys.stderr)
         return 2
