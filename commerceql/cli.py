@@ -63,7 +63,19 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"commerceql {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    query = commands.add_parser("query", help="run a query and print its result")
+    def command(name: str, summary: str, examples: str) -> argparse.ArgumentParser:
+        """A subcommand whose --help ends with examples (kept verbatim)."""
+        return commands.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+                                   epilog="examples:\n" + examples,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    query = command("query", "run a query and print its result", """\
+  commerceql query "FROM sales SHOW net_sales, orders GROUP BY sales_channel DURING last_month"
+  commerceql query -f report.cql --format csv --output report.csv
+  commerceql query "FROM sales SHOW net_sales TIMESERIES month SINCE -12m VISUALIZE net_sales" --chart out.png
+  commerceql query "FROM sales SHOW net_sales GROUP BY month" --sql
+  commerceql query --data my-store "FROM companies SHOW company_name WHERE is_overdue"
+""")
     query.add_argument("text", nargs="?", help="the query (or use -f)")
     query.add_argument("-f", "--file", help="read the query (or several, separated by ;) from a file ('-' = stdin)")
     query.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
@@ -81,24 +93,38 @@ def _build_parser() -> argparse.ArgumentParser:
         "as formulas (default); --no-escape-formulas writes the values exactly as stored",
     )
 
-    schema = commands.add_parser("schema", help="list tables, or one table's metrics and dimensions")
+    schema = command("schema", "list tables, or one table's metrics and dimensions", """\
+  commerceql schema
+  commerceql schema sales
+  commerceql schema companies --data my-store
+""")
     schema.add_argument("table", nargs="?")
     schema.add_argument("--data", help="store folder or .duckdb file")
     _engine_arguments(schema)
 
-    sample = commands.add_parser("sample", help="generate a sample store")
+    sample = command("sample", "generate a sample store", """\
+  commerceql sample --out /tmp/store
+  commerceql sample --orders 1000000 --years 3 --seed 7 --out /tmp/big-store
+  commerceql sample --anchor today --out /tmp/live-store
+""")
     from commerceql.sample.cli import add_sample_arguments
 
     add_sample_arguments(sample)
 
-    import_parser = commands.add_parser(
-        "import", help="import Shopify exports or any CSV / Parquet / DuckDB table into a new store"
-    )
+    import_parser = command("import", "import Shopify exports or any CSV / Parquet / DuckDB table into a new store",
+                            """\
+  commerceql import shopify orders_export_1.csv customers_export.csv --out my-store
+  commerceql import shopify exports/ --out my-store --timezone America/Toronto
+  commerceql import table "Sample - Superstore.csv" --mapping superstore --out superstore
+""")
     from commerceql.importers.cli import add_import_arguments
 
     add_import_arguments(import_parser)
 
-    kernel = commands.add_parser("kernel", help="manage the Jupyter kernel")
+    kernel = command("kernel", "manage the Jupyter kernel", """\
+  commerceql kernel install --user
+  commerceql kernel install --sys-prefix
+""")
     kernel_commands = kernel.add_subparsers(dest="kernel_command", required=True)
     install = kernel_commands.add_parser("install", help="install the CommerceQL kernel spec")
     where = install.add_mutually_exclusive_group()
@@ -106,14 +132,21 @@ def _build_parser() -> argparse.ArgumentParser:
     where.add_argument("--sys-prefix", action="store_true", help="install into this Python environment")
     where.add_argument("--prefix", help="install under this prefix")
 
-    serve = commands.add_parser("serve", help="serve a notebook as a dashboard (code hidden, controls live)")
+    serve = command("serve", "serve a notebook as a dashboard (code hidden, controls live)", """\
+  commerceql serve notebooks/dashboard_b2b.ipynb
+  commerceql serve my_dashboard.ipynb --port 8900 --no-browser
+""")
     serve.add_argument("notebook", help="the .ipynb file to serve, e.g. notebooks/dashboard_b2b.ipynb")
     serve.add_argument("--port", type=int, default=8866, help="port to listen on (default: 8866)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default: 127.0.0.1, this machine only)")
     serve.add_argument("--no-browser", action="store_true", help="do not open a browser")
 
-    mcp = commands.add_parser("mcp", help="run a Model Context Protocol server for AI assistants")
+    mcp = command("mcp", "run a Model Context Protocol server for AI assistants", """\
+  commerceql mcp
+  commerceql mcp --data my-store --max-rows 200
+  commerceql mcp --http --port 8765
+""")
     mcp.add_argument("--data", help="store folder or .duckdb file (default: the bundled sample store)")
     _engine_arguments(mcp)
     mcp.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
@@ -121,7 +154,10 @@ def _build_parser() -> argparse.ArgumentParser:
     mcp.add_argument("--port", type=int, default=8765, help="HTTP port (default: 8765)")
     mcp.add_argument("--max-rows", type=int, default=500, help="rows returned per query (default: 500)")
 
-    lsp = commands.add_parser("lsp", help="run a language server for .cql files (stdio)")
+    lsp = command("lsp", "run a language server for .cql files (stdio)", """\
+  commerceql lsp
+  commerceql lsp --data my-store
+""")
     lsp.add_argument("--data", help="store folder or .duckdb file whose model completes and checks names")
     return parser
 
