@@ -4,6 +4,7 @@
 #   make lab    set up and open JupyterLab on notebooks/ with the CommerceQL kernel
 #   make dashboard  set up and serve the B2B dashboard notebook (Voila) on http://127.0.0.1:8866
 #   make bench  set up and run the benchmarks
+#   make bench-scale  set up and run the 100M-sales-row benchmark (builds ~3 GB of Parquet once)
 #   make soak   set up and check the kernel's memory stays flat over 2,000 VISUALIZE cells
 
 PYTHON ?= python3
@@ -12,7 +13,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: setup demo test test-fast test-tz lint lab dashboard bench soak fuzz clean browser-deps java-deps
+.PHONY: setup demo test test-fast test-tz lint lab dashboard bench bench-scale soak fuzz clean browser-deps java-deps
 
 # The demo needs the package only; the tests add their extras (pytest, playwright, pyspark ...).
 $(STAMP): pyproject.toml
@@ -73,6 +74,9 @@ dashboard: setup
 
 bench: setup $(TEST_STAMP) java-deps
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+bench-scale: setup $(TEST_STAMP)
+	$(BIN)/python -m benchmarks.scale $(BENCH_SCALE_ARGS)
 
 soak: setup $(TEST_STAMP)
 	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
