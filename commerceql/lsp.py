@@ -17,6 +17,7 @@ Positions: the core speaks 0-based code-point offsets into the text; LSP speaks 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -24,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -43,7 +45,9 @@ __all__ = [
     "diagnose",
     "format_edits",
     "hover_at",
+    "is_notebook",
     "load_context",
+    "prepare",
     "run_lsp",
     "split_statements",
 ]
@@ -177,15 +181,17 @@ class Statement:
         return document[self.start : self.end]
 
 
-def split_statements(text: str) -> list[Statement]:
-    """The statements of a script, split where the grammar splits them: at `;` outside strings,
-    quoted names and comments (the completion scanner knows those). Empty statements are dropped.
+def split_statements(text: str, start: int = 0, end: int | None = None) -> list[Statement]:
+    """The statements of text[start:end], split where the grammar splits them: at `;` outside
+    strings, quoted names and comments (the completion scanner knows those). Empty statements are
+    dropped; offsets are into the whole `text`.
 
     Each statement is checked on its own, so an error in one does not hide the others.
     """
-    tokens, end_state = scan(text)
+    end = len(text) if end is None else end
+    scanned, end_state = scan(text[start:end])
+    tokens = [dataclasses.replace(t, start=t.start + start, end=t.end + start) for t in scanned]
     statements: list[Statement] = []
-    start = 0
     current: list[Token] = []
     for token in tokens:
         if token.kind == "punct" and token.text == ";":
@@ -196,10 +202,46 @@ def split_statements(text: str) -> list[Statement]:
         else:
             current.append(token)
     if current or end_state is not None:
-        # An unterminated string or comment runs to the end of the text: so does its statement
+        # An unterminated string or comment runs to the end of the region: so does its statement
         # (an unterminated comment alone is a statement without tokens, and an error).
-        statements.append(Statement(start, len(text), tuple(current)))
+        statements.append(Statement(start, end, tuple(current)))
     return statements
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebooks (JupyterLab with jupyterlab-lsp)
+# ---------------------------------------------------------------------------------------------
+
+# jupyterlab-lsp shows a notebook to a server as one virtual document named after the notebook
+# (`.../.virtual_documents/report.ipynb`): the code cells joined with two blank lines between
+# them. CommerceQL kernel cells need no `;` and may hold `%magic` lines, so such a document is
+# read cell by cell with its magic lines blanked (spaces keep every offset where it was).
+_CELL_BREAK = re.compile(r"\n(?:[ \t]*\n){2,}")
+_MAGIC_LINE = re.compile(r"^[ \t]*%.*$", re.MULTILINE)
+
+
+def is_notebook(uri: str) -> bool:
+    """True for jupyterlab-lsp's virtual document of a notebook."""
+    return urlparse(uri).path.lower().endswith(".ipynb")
+
+
+def prepare(text: str, notebook: bool = False) -> tuple[str, list[tuple[int, int]]]:
+    """The text the features read and its regions checked on their own: the whole text of a
+    `.cql` file; for a notebook, the text with magic lines blanked and one region per cell."""
+    if not notebook:
+        return text, [(0, len(text))]
+    blanked = _MAGIC_LINE.sub(lambda match: " " * len(match.group(0)), text)
+    cells: list[tuple[int, int]] = []
+    start = 0
+    for separator in _CELL_BREAK.finditer(blanked):
+        cells.append((start, separator.start()))
+        start = separator.end()
+    cells.append((start, len(blanked)))
+    return blanked, cells
+
+
+def _region_at(cells: Sequence[tuple[int, int]], offset: int) -> tuple[int, int]:
+    return next((cell for cell in cells if offset <= cell[1]), cells[-1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,11 +348,14 @@ def diagnose(
     text: str,
     context: ModelContext,
     encoding: str | types.PositionEncodingKind = types.PositionEncodingKind.Utf16,
+    notebook: bool = False,
 ) -> list[types.Diagnostic]:
     """Errors (parse, names, types, values) and notices of older forms for every statement."""
+    text, cells = prepare(text, notebook)
     index = LineIndex(text, encoding)
     diagnostics: list[types.Diagnostic] = []
-    for statement in split_statements(text):
+    statements = [statement for start, end in cells for statement in split_statements(text, start, end)]
+    for statement in statements:
         try:
             errors, notices = _check_statement(statement, text, context)
         except Exception as bug:  # a bug in a stage must not take the editor's server down
@@ -370,11 +415,15 @@ def complete_at(
     position: types.Position,
     model: SemanticModel,
     encoding: str | types.PositionEncodingKind = types.PositionEncodingKind.Utf16,
+    notebook: bool = False,
 ) -> types.CompletionList:
     """The completion module's candidates at `position`, in its order, as LSP items."""
+    text, cells = prepare(text, notebook)
     index = LineIndex(text, encoding)
-    found = complete(text, index.offset(position), model)
-    replaced = index.range(found.cursor_start, found.cursor_end)
+    offset = index.offset(position)
+    start, end = _region_at(cells, offset)
+    found = complete(text[start:end], offset - start, model)
+    replaced = index.range(start + found.cursor_start, start + found.cursor_end)
     signatures = [entry.get("signature", "") for entry in found.metadata.get("_jupyter_types_experimental", [])]
     items: list[types.CompletionItem] = []
     for order, match in enumerate(found.matches):
@@ -401,22 +450,26 @@ def hover_at(
     position: types.Position,
     model: SemanticModel,
     encoding: str | types.PositionEncodingKind = types.PositionEncodingKind.Utf16,
+    notebook: bool = False,
 ) -> types.Hover | None:
     """The inspection of the word under `position` (a metric's definition, ...) as Markdown."""
+    text, cells = prepare(text, notebook)
     index = LineIndex(text, encoding)
     offset = index.offset(position)
+    start, end = _region_at(cells, offset)
+    region = text[start:end]
     # The word under the mouse only: `inspect` also explains the word just before the cursor
     # (the kernel's Shift-Tab), which for a pointer over blank space would be the wrong word.
-    tokens, _ = scan(text)
-    word = next((t for t in tokens if t.kind == "word" and t.start <= offset < t.end), None)
+    tokens, _ = scan(region)
+    word = next((t for t in tokens if t.kind == "word" and t.start <= offset - start < t.end), None)
     if word is None:
         return None
-    bundle = inspect(text, offset, model)
+    bundle = inspect(region, offset - start, model)
     if not bundle or not bundle.get("text/markdown"):
         return None
     return types.Hover(
         contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=bundle["text/markdown"]),
-        range=index.range(word.start, word.end),
+        range=index.range(start + word.start, start + word.end),
     )
 
 
@@ -497,7 +550,9 @@ class CommerceQLLanguageServer(LanguageServer):
         text = self.opened_text(uri)
         diagnostics: Sequence[types.Diagnostic] = []
         if text is not None:
-            diagnostics = _guarded([], "diagnostics", lambda: diagnose(text, self.context, self.encoding))
+            diagnostics = _guarded(
+                [], "diagnostics", lambda: diagnose(text, self.context, self.encoding, is_notebook(uri))
+            )
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=list(diagnostics), version=version)
         )
@@ -531,8 +586,9 @@ def build_server(context: ModelContext) -> CommerceQLLanguageServer:
         text = ls.opened_text(params.text_document.uri)
         if text is None:
             return None
+        notebook = is_notebook(params.text_document.uri)
         return _guarded(
-            None, "completion", lambda: complete_at(text, params.position, ls.context.model, ls.encoding)
+            None, "completion", lambda: complete_at(text, params.position, ls.context.model, ls.encoding, notebook)
         )
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
@@ -540,12 +596,17 @@ def build_server(context: ModelContext) -> CommerceQLLanguageServer:
         text = ls.opened_text(params.text_document.uri)
         if text is None:
             return None
-        return _guarded(None, "hover", lambda: hover_at(text, params.position, ls.context.model, ls.encoding))
+        notebook = is_notebook(params.text_document.uri)
+        return _guarded(
+            None, "hover", lambda: hover_at(text, params.position, ls.context.model, ls.encoding, notebook)
+        )
 
     @server.feature(types.TEXT_DOCUMENT_FORMATTING)
     def formatting(ls: CommerceQLLanguageServer, params: types.DocumentFormattingParams) -> list[types.TextEdit]:
         text = ls.opened_text(params.text_document.uri)
-        if text is None:
+        # A notebook's cells are formatted by the notebook's own tools, not through the joined
+        # virtual document (an edit there would have to be split back into cells).
+        if text is None or is_notebook(params.text_document.uri):
             return []
         return _guarded([], "formatting", lambda: format_edits(text, ls.encoding))
 

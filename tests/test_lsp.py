@@ -236,6 +236,38 @@ def test_a_document_that_does_not_parse_gets_no_edits() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Notebooks through jupyterlab-lsp
+# ---------------------------------------------------------------------------------------------
+
+
+def virtual_notebook(cells: list[str]) -> str:
+    """A notebook's text as jupyterlab-lsp sends it: each cell and a line end, two blank lines between."""
+    return "\n\n".join(cell + "\n" for cell in cells)
+
+
+def test_a_notebook_is_read_cell_by_cell_with_magics_blanked(context: ModelContext) -> None:
+    cells = ["%schema sales", "FROM sales SHOW net_sales\n  GROUP BY month", "FROM orders SHOW orderz", "FROM sales SHOW net_"]
+    text = virtual_notebook(cells)
+    assert lsp.is_notebook("file:///home/a/.virtual_documents/reports/weekly.ipynb")
+    assert not lsp.is_notebook("file:///home/a/reports/weekly.cql")
+    diagnostics = lsp.diagnose(text, context, notebook=True)
+    assert [as_pair(d.range.start) for d in diagnostics] == [
+        position_of(text, text.index("orderz")),
+        position_of(text, text.index("net_\n")),
+    ]
+    # As a .cql file the same text is one statement (no `;`) that starts with a stray `%`.
+    assert as_pair(lsp.diagnose(text, context)[0].range.start) == (0, 0)
+    end = LineIndex(text).position(text.index("net_\n") + len("net_"))
+    labels = [item.label for item in lsp.complete_at(text, end, context.model, notebook=True).items]
+    assert labels[0] == "net_sales"
+    in_orders = LineIndex(text).position(text.index("orderz"))
+    assert "orders" in [i.label for i in lsp.complete_at(text, in_orders, context.model, notebook=True).items]
+    hover = lsp.hover_at(text, LineIndex(text).position(text.index("net_sales") + 1), context.model, notebook=True)
+    assert hover is not None and isinstance(hover.contents, types.MarkupContent)
+    assert "metric of `sales`" in hover.contents.value
+
+
+# ---------------------------------------------------------------------------------------------
 # A store's model
 # ---------------------------------------------------------------------------------------------
 
