@@ -43,6 +43,86 @@ class ColumnInfo:
         return self.type in {"money", "percent", "count", "number", "duration", "integer"}
 
 
+# -- generated column names -------------------------------------------------------------------
+# Shopify's spellings (docs: COMPARE TO prefixes, WITH suffixes). Written here and only here;
+# `generated_name` reads one back for the resolver, which plans it as a typed reference.
+
+
+def comparison_name(metric: str, suffix: str) -> str:
+    return f"comparison_{metric}__{suffix}"
+
+
+def percent_change_name(metric: str, suffix: str) -> str:
+    return f"percent_change_{metric}__{suffix}"
+
+
+def totals_name(metric: str) -> str:
+    return f"{metric}__totals"
+
+
+def comparison_totals_name(metric: str, suffix: str) -> str:
+    return f"{comparison_name(metric, suffix)}__totals"
+
+
+def group_totals_name(metric: str, dimension: str) -> str:
+    return f"{metric}__{dimension}_totals"
+
+
+def cumulative_name(metric: str, suffix: str | None = None) -> str:
+    return f"{comparison_name(metric, suffix) if suffix else metric}__cumulative"
+
+
+@dataclass(frozen=True)
+class GeneratedName:
+    """What a generated column's name says: its kind, base metric and comparison suffix."""
+
+    kind: str  # comparison | percent_change | totals | comparison_totals | group_totals | cumulative
+    metric: str
+    comparison: str | None = None
+    dimension: str | None = None  # group totals: the dimension written in the name
+
+    @property
+    def clause(self) -> str:
+        """The clause that produces such a column, as the user would write it."""
+        return {
+            "comparison": "COMPARE TO",
+            "percent_change": "WITH PERCENT_CHANGE",
+            "totals": "WITH TOTALS",
+            "comparison_totals": "WITH TOTALS",
+            "group_totals": "WITH GROUP_TOTALS",
+            "cumulative": "WITH CUMULATIVE_VALUES",
+        }[self.kind]
+
+
+def generated_name(name: str) -> GeneratedName | None:
+    """The generated column a name spells, or None for any other name.
+
+    Suffixes (previous_year, 20230101, startOfQuarter_sub_3q) never contain `__`, so the last
+    `__` separates a comparison's metric from its suffix.
+    """
+    if "__" not in name or name.startswith("__"):
+        return None
+    cumulative = name.endswith("__cumulative")
+    totals = name.endswith("__totals")
+    stem = name[: -len("__cumulative")] if cumulative else name[: -len("__totals")] if totals else name
+    for prefix, kind in (("comparison_", "comparison"), ("percent_change_", "percent_change")):
+        if stem.startswith(prefix) and "__" in stem[len(prefix):]:
+            metric, _, suffix = stem[len(prefix):].rpartition("__")
+            if not metric or not suffix or (kind == "percent_change" and (totals or cumulative)):
+                return None
+            if totals:
+                kind = "comparison_totals"
+            elif cumulative:
+                kind = "cumulative"
+            return GeneratedName(kind, metric, suffix)
+    if totals or cumulative:  # `a__b__totals` is no name of ours
+        return None if "__" in stem or not stem else GeneratedName("totals" if totals else "cumulative", stem)
+    metric, _, rest = name.rpartition("__")
+    if metric and "__" not in metric and rest.endswith("_totals") and rest != "_totals":
+        return GeneratedName("group_totals", metric, dimension=rest[: -len("_totals")])
+    return None
+
+
 def output_columns(plan: QueryPlan) -> list[ColumnInfo]:
     """Every column of the result, in order, with its role and value type.
 
@@ -70,11 +150,13 @@ def output_columns(plan: QueryPlan) -> list[ColumnInfo]:
             columns.append(
                 ColumnInfo(name=m.name, role="metric", type=m.type, description=m.description, display_name=m.display_name)
             )
+    # A metric that reads a comparison column (net_sales - comparison_net_sales__previous_year)
+    # is itself a comparison: it has no comparison, percent change or group totals of its own.
     for m in plan.metrics:
-        for c in plan.comparisons:
+        for c in () if m.compares else plan.comparisons:
             columns.append(
                 ColumnInfo(
-                    name=f"comparison_{m.name}__{c.suffix}",
+                    name=comparison_name(m.name, c.suffix),
                     role="comparison",
                     type=m.type,
                     description=f"{m.name} over {c.label}",
@@ -85,7 +167,7 @@ def output_columns(plan: QueryPlan) -> list[ColumnInfo]:
             if plan.percent_change:
                 columns.append(
                     ColumnInfo(
-                        name=f"percent_change_{m.name}__{c.suffix}",
+                        name=percent_change_name(m.name, c.suffix),
                         role="percent_change",
                         type="percent",
                         description=f"Change of {m.name} against {c.label}, as a fraction of the comparison value",
@@ -95,11 +177,11 @@ def output_columns(plan: QueryPlan) -> list[ColumnInfo]:
                 )
     if plan.totals:
         for m in plan.metrics:
-            columns.append(ColumnInfo(f"{m.name}__totals", "totals", m.type, f"{m.name} over all rows", base=m.name))
-            for c in plan.comparisons:
+            columns.append(ColumnInfo(totals_name(m.name), "totals", m.type, f"{m.name} over all rows", base=m.name))
+            for c in () if m.compares else plan.comparisons:
                 columns.append(
                     ColumnInfo(
-                        f"comparison_{m.name}__{c.suffix}__totals",
+                        comparison_totals_name(m.name, c.suffix),
                         "totals",
                         m.type,
                         f"{m.name} over all rows of {c.label}",
@@ -110,9 +192,11 @@ def output_columns(plan: QueryPlan) -> list[ColumnInfo]:
     if plan.group_totals:
         for d in plan.dimensions:
             for m in plan.metrics:
+                if m.compares:
+                    continue
                 columns.append(
                     ColumnInfo(
-                        f"{m.name}__{d.name}_totals",
+                        group_totals_name(m.name, d.name),
                         "group_totals",
                         m.type,
                         f"{m.name} over all rows with this row's {d.name}",
@@ -123,11 +207,11 @@ def output_columns(plan: QueryPlan) -> list[ColumnInfo]:
         for m in plan.metrics:
             if not m.additive:
                 continue
-            columns.append(ColumnInfo(f"{m.name}__cumulative", "cumulative", m.type, f"running total of {m.name}", base=m.name))
+            columns.append(ColumnInfo(cumulative_name(m.name), "cumulative", m.type, f"running total of {m.name}", base=m.name))
             for c in plan.comparisons:
                 columns.append(
                     ColumnInfo(
-                        f"comparison_{m.name}__{c.suffix}__cumulative",
+                        cumulative_name(m.name, c.suffix),
                         "cumulative",
                         m.type,
                         f"running total of {m.name} over {c.label}",

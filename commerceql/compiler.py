@@ -27,7 +27,15 @@ from zoneinfo import ZoneInfo
 
 from commerceql import ast, derived
 from commerceql import dates as dates_module
-from commerceql.columns import ColumnInfo, output_columns
+from commerceql.columns import (
+    ColumnInfo,
+    comparison_name,
+    comparison_totals_name,
+    group_totals_name,
+    output_columns,
+    percent_change_name,
+    totals_name,
+)
 from commerceql.dialect import DUCKDB, Dialect, expand_calls, quoted_end
 from commerceql.errors import CommerceQLSemanticError
 from commerceql.matches import SUBJECTS as MATCHES_SUBJECTS
@@ -115,7 +123,7 @@ class _Compiler:
     def _base_metrics_by_table(self) -> dict[str, list[str]]:
         result: dict[str, list[str]] = {t.name: [] for t in self.plan.tables}
         for metric in self.plan.metrics:
-            for name in _metric_names(metric.expression):
+            for name in metric.model_metric_names():
                 table = self._metric_table(name)
                 if name not in result[table.name]:
                     result[table.name].append(name)
@@ -507,13 +515,14 @@ class _Compiler:
         return result
 
     def _ranking_metric(self) -> tuple[PlannedMetric, bool]:
-        metrics = {m.name: m for m in self.plan.metrics}
+        # A metric over generated columns (another period, the totals) ranks nothing by itself.
+        metrics = {m.name: m for m in self.plan.metrics if not m.references}
         for column, descending in self.plan.order_by:
             if column in metrics:
                 return metrics[column], descending
-        if not self.plan.metrics:
+        if not metrics:
             raise self.error("TOP needs a metric to rank by", self.plan.query, hint="add a metric to SHOW")
-        return self.plan.metrics[0], True
+        return next(iter(metrics.values())), True
 
     def join_sql(self, table: Table, fragments: list[str]) -> str:
         joins = table.joins_needed(fragments)
@@ -767,29 +776,63 @@ class _Compiler:
             return lambda n: f"{alias}.{self.q('m__' + n)}"
 
         columns = output_columns(plan)
+        comparison_numbers = {c.suffix: w for w, c in enumerate(plan.comparisons, start=1)}
+
+        def percent_change(base: str, compared: str) -> str:
+            return f"(CAST({base} AS DOUBLE) - CAST({compared} AS DOUBLE)) / NULLIF(ABS(CAST({compared} AS DOUBLE)), 0)"
+
+        def value(metric: PlannedMetric, level: str, w: int = 0) -> str:
+            """`metric` at one level: rows, comparison w, totals, comparison totals w, or group i.
+
+            A generated column the expression names keeps its own meaning at every level: at the
+            totals level `net_sales__totals` is still the total and `comparison_net_sales__x` is
+            the comparison's total; in a comparison period `net_sales__totals` is that period's total.
+            """
+            alias = {"rows": rows_alias, "comparison": f"c{w}", "totals": "tot", "comparison_totals": f"ctot{w}"}
+            at_level = raw(f"g{w}") if level == "group" else filled(alias[level])
+            totals_level = level in ("totals", "comparison_totals", "group")
+
+            def column_of(name: str) -> str:
+                reference = metric.reference(name)
+                if reference is None:
+                    return at_level(name)
+                if reference.kind == "totals":
+                    own = w if level in ("comparison", "comparison_totals") else 0
+                    return self.metric_value(reference.expression, filled(f"ctot{own}" if own else "tot"))
+                compared_w = comparison_numbers[str(reference.comparison)]
+                compared = self.metric_value(
+                    reference.expression,
+                    filled(f"ctot{compared_w}" if totals_level or reference.kind == "comparison_totals" else f"c{compared_w}"),
+                )
+                if reference.kind == "percent_change":
+                    base = self.metric_value(reference.expression, filled("tot" if totals_level else rows_alias))
+                    return percent_change(base, compared)
+                return compared
+
+            return self.metric_value(metric.expression, column_of)
+
         expressions: dict[str, str] = {}
         for m in plan.metrics:
-            expressions[m.name] = self.metric_value(m.expression, filled(rows_alias))
+            expressions[m.name] = value(m, "rows")
         for w, c in enumerate(plan.comparisons, start=1):
             for m in plan.metrics:
-                base = expressions[m.name]
-                compared = self.metric_value(m.expression, filled(f"c{w}"))
-                expressions[f"comparison_{m.name}__{c.suffix}"] = compared
+                if m.compares:
+                    continue
+                compared = value(m, "comparison", w)
+                expressions[comparison_name(m.name, c.suffix)] = compared
                 if plan.percent_change:
-                    expressions[f"percent_change_{m.name}__{c.suffix}"] = (
-                        f"(CAST({base} AS DOUBLE) - CAST({compared} AS DOUBLE)) / NULLIF(ABS(CAST({compared} AS DOUBLE)), 0)"
-                    )
+                    expressions[percent_change_name(m.name, c.suffix)] = percent_change(expressions[m.name], compared)
         if plan.totals:
             for m in plan.metrics:
-                expressions[f"{m.name}__totals"] = self.metric_value(m.expression, filled("tot"))
+                expressions[totals_name(m.name)] = value(m, "totals")
                 for w, c in enumerate(plan.comparisons, start=1):
-                    expressions[f"comparison_{m.name}__{c.suffix}__totals"] = self.metric_value(
-                        m.expression, filled(f"ctot{w}")
-                    )
+                    if not m.compares:
+                        expressions[comparison_totals_name(m.name, c.suffix)] = value(m, "comparison_totals", w)
         if plan.group_totals:
             for i, d in enumerate(self.dims):
                 for m in plan.metrics:
-                    expressions[f"{m.name}__{d.name}_totals"] = self.metric_value(m.expression, raw(f"g{i}"))
+                    if not m.compares:
+                        expressions[group_totals_name(m.name, d.name)] = value(m, "group", i)
         for column in columns:
             if column.role in ("dimension", "time"):
                 continue
@@ -811,7 +854,7 @@ class _Compiler:
             running = []
             for column in cumulative:
                 base_column = (
-                    f"comparison_{column.base}__{column.comparison}" if column.comparison else str(column.base)
+                    comparison_name(str(column.base), column.comparison) if column.comparison else str(column.base)
                 )
                 running.append(f"SUM({self.q(base_column)}) {window} AS {self.q(column.name)}")
             self.ctes.append(("cumulated", "SELECT *, " + ", ".join(running) + " FROM result"))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from commerceql import ast
 from commerceql.dates import DateWindow, Shift
 from commerceql.model.semantic import Table
+from commerceql.walk import identifiers
 
 TIME_GRAINS = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
 CYCLICAL_DIMENSIONS = ("hour_of_day", "day_of_week", "week_of_year", "month_of_year")
@@ -55,15 +56,54 @@ class PlannedDimension:
 
 
 @dataclass(frozen=True)
+class GeneratedReference:
+    """A generated column named inside a SHOW expression: `comparison_net_sales__previous_year`.
+
+    Decided by the resolver (its name is written by `commerceql.columns`), read by the compiler,
+    so no later module decodes the name again.
+    """
+
+    column: str  # the name as written in the expression
+    kind: str  # comparison | percent_change | totals | comparison_totals
+    metric: str  # the base metric's name (a SHOW column or a model metric)
+    expression: ast.Expression  # the base metric's expression; its identifiers are model metric names
+    comparison: str | None = None  # the comparison suffix (previous_year ...); None for totals
+
+    @property
+    def of_comparison(self) -> bool:
+        """True for the columns that exist only because of a COMPARE TO period."""
+        return self.kind in ("comparison", "percent_change", "comparison_totals")
+
+
+@dataclass(frozen=True)
 class PlannedMetric:
-    """A metric column: a model metric or arithmetic over model metrics."""
+    """A metric column: a model metric or arithmetic over model metrics and generated columns."""
 
     name: str  # output column name
-    expression: ast.Expression  # identifiers are model metric names
+    expression: ast.Expression  # identifiers are model metric names or `references` columns
     type: str
     additive: bool
     description: str = ""
     display_name: str | None = None
+    # The generated columns (comparison_..., ..__totals) the expression names, by their name.
+    references: tuple[GeneratedReference, ...] = ()
+
+    def reference(self, name: str) -> GeneratedReference | None:
+        return next((r for r in self.references if r.column == name), None)
+
+    def model_metric_names(self) -> list[str]:
+        """The model metrics the expression reads, directly or through a generated column, once each."""
+        names: list[str] = []
+        for identifier in identifiers(self.expression):
+            reference = self.reference(identifier.name)
+            inner = identifiers(reference.expression) if reference is not None else [identifier]
+            names += [i.name for i in inner if i.name not in names]
+        return names
+
+    @property
+    def compares(self) -> bool:
+        """True when the expression reads a comparison column: it has no comparison of its own."""
+        return any(r.of_comparison for r in self.references)
 
 
 @dataclass(frozen=True)

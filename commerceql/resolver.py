@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from commerceql import ast
 from commerceql import dates as dates_module
-from commerceql.columns import output_columns
+from commerceql.columns import GeneratedName, generated_name, output_columns
 from commerceql.errors import (
     CommerceQLError,
     CommerceQLNameError,
@@ -36,6 +36,7 @@ from commerceql.plan import (
     CYCLICAL_DIMENSIONS,
     TIME_GRAINS,
     AccountSettings,
+    GeneratedReference,
     PlannedComparison,
     PlannedDimension,
     PlannedMetric,
@@ -262,6 +263,10 @@ class Resolver:
         self.notices: list[str] = list(query.notices)
         # `sum(x)` wrappers accepted (x, today's name of x, the older column name kept or None), for one notice.
         self._sums: list[tuple[str, str, str | None]] = []
+        # The SHOW metrics planned so far (a generated column may derive from one by its alias),
+        # and every generated column SHOW names, checked once the query's clauses are known.
+        self._shown_metrics: list[PlannedMetric] = []
+        self._generated_uses: list[tuple[ast.Identifier, GeneratedName]] = []
 
     def error(self, cls: type[CommerceQLError], message: str, node: object, hint: str | None = None) -> CommerceQLError:
         return cls(message, span=getattr(node, "span", None), source=self.source, hint=hint)
@@ -289,6 +294,7 @@ class Resolver:
         metrics: list[PlannedMetric] = []
         aliases: dict[str, str] = {}
         column_order: list[str] = []
+        self._shown_metrics = metrics
         for item in query.show:
             if item.alias is not None and item.alias.name.startswith("__"):
                 raise self.error(
@@ -299,7 +305,20 @@ class Resolver:
                 )
             item = self._legacy_sum(item, scope)
             self._reject_functions(item.expression)
-            if isinstance(item.expression, ast.Identifier) and not item.expression.quoted:
+            if (
+                isinstance(item.expression, ast.Identifier)
+                and item.alias is None
+                and (named := self._generated(item.expression, scope)) is not None
+            ):
+                # `SHOW net_sales, comparison_net_sales__previous_year`: the column comes with its
+                # metric; checked to be in the result once the plan is known.
+                self._generated_uses.append((item.expression, named))
+                continue
+            if (
+                isinstance(item.expression, ast.Identifier)
+                and not item.expression.quoted
+                and self._generated(item.expression, scope) is None
+            ):
                 field = scope.require(item.expression, "metric")
                 if field.kind != "metric":
                     output = item.alias.name if item.alias else field.name
@@ -334,6 +353,14 @@ class Resolver:
 
                     chart_type = validate_chart_type(chart_type, span=item.chart_type.span).lower()
                 visualize.append((name, chart_type))
+        if not metrics and not shown_dimensions and self._generated_uses:
+            identifier, named = self._generated_uses[0]
+            raise self.error(
+                CommerceQLSemanticError,
+                f"`{identifier.name}` is a generated column: it comes with the metric `{named.metric}`",
+                identifier,
+                hint=f"add `{named.metric}` to SHOW",
+            )
         if not metrics and not shown_dimensions:
             raise self.error(
                 CommerceQLSemanticError,
@@ -489,7 +516,7 @@ class Resolver:
                 hint="add e.g. `COMPARE TO previous_period`",
             )
 
-        across = [m.name for m in metrics for n in _metric_names_of(m.expression)
+        across = [m.name for m in metrics for n in m.model_metric_names()
                   if (base := scope.lookup(ast.Identifier(n))) is not None and base.metric is not None
                   and base.metric.across_time]
         if across and (comparisons or "GROUP_TOTALS" in modifiers):
@@ -529,10 +556,22 @@ class Resolver:
         )
         columns = output_columns(plan)
         available = [c.name for c in columns]
-        generated = {c.name for c in columns if c.role not in ("metric", "dimension", "time")}
+        for identifier, named in self._generated_uses:
+            self._check_generated(identifier, named, plan)
+            if identifier.name not in available and not any(
+                m.reference(identifier.name) is not None for m in metrics
+            ):  # a bare SHOW item whose metric is not shown
+                raise self.error(
+                    CommerceQLSemanticError,
+                    f"`{identifier.name}` is a generated column of `{named.metric}`, which SHOW does not list",
+                    identifier,
+                    hint=f"add `{named.metric}` to SHOW",
+                )
         order_by = []
         for item in query.order_by:
             name = aliases.get(item.column.name, item.column.name)
+            if name not in available and (named := generated_name(name)) is not None:
+                self._check_generated(item.column, named, plan)
             if name not in available:
                 raise self.error(
                     CommerceQLNameError,
@@ -543,7 +582,7 @@ class Resolver:
                 )
             order_by.append((name, item.descending))
         if query.having is not None:
-            self._check_having(query.having, available, generated, aliases, scope)
+            self._check_having(query.having, available, plan, aliases, scope)
             types = {c.name: c.type for c in columns}
             check_condition(
                 query.having, lambda identifier: types.get(aliases.get(identifier.name, identifier.name)), self.source
@@ -619,7 +658,7 @@ class Resolver:
         found: dict[str, ast.Identifier] = {}
         for expression in expressions:
             for identifier in identifiers(expression):
-                if not identifier.quoted and identifier.name not in aliases:
+                if not identifier.quoted and identifier.name not in aliases and generated_name(identifier.name) is None:
                     found.setdefault(identifier.name, identifier)
         return list(found.values())
 
@@ -724,8 +763,56 @@ class Resolver:
         elif isinstance(expression, ast.Negation):
             self._reject_functions(expression.operand)
 
+    def _generated(self, identifier: ast.Identifier, scope: _Scope) -> GeneratedName | None:
+        """The generated column an identifier names (not a model field of that spelling), or None."""
+        if identifier.quoted or scope.lookup(identifier) is not None:
+            return None
+        return generated_name(identifier.name)
+
+    def _reference(self, identifier: ast.Identifier, named: GeneratedName, scope: _Scope) -> GeneratedReference:
+        """A generated column named in a SHOW expression, planned over its base metric."""
+        if named.kind not in ("comparison", "percent_change", "totals", "comparison_totals"):
+            what = "group totals" if named.kind == "group_totals" else "running total"
+            raise self.error(
+                CommerceQLSemanticError,
+                f"`{identifier.name}` is a {what} column: ORDER BY and HAVING can use it, arithmetic in SHOW cannot",
+                identifier,
+                hint="comparison, percent-change and totals columns can be used in SHOW arithmetic",
+            )
+        shown = next((m for m in self._shown_metrics if m.name == named.metric), None)
+        if shown is not None:
+            if shown.references:
+                raise self.error(
+                    CommerceQLSemanticError,
+                    f"`{named.metric}` already reads generated columns, so `{identifier.name}` is not computed",
+                    identifier,
+                    hint="write the expression over the base metrics' generated columns instead",
+                )
+            base: ast.Expression = shown.expression
+        else:
+            base_identifier = ast.Identifier(named.metric, span=identifier.span)
+            field = scope.lookup(base_identifier)
+            if field is None or field.kind != "metric":
+                raise self.error(
+                    CommerceQLNameError,
+                    f"`{identifier.name}` names a generated column of `{named.metric}`, "
+                    "which is not a metric of the query",
+                    identifier,
+                    hint=did_you_mean(named.metric, [m.name for m in self._shown_metrics] + scope.names(("metric",)))
+                    or "the name is <prefix><metric>__<suffix>, e.g. comparison_net_sales__previous_year",
+                )
+            base = base_identifier
+        return GeneratedReference(identifier.name, named.kind, named.metric, base, named.comparison)
+
     def _metric_type(self, expression: ast.Expression, scope: _Scope) -> tuple[str, bool]:
         """The value type of a metric expression and whether it is additive."""
+        if isinstance(expression, ast.Identifier) and (named := self._generated(expression, scope)) is not None:
+            reference = self._reference(expression, named, scope)
+            if reference.kind == "percent_change":
+                return "percent", False
+            base_type, _ = self._metric_type(reference.expression, scope)
+            # Not additive: a running total of a column that already reads another period is no sum.
+            return base_type, False
         if isinstance(expression, ast.Identifier):
             field = scope.require(expression, "metric")
             if field.kind != "metric":
@@ -756,6 +843,29 @@ class Resolver:
 
     def _plan_metric(self, expression: ast.Expression, alias: ast.Identifier | None, scope: _Scope) -> PlannedMetric:
         value_type, additive = self._metric_type(expression, scope)
+        references: dict[str, GeneratedReference] = {}
+        for identifier in identifiers(expression):
+            named = self._generated(identifier, scope)
+            if named is not None:
+                self._generated_uses.append((identifier, named))
+                references.setdefault(identifier.name, self._reference(identifier, named, scope))
+        if references:
+            if alias is None:
+                raise self.error(
+                    CommerceQLSemanticError,
+                    "an expression over generated columns in SHOW needs a name",
+                    expression,
+                    hint=f"add an alias: `{_expression_text(expression)} AS my_metric`",
+                )
+            return PlannedMetric(
+                name=alias.name,
+                expression=expression,
+                type=value_type,
+                additive=False,
+                description=_expression_text(expression),
+                display_name=alias.name,
+                references=tuple(references.values()),
+            )
         if isinstance(expression, ast.Identifier):
             field = scope.require(expression, "metric")
             assert field.metric is not None
@@ -1005,11 +1115,53 @@ class Resolver:
                 message, hint = problem
                 raise self.error(CommerceQLSemanticError, message, parameter, hint=hint or None)
 
+    def _check_generated(self, identifier: ast.Identifier, named: GeneratedName, plan: QueryPlan) -> None:
+        """A generated column the query names exists only with the clause that makes it: say which."""
+        suffixes = [c.suffix for c in plan.comparisons]
+        if named.comparison is not None:
+            if not suffixes:
+                if re.fullmatch(r"(previous|last|this)_\w+|bfcm\d{4}", named.comparison):
+                    hint = f"add `COMPARE TO {named.comparison}`"
+                else:
+                    hint = f"add the COMPARE TO period whose column suffix is `{named.comparison}`"
+                if named.kind == "percent_change" and not plan.percent_change:
+                    hint += " and `WITH PERCENT_CHANGE`"
+                elif named.kind == "comparison_totals" and not plan.totals:
+                    hint += " and `WITH TOTALS`"
+                raise self.error(
+                    CommerceQLSemanticError,
+                    f"`{identifier.name}` is a comparison column, and this query has no COMPARE TO",
+                    identifier,
+                    hint=hint,
+                )
+            if named.comparison not in suffixes:
+                raise self.error(
+                    CommerceQLNameError,
+                    f"`{identifier.name}` names the comparison `{named.comparison}`, and this query compares to "
+                    + ", ".join(f"`{s}`" for s in suffixes),
+                    identifier,
+                    hint=f"write `{identifier.name.replace('__' + named.comparison, '__' + suffixes[0], 1)}`",
+                )
+        needed = {
+            "percent_change": ("PERCENT_CHANGE", plan.percent_change),
+            "totals": ("TOTALS", plan.totals),
+            "comparison_totals": ("TOTALS", plan.totals),
+            "group_totals": ("GROUP_TOTALS", plan.group_totals),
+            "cumulative": ("CUMULATIVE_VALUES", plan.cumulative),
+        }.get(named.kind)
+        if needed is not None and not needed[1]:
+            raise self.error(
+                CommerceQLSemanticError,
+                f"`{identifier.name}` is made by {named.clause}, which this query does not have",
+                identifier,
+                hint=f"add `WITH {needed[0]}`",
+            )
+
     def _check_having(
         self,
         condition: ast.Condition,
         available: list[str],
-        generated: set[str],
+        plan: QueryPlan,
         aliases: dict[str, str],
         scope: _Scope,
     ) -> None:
@@ -1020,17 +1172,15 @@ class Resolver:
         for operand in condition_operands(condition):
             for identifier in identifiers(operand):
                 name = aliases.get(identifier.name, identifier.name)
-                if name in generated:
-                    raise self.error(
-                        CommerceQLSemanticError,
-                        f"HAVING cannot filter on the generated column `{name}`",
-                        identifier,
-                        hint="filter on a metric or dimension of the result",
-                    )
+                if name not in available and (named := generated_name(name)) is not None:
+                    self._check_generated(identifier, named, plan)
                 if name not in available:
                     field = scope.lookup(identifier)
+                    named = generated_name(name)
                     if field is not None and field.kind == "metric":
                         hint = f"add `{identifier.name}` to SHOW to filter on it"
+                    elif named is not None and field is None:
+                        hint = f"add `{named.metric}` to SHOW: its generated columns come with it"
                     else:
                         hint = did_you_mean(identifier.name, available)
                     raise self.error(
