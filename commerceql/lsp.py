@@ -533,7 +533,10 @@ class CommerceQLLanguageServer(LanguageServer):
     def __init__(self, context: ModelContext) -> None:
         from commerceql import __version__
 
-        super().__init__(SERVER_NAME, __version__)
+        # Full sync: the client sends the whole text on each change. `.cql` files are small, and
+        # no edit is ever applied at a position the client and pygls count differently (pygls
+        # splits lines the way str.splitlines does, LSP at \n, \r\n and \r only).
+        super().__init__(SERVER_NAME, __version__, text_document_sync_kind=types.TextDocumentSyncKind.Full)
         self.context = context
 
     @property

@@ -267,6 +267,21 @@ def test_a_notebook_is_read_cell_by_cell_with_magics_blanked(context: ModelConte
     assert "metric of `sales`" in hover.contents.value
 
 
+def test_the_documented_jupyterlab_lsp_spec_is_valid() -> None:
+    schema = pytest.importorskip("jupyter_lsp.schema")
+    text = (ROOT / "docs" / "editors.md").read_text(encoding="utf-8")
+    block = text.split("## JupyterLab", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    servers = json.loads(block)["LanguageServerManager"]["language_servers"]
+    schema.LANGUAGE_SERVER_SPEC_MAP.validate(servers)
+    spec = servers["commerceql"]
+    assert spec["argv"][1] == "lsp" and spec["languages"] == ["commerceql"]
+    # The kernel's own language name and MIME type, which jupyterlab-lsp matches servers on.
+    from commerceql_kernel.kernel import CommerceQLKernel
+
+    assert spec["mime_types"] == [CommerceQLKernel.language_info["mimetype"]]
+    assert spec["languages"] == [CommerceQLKernel.language_info["name"]]
+
+
 # ---------------------------------------------------------------------------------------------
 # A store's model
 # ---------------------------------------------------------------------------------------------
@@ -398,6 +413,8 @@ def test_server_announces_its_features(server: Session) -> None:
     assert capabilities.completion_provider is not None
     assert capabilities.hover_provider and capabilities.document_formatting_provider
     assert server.initialized.server_info is not None and server.initialized.server_info.name == "commerceql"
+    sync = capabilities.text_document_sync
+    assert isinstance(sync, types.TextDocumentSyncOptions) and sync.change == types.TextDocumentSyncKind.Full
 
 
 @pytest.mark.slow
