@@ -101,17 +101,26 @@ def load_context(data: str | Path | None) -> ModelContext:
             timezone=str(manifest.get("timezone") or "UTC"),
             currency=str(manifest.get("currency") or "USD"),
             accounts=store_module.account_settings_from(manifest.get("accounts")),
-            as_of=dt.datetime.fromisoformat(as_of) if as_of else None,
+            as_of=_instant(as_of),
         )
     with store_module.connect(path) as opened:
-        as_of = opened.manifest.get("as_of")
         return ModelContext(
             opened.model,
             timezone=opened.timezone,
             currency=opened.currency,
             accounts=opened.account_settings,
-            as_of=dt.datetime.fromisoformat(as_of) if as_of else None,
+            as_of=_instant(opened.manifest.get("as_of")),
         )
+
+
+def _instant(as_of: Any) -> dt.datetime | None:
+    """The manifest's `as_of` clock, or None (real time) when it is not an ISO instant: the clock
+    only moves relative dates, and names are checked the same under any clock."""
+    try:
+        parsed = dt.datetime.fromisoformat(as_of) if isinstance(as_of, str) else None
+    except ValueError:
+        return None
+    return parsed if parsed is not None and parsed.tzinfo is not None else None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import threading
 from collections.abc import Coroutine, Iterator
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
@@ -162,6 +165,31 @@ def test_bad_text_gives_diagnostics_not_exceptions(text: str, context: ModelCont
     diagnostics = lsp.diagnose(text, context)
     assert diagnostics or not text.strip(";")
     assert all(d.severity == types.DiagnosticSeverity.Error for d in diagnostics)
+
+
+_FRAGMENTS = st.sampled_from(
+    ["FROM", " sales", " SHOW", " net_sales", ",", " GROUP BY", " month", " WHERE", " = ", "'é😀'", '"Net"', ";",
+     "\n", "\r\n", "\u2028", " -- c\n", "/* x */", "(", ")", " BY", " OVER day", " 3", "%magic\n", "\n\n\n", "'"]
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(_FRAGMENTS, max_size=14), where=st.integers(min_value=0, max_value=400),
+       notebook=st.booleans())
+def test_no_text_makes_a_feature_fail(pieces: list[str], where: int, notebook: bool, context: ModelContext) -> None:
+    text = "".join(pieces)
+    index = LineIndex(text)
+    lines = len(re.split(r"\r\n|\r|\n", text))
+    position = index.position(min(where, len(text)))
+    for diagnostic in lsp.diagnose(text, context, notebook=notebook):
+        start, end = diagnostic.range.start, diagnostic.range.end
+        assert (start.line, start.character) <= (end.line, end.character)
+        assert end.line < lines
+    lsp.complete_at(text, position, context.model, notebook=notebook)
+    lsp.hover_at(text, position, context.model, notebook=notebook)
+    edits = lsp.format_edits(text)
+    if edits:  # what formatting writes parses to the same queries
+        assert parse_script(apply_edits(text, edits)) == parse_script(text)
 
 
 def test_a_bug_in_a_stage_is_a_diagnostic(context: ModelContext, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -315,6 +343,20 @@ def test_a_store_folder_lends_its_model_and_settings(store_folder: Path, context
     typed = types.Position(line=0, character=len("FROM sales SHOW discount_r"))
     assert "discount_rate" in [i.label for i in lsp.complete_at("FROM sales SHOW discount_r", typed, store.model).items]
     assert "discount_rate" not in [i.label for i in lsp.complete_at("FROM sales SHOW discount_r", typed, context.model).items]
+
+
+def test_a_duckdb_store_lends_its_settings(tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("CREATE TABLE commerceql_manifest (manifest VARCHAR)")
+        manifest = {"name": "shop", "timezone": "Asia/Tokyo", "as_of": "2025-03-01T00:00:00+00:00"}
+        connection.execute("INSERT INTO commerceql_manifest VALUES (?)", [json.dumps(manifest)])
+    store = load_context(path)
+    assert store.timezone == "Asia/Tokyo"
+    assert store.now().isoformat() == manifest["as_of"]
+    assert lsp.diagnose("FROM sales SHOW net_sales SINCE -7d", store) == []
 
 
 def test_a_store_that_is_not_one_is_a_clear_error(tmp_path: Path) -> None:
