@@ -30,6 +30,7 @@ from mcp_types import CallToolResult, ImageContent, TextContent
 from rawdata import raw
 
 import commerceql as cql
+from commerceql import mcp_server
 from commerceql.errors import CommerceQLError
 from commerceql.mcp_server import build_server, json_value
 from commerceql.store import Store
@@ -432,3 +433,33 @@ def test_the_command_serves_streamable_http_on_loopback(sample_store_path: Path)
         process.wait(timeout=60)
         if process.stderr is not None:
             process.stderr.close()
+
+
+def test_the_command_reports_a_bad_store_or_row_cap_like_every_command(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from commerceql.cli import main
+
+    assert main(["mcp", "--data", str(tmp_path / "missing")]) == 2
+    assert "data error: cannot open" in capsys.readouterr().err
+    assert main(["mcp", "--max-rows", "0"]) == 2
+    assert "--max-rows must be at least 1" in capsys.readouterr().err
+
+
+def test_a_checkout_without_symbolic_links_still_serves_the_docs(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # Git writes a link as a small file holding its target when the file system has no links.
+    (tmp_path / "resources").mkdir()
+    (tmp_path / "resources" / "language.md").write_text("../../docs/language.md", encoding="utf-8")
+    monkeypatch.setattr(mcp_server.resources, "files", lambda package: tmp_path)
+    assert mcp_server._reference_text("language") == (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+
+
+def test_the_example_in_the_server_instructions_runs(store: Store) -> None:
+    async def work(client: Client) -> tuple[str | None, CallToolResult | None]:
+        instructions = client.instructions
+        example = next(line.strip() for line in (instructions or "").splitlines() if line.startswith("    FROM "))
+        return instructions, await client.call_tool("run_query", {"query": example})
+
+    instructions, result = with_client(build_server(store), work)
+    assert instructions is not None and "describe_table" in instructions
+    assert result is not None and result.is_error is not True, text_of(result)
