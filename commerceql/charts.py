@@ -42,6 +42,7 @@ import altair as alt
 import polars as pl
 
 from commerceql.columns import ColumnInfo
+from commerceql.display import Currency
 from commerceql.errors import (
     CommerceQLError,
     CommerceQLNameError,
@@ -199,44 +200,9 @@ def propagate_chart_types(types: Sequence[str | None]) -> tuple[str | None, ...]
 # Formatting: currency, numbers, periods
 # ---------------------------------------------------------------------------------------------
 
-_CURRENCY_PREFIX = {
-    "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CNY": "CN¥", "INR": "₹", "KRW": "₩",
-    "CAD": "CA$", "AUD": "A$", "NZD": "NZ$", "HKD": "HK$", "SGD": "S$", "MXN": "MX$",
-    "BRL": "R$", "TWD": "NT$", "ILS": "₪", "TRY": "₺", "RUB": "₽", "UAH": "₴", "VND": "₫",
-    "PHP": "₱", "NGN": "₦", "THB": "฿",
-}  # fmt: skip
-_ZERO_DECIMAL_CURRENCIES = {"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "PYG", "XOF", "XAF"}
-
-
-@dataclass(frozen=True)
-class _Currency:
-    code: str
-    prefix: str
-    suffix: str
-    decimals: int
-
-    @classmethod
-    def of(cls, code: str | None) -> _Currency:
-        code = (code or "USD").strip().upper() or "USD"
-        prefix = _CURRENCY_PREFIX.get(code)
-        decimals = 0 if code in _ZERO_DECIMAL_CURRENCIES else 2
-        if prefix is None:
-            return cls(code, "", f" {code}", decimals)
-        return cls(code, prefix, "", decimals)
-
-    def locale(self) -> dict:
-        """A d3-format locale whose `$` is this currency (Vega-Lite `config.locale.number`)."""
-        return {
-            "decimal": ".",
-            "thousands": ",",
-            "grouping": [3],
-            "currency": [self.prefix, self.suffix],
-        }
-
-    def text(self, value: float, decimals: int | None = None) -> str:
-        places = self.decimals if decimals is None else decimals
-        sign = "-" if value < 0 else ""
-        return f"{sign}{self.prefix}{abs(value):,.{places}f}{self.suffix}"
+# Money is written by the one currency table tables use too (symbol, placement, minor units:
+# `₩1,234`, `¥1,234`, `$1,234.50`, `1,234.00 CHF`), so a chart's labels match its table.
+_Currency = Currency
 
 
 def _to_float(value: Any) -> float | None:
@@ -255,7 +221,7 @@ def _format_value(value: Any, value_type: str, currency: _Currency) -> str:
     if number is None:
         return _MISSING_TEXT if value is None else str(value)
     if value_type == "money":
-        return currency.text(number)
+        return currency.format(number)
     if value_type == "percent":
         return f"{number * 100:,.1f}%"
     if value_type in {"count", "integer"}:
@@ -2539,7 +2505,7 @@ def _draw(ctx: _Ctx, chart_type: str, metrics: list[_Metric]) -> dict:
 
 def _config(currency: _Currency) -> dict:
     return {
-        "locale": {"number": currency.locale()},
+        "locale": {"number": currency.d3_locale()},
         "view": {"stroke": None},
         "font": "Helvetica, Arial, sans-serif",
         "axis": {

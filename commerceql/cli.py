@@ -173,15 +173,8 @@ def _read_query(args: argparse.Namespace) -> str:
 
 
 def _markdown(result) -> str:  # type: ignore[no-untyped-def]
-    from commerceql.display import format_value
-
-    columns = list(result.columns)
-    lines = ["| " + " | ".join(c.name for c in columns) + " |"]
-    lines.append("| " + " | ".join("---:" if c.is_numeric else "---" for c in columns) + " |")
-    for record in result.df.iter_rows():
-        cells = [format_value(v, c, result.currency).replace("|", "\\|") for v, c in zip(record, columns, strict=True)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    """Every row as a markdown table (human headers, Total and subtotal rows in bold)."""
+    return result.to_markdown()
 
 
 def escape_formulas(frame: pl.DataFrame) -> pl.DataFrame:
@@ -209,7 +202,9 @@ def _write_result(result, args: argparse.Namespace) -> None:  # type: ignore[no-
             print(f"note: {notice}", file=sys.stderr)
         return
     if fmt == "table":
-        text = result.to_text(max_rows=args.max_rows)
+        from commerceql.display import terminal_width
+
+        text = result.to_text(max_rows=args.max_rows, width=None if args.output else terminal_width())
     elif fmt == "csv":
         buffer = io.StringIO()
         frame = escape_formulas(result.df) if args.escape_formulas else result.df
@@ -258,19 +253,23 @@ def _run_query(args: argparse.Namespace) -> int:
 
 
 def _run_schema(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from commerceql.display import frame_text, terminal_width
 
     store = _connect_from(args)
     frame = store.schema(args.table)
+    width = terminal_width()
     if args.table is None:
-        for row in frame.iter_rows(named=True):
-            summary = row["description"].split(". ")[0].rstrip(".") + "."
-            print(f"{row['table']:<14} {row['metrics']:>3} metrics {row['dimensions']:>3} dimensions  {summary}")
+        # The first sentence of each table's description: `schema TABLE` has the rest.
+        summary = pl.col("description").map_elements(lambda text: text.split(". ")[0].rstrip(".") + ".", return_dtype=pl.String)
+        print(frame_text(frame.with_columns(summary), max_rows=frame.height, width=width))
         print("\n`commerceql schema TABLE` lists a table's metrics and dimensions.")
         return 0
-    for kind in ("metric", "dimension"):
-        print(f"{kind}s:")
-        for row in frame.filter(frame["kind"] == kind).iter_rows(named=True):
-            print(f"  {row['name']:<36} {row['type']:<10} {row['description']}")
+    for index, kind in enumerate(("metric", "dimension")):
+        rows = frame.filter(frame["kind"] == kind).drop("kind")
+        print(("\n" if index else "") + f"{kind}s:")
+        print(frame_text(rows, max_rows=rows.height, width=width))
     return 0
 
 

@@ -96,15 +96,31 @@ class Result:
         return charts.save_chart(self.chart, path)
 
     # -- display -------------------------------------------------------------------------------
+    # Tables show human headers, a Total row for WITH TOTALS and subtotal rows for GROUP_TOTALS
+    # (commerceql.display); `df`, CSV, JSON and Parquet keep the raw columns.
     def to_html(self, max_rows: int = 1000) -> str:
         from commerceql.display import result_html
 
         return result_html(self, max_rows=max_rows)
 
-    def to_text(self, max_rows: int = 1000) -> str:
+    def to_text(self, max_rows: int = 1000, width: int | None = None) -> str:
+        """The table as aligned text (long texts wrapped to `width` when given)."""
         from commerceql.display import result_text
 
-        return result_text(self, max_rows=max_rows)
+        return result_text(self, max_rows=max_rows, width=width)
+
+    def to_markdown(self, max_rows: int | None = None) -> str:
+        """The table as GitHub-flavoured markdown (every row unless `max_rows`)."""
+        from commerceql.display import result_markdown
+
+        return result_markdown(self, max_rows=max_rows)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The header a table shows for each column ("Net sales (previous year)"), by raw name."""
+        from commerceql.display import column_headers
+
+        return column_headers(self)
 
     def _repr_html_(self) -> str:
         return self.to_html()

@@ -4,6 +4,8 @@
   no network access. CommerceQL's charts are Vega-Lite 6, which JupyterLab's built-in renderer
   does not accept (it renders Vega-Lite up to v5 and Vega v5), so the spec is compiled to Vega
   with vl-convert and published as `application/vnd.vega.v5+json` (drawn as SVG, no actions menu).
+* `chart_image_html(spec)`: the chart as a static SVG image, the fallback a saved notebook keeps
+  for readers without a kernel or widget support.
 * `standalone_html(...)` writes one HTML page with the query text, the chart and the table. Vega,
   Vega-Lite and Vega-Embed are inlined from vl-convert's bundle, so the page opens from disk in a
   browser with no Jupyter and no internet connection.
@@ -71,6 +73,36 @@ def chart_display_bundle(chart: Any, vl_spec: dict[str, Any] | None = None) -> t
     }
     metadata = {VEGA_MIME: {"embed_options": {"renderer": "svg", "actions": False}}}
     return data, metadata
+
+
+@functools.lru_cache(maxsize=32)
+def _svg_text(vl_text: str, vl_version: str | None) -> str:
+    import vl_convert
+
+    return vl_convert.vegalite_to_svg(json.loads(vl_text), vl_version=vl_version)
+
+
+def chart_svg(vl_spec: dict[str, Any]) -> str:
+    """The chart drawn as SVG text, offline (vl-convert); cached per spec like `vega_spec`."""
+    key = json.dumps(vl_spec, sort_keys=True, separators=(",", ":"), default=str)
+    return _svg_text(key, _vl_version())
+
+
+def chart_image_html(vl_spec: dict[str, Any]) -> str:
+    """The chart as an <img> with the SVG inline (a data: URL).
+
+    For readers that draw only HTML and images (nbconvert, GitHub, a notebook opened without its
+    kernel): an <img> keeps the chart's own ids and styles out of the page, and sanitizers that
+    drop inline <svg> keep images.
+    """
+    import base64
+
+    data = base64.b64encode(chart_svg(vl_spec).encode("utf-8")).decode("ascii")
+    title = vl_spec.get("title")
+    if isinstance(title, dict):
+        title = title.get("text")
+    alt = html.escape(str(title) if title else "chart", quote=True)
+    return f'<div class="cql-chart-image"><img alt="{alt}" style="max-width:100%" src="data:image/svg+xml;base64,{data}"></div>'
 
 
 @functools.lru_cache(maxsize=4)

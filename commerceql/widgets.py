@@ -1062,22 +1062,47 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
         return written
 
     def static_bundle(self, note: str = "") -> dict[str, Any]:
-        """The current view without controls (query text and table as HTML, table as text).
+        """The current view without controls: query text, chart and table.
 
         What a closed control bar leaves in the notebook (see `LiveWidgets`): the frontend swaps
-        the widget for this bundle, so the reader still sees what the bar last showed.
+        the widget for this bundle, so the reader still sees what the bar last showed. The same
+        bundle rides along with the live widget (`_repr_mimebundle_`) as its fallback.
+
+        The chart is there twice: as Vega-Lite (`application/vnd.vegalite.v5+json`, drawn by
+        JupyterLab, VS Code and nteract without a kernel) and as an SVG image inside the HTML,
+        for readers that draw only HTML (nbconvert, GitHub).
         """
+        from commerceql.display import vegalite_mimebundle
+
         note_html = f'<div class="cql-note">{html.escape(note)}</div>' if note else ""
         query_html = f'<pre class="cql-query-text">{html.escape(self.query_text)}</pre>'
+        chart_html = ""
+        bundle: dict[str, Any] = {}
         if self.result is None:
             table_html, table_text = "", ""
         else:
             table_html = self.result.to_html(max_rows=self.max_rows)
             table_text = self.result.to_text(max_rows=50)
-        return {
-            "text/html": f'<div class="cql-static">{note_html}{query_html}{table_html}</div>',
-            "text/plain": "\n".join(part for part in (note, self.query_text, table_text) if part),
-        }
+        if self.vegalite_spec is not None:
+            from commerceql.widget_export import chart_image_html
+
+            try:
+                chart_html = chart_image_html(self.vegalite_spec)
+            except Exception:  # noqa: BLE001 - a fallback image must never stop the table showing
+                chart_html = ""
+            bundle.update({k: v for k, v in vegalite_mimebundle(self.vegalite_spec).items() if k != "text/plain"})
+        bundle["text/html"] = f'<div class="cql-static">{note_html}{query_html}{chart_html}{table_html}</div>'
+        bundle["text/plain"] = "\n".join(part for part in (note, self.query_text, table_text) if part)
+        return bundle
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        """The live widget plus its static view (chart and table) for readers without a kernel."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if not bundle or "application/vnd.jupyter.widget-view+json" not in bundle:
+            return bundle
+        fallback = self.static_bundle()
+        fallback["application/vnd.jupyter.widget-view+json"] = bundle["application/vnd.jupyter.widget-view+json"]
+        return fallback
 
     def close(self) -> None:
         """Close the widget and every widget inside it (their comms and front-end models).

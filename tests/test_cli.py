@@ -22,7 +22,8 @@ def _store(sample_store_path):
 def test_table_output(capsys):
     assert main(["query", QUERY]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["sales_channel", "net_sales", "orders"]
+    # Human headers in the table (the raw names stay in CSV/JSON/Parquet, checked below).
+    assert out[0].split("  ")[0] == "Sales channel" and out[0].split()[-1] == "Orders" and "Net sales" in out[0]
     assert any(line.startswith("Wholesale") and "$" in line for line in out)
 
 
@@ -43,7 +44,7 @@ def test_csv_and_json_agree(capsys, sample_store_path):
 def test_markdown_output(capsys):
     assert main(["query", QUERY, "--format", "markdown"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "| sales_channel | net_sales | orders |"
+    assert lines[0] == "| Sales channel | Net sales | Orders |"
     assert lines[1] == "| --- | ---: | ---: |"
 
 
@@ -58,7 +59,7 @@ def test_query_from_file_with_several_queries(tmp_path, capsys):
     script.write_text("FROM sales SHOW orders DURING last_month;\n-- second\nFROM sales SHOW net_sales DURING yesterday;\n")
     assert main(["query", "-f", str(script)]) == 0
     out = capsys.readouterr().out
-    assert "orders" in out and "net_sales" in out
+    assert "Orders" in out and "Net sales" in out
 
 
 def test_sql_flag_prints_compiled_sql(capsys):
@@ -100,6 +101,15 @@ def test_schema_lists_tables_and_fields(capsys):
     assert "net_sales" in out and "product_title" in out and "money" in out
 
 
+def test_schema_descriptions_wrap_to_the_terminal_width(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["schema", "sales"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    # A wrapped description goes on under its own column, not under the name.
+    assert any(line.startswith(" " * 20) and line.strip() for line in lines)
+
+
 def test_bad_data_path(capsys, tmp_path):
     assert main(["query", QUERY, "--data", str(tmp_path / "missing")]) == 2
     assert "cannot open" in capsys.readouterr().err
@@ -113,7 +123,7 @@ def test_console_script_runs_as_a_process():
         timeout=120,
     )
     assert process.returncode == 0, process.stderr
-    assert "orders" in process.stdout
+    assert "Orders" in process.stdout
 
 
 def test_an_internal_error_is_reported_without_a_traceback(capsys, monkeypatch):

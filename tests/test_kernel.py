@@ -169,8 +169,9 @@ def test_multi_query_cell_shows_two_tables(kernel):
     tables = displays(outputs)
     assert len(tables) == 2
     assert all("text/html" in t and "text/plain" in t for t in tables)
-    assert "customer_type" in tables[0]["text/plain"]
-    assert "orders" in tables[1]["text/plain"]
+    # Human headers in the text; the raw names on hover in the HTML.
+    assert "Customer type" in tables[0]["text/plain"] and 'title="customer_type' in tables[0]["text/html"]
+    assert "Orders" in tables[1]["text/plain"]
     assert "<table" in tables[0]["text/html"]
 
 
@@ -227,7 +228,7 @@ def test_interrupt_cancels_a_long_query_and_the_kernel_stays_usable(kernel):
     assert reply["traceback"] == ["query interrupted"]
     reply, outputs = run(kernel, "FROM sales SHOW orders, net_sales DURING last_month")
     assert reply["status"] == "ok"
-    assert "orders" in displays(outputs)[0]["text/plain"]
+    assert "Orders" in displays(outputs)[0]["text/plain"]
 
 
 @pytest.mark.slow

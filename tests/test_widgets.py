@@ -219,7 +219,7 @@ def test_rewritten_queries_have_no_stale_positions():
 
 
 def table_cells(widget: ExploreWidget) -> list[list[str]]:
-    rows = re.findall(r"<tr(?: class=cql-other)?>(.*?)</tr>", widget.w_table.value.split("<tbody>", 1)[1])
+    rows = re.findall(r"<tr(?: [^>]*)?>(.*?)</tr>", widget.w_table.value.split("<tbody>", 1)[1].split("</tbody>", 1)[0])
     return [[re.sub(r"<[^>]+>", "", cell).replace("&amp;", "&") for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)] for row in rows]
 
 

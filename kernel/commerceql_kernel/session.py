@@ -13,7 +13,6 @@ ends the cell with "query interrupted"; the store stays usable.
 
 from __future__ import annotations
 
-import html
 import shlex
 import time
 import uuid
@@ -38,6 +37,9 @@ T = TypeVar("T")
 
 DEFAULT_MAX_ROWS = 1000
 TEXT_MAX_ROWS = 50
+# Text output (`%format output text`, the text/plain fallback) wraps long texts to this width:
+# a kernel does not know the width of the notebook showing it.
+TEXT_WIDTH = 120
 
 
 class CommerceQLMagicError(CommerceQLError):
@@ -223,26 +225,20 @@ def _has_query_text(text: str) -> bool:
 
 
 def frame_bundle(frame: pl.DataFrame, *, max_rows: int = DEFAULT_MAX_ROWS, text_only: bool = False) -> dict[str, Any]:
-    """A plain Polars frame (schema listings, raw results) as an HTML table + aligned text."""
-    names = list(frame.columns)
-    rows = [["" if v is None else str(v) for v in row] for row in frame.head(max_rows).iter_rows()]
-    widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
-    text_lines = ["  ".join(n.ljust(widths[i]) for i, n in enumerate(names)).rstrip()]
-    text_lines.append("  ".join("-" * w for w in widths))
-    text_lines += ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows]
-    note = f"showing {len(rows):,} of {frame.height:,} rows" if frame.height > len(rows) else ""
-    if note:
-        text_lines.append(f"({note})")
-    bundle: dict[str, Any] = {"text/plain": "\n".join(text_lines)}
-    if not text_only:
-        head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-        note_html = f'<div class="cql-note">{html.escape(note)}</div>' if note else ""
-        bundle["text/html"] = (
-            '<div class="cql-result"><table style="border-collapse:collapse;text-align:left">'
-            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note_html}</div>"
-        )
-    return bundle
+    """A plain Polars frame (schema listings, raw results) as an HTML table + aligned text.
+
+    Drawn by `commerceql.display` like every table: text left, numbers right, descriptions wrapped.
+    """
+    from commerceql.display import frame_mimebundle
+
+    return frame_mimebundle(frame, max_rows, text_only=text_only, width=TEXT_WIDTH)
+
+
+def result_bundle(result: Result, max_rows: int) -> dict[str, Any]:
+    """A result's table as HTML + text (commerceql.display, the one renderer)."""
+    from commerceql.display import result_mimebundle
+
+    return result_mimebundle(result, max_rows, text_max_rows=TEXT_MAX_ROWS, width=TEXT_WIDTH)
 
 
 def _sql_bundle(sql: str) -> dict[str, Any]:
@@ -365,7 +361,11 @@ class KernelSession:
             raise CellError.interrupted() from None
 
     def widget_bundle(self, result: Result) -> dict[str, Any] | None:
-        """The explore widget's display bundle, with the table as fallback; None without widget support."""
+        """The explore widget's display bundle; None without widget support.
+
+        The bundle carries the widget's static view too (chart as Vega-Lite and as an image, the
+        table as HTML and text), so the saved notebook shows them where the widget cannot run.
+        """
         if not self.widgets_available:
             return None
         widget = result.widget()
@@ -373,8 +373,6 @@ class KernelSession:
         if "application/vnd.jupyter.widget-view+json" not in bundle:
             widget.close()
             return None
-        bundle["text/html"] = result.to_html(max_rows=self.options.rows)
-        bundle["text/plain"] = result.to_text(max_rows=min(self.options.rows, TEXT_MAX_ROWS))
         display_id = uuid.uuid4().hex
         self.live.add(widget, cell=self.current_cell, retire=lambda bar: self._retire(bar, display_id))
         self.last_display_id = display_id
@@ -402,12 +400,9 @@ class KernelSession:
         if options.numbers == "raw":
             bundle = frame_bundle(result.df, max_rows=options.rows, text_only=options.output == "text")
         elif options.output == "text":
-            bundle = {"text/plain": result.to_text(max_rows=options.rows)}
+            bundle = {"text/plain": result.to_text(max_rows=options.rows, width=TEXT_WIDTH)}
         else:
-            bundle = {
-                "text/html": result.to_html(max_rows=options.rows),
-                "text/plain": result.to_text(max_rows=min(options.rows, TEXT_MAX_ROWS)),
-            }
+            bundle = result_bundle(result, options.rows)
         metadata = {"commerceql": {"rows": result.total_rows, "columns": [c.name for c in result.columns]}}
         emit(Output("display", bundle, metadata))
         if options.charts and result.has_chart:
