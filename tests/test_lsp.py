@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
 import sys
 import threading
 from collections.abc import Coroutine, Iterator
@@ -357,6 +358,21 @@ def test_a_duckdb_store_lends_its_settings(tmp_path: Path) -> None:
     assert store.timezone == "Asia/Tokyo"
     assert store.now().isoformat() == manifest["as_of"]
     assert lsp.diagnose("FROM sales SHOW net_sales SINCE -7d", store) == []
+
+
+def test_without_a_store_the_server_loads_no_database() -> None:
+    """The built-in model is all a server without --data needs: it starts without DuckDB or Polars."""
+    code = (
+        "import sys\n"
+        "from commerceql.lsp import build_server, diagnose, load_context\n"
+        "context = load_context(None)\n"
+        "build_server(context)\n"
+        "diagnose('FROM sales SHOW net_sales', context)\n"
+        "print(sorted(m for m in ('duckdb', 'polars', 'commerceql.store') if m in sys.modules))\n"
+    )
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.strip() == "[]"
 
 
 def test_a_store_that_is_not_one_is_a_clear_error(tmp_path: Path) -> None:
