@@ -34,6 +34,8 @@ from commerceql.compiler import (
     quote_identifier,
     quote_literal,
 )
+from commerceql.data_range import LAST_ORDER, DataRange, as_of_instant, as_utc, data_range_sql, period_notices
+from commerceql.derived import DERIVED_RELATIONS
 from commerceql.engines import DuckDBEngine, Engine, EngineFailure, SparkEngine
 from commerceql.errors import CommerceQLDataError, CommerceQLError, CommerceQLExecutionError
 from commerceql.model.semantic import SemanticModel, Table, builtin_model
@@ -140,6 +142,8 @@ class Store:
         # Seconds a query may run before it is stopped (None or 0: no limit).
         self.query_timeout: float | None = DEFAULT_QUERY_TIMEOUT
         self._value_cache: dict[tuple[str, str, str], list[str] | None] = {}
+        # (relation, time column) -> its first and last instant; None when it cannot be read.
+        self._range_cache: dict[tuple[str, str], DataRange | None] = {}
         # How overdue, lapse and RFM are judged here (manifest `accounts`, else the defaults).
         self.account_settings = account_settings_from(self.manifest.get("accounts"))
 
@@ -162,6 +166,61 @@ class Store:
             self._clock = lambda: fixed
         else:
             self._clock = clock
+
+    @property
+    def clock_pinned(self) -> bool:
+        """True when the clock is not real time: injected, pinned with `as_of`, or the manifest's `as_of`."""
+        return self._clock is not None or bool(self.manifest.get("as_of"))
+
+    def pin_clock(self, as_of: str | dt.date | dt.datetime) -> dt.datetime:
+        """Pin the clock for a frozen export: `'last-order'`, a date (its end, store time) or an instant.
+
+        Returns the instant now() gives from here on. See docs/troubleshooting.md.
+        """
+        instant = as_of_instant(as_of, self.timezone, self._last_order_time)
+        self.set_clock(instant)
+        return instant
+
+    def _last_order_time(self) -> dt.datetime | None:
+        orders = self.model.table("orders")
+        if orders is None or orders.time_column is None:
+            raise CommerceQLDataError("as_of last-order needs an `orders` table with a time column",
+                                      hint="give the date the export was taken instead, e.g. 2023-06-30")
+        found = self.data_range(orders)
+        if found is None:
+            raise CommerceQLDataError("the time of this store's last order could not be read",
+                                      hint="give the date the export was taken instead, e.g. 2023-06-30")
+        return found.last
+
+    # -- the data range --------------------------------------------------------------------------
+    def data_range(self, table: str | Table) -> DataRange | None:
+        """The first and last instant of a table's time column (None if it has none or cannot be read).
+
+        Tables over a derived relation (cohorts, churn) take the range of `orders`. Read with one
+        min/max query per table (row-group statistics on DuckDB over Parquet) and cached.
+        """
+        found = self.model.table(table) if isinstance(table, str) else table
+        if found is None:
+            from commerceql.errors import CommerceQLNameError, did_you_mean
+
+            raise CommerceQLNameError(f"unknown table `{table}`", hint=did_you_mean(str(table), self.model.tables))
+        if found.relation in DERIVED_RELATIONS:
+            orders = self.model.table("orders")
+            if orders is None or orders.relation in DERIVED_RELATIONS:
+                return None
+            found = orders
+        if found.time_column is None:
+            return None
+        key = (found.relation, found.time_column)
+        if key not in self._range_cache:
+            try:
+                with self._lock:
+                    row = self.engine.run(data_range_sql(found, self.engine.dialect)).to_pylist()[0]
+                self._range_cache[key] = DataRange(found.name, as_utc(row["first_event"]), as_utc(row["last_event"]),
+                                                   int(row["row_count"]))
+            except (EngineFailure, CommerceQLDataError, IndexError, KeyError):
+                self._range_cache[key] = None  # cannot read it: no notes rather than a failed query
+        return self._range_cache[key]
 
     # -- the pipeline --------------------------------------------------------------------------
     def compile(self, query: str | ast.Query, *, now: dt.datetime | None = None) -> CompiledQuery:
@@ -194,6 +253,11 @@ class Store:
         total_rows = int(frame["__total_rows"][0]) if frame.height else 0
         frame = frame.drop("__total_rows")
         notices = list(compiled.plan.notices)
+        empty_reasons = self.manifest.get("empty_tables")
+        orders = self.model.table("orders")
+        notices += period_notices(compiled.plan, self.data_range, clock_pinned=self.clock_pinned,
+                                  orders=self.data_range(orders) if orders is not None else None,
+                                  empty_reasons=empty_reasons if isinstance(empty_reasons, dict) else None)
         metric_columns = [c.name for c in compiled.columns if c.role == "metric"]
         if is_empty_answer(frame, metric_columns):
             notices += unmatched_value_notices(compiled.plan, self._distinct_values)
@@ -599,6 +663,7 @@ def connect(
     engine: str = "duckdb",
     spark_remote: str | None = None,
     data: str | None = None,
+    as_of: str | dt.date | dt.datetime | None = None,
 ) -> Store:
     """Open a store: the bundled sample store by default, or a store folder / DuckDB file.
 
@@ -611,7 +676,15 @@ def connect(
     `threads` (default: DuckDB's, one per core) size the session, and `query_timeout` (seconds,
     default 300; None for none) stops a query that runs longer; see docs/security.md for
     everything else the session is locked to. Damaged stores and models raise CommerceQLDataError.
+
+    `as_of` pins the store's clock for a frozen export, so `DURING last_month` means the month
+    before the data ends: `'last-order'` (the last order's time), a date such as `'2023-06-30'`
+    (the end of that day in the store's time zone) or an ISO timestamp. It overrides the
+    manifest's `as_of`; `clock` (a function or datetime, for tests) cannot be combined with it.
     """
+    if as_of is not None and clock is not None:
+        raise CommerceQLDataError("give either clock or as_of, not both",
+                                  hint="as_of='last-order' or a date pins the clock; clock is for tests")
     limit = memory_limit if memory_limit is not None else _default_memory_limit()
     if not isinstance(limit, str) or not _MEMORY.match(limit):
         raise CommerceQLDataError(f"memory_limit must be a size such as '4GB' or '512MB', not {limit!r}")
@@ -628,8 +701,9 @@ def connect(
     if engine not in ("duckdb", "spark"):
         raise CommerceQLDataError(f"unknown engine {engine!r}", hint="use engine='duckdb' or engine='spark'")
     if engine == "spark":
-        return _connect_spark(path, clock=clock, model=model, timezone=timezone, memory_limit=memory_limit,
-                              query_timeout=query_timeout, remote=spark_remote, data=data)
+        store = _connect_spark(path, clock=clock, model=model, timezone=timezone, memory_limit=memory_limit,
+                               query_timeout=query_timeout, remote=spark_remote, data=data)
+        return _pinned(store, as_of)
     if spark_remote is not None or data is not None:
         raise CommerceQLDataError("spark_remote and data apply to engine='spark' only")
     allowed: list[str] = []
@@ -674,36 +748,64 @@ def connect(
     store.query_timeout = query_timeout
     if clock is not None:
         store.set_clock(clock)
+    return _pinned(store, as_of)
+
+
+def _pinned(store: Store, as_of: str | dt.date | dt.datetime | None) -> Store:
+    """The store with its clock pinned to `as_of` (closed again if `as_of` is refused)."""
+    if as_of is None:
+        return store
+    try:
+        store.pin_clock(as_of)
+    except BaseException:
+        store.close()
+        raise
     return store
 
 
 def connect_arguments(words: Sequence[str]) -> tuple[str | None, dict[str, Any]]:
-    """`PATH [--engine duckdb|spark] [--spark-remote sc://...] [--spark-data URL]` as connect() arguments.
+    """`PATH [--engine duckdb|spark] [--spark-remote sc://...] [--spark-data URL] [--as-of last-order|DATE]`.
 
-    One parser for the kernel's `%connect`, the magic's `%cql_connect` (the CLI has argparse).
+    The connect() arguments of the kernel's `%connect` and the magic's `%cql_connect` (the CLI has
+    argparse). Each option may also be written `name=value` (`as_of=last-order`, `engine=spark`).
+    `--as-of` is checked here for its form; the store checks it against its data when it opens.
     """
     path: str | None = None
     options: dict[str, Any] = {}
-    flags = {"--engine": "engine", "--spark-remote": "spark_remote", "--spark-data": "data"}
+    flags = {"--engine": "engine", "--spark-remote": "spark_remote", "--spark-data": "data", "--as-of": "as_of"}
+    # `as_of=last-order` as well as `--as-of last-order`: notebook users write keyword style.
+    keywords = {flag[2:].replace("-", "_"): name for flag, name in flags.items()}
+    listing = "options: --engine duckdb|spark, --spark-remote sc://host:port, --spark-data URL, --as-of last-order|DATE"
     items = list(words)
     while items:
         word = items.pop(0)
-        name, _, inline = word.partition("=")
+        name, equals, inline = word.partition("=")
         if name in flags:
             if not inline and not items:
-                raise CommerceQLDataError(f"{name} needs a value", hint="for example --engine spark")
+                raise CommerceQLDataError(f"{name} needs a value", hint="for example --engine spark or --as-of last-order")
             options[flags[name]] = inline or items.pop(0)
+        elif equals and not name.startswith("-") and name.replace("-", "_") in keywords:
+            if not inline:
+                raise CommerceQLDataError(f"{name}= needs a value", hint="for example as_of=last-order")
+            options[keywords[name.replace("-", "_")]] = inline
         elif word.startswith("--"):
-            raise CommerceQLDataError(
-                f"unknown option {word}", hint="options: --engine duckdb|spark, --spark-remote sc://host:port, --spark-data URL"
-            )
+            raise CommerceQLDataError(f"unknown option {word}", hint=listing)
         elif path is None:
             path = word
         else:
             raise CommerceQLDataError("give one store path", hint="quote a path with spaces: 'my store'")
     if options.get("engine", "duckdb") not in ("duckdb", "spark"):
         raise CommerceQLDataError(f"unknown engine {options['engine']!r}", hint="use --engine duckdb or --engine spark")
+    if "as_of" in options:
+        check_as_of_text(options["as_of"])
     return path, options
+
+
+def check_as_of_text(value: str) -> None:
+    """Refuse an `as_of` that is not `last-order`, a date or an ISO timestamp (before any store opens)."""
+    if value.strip().lower() in (LAST_ORDER, "last_order"):
+        return
+    as_of_instant(value, "UTC", lambda: None)  # a date or timestamp: its form alone decides
 
 
 def _release(temp_directory: str, readers_lock: Any) -> None:

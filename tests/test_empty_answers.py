@@ -44,9 +44,11 @@ def test_no_notice_when_the_answer_is_not_empty(store):
     assert result.notices == ()
 
 
-def test_no_notice_when_the_value_exists_but_the_period_is_empty(store):
+def test_no_value_notice_when_the_value_exists_but_the_period_is_empty(store):
     result = store.query("FROM sales SHOW net_sales WHERE sales_channel = 'Online Store' SINCE 2020-01-01 UNTIL 2020-01-31")
-    assert result.notices == ()
+    # The period lies before the data: that is the note, not the (existing) value.
+    assert len(result.notices) == 1
+    assert result.notices[0].startswith("no data in this period") and "sales_channel" not in result.notices[0]
 
 
 def test_a_query_that_runs_past_the_time_limit_is_stopped_with_a_clear_error(sample_store_path):

@@ -2,6 +2,7 @@
 
     commerceql import shopify orders_export_1.csv customers_export.csv --out my-store
     commerceql import shopify exports/ --out my-store --timezone America/Toronto
+    commerceql import shopify old-exports/ --out frozen-store --as-of last-order
     commerceql import table "Sample - Superstore.csv" --mapping superstore --out superstore
 
 `add_import_arguments(parser)` fills the `import` sub-command's parser; `run_import(args)` runs it
@@ -12,8 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from commerceql.errors import CommerceQLError
 
@@ -57,6 +61,10 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace STORE_DIR if it already holds a store")
+    parser.add_argument("--as-of", dest="as_of", metavar="last-order|DATE",
+                        help="pin the store's clock for a frozen export, so DURING last_month is the month before "
+                        "the data ends: 'last-order' (the last order's time), a date (the end of that day in the "
+                        "store's time zone) or an ISO timestamp (default: the real clock)")
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="show a progress bar (default: when stderr is a terminal)")
@@ -67,6 +75,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def run_import(args: argparse.Namespace) -> int:
     """Run `commerceql import ...`; prints the reconciliation. Errors propagate as CommerceQLError."""
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    as_of = getattr(args, "as_of", None)
+    if as_of is not None:
+        from commerceql.store import check_as_of_text
+
+        check_as_of_text(as_of)  # refused before a long import, not after it
     if args.import_kind == "shopify":
         from commerceql.importers.shopify import import_shopify
 
@@ -83,11 +96,37 @@ def run_import(args: argparse.Namespace) -> int:
         )
     else:  # pragma: no cover - argparse enforces the choice
         raise CommerceQLError(f"unknown import kind {args.import_kind!r}")
+    pinned = pin_store_clock(Path(args.out), as_of) if as_of is not None else None
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, default=str))
+        document = report.to_dict()
+        if pinned is not None:
+            document["as_of"] = pinned
+        print(json.dumps(document, indent=2, default=str))
     else:
         print(report.render())
+        if pinned is not None:
+            print(f"The store's clock is pinned to {pinned} (manifest as_of).")
     return 0
+
+
+def pin_store_clock(out: Path, as_of: str) -> str:
+    """Write `as_of` (last-order, a date or a timestamp) into the imported store's manifest as an instant.
+
+    The store works it out (the last order's time needs the data), so the manifest records the
+    instant itself, in the store's time zone: `connect()` then uses it as the store's clock.
+    """
+    from commerceql.store import connect
+
+    with connect(out) as store:
+        instant = store.pin_clock(as_of).astimezone(ZoneInfo(store.timezone))
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["as_of"] = instant.isoformat()
+    # Replaced in one step: a reader never sees half a manifest.
+    temporary = manifest_path.with_name(manifest_path.name + ".as-of.tmp")
+    temporary.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, manifest_path)
+    return manifest["as_of"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
