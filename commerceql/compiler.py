@@ -159,17 +159,46 @@ class _Compiler:
         return {n for names in self.base_metrics.values() for n in names
                 if (m := self._metric_table(n).metric(n)) is not None and m.across_time}
 
-    def grouping(self, group: list[str]) -> tuple[str, str]:
-        """The GROUP BY clause for every level the plan needs, and the `__level` column naming each."""
+    def grouping(self, group: list[str], companions: dict[int, str] | None = None) -> tuple[str, str]:
+        """The GROUP BY clause for every level the plan needs, and the `__level` column naming each.
+
+        `companions` are expressions grouped together with one dimension (kept at exactly the
+        levels that keep it), such as the flag of an ONLY TOP dimension's values outside the top.
+        """
+        companions = companions or {}
+
+        def with_companions(kept: list[int]) -> list[str]:
+            return [group[i] for i in kept] + [companions[i] for i in kept if i in companions]
+
         if group and len(self.levels) > 1:
             sets = []
             for mask in self.levels.values():
-                kept = [g for i, g in enumerate(group) if not mask & (1 << (len(group) - 1 - i))]
-                sets.append("(" + ", ".join(kept) + ")")
+                kept = [i for i in range(len(group)) if not mask & (1 << (len(group) - 1 - i))]
+                sets.append("(" + ", ".join(with_companions(kept)) + ")")
             return "\n  GROUP BY GROUPING SETS (" + ", ".join(sets) + ")", f"{self.dialect.grouping_level(group)} AS __level"
         if group:
-            return "\n  GROUP BY " + ", ".join(group), "0 AS __level"
+            return "\n  GROUP BY " + ", ".join(with_companions(list(range(len(group))))), "0 AS __level"
         return "", "0 AS __level"
+
+    def top_partition(self, index: int) -> list[int]:
+        """The dimensions a `TOP n` dimension is ranked within: every other grouped dimension
+        without TOP of its own, except the time dimensions when the TOP is OVERALL.
+
+        `GROUP BY company_tier, TOP 3 product_title` lists each tier's own top 3 products.
+        """
+        dimension = self.dims[index]
+        return [
+            j for j, other in enumerate(self.dims)
+            if j != index and other.top is None and not (dimension.top_overall and other.is_time)
+        ]
+
+    def keeps_only_top_outside(self, dimension: PlannedDimension) -> bool:
+        """True when an ONLY TOP dimension's other values stay in the aggregation, flagged.
+
+        Totals and group totals are of all the query's rows, as with LIMIT: ONLY TOP drops the
+        `Other` row from the rows, not its sales from the totals (docs/language.md).
+        """
+        return dimension.only_top and (self.plan.totals or self.plan.group_totals)
 
     def time_column(self, table: Table) -> str:
         if table.time_column is None:
@@ -489,19 +518,16 @@ class _Compiler:
             if len(set(self._metric_table(n).name for n in _metric_names(metric.expression))) > 1:
                 raise self.error(f"TOP cannot rank by `{metric.name}`, which spans several tables", self.plan.query)
             value_sql = self.dimension_sql(dimension, table)
-            partition = self.grain is not None and not dimension.top_overall
-            select = [f"{value_sql} AS __value"]
-            group = ["__value"]
-            if partition:
-                assert self.grain is not None
-                select.insert(0, f"{self.dimension_sql(self.grain, table)} AS __bucket")
-                group.insert(0, "__bucket")
+            partition = self.top_partition(index)
+            select = [f"{self.dimension_sql(self.dims[j], table)} AS __p{j}" for j in partition]
+            select.append(f"{value_sql} AS __value")
+            group = [f"__p{j}" for j in partition] + ["__value"]
             rank_sql = self.metric_value(metric.expression, lambda n, t=table: f"({self.model_sql(t.metric_sql(n))})")
             select.append(f"{rank_sql} AS __rank_value")
-            joins = self.join_sql(table, [value_sql, rank_sql, *self.where_sql_preview(table)])
+            joins = self.join_sql(table, [*select, *self.where_sql_preview(table)])
             filters = self.window_filter(table, self.plan.window) + self.where_sql(table)
             order = "DESC" if descending else "ASC"
-            partition_sql = "PARTITION BY __bucket " if partition else ""
+            partition_sql = f"PARTITION BY {', '.join(f'__p{j}' for j in partition)} " if partition else ""
             sql = (
                 f"SELECT {', '.join(select)}, TRUE AS __in_top\n"
                 f"  FROM {self.relation(table.relation)} AS {table.name}{joins}\n"
@@ -537,6 +563,7 @@ class _Compiler:
         group: list[str] = []
         extra_joins: list[str] = []
         extra_filters: list[str] = []
+        companions: dict[int, str] = {}
         for index, dimension in enumerate(self.dims):
             if dimension.kind == "grain" and window_index > 0:
                 group_sql = self.dimension_sql(dimension, table)
@@ -546,10 +573,16 @@ class _Compiler:
             if index in tops:
                 top_name, _ = tops[index]
                 conditions = [f"{top_name}.__value IS NOT DISTINCT FROM {self.dimension_sql(dimension, table)}"]
-                if self.grain is not None and not dimension.top_overall:
-                    conditions.append(f"{top_name}.__bucket = {self.dimension_sql(self.grain, table, window_index)}")
+                conditions += [
+                    f"{top_name}.__p{j} IS NOT DISTINCT FROM {self.dimension_sql(self.dims[j], table, window_index)}"
+                    for j in self.top_partition(index)
+                ]
                 extra_joins.append(f"\n  LEFT JOIN {top_name} ON {' AND '.join(conditions)}")
-                if dimension.only_top:
+                if self.keeps_only_top_outside(dimension):
+                    value_sql = f"(CASE WHEN {top_name}.__in_top THEN {self.dimension_sql(dimension, table)} END)"
+                    companions[index] = f"({top_name}.__in_top IS NULL)"
+                    select.append(f"{companions[index]} AS __outside_{index}")
+                elif dimension.only_top:
                     extra_filters.append(f"{top_name}.__in_top")
                     value_sql = self.dimension_sql(dimension, table)
                 else:
@@ -565,7 +598,7 @@ class _Compiler:
             select.append(f"{sql} AS {self.q('m__' + name)}")
         if not metric_sql:
             select.append("COUNT(*) AS __rows")
-        group_by, level = self.grouping(group)
+        group_by, level = self.grouping(group, companions)
         select.append(level)
         joins = self.join_sql(table, select + self.where_sql_preview(table))
         filters = self.window_filter(table, window) + self.where_sql(table) + extra_filters
@@ -594,6 +627,10 @@ class _Compiler:
         k = len(self.dims)
         kept = [d for i, d in enumerate(self.dims) if not mask & (1 << (k - 1 - i))]
         parts = []
+        # The values an ONLY TOP dimension keeps outside its top count in the totals, not in the rows.
+        outside = "".join(
+            f" AND NOT __outside_{i}" for i, d in enumerate(self.dims) if d in kept and self.keeps_only_top_outside(d)
+        )
         for t_index, table in enumerate(self.plan.tables):
             name = f"agg_{window_index}_{t_index}"
             columns = [self.q(d.name) for d in kept] + [
@@ -601,7 +638,7 @@ class _Compiler:
             ]
             if not columns:
                 columns = ["__rows"]
-            parts.append((f"(SELECT {', '.join(columns)} FROM {name} WHERE __level = {mask})", table))
+            parts.append((f"(SELECT {', '.join(columns)} FROM {name} WHERE __level = {mask}{outside})", table))
         if len(parts) == 1:
             return parts[0][0].strip("()")
         sql, _ = parts[0]
@@ -658,27 +695,28 @@ class _Compiler:
                     + "\n  GROUP BY " + ", ".join(f"__d{i}" for i in range(len(self.dims))),
                 )
             )
-        time_index = next((i for i, d in enumerate(self.dims) if d.kind == "grain"), None)
         ranking, descending = self._ranking_metric()
         rank_sql = self.metric_value(ranking.expression, lambda n: f"SUM({self.q('m__' + n)})")
         for index, dimension in enumerate(self.dims):
             if dimension.top is None:
                 continue
-            partition = time_index is not None and not dimension.top_overall
-            select = ([f"__d{time_index} AS __bucket"] if partition else []) + [f"__d{index} AS __value"]
-            group = (["__bucket"] if partition else []) + ["__value"]
+            partition = self.top_partition(index)
+            select = [f"__d{j} AS __p{j}" for j in partition] + [f"__d{index} AS __value"]
+            group = [f"__p{j}" for j in partition] + ["__value"]
             order = "DESC" if descending else "ASC"
+            partition_sql = f"PARTITION BY {', '.join(f'__p{j}' for j in partition)} " if partition else ""
             self.ctes.append(
                 (
                     f"top_{index}",
                     f"SELECT {', '.join(select)}, {rank_sql} AS __rank_value, TRUE AS __in_top\n  FROM agg_pre_0\n"
                     f"  GROUP BY {', '.join(group)}\n"
-                    f"  QUALIFY row_number() OVER ({'PARTITION BY __bucket ' if partition else ''}"
+                    f"  QUALIFY row_number() OVER ({partition_sql}"
                     f"ORDER BY __rank_value {order} NULLS LAST, __value NULLS LAST) <= {int(dimension.top)}",
                 )
             )
         for w in windows:
             select, group, joins, filters = [], [], [], []
+            companions: dict[int, str] = {}
             def aligned(i: int, w: int = w) -> str:
                 dimension = self.dims[i]
                 if dimension.kind == "grain":
@@ -689,10 +727,13 @@ class _Compiler:
                 value = aligned(index)
                 if dimension.top is not None:
                     on = [f"top_{index}.__value IS NOT DISTINCT FROM pre.__d{index}"]
-                    if time_index is not None and not dimension.top_overall:
-                        on.append(f"top_{index}.__bucket = {aligned(time_index)}")
+                    on += [f"top_{index}.__p{j} IS NOT DISTINCT FROM {aligned(j)}" for j in self.top_partition(index)]
                     joins.append(f"\n  LEFT JOIN top_{index} ON {' AND '.join(on)}")
-                    if dimension.only_top:
+                    if self.keeps_only_top_outside(dimension):
+                        value = f"(CASE WHEN top_{index}.__in_top THEN {value} END)"
+                        companions[index] = f"(top_{index}.__in_top IS NULL)"
+                        select.append(f"{companions[index]} AS __outside_{index}")
+                    elif dimension.only_top:
                         filters.append(f"top_{index}.__in_top")
                     else:
                         text = value if dimension.type == "string" else f"CAST({value} AS {self.dialect.text_type})"
@@ -700,7 +741,7 @@ class _Compiler:
                 select.append(f"{value} AS {self.q(dimension.name)}")
                 group.append(value)
             select += [f"SUM({self.q('m__' + n)}) AS {self.q('m__' + n)}" for n in metrics]
-            group_by, level = self.grouping(group)
+            group_by, level = self.grouping(group, companions)
             select.append(level)
             self.ctes.append(
                 (
@@ -1040,6 +1081,12 @@ class _Compiler:
                 if d.is_time:
                     keys.append(f"{self.sort_key(d.name)} ASC")
                     used.add(d.name)
+            # A TOP ranked within other dimensions reads group by group (each tier, then its Other).
+            for index, d in enumerate(self.dims):
+                for j in self.top_partition(index) if d.top is not None else []:
+                    if self.dims[j].name not in used:
+                        keys.append(f"{self.sort_key(self.dims[j].name)} ASC NULLS LAST")
+                        used.add(self.dims[j].name)
             for d in self.dims:
                 if d.top is not None and not d.only_top:
                     keys.append(f"({self.q(d.name)} = 'Other') ASC")

@@ -9,10 +9,10 @@ WITH agg_pre_0 AS (
   GROUP BY __d0, __d1
 ),
 top_1 AS (
-  SELECT __d0 AS __bucket, __d1 AS __value, SUM(`m__net_sales`) AS __rank_value, TRUE AS __in_top
+  SELECT __d0 AS __p0, __d1 AS __value, SUM(`m__net_sales`) AS __rank_value, TRUE AS __in_top
   FROM agg_pre_0
-  GROUP BY __bucket, __value
-  QUALIFY row_number() OVER (PARTITION BY __bucket ORDER BY __rank_value DESC NULLS LAST, __value NULLS LAST) <= 5
+  GROUP BY __p0, __value
+  QUALIFY row_number() OVER (PARTITION BY __p0 ORDER BY __rank_value DESC NULLS LAST, __value NULLS LAST) <= 5
 ),
 agg_0_0 AS (
   SELECT pre.__d0 AS `month`,
@@ -20,7 +20,7 @@ agg_0_0 AS (
     SUM(`m__net_sales`) AS `m__net_sales`,
     0 AS __level
   FROM agg_pre_0 AS pre
-  LEFT JOIN top_1 ON top_1.__value IS NOT DISTINCT FROM pre.__d1 AND top_1.__bucket = pre.__d0
+  LEFT JOIN top_1 ON top_1.__value IS NOT DISTINCT FROM pre.__d1 AND top_1.__p0 IS NOT DISTINCT FROM pre.__d0
   GROUP BY pre.__d0, (CASE WHEN top_1.__in_top THEN pre.__d1 ELSE 'Other' END)
 ),
 lvl_0_rows AS (
