@@ -535,9 +535,14 @@ def table_markdown(table: Table) -> str:
 # saved notebook's untrusted output loses its <style> element, and GitHub drops it; an inline
 # style on the cell wins over all of them.
 _CELL_STYLE = {
-    "text": "text-align:left;vertical-align:top;padding:3px 10px;max-width:36em;white-space:normal;overflow-wrap:anywhere",
+    "text": "text-align:left;vertical-align:top;padding:3px 10px;white-space:nowrap",
+    # A long text (a description, a long product title) wraps between words, within a maximum width.
+    "long": "text-align:left;vertical-align:top;padding:3px 10px;white-space:normal;min-width:16em;max-width:36em",
     "num": "text-align:right;vertical-align:top;padding:3px 10px;white-space:nowrap;font-variant-numeric:tabular-nums",
 }
+# Headers wrap between words (never inside one), so long comparison headers do not widen the table.
+_HEADER_STYLE = "vertical-align:bottom;padding:4px 10px;white-space:normal;font-weight:600"
+LONG_TEXT = 40  # characters from which a text cell of a wrapping column wraps in HTML
 _ROW_STYLE = {
     "row": "",
     "other": "font-style:italic;color:#555",
@@ -557,9 +562,10 @@ _STYLE = """<style>
 
 def _cell(tag: str, text: str, header: Header, extra: str = "") -> str:
     kind = "num" if header.numeric else "text"
-    style = _CELL_STYLE[kind]
     if tag == "th":
-        style = style.replace("vertical-align:top", "vertical-align:bottom") + ";font-weight:600"
+        style = f"text-align:{'right' if header.numeric else 'left'};{_HEADER_STYLE}"
+    else:
+        style = _CELL_STYLE["long" if kind == "text" and header.wrap and len(text) > LONG_TEXT else kind]
     return f'<{tag} class="{kind}" style="{style}"{extra}>{html.escape(text)}</{tag}>'
 
 

@@ -25,9 +25,9 @@ from commerceql.display import (
     column_headers,
     format_money,
     format_value,
+    frame_html,
     frame_text,
     result_table,
-    table_html,
 )
 
 FIRST_QUARTER = ("2025-01-01", "2025-04-01")  # store-local, end exclusive
@@ -227,8 +227,13 @@ def test_long_descriptions_wrap(store):
     assert max(len(line) for line in text.splitlines()) <= 90
     longest = max(len(d) for d in frame["description"])
     assert longest > 60  # the check means something
-    html = table_html(result_table(store.query(f"FROM sales SHOW net_sales GROUP BY product_title {PERIOD} LIMIT 3")))
-    assert "max-width:36em" in html and "white-space:normal" in html
+    # In HTML a long description wraps within a maximum width; a short text cell does not wrap.
+    html = frame_html(frame)
+    cells = re.findall(r'<td class="text" style="([^"]*)">([^<]*)</td>', html)
+    long_cells = [style for style, text in cells if len(text) > 60]
+    short_cells = [style for style, text in cells if len(text) < 20]
+    assert long_cells and all("white-space:normal" in s and "max-width:36em" in s for s in long_cells)
+    assert short_cells and all("white-space:nowrap" in s for s in short_cells)
 
 
 def test_plain_text_of_a_table_without_a_width_is_not_wrapped(store):
