@@ -37,6 +37,8 @@ OTHER_RELATIONS: dict[str, tuple[str, str]] = {
     "customer_churn": ("commerceql.churn", "churn_sql"),
     "company_churn": ("commerceql.churn", "company_churn_sql"),
     "session_conversions": ("commerceql.funnels", "conversion_sql"),
+    # inventory per variant, location and period from the daily snapshots (commerceql.inventory)
+    "inventory_periods": ("commerceql.inventory", "inventory_periods_sql"),
 }
 ABANDONED_CHECKOUTS = "customer_abandoned_checkouts"
 DERIVED_RELATIONS = (*ACCOUNT_FACTS, *COHORT_GRAINS, ABANDONED_CHECKOUTS, *OTHER_RELATIONS)

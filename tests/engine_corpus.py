@@ -68,11 +68,14 @@ def account_queries() -> list[tuple[str, str]]:
     import test_churn
     import test_cohorts
     import test_funnels
+    import test_inventory
     import test_older_forms
+    import test_payments
     import test_sales_schema
 
     items = []
-    for module in (test_cohorts, test_churn, test_funnels, test_older_forms, test_sales_schema):
+    for module in (test_cohorts, test_churn, test_funnels, test_older_forms, test_sales_schema, test_inventory,
+                   test_payments):
         name = module.__name__.removeprefix("test_")
         items += [(f"{name}{i:02d}", q) for i, q in enumerate(module.SPARK_QUERIES)]
     return items

@@ -898,7 +898,8 @@ def test_cli_writes_a_store_and_prints_a_summary(tmp_path: Path, capsys) -> None
     args = parser.parse_args(["--orders", "300", "--years", "1", "--seed", "5", "--out", str(tmp_path / "s")])
     assert run_sample(args) == 0
     out = capsys.readouterr().out
-    assert re.search(r"^wrote .+ in \d+\.\ds: products \d+, .*orders 300, .*sales [\d,]+$", out.strip())
+    assert re.search(r"^wrote .+ in \d+\.\ds: products \d+, .*orders 300, .*sales [\d,]+, inventory_levels [\d,]+, "
+                     r"transactions [\d,]+$", out.strip())
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert manifest["generator"]["seed"] == 5
     (tmp_path / "other").mkdir()

@@ -54,7 +54,7 @@ from commerceql.sample._catalog import (
     sample_variants,
 )
 
-GENERATOR_VERSION = 6  # 6: the B2B side (cadences, key OEMs, portal, price lists, invoices)
+GENERATOR_VERSION = 7  # 7: inventory levels by day and location, payment transactions
 FORMAT = "commerceql-store"
 FORMAT_VERSION = 1
 STORE_NAME = "Northwind Supply Co."
@@ -62,8 +62,24 @@ CURRENCY = "USD"
 DEFAULT_AS_OF = dt.datetime(2025, 12, 15, 14, 0, tzinfo=ZoneInfo(TIMEZONE))
 TABLES = (
     "products", "variants", "companies", "customers", "orders", "line_items", "refunds",
-    "refund_line_items", "checkouts", "sessions", "draft_orders", "sales",
+    "refund_line_items", "checkouts", "sessions", "draft_orders", "sales", "inventory_levels", "transactions",
 )
+# Inventory locations: the flagship store stocks what it sells at the counter; everything else
+# ships from the warehouse.
+INVENTORY_LOCATIONS = ("Main Warehouse", "Flagship Store")
+WAREHOUSE, FLAGSHIP = 0, 1
+# Seed streams beyond the 16 of the original tables: new tables draw from streams of their own, so
+# adding them leaves every earlier table byte-identical.
+INVENTORY_STREAM, PAYMENTS_STREAM = 16, 17
+TRANSACTION_KINDS = ("sale", "refund", "authorization", "void")
+TRANSACTION_STATUSES = ("success", "failure")
+PAYMENT_METHODS = ("Credit card", "Shop Pay", "PayPal", "Cash", "Bank deposit")
+PAYMENT_GATEWAYS = ("shopify_payments", "shopify_payments", "paypal", "cash", "manual")
+CARD_BRANDS = ("visa", "master", "american_express", "discover")
+# processing fee of a successful sale: basis points and fixed cents, online / in person
+FEE_BP = np.array([290, 290, 349, 0, 0])
+FEE_FIXED = np.array([30, 30, 49, 0, 0])
+FEE_BP_IN_PERSON, FEE_FIXED_IN_PERSON = 260, 10
 
 CHANNELS = ("Online Store", "Point of Sale", "Wholesale", "Draft Orders")
 SOURCES = ("web", "pos", "b2b_portal", "shopify_draft_order")
@@ -282,7 +298,8 @@ class _Builder:
         year, month = local.year - years, local.month
         self.start = dt.date(year + (month == 12), month % 12 + 1, 1)
         self.as_of = int(as_of.timestamp() * US)
-        streams = np.random.SeedSequence(seed).spawn(16)
+        self.seed_sequence = np.random.SeedSequence(seed)
+        streams = self.seed_sequence.spawn(16)
         self.rng = [np.random.default_rng(s) for s in streams]
         self.elapsed = 0.0
 
@@ -294,6 +311,7 @@ class _Builder:
         "refund_line_items": ("refund_line_item_id", "refund_id"), "checkouts": ("checkout_id", "created_at"),
         "sessions": ("session_id", "started_at"), "draft_orders": ("draft_order_id", "created_at"),
         "sales": ("sale_id", "happened_at"),
+        "inventory_levels": ("day",), "transactions": ("transaction_id", "created_at"),
     }
 
     def tables(self) -> Iterator[tuple[str, dict[str, pa.Array]]]:
@@ -339,6 +357,8 @@ class _Builder:
         yield "refunds", self._refunds_table()
         yield "refund_line_items", self._refund_line_items_table()
         yield "sales", self._sales_table()
+        yield "inventory_levels", self._inventory_table(self._stream(INVENTORY_STREAM))
+        yield "transactions", self._transactions_table(self._stream(PAYMENTS_STREAM))
 
     # ---- companies ---------------------------------------------------------------------------
     def _companies(self, rng: np.random.Generator) -> None:
@@ -1812,4 +1832,182 @@ class _Builder:
             "volume_break": categorical(np.where(has_line, self.l_break[ln], -1), VOLUME_BREAKS),
             "contract_discounts": money(contract),
             "volume_break_discounts": money(breaks),
+        }
+
+    # ---- inventory and payments (streams of their own: the tables above stay as they were) ----
+    def _stream(self, index: int) -> np.random.Generator:
+        """The generator of spawned child `index` of the store's seed (children 0-15 are the tables')."""
+        root = self.seed_sequence
+        return np.random.default_rng(np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, index)))
+
+    def _inventory_table(self, rng: np.random.Generator) -> dict[str, pa.Array]:
+        """Daily inventory per variant and location, from the units the orders took and the refunds put back.
+
+        The warehouse stocks every variant from the day its product was created (or the first day of
+        the data); the flagship store stocks the variants it has sold at the counter. Each
+        (variant, location) follows a reorder-point policy: when the units at the end of a day fall
+        to the reorder point and no purchase order is open, one is placed for the order-up-to level
+        and arrives after a lead time; a day whose sales would take stock below zero is covered by
+        an expedited receipt that day (orders are never refused). Discontinued products are not
+        reordered after they are discontinued. Restocked returns and cancellations go back to the
+        location that sold them. Per row: ending = starting + received + returned - sold; a day's
+        starting units are the previous day's ending units; `units_sold_trailing_30_days` is the
+        units sold on that day and the 29 before it.
+        """
+        cal, cat = self.cal, self.cat
+        n_days, n_var = cal.n_days, cat.n_variants
+        real = ~self.o_is_test
+        lines = np.flatnonzero(real[self.l_order])
+        line_loc = np.where(self.o_chan[self.l_order[lines]] == POS, FLAGSHIP, WAREHOUSE)
+        line_day = cal.day_of(self.o_t[self.l_order[lines]])
+        restocked = np.flatnonzero(self.rl_restock != 1)
+        back_line = self.rl_line[restocked]
+        back_loc = np.where(self.o_chan[self.l_order[back_line]] == POS, FLAGSHIP, WAREHOUSE)
+        back_day = cal.day_of(self.r_t[self.rl_refund[restocked]])
+        # items: every variant at the warehouse, then the variants the flagship has sold
+        at_flagship = np.zeros(n_var, dtype=bool)
+        at_flagship[self.l_variant[lines][line_loc == FLAGSHIP]] = True
+        item_variant = np.concatenate([np.arange(n_var), np.flatnonzero(at_flagship)])
+        item_loc = np.concatenate([np.zeros(n_var, dtype=np.int64), np.ones(int(at_flagship.sum()), dtype=np.int64)])
+        n_items = len(item_variant)
+        item_of = np.full((2, n_var), -1, dtype=np.int64)
+        item_of[item_loc, item_variant] = np.arange(n_items)
+        cells = n_days * n_items
+
+        def daily(item: np.ndarray, day: np.ndarray, units: np.ndarray) -> np.ndarray:
+            flat = np.bincount(day * n_items + item, weights=units, minlength=cells)
+            return flat.round().astype(np.int32).reshape(n_days, n_items)
+
+        sold = daily(item_of[line_loc, self.l_variant[lines]], line_day, self.l_qty[lines])
+        returned = daily(item_of[back_loc, self.l_variant[back_line]], back_day, self.rl_qty[restocked])
+        product = cat.v_product[item_variant]
+        first_day = cal.day_of(np.maximum(cat.created_at[product], self.start_us))
+        first_day = np.where(cat.created_at[product] < self.start_us, 0, first_day)
+        # no reorders after a product is discontinued
+        stop_day = np.where(cat.discontinued_at[product] >= 0, cal.day_of(np.maximum(cat.discontinued_at[product], 0)),
+                            n_days)
+        active_days = np.maximum(n_days - first_day, 1)
+        per_day = np.maximum(sold.sum(axis=0) / active_days, 1 / 60)
+        lead = np.where(item_loc == FLAGSHIP, rng.integers(2, 6, n_items), rng.integers(5, 22, n_items))
+        safety = rng.uniform(5.0, 15.0, n_items)
+        cycle = rng.uniform(20.0, 60.0, n_items)
+        reorder_point = np.ceil(per_day * (lead + safety)).astype(np.int64)
+        up_to = reorder_point + np.maximum(np.ceil(per_day * cycle).astype(np.int64), 6)
+        level = np.round(up_to * rng.uniform(0.6, 1.0, n_items)).astype(np.int64)
+        po_day = np.full(n_items, -1, dtype=np.int64)
+        po_qty = np.zeros(n_items, dtype=np.int64)
+        starting = np.empty((n_days, n_items), dtype=np.int32)
+        received = np.empty((n_days, n_items), dtype=np.int32)
+        ending = np.empty((n_days, n_items), dtype=np.int32)
+        incoming = np.empty((n_days, n_items), dtype=np.int32)
+        for t in range(n_days):
+            arriving = po_day == t
+            got = np.where(arriving, po_qty, 0)
+            po_day[arriving] = -1
+            after = level + got + returned[t] - sold[t]
+            short = np.maximum(-after, 0)
+            got = got + short
+            after = after + short
+            reorder = (po_day < 0) & (after <= reorder_point) & (t >= first_day) & (t < stop_day)
+            po_day = np.where(reorder, t + lead, po_day)
+            po_qty = np.where(reorder, up_to - after, po_qty)
+            starting[t], received[t], ending[t] = level, got, after
+            incoming[t] = np.where(po_day > t, po_qty, 0)
+            level = after
+        # units sold in the 30 days up to each day (the velocity behind days of inventory remaining)
+        running = np.cumsum(sold, axis=0, dtype=np.int64)
+        trailing = running.copy()
+        trailing[30:] -= running[:-30]
+        del running
+        exists = (np.arange(n_days)[:, None] >= first_day[None, :]).ravel()
+        day_index = np.repeat(np.arange(n_days), n_items)[exists]
+        item = np.tile(np.arange(n_items), n_days)[exists]
+        epoch_day = (cal.dates - np.datetime64("1970-01-01", "D")).astype(np.int32)
+        return {
+            "day": pa.array(epoch_day[day_index], type=pa.int32()).cast(pa.date32()),
+            "variant_id": ints(item_variant[item] + 1),
+            "product_id": ints(product[item] + 1),
+            "location": categorical(item_loc[item], INVENTORY_LOCATIONS),
+            "is_tracked": bools(np.ones(len(item), dtype=bool)),
+            "starting_units": ints(starting.ravel()[exists], type=pa.int32()),
+            "units_received": ints(received.ravel()[exists], type=pa.int32()),
+            "units_sold": ints(sold.ravel()[exists], type=pa.int32()),
+            "units_returned": ints(returned.ravel()[exists], type=pa.int32()),
+            "ending_units": ints(ending.ravel()[exists], type=pa.int32()),
+            "incoming_units": ints(incoming.ravel()[exists], type=pa.int32()),
+            "units_sold_trailing_30_days": ints(trailing.ravel()[exists], type=pa.int32()),
+        }
+
+    def _transactions_table(self, rng: np.random.Generator) -> dict[str, pa.Array]:
+        """Payment transactions of the orders: what was charged, refunded, voided, and what it cost.
+
+        Orders paid at checkout get a successful `sale` at the order time for the order total (some
+        card payments after a declined attempt, a `failure`); invoiced orders (Net 30 / 60) get it when
+        the invoice is paid, for the total less what was refunded before the payment, and none while
+        unpaid; point-of-sale orders cancelled before capture get an `authorization` and a `void`.
+        Each refund of a paid order after its payment is a `refund` transaction for the refunded
+        subtotal, tax and shipping, on the sale's gateway. So for every paid order, successful sales
+        minus refunds = total - total refunded, to the cent. Fees: processing fees on successful
+        sales (card and Shop Pay 2.9% + 30c online, 2.6% + 10c in person; PayPal 3.49% + 49c; cash
+        and bank deposits none); refunds do not return the fee.
+        """
+        n = self.n_orders
+        real = ~self.o_is_test
+        invoiced = self.o_due >= 0
+        pos = self.o_chan == POS
+        u = rng.random(n)
+        method = np.select(
+            [invoiced, pos, self.o_chan == ONLINE],
+            [np.where(u < 0.7, 4, 0), np.where(u < 0.78, 0, 3), np.select([u < 0.68, u < 0.88], [0, 1], 2)],
+            np.where(u < 0.85, 0, 4))
+        brand = np.where(method <= 1, _pick(rng, n, [0.55, 0.28, 0.12, 0.05]), -1)
+        failed_first = (method <= 1) & (rng.random(n) < 0.03)
+        retry_wait = (rng.uniform(40, 240, n) * US).astype(np.int64)
+        paid = real & (self.o_paid_at >= 0)
+        voided = real & ~invoiced & (self.o_paid_at < 0) & (self.o_cancelled_at >= 0)
+        # refunds of paid orders: before the payment they lower it, after it they are refunds
+        r_amount = self.r_sub + self.r_tax + self.r_ship
+        r_paid = paid[self.r_order]
+        before = r_paid & (self.r_t < self.o_paid_at[self.r_order])
+        after = r_paid & ~before & (r_amount > 0)
+        sale_amount = self.o_total - _sum_by(self.r_order[before], r_amount[before], n)
+        sales = np.flatnonzero(paid & (sale_amount > 0))
+        fails = sales[failed_first[sales]]
+        voids = np.flatnonzero(voided)
+        refunds = np.flatnonzero(after)
+        order = np.concatenate([sales, fails, voids, voids, self.r_order[refunds]])
+        kind = np.concatenate([np.zeros(len(sales) + len(fails), dtype=np.int64), np.full(len(voids), 2),
+                               np.full(len(voids), 3), np.ones(len(refunds), dtype=np.int64)])
+        status = np.concatenate([np.zeros(len(sales), dtype=np.int64), np.ones(len(fails), dtype=np.int64),
+                                 np.zeros(2 * len(voids) + len(refunds), dtype=np.int64)])
+        when = np.concatenate([self.o_paid_at[sales], self.o_paid_at[fails] - retry_wait[fails], self.o_t[voids],
+                               self.o_cancelled_at[voids], self.r_t[refunds]])
+        amount = np.concatenate([sale_amount[sales], sale_amount[fails], self.o_total[voids], self.o_total[voids],
+                                 r_amount[refunds]])
+        m = method[order]
+        in_person = pos[order] & (m == 0)
+        fee = np.where(in_person, _bp_of(amount, np.full(len(amount), FEE_BP_IN_PERSON)) + FEE_FIXED_IN_PERSON,
+                       _bp_of(amount, FEE_BP[m]) + FEE_FIXED[m])
+        fee = np.where((kind == 0) & (status == 0), fee, 0)
+        srt = np.lexsort((kind, order, when))
+        order, kind, status, when, amount, fee, m = (a[srt] for a in (order, kind, status, when, amount, fee, m))
+        N = len(order)
+        names = ("#" + pl.Series(1001 + order).cast(pl.String)).to_arrow()
+        return {
+            "transaction_id": ints(np.arange(1, N + 1)),
+            "order_id": ints(order + 1),
+            "order_name": names,
+            "customer_id": ints(self.customer_id[self.o_cust[order]]),
+            "created_at": timestamp(when),
+            "kind": categorical(kind, TRANSACTION_KINDS),
+            "status": categorical(status, TRANSACTION_STATUSES),
+            "gateway": categorical(*_remap(m, list(PAYMENT_GATEWAYS))),
+            "payment_method": categorical(m, PAYMENT_METHODS),
+            "card_brand": categorical(brand[order], CARD_BRANDS),
+            "is_shop_pay": bools(m == 1),
+            "sales_channel": categorical(self.o_chan[order], CHANNELS),
+            "location": categorical(np.where(pos[order], 0, -1), INVENTORY_LOCATIONS[FLAGSHIP:]),
+            "amount": money(amount),
+            "fee": money(fee),
+            "currency": categorical(np.zeros(N, dtype=np.int64), [CURRENCY]),
         }
