@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -554,7 +554,8 @@ class CommerceQLLanguageServer(LanguageServer):
 
     def opened_text(self, uri: str) -> str | None:
         """The text of an open document (never a file read from disk on a client's say-so)."""
-        if uri not in self.workspace.text_documents:
+        # pygls keeps documents under their percent-decoded URI (`my%20report.cql` as `my report.cql`).
+        if unquote(uri) not in self.workspace.text_documents:
             return None
         return self.workspace.get_text_document(uri).source
 

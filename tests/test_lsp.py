@@ -501,7 +501,7 @@ def test_server_reports_a_syntax_error_and_a_fix_clears_it(server: Session) -> N
 
 @pytest.mark.slow
 def test_server_completes_after_show(server: Session) -> None:
-    uri = "file:///work/complete.cql"
+    uri = "file:///work/weekly%20report%C3%A9.cql"  # encoded as editors send it
     text = "FROM sales SHOW net_"
     server.open(uri, text)
     result = server.run(
