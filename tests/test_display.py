@@ -302,3 +302,24 @@ def test_widget_bundle_carries_the_static_chart_and_table(store):
         assert "data:image/svg+xml;base64," in static["text/html"] and "closed" in static["text/html"]
     finally:
         widget.close()
+
+
+# -------------------------------------------------------------------------------------------------
+# The kernel draws through the same renderer
+# -------------------------------------------------------------------------------------------------
+
+
+def test_kernel_tables_and_schema_use_the_one_style(sample_store_path):
+    from commerceql_kernel.session import TEXT_WIDTH, KernelSession
+
+    session = KernelSession(store_path=str(sample_store_path))
+    outputs: list = []
+    session.run_cell(f"FROM sales SHOW net_sales GROUP BY sales_channel WITH TOTALS {PERIOD}\n", outputs.append)
+    session.run_cell("%schema sales", outputs.append)
+    table, schema = (o.data for o in outputs if o.kind == "display")
+    # Text columns left (JupyterLab's stylesheet would right-align them), numbers right.
+    assert re.search(r'<td class="text" style="text-align:left[^"]*">Online Store</td>', table["text/html"])
+    assert re.search(r'<td class="num" style="text-align:right[^"]*">\$', table["text/html"])
+    assert "<tfoot>" in table["text/html"] and table["text/plain"].splitlines()[-1].startswith("Total")
+    assert re.search(r'<td class="text" style="text-align:left[^"]*">gross_sales</td>', schema["text/html"])
+    assert max(len(line) for line in schema["text/plain"].splitlines()) <= TEXT_WIDTH
