@@ -688,7 +688,7 @@ def _unexpected_characters(error: UnexpectedCharacters, text: str) -> CommerceQL
             f"`{word}` is not a number",
             span=span,
             source=text,
-            hint="numbers are plain digits such as 5 or 2.5; date offsets such as -30d belong in SINCE, UNTIL or COMPARE TO",
+            hint=f"numbers are plain digits such as 5 or 2.5; {_OFFSET_UNITS_HINT}",
         )
     if re.match(r"\d{4}-\d", word) or re.match(r"\d{4}-\d", text[pos : pos + 6]):
         date_match = re.match(r"[\dT:.\-]+", text[pos:])
@@ -763,7 +763,7 @@ def _unexpected_token(error: UnexpectedToken, text: str) -> CommerceQLSyntaxErro
             f"`{word}` is not a number",
             span=span,
             source=text,
-            hint="numbers are plain digits such as 5 or 2.5; date offsets such as -30d belong in SINCE, UNTIL or COMPARE TO",
+            hint=f"numbers are plain digits such as 5 or 2.5; {_OFFSET_UNITS_HINT}",
         )
     if kind == "$END":
         before = _text_before(text, len(text))
@@ -918,6 +918,18 @@ def _comparable(node: Any) -> Any:
     return _value(node)
 
 
+def _arithmetic_operand(node: Any) -> Any:
+    """An operand of + - * /: a date offset there is date arithmetic, which does not exist."""
+    if isinstance(node, (ast.DateOffset, ast.RelativeDate)):
+        raise _err(
+            "there is no date arithmetic: a date offset such as -90d is already a date (90 days before today)",
+            node.span,
+            "compare a date field with the offset itself, e.g. `customer_last_order_date < -90d` "
+            "(last order more than 90 days ago), or with a date function such as startOfMonth(-1m)",
+        )
+    return _value(node)
+
+
 def _value(node: Any) -> Any:
     """Check that an expression operand is a value (a date offset is not, outside comparisons)."""
     if isinstance(node, ast.RelativeDate):
@@ -930,8 +942,8 @@ def _value(node: Any) -> Any:
         raise _err(
             "a date offset such as -30d is a value only when a date field is compared with it",
             node.span,
-            "compare a date field with it (`customer_last_order_date < -90d`), "
-            "or set the reporting period with SINCE -30d",
+            "compare a date field with it: `customer_last_order_date < -90d`. (`SINCE -30d` is another "
+            "question: it sets the reporting period on the table's own date, e.g. account creation on customers)",
         )
     return node
 
@@ -1540,7 +1552,7 @@ class _Builder:
     def _binary(self, operator: str, meta: Any, children: list[Any]) -> ast.BinaryOperation:
         left, right = children
         return ast.BinaryOperation(
-            operator=operator, left=_value(left), right=_value(right), span=_meta_span(meta)
+            operator=operator, left=_arithmetic_operand(left), right=_arithmetic_operand(right), span=_meta_span(meta)
         )  # type: ignore[arg-type]
 
     def add(self, meta: Any, children: list[Any]) -> ast.BinaryOperation:
@@ -1560,7 +1572,7 @@ class _Builder:
         if isinstance(operand, ast.NumberLiteral):
             # `-5` is the number minus five, not the negation of five.
             return ast.NumberLiteral(value=-operand.value, span=_meta_span(meta))
-        return ast.Negation(operand=_value(operand), span=_meta_span(meta))
+        return ast.Negation(operand=_arithmetic_operand(operand), span=_meta_span(meta))
 
     def name(self, meta: Any, children: list[Any]) -> ast.Identifier:
         return _identifier(children[0])

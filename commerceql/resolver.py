@@ -59,6 +59,11 @@ ATTRIBUTION_MODIFIERS = (
     "LINEAR_ATTRIBUTION",
 )
 TIME_NAMES = (*TIME_GRAINS, *CYCLICAL_DIMENSIONS)
+# Functions analysts reach for that compute over neighbouring rows, which CommerceQL does not have.
+_WINDOW_FUNCTIONS = ("lag", "lead", "first_value", "last_value")
+_RANKING_FUNCTIONS = ("rank", "dense_rank", "row_number", "ntile", "percent_rank")
+# Named dates that are ranges of SINCE / UNTIL / DURING, not values a condition compares with.
+_NAMED_DATES = ("today", "now", "yesterday")
 
 
 @dataclass(frozen=True)
@@ -304,7 +309,7 @@ class Resolver:
                     hint="choose a name that does not start with two underscores",
                 )
             item = self._legacy_sum(item, scope)
-            self._reject_functions(item.expression)
+            self._reject_functions(item.expression, scope)
             if (
                 isinstance(item.expression, ast.Identifier)
                 and item.alias is None
@@ -345,7 +350,7 @@ class Resolver:
         if query.visualize is not None:
             for item in query.visualize.items:
                 item = self._legacy_sum_visualized(item, scope, aliases)
-                self._reject_functions(item.expression)
+                self._reject_functions(item.expression, scope)
                 name = self._visualized_column(item, metrics, aliases, scope, column_order)
                 chart_type = item.chart_type.name.lower() if item.chart_type else None
                 if chart_type is not None:
@@ -748,20 +753,53 @@ class Resolver:
                                               span=call.span), scope)
         return replace(item, expression=shown.expression)
 
-    def _reject_functions(self, expression: ast.Expression) -> None:
+    def _reject_functions(self, expression: ast.Expression, scope: _Scope | None = None) -> None:
+        """Refuse a function call, saying what does not exist and what does.
+
+        The hint never proposes a rewrite that changes the question: `avg(net_sales)` is not
+        `net_sales`, `count(billing_city)` is not `billing_city`, a moving average is not the metric.
+        """
         if isinstance(expression, ast.FunctionCall):
-            inner = ", ".join(_expression_text(a) for a in expression.arguments) or "a metric"
-            raise self.error(
-                CommerceQLSemanticError,
-                f"`{expression.name}()` is not a CommerceQL function: metrics are already aggregated",
-                expression,
-                hint=f"write `{inner}` instead of `{expression.name}({inner})`",
-            )
+            name = expression.name.lower()
+            arguments = expression.arguments
+            argument = arguments[0] if len(arguments) == 1 and isinstance(arguments[0], ast.Identifier) else None
+            field = scope.lookup(argument) if scope is not None and argument is not None else None
+            if name in _RANKING_FUNCTIONS:
+                message = f"`{expression.name}()` is not a CommerceQL function: there are no window calculations"
+                hint = "to rank, sort with `ORDER BY <metric> DESC`, or keep the best values with `GROUP BY TOP 10 <dimension>`"
+            elif name in _WINDOW_FUNCTIONS or any(word in name for word in ("moving", "rolling", "running", "window")):
+                message = f"`{expression.name}()` is not a CommerceQL function: there are no moving or window calculations"
+                hint = "what exists is the running total: `WITH CUMULATIVE_VALUES` with a time dimension (TIMESERIES day)"
+            elif field is not None and field.kind == "metric" and name == "sum" and field.metric is not None \
+                    and field.metric.additive:
+                message = f"`{expression.name}()` is not a CommerceQL function: metrics are already aggregated"
+                hint = f"`{field.name}` is already a sum: write `{field.name}`"
+            elif field is not None and field.kind == "metric":
+                message = f"`{expression.name}()` is not a CommerceQL function: metrics are already aggregated"
+                hint = (
+                    f"`{field.name}` is computed once per result row; there is no {name}() of it over the rows "
+                    f"beneath. Run `schema {scope.tables[0].name}` for the metrics that exist "  # type: ignore[union-attr]
+                    "(averages such as average_order_value, counts such as orders and customers)"
+                )
+            elif field is not None:
+                what = "time dimension" if field.kind in ("grain", "cyclical") else "dimension"
+                message = (
+                    f"`{expression.name}()` is not a CommerceQL function, and no metric {name}s the values of "
+                    f"the {what} `{field.name}`"
+                )
+                hint = (
+                    f"metrics are named figures such as `orders` and `customers`; `GROUP BY {field.name}` "
+                    f"lists each {field.name} value on its own row"
+                )
+            else:
+                message = f"`{expression.name}()` is not a CommerceQL function: metrics are already aggregated"
+                hint = "SHOW takes metrics and dimensions, and arithmetic (+ - * /) over metrics"
+            raise self.error(CommerceQLSemanticError, message, expression, hint=hint)
         if isinstance(expression, ast.BinaryOperation):
-            self._reject_functions(expression.left)
-            self._reject_functions(expression.right)
+            self._reject_functions(expression.left, scope)
+            self._reject_functions(expression.right, scope)
         elif isinstance(expression, ast.Negation):
-            self._reject_functions(expression.operand)
+            self._reject_functions(expression.operand, scope)
 
     def _generated(self, identifier: ast.Identifier, scope: _Scope) -> GeneratedName | None:
         """The generated column an identifier names (not a model field of that spelling), or None."""
@@ -1077,6 +1115,14 @@ class Resolver:
                         identifier,
                         hint=f"use single quotes for text values: '{identifier.name}'",
                     )
+                if identifier.name.lower() in _NAMED_DATES and scope.lookup(identifier) is None:
+                    raise self.error(
+                        CommerceQLSemanticError,
+                        f"`{identifier.name}` names a date range of SINCE, UNTIL and DURING, not a value of a condition",
+                        identifier,
+                        hint="compare a date field with a date (2025-01-31) or an offset from today, such as "
+                        "`customer_last_order_date < -90d` (more than 90 days ago)",
+                    )
                 field = scope.require(identifier, "dimension")
                 if field.kind == "metric":
                     raise self.error(
@@ -1086,7 +1132,7 @@ class Resolver:
                         hint=f"filter metrics with HAVING, e.g. `HAVING {field.name} > 100`",
                     )
             if isinstance(operand, ast.FunctionCall):
-                self._reject_functions(operand)
+                self._reject_functions(operand, scope)
 
     def _check_matches(self, condition: ast.Matches, scope: _Scope) -> None:
         name = condition.subject.name

@@ -122,6 +122,12 @@ def _literal_hint(field: ast.Expression, field_class: str, other: ast.Expression
         return f"write `{name} = true`, `{name} IS FALSE` or just `{name}`"
     if field_class == "date" and isinstance(other, ast.StringLiteral):
         return "write the date without quotes, for example 2025-01-31"
+    if field_class == "date" and isinstance(other, (ast.NumberLiteral, ast.BinaryOperation, ast.Negation)):
+        # `today - 90`: there is no date arithmetic; an offset is itself a date.
+        return (
+            f"compare with a date: 2025-01-31, an offset from today such as `{name} < -90d` "
+            "(more than 90 days ago), or a date function such as startOfMonth(-1m)"
+        )
     if field_class == "list":
         return f"test list members with CONTAINS: `{name} CONTAINS 'value'`"
     return None
