@@ -323,3 +323,22 @@ def test_kernel_tables_and_schema_use_the_one_style(sample_store_path):
     assert "<tfoot>" in table["text/html"] and table["text/plain"].splitlines()[-1].startswith("Total")
     assert re.search(r'<td class="text" style="text-align:left[^"]*">gross_sales</td>', schema["text/html"])
     assert max(len(line) for line in schema["text/plain"].splitlines()) <= TEXT_WIDTH
+
+
+def test_a_saved_widget_output_exports_its_chart_and_table_with_nbconvert(store):
+    """nbconvert (and GitHub) skip a widget view with no saved widget state: the fallback shows."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    widget = store.explore(f"FROM sales SHOW net_sales GROUP BY sales_channel WITH TOTALS {PERIOD} VISUALIZE net_sales TYPE bar")
+    try:
+        bundle = widget._repr_mimebundle_()
+    finally:
+        widget.close()
+    notebook = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("FROM sales ...")
+    cell.outputs = [nbformat.v4.new_output("display_data", data=bundle)]
+    notebook.cells = [cell]
+    page, _ = HTMLExporter().from_notebook_node(nbformat.from_dict(notebook))
+    assert "data:image/svg+xml;base64," in page
+    assert "Total" in page and "Online Store" in page
