@@ -260,7 +260,7 @@ class Store:
                                   empty_reasons=empty_reasons if isinstance(empty_reasons, dict) else None)
         metric_columns = [c.name for c in compiled.columns if c.role == "metric"]
         if is_empty_answer(frame, metric_columns):
-            notices += unmatched_value_notices(compiled.plan, self._distinct_values)
+            notices += unmatched_value_notices(compiled.plan, self._distinct_values, self._same_values_but_case)
         return Result(
             query=compiled.plan.query,
             df=frame,
@@ -341,6 +341,21 @@ class Store:
                 values = [None] * (MAX_LISTED_VALUES + 1)  # cannot list: say nothing rather than fail
             self._value_cache[key] = None if len(values) > MAX_LISTED_VALUES else values
         return self._value_cache[key]
+
+    def _same_values_but_case(self, table: Table, dimension: str, value: str) -> list[str] | None:
+        """Up to five values of a dimension equal to `value` when case is ignored (None: cannot tell).
+
+        For dimensions with too many values to list; the text is a bound parameter.
+        """
+        listing = distinct_values_sql(table, dimension, self.timezone, 1_000_000_000, self.engine.dialect,
+                                      as_of=self.now(), accounts=self.account_settings)
+        needle = self.engine.dialect.parameter("needle")
+        sql = f"SELECT value FROM ({listing}) AS listed WHERE lower(value) = lower({needle}) LIMIT 5"
+        try:
+            with self._lock:
+                return [str(v) for v in self.engine.run(sql, {"needle": value}).column(0).to_pylist()]
+        except EngineFailure:
+            return None  # cannot look: say nothing rather than fail
 
     def explain(self, query: str | ast.Query, *, now: dt.datetime | None = None) -> str:
         """The compiled SQL with its parameters written in, for reading."""

@@ -4,7 +4,10 @@
 rely on: `sales_channel = 'Online Store'`); `CONTAINS`, `STARTS WITH` and `ENDS WITH` ignore case.
 When a query's answer is empty and an `=` / `IN` value of a text dimension matches no value
 that exists, the result carries a notice naming the closest existing values, so
-`sales_channel = 'online store'` is not just a silent $0.
+`sales_channel = 'online store'` is not just a silent $0. It works on every table (account
+fields and derived relations included) and every engine: the values are listed with the
+store's own engine. A dimension with too many values to list (customer names) is searched for
+the same text in another case instead.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from commerceql.plan import QueryPlan
 MAX_LISTED_VALUES = 5000
 
 DistinctValues = Callable[[Table, str], "list[str] | None"]
+# The values of a dimension equal to a text when case is ignored (None: cannot tell), for
+# dimensions with too many values to list (customer names, order names).
+CaseInsensitiveLookup = Callable[[Table, str, str], "list[str] | None"]
 
 
 @dataclass(frozen=True)
@@ -76,12 +82,31 @@ def is_empty_answer(frame: pl.DataFrame, metric_columns: list[str]) -> bool:
     return True
 
 
-def unmatched_value_notices(plan: QueryPlan, distinct_values: DistinctValues) -> list[str]:
-    """Notices for `=` / `IN` values that no row has, with the closest values that exist."""
+def unmatched_value_notices(
+    plan: QueryPlan, distinct_values: DistinctValues, lookup: CaseInsensitiveLookup | None = None
+) -> list[str]:
+    """Notices for `=` / `IN` values that no row has, with the closest values that exist.
+
+    A dimension with more than MAX_LISTED_VALUES values is not listed: `lookup` finds the values
+    equal to the filter's when case is ignored, which names a wrong-case value (`'abigail black'`)
+    and says that a misspelt one exists nowhere.
+    """
     notices = []
     for found in equality_filters(plan):
         values = distinct_values(found.table, found.dimension)
-        if values is None or found.value in values:
+        if values is None:
+            matches = lookup(found.table, found.dimension, found.value) if lookup is not None else None
+            if matches is None or found.value in matches:
+                continue
+            text = f"no row has {found.dimension} = '{found.value}'"
+            if matches:
+                listed = ", ".join(f"'{v}'" for v in matches)
+                text += f"; values that exist: {listed} (= matches text exactly, case included; CONTAINS ignores case)"
+            else:
+                text += f" ({found.dimension} has too many values to suggest the closest; CONTAINS finds part of one)"
+            notices.append(text)
+            continue
+        if found.value in values:
             continue
         same_but_case = [v for v in values if v.lower() == found.value.lower()]
         suggestions = same_but_case or closest_names(found.value, values)
