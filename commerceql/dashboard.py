@@ -313,6 +313,8 @@ def _voila_app_class() -> type:
         def _announce(self) -> None:
             # Like Jupyter: the URL carries a generated token; a chosen one (JUPYTER_TOKEN) shows as "...".
             print(f"CommerceQL dashboard: {self.display_url}", flush=True)
+            if not self.identity_provider.token:
+                print("  (log in with the password configured for Jupyter)", flush=True)
             print("  (Ctrl-C stops the server and its kernels)", flush=True)
 
     return DashboardServer

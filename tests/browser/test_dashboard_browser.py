@@ -433,6 +433,20 @@ def test_serve_cli_prints_the_error_with_its_hint(tmp_path):
     assert "no notebook at" in process.stderr and "hint" in process.stderr and "Traceback" not in process.stderr
 
 
+def test_serve_warns_off_loopback_and_refuses_a_port_in_use(capsys):
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(CommerceQLError) as caught:
+            run_serve(_serve_args(NOTEBOOK, host="0.0.0.0", port=port))
+    assert f"port {port} on 0.0.0.0 is already in use" in caught.value.message and "--port" in caught.value.hint
+    warning = capsys.readouterr().err
+    assert warning.startswith("warning: serving on 0.0.0.0, not only this machine"), warning
+
+
 def test_loopback_hosts():
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost") and is_loopback("127.0.0.2")
     assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("192.168.1.20")
