@@ -175,6 +175,11 @@ class _Compiler:
             for mask in self.levels.values():
                 kept = [i for i in range(len(group)) if not mask & (1 << (len(group) - 1 - i))]
                 sets.append("(" + ", ".join(with_companions(kept)) + ")")
+            if companions:
+                # Spark's grouping_id must name every grouped column, companions included; the
+                # level counts the dimensions only, so it is summed from one GROUPING per dimension.
+                level = " + ".join(f"GROUPING({g}) * {1 << (len(group) - 1 - i)}" for i, g in enumerate(group))
+                return "\n  GROUP BY GROUPING SETS (" + ", ".join(sets) + ")", f"({level}) AS __level"
             return "\n  GROUP BY GROUPING SETS (" + ", ".join(sets) + ")", f"{self.dialect.grouping_level(group)} AS __level"
         if group:
             return "\n  GROUP BY " + ", ".join(with_companions(list(range(len(group))))), "0 AS __level"
