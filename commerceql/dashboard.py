@@ -20,7 +20,7 @@ What keeps a page from running code of its choosing (see docs/dashboards.md, *Se
 * Every visitor needs the token (Jupyter's own: `JUPYTER_TOKEN`, `JUPYTER_TOKEN_FILE`, or a random
   one printed in the URL) or the password Jupyter's `PasswordIdentityProvider` is configured with;
   a server that would have neither is refused.
-* The store the notebook opens is read-only (`connect()` never writes to it), and `explore()` below
+* The store the notebook opens is read-only to CommerceQL (docs/security.md), and `explore()` below
   is the control bar without its *Export HTML* button, which would let a page write files on the
   server.
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import html
 import ipaddress
 import json
 import os
@@ -41,6 +42,7 @@ import socket
 import sys
 import tempfile
 import threading
+import webbrowser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +57,7 @@ __all__ = [
     "CONTENT_SECURITY_POLICY",
     "DASHBOARD_ENV",
     "DEFAULT_PORT",
+    "PAGE_MESSAGE_TYPES",
     "check_notebook",
     "check_voila_guards",
     "explore",
@@ -225,7 +228,8 @@ def voila_arguments(notebook: Path, *, host: str, port: int, open_browser: bool,
 
     Passed as command-line options on purpose: traitlets gives them precedence over any
     voila.json / voila.py config file, so a config file cannot turn tracebacks or the code back on.
-    A password (`PasswordIdentityProvider.hashed_password`) may still come from such a file.
+    A password (`PasswordIdentityProvider.hashed_password`) may still come from such a file. The
+    lists a command line cannot empty are set by `DashboardServer.initialize` (`LOCKED_LISTS`).
     """
     return [
         str(notebook),
@@ -240,11 +244,13 @@ def voila_arguments(notebook: Path, *, host: str, port: int, open_browser: bool,
         "--VoilaConfiguration.progressive_rendering=False",  # its execute websocket stays unregistered
         "--VoilaConfiguration.allow_template_override=NO",
         "--VoilaConfiguration.allow_theme_override=NO",
-        "--VoilaConfiguration.file_allowlist=[]",  # no file next to the notebook is served
-        "--VoilaConfiguration.http_header_envs=[]",
         f"--KernelSpecManager.allowed_kernelspecs={kernel}",
     ]
 
+
+#: VoilaConfiguration lists set after the configuration is read: no file next to the notebook is
+#: served (Voilà's default serves images from its folder), no request header reaches the kernel.
+LOCKED_LISTS: dict[str, tuple[str, ...]] = {"file_allowlist": (), "http_header_envs": ()}
 
 #: Voilà's lab template with the same page, minus its <link>s to stylesheets on another host (Font
 #: Awesome from a CDN): the page then asks this server only (the policy above would refuse them
@@ -263,9 +269,17 @@ def _voila_app_class() -> type:
     from voila.app import Voila
 
     class DashboardServer(Voila):  # type: ignore[misc, valid-type]
-        """Voilà that refuses to run without authentication and says where the dashboard is."""
+        """Voilà that checks its guards, refuses to run without authentication, keeps the page on
+        this server (headers, template), opens the browser with the token and says where it is."""
 
         local_template_dir: str | None = None
+        browser_redirect_file: str | None = None
+
+        def initialize(self, argv: list[str] | None = None) -> None:
+            super().initialize(argv)
+            # After every config file was read, so none can widen them.
+            for name, value in LOCKED_LISTS.items():
+                setattr(self.voila_configuration, name, list(value))
 
         def setup_template_dirs(self) -> None:
             super().setup_template_dirs()
@@ -273,16 +287,45 @@ def _voila_app_class() -> type:
             Path(self.local_template_dir, "index.html.j2").write_text(_LOCAL_ONLY_TEMPLATE, encoding="utf-8")
             self.template_paths = [self.local_template_dir, *self.template_paths]
 
-        def remove_local_template(self) -> None:
+        def remove_private_files(self) -> None:
+            """Remove the private files this server wrote (its template, the browser's redirect)."""
             if self.local_template_dir:
                 shutil.rmtree(self.local_template_dir, ignore_errors=True)
                 self.local_template_dir = None
+            if self.browser_redirect_file:
+                Path(self.browser_redirect_file).unlink(missing_ok=True)
+                self.browser_redirect_file = None
 
         def stop(self) -> None:
             try:
                 super().stop()
             finally:
-                self.remove_local_template()
+                self.remove_private_files()
+
+        def launch_browser(self) -> None:
+            token = self.identity_provider.token
+            if not token:  # a password: the login page is the place to start
+                super().launch_browser()
+                return
+            # Voilà would open its address without the token, i.e. the login page. Like Jupyter,
+            # open it with the token, through a file only this user can read (mkstemp: mode 0600),
+            # so the token is not on a browser's command line.
+            try:
+                browser = webbrowser.get(self.browser or None)
+            except webbrowser.Error as error:
+                self.log.warning("No web browser found: %s.", error)
+                return
+            url = html.escape(f"{self.connection_url}?token={token}")
+            descriptor, path = tempfile.mkstemp(prefix="commerceql-dashboard-", suffix=".html")
+            with open(descriptor, "w", encoding="utf-8") as redirect:
+                redirect.write(
+                    f'<!doctype html><meta http-equiv="refresh" content="0;url={url}">'
+                    f'<p><a href="{url}">Open the CommerceQL dashboard</a></p>'
+                )
+            self.browser_redirect_file = path
+            threading.Thread(
+                target=browser.open, args=(Path(path).as_uri(),), kwargs={"new": self.webbrowser_open_new}, daemon=True
+            ).start()
 
         def init_settings(self) -> dict[str, Any]:
             settings: dict[str, Any] = super().init_settings()
@@ -346,7 +389,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        app.remove_local_template()
+        app.remove_private_files()
     print("dashboard stopped", file=sys.stderr)
     return 0
 

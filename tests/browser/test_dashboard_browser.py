@@ -99,7 +99,7 @@ def expected_b2b_by_tier(store_path: Path) -> dict[str, str]:
 class DashboardProcess:
     """`commerceql serve NOTEBOOK --port PORT --no-browser`, its output collected line by line."""
 
-    def __init__(self, notebook: Path, workdir: Path) -> None:
+    def __init__(self, notebook: Path, workdir: Path, *, browser_command: str | None = None) -> None:
         self.port = free_port()
         env = dict(os.environ)
         # A private Jupyter configuration: no config file of this machine changes what is served.
@@ -111,10 +111,13 @@ class DashboardProcess:
         )
         for name in ("JUPYTER_TOKEN", "JUPYTER_TOKEN_FILE"):
             env.pop(name, None)  # Jupyter's default: a random token, printed in the URL
+        if browser_command is not None:
+            env["BROWSER"] = browser_command  # the browser Python's webbrowser module starts
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self.process = subprocess.Popen(
-            [str(COMMERCEQL), "serve", str(notebook), "--port", str(self.port), "--no-browser"],
+            [str(COMMERCEQL), "serve", str(notebook), "--port", str(self.port)]
+            + (["--no-browser"] if browser_command is None else []),
             cwd=workdir,
             env=env,
             stdout=subprocess.PIPE,
@@ -299,10 +302,12 @@ def test_served_dashboard_in_chromium(sample_store_path):
                     )
 
                     # -- one page load: Voilà runs the notebook, the page shows outputs only
+                    # The first load runs the whole notebook in a new kernel: on a crowded machine
+                    # that is the slow step, so it gets twice the usual limit.
                     page.goto(url, wait_until="domcontentloaded")
-                    page.wait_for_selector(".cql-explore .cql-explore-table table", timeout=WAIT_MS)
+                    page.wait_for_selector(".cql-explore .cql-explore-table table", timeout=2 * WAIT_MS)
                     page.wait_for_selector(".cql-explore .cql-chart svg text", timeout=WAIT_MS)
-                    page.wait_for_function("() => document.querySelectorAll('table').length >= 4", timeout=WAIT_MS)
+                    page.wait_for_function("() => document.querySelectorAll('table').length >= 4", timeout=2 * WAIT_MS)
                     html = page.content()
                     for source in ("%load_ext", "%%cql", "cql_connect", "explore(store", "FROM companies\n"):
                         assert source not in html, f"notebook code {source!r} is in the page"
@@ -445,6 +450,72 @@ def test_serve_warns_off_loopback_and_refuses_a_port_in_use(capsys):
     assert f"port {port} on 0.0.0.0 is already in use" in caught.value.message and "--port" in caught.value.hint
     warning = capsys.readouterr().err
     assert warning.startswith("warning: serving on 0.0.0.0, not only this machine"), warning
+
+
+@pytest.mark.slow
+def test_serve_opens_the_browser_with_the_token(tmp_path):
+    """Without --no-browser the browser gets the dashboard's address with its token, not the login page."""
+    recorded = tmp_path / "opened.html"
+    recorder = tmp_path / "browser.py"
+    # A stand-in browser: keeps a copy of the page it was asked to open.
+    recorder.write_text(
+        "import os, sys, shutil, urllib.parse, urllib.request\n"
+        "shutil.copy(urllib.request.url2pathname(urllib.parse.urlparse(sys.argv[1]).path), sys.argv[2] + '.part')\n"
+        "os.replace(sys.argv[2] + '.part', sys.argv[2])\n",  # the test never reads half a copy
+        encoding="utf-8",
+    )
+    server = DashboardProcess(NOTEBOOK, tmp_path, browser_command=f"{sys.executable} {recorder} %s {recorded}")
+    try:
+        url = server.wait_for_url()
+        assert "?token=" in url
+        opened = eventually(lambda: _read_when_there(recorded), timeout_ms=120_000)
+        assert f'url={url}"' in opened, opened
+        assert server.interrupt() == 0, server.log()[-4000:]
+    finally:
+        server.kill()
+
+
+def _read_when_there(path: Path) -> str:
+    assert path.exists() and path.stat().st_size, f"{path} not written yet"
+    return path.read_text(encoding="utf-8")
+
+
+def test_a_voila_config_file_cannot_loosen_the_dashboard(tmp_path, monkeypatch):
+    """voila.json in the working directory asks for code, tracebacks, files and overrides: all refused."""
+    from commerceql.dashboard import _voila_app_class, voila_arguments
+
+    (tmp_path / "voila.json").write_text(
+        json.dumps(
+            {
+                "VoilaConfiguration": {
+                    "strip_sources": False,
+                    "show_tracebacks": True,
+                    "file_allowlist": [".*"],
+                    "http_header_envs": ["Cookie"],
+                    "allow_template_override": "YES",
+                    "progressive_rendering": True,
+                },
+                "KernelSpecManager": {"allowed_kernelspecs": ["python3", "commerceql"]},
+            }
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(tmp_path / "config"))
+    app = _voila_app_class()()
+    sigterm = signal.getsignal(signal.SIGTERM)  # Voilà's initialize installs its own handler
+    try:
+        app.initialize(voila_arguments(NOTEBOOK, host="127.0.0.1", port=free_port(), open_browser=False, kernel="python3"))
+        settings = app.voila_configuration
+        assert "voila.json" in " ".join(app.loaded_config_files), app.loaded_config_files
+        assert settings.strip_sources is True and settings.show_tracebacks is False
+        assert settings.progressive_rendering is False and settings.allow_template_override == "NO"
+        assert settings.file_allowlist == [] and settings.http_header_envs == []
+        kernels = settings.kernel_spec_manager_class(parent=app)
+        assert set(kernels.find_kernel_specs()) == {"python3"}
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+        app.remove_private_files()
 
 
 def test_loopback_hosts():
