@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from commerceql.sample.generator import generate_store
-from commerceql.sample.store import DEFAULT_ORDERS, DEFAULT_SEED, DEFAULT_YEARS, default_store_path
+# The light module: the parser is built for every `commerceql --help` (the generator loads in run_sample).
+from commerceql.sample.defaults import DEFAULT_ORDERS, DEFAULT_SEED, DEFAULT_YEARS, default_store_path
 
 
 def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +33,8 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_sample(args: argparse.Namespace) -> int:
+    from commerceql.sample.generator import generate_store
+
     out: Path = args.out if args.out is not None else default_store_path()
     if out.exists() and any(out.iterdir()) and not getattr(args, "force", False):
         if not (out / "manifest.json").exists():
