@@ -80,3 +80,60 @@ def test_sample_defaults_agree_with_the_sample_store_module(tmp_path: Path, monk
     assert defaults.default_store_path() == store.default_store_path()
     monkeypatch.setenv(defaults.ENV_VAR, str(tmp_path / "elsewhere"))
     assert defaults.default_store_path() == store.default_store_path() == tmp_path / "elsewhere"
+
+
+def yaml_files() -> list[Path]:
+    """Every YAML file of the package and the repository's examples (built-in model, notebooks' models)."""
+    found = {path for folder in ("commerceql", "examples", "notebooks", "tests") if (ROOT / folder).is_dir()
+             for path in (ROOT / folder).rglob("*.yaml")}
+    return sorted(found)
+
+
+@pytest.mark.parametrize("path", yaml_files(), ids=lambda path: str(path.relative_to(ROOT)))
+def test_the_fast_yaml_loader_reads_what_the_pure_loader_reads(path: Path) -> None:
+    import yaml
+
+    from commerceql.model.semantic import load_yaml_documents
+
+    text = path.read_text(encoding="utf-8")
+    try:
+        expected = list(yaml.load_all(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError:
+        pytest.skip("deliberately broken YAML (covered by the error test)")
+    assert load_yaml_documents(text) == expected
+    # Same values and the same types (a date stays a date, 1.0 stays a float).
+    assert repr(load_yaml_documents(text)) == repr(expected)
+
+
+def test_the_builtin_model_is_the_same_with_either_loader(monkeypatch) -> None:
+    import yaml
+
+    from commerceql.model import semantic
+
+    assert semantic._FAST_SAFE_LOADER is getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    fast = semantic.builtin_model()
+    monkeypatch.setattr(semantic, "_FAST_SAFE_LOADER", yaml.SafeLoader)
+    monkeypatch.setattr(semantic, "_BUILTIN", None)
+    pure = semantic.builtin_model()
+    assert pure is not fast
+    assert pure == fast
+    assert sorted(pure.tables) == sorted(fast.tables)
+    for name, table in pure.tables.items():
+        assert table == fast.tables[name], name
+
+
+def test_a_broken_model_file_gets_the_pure_loaders_message(tmp_path: Path) -> None:
+    import yaml
+
+    from commerceql.errors import CommerceQLError
+    from commerceql.model.semantic import _read_yaml
+
+    text = "name: sales\nmetrics:\n  net_sales: {sql: 'sum(x)'\n  orders: 1\n"
+    path = tmp_path / "broken.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(yaml.YAMLError) as pure:
+        list(yaml.load_all(text, Loader=yaml.SafeLoader))
+    with pytest.raises(CommerceQLError) as raised:
+        _read_yaml(path)
+    assert str(pure.value) in raised.value.message
+    assert "line 3" in raised.value.message

@@ -348,9 +348,28 @@ def _type_name(value: object) -> str:
     )
 
 
+# libyaml's parser with PyYAML's safe constructor and resolver: the same values as yaml.safe_load,
+# ~10x faster (the built-in model's files took ~1 s to parse in pure Python on every start-up).
+_FAST_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml_documents(text: str) -> list[Any]:
+    """Every document of a YAML text, read as `yaml.safe_load_all` would, with libyaml when present.
+
+    A text libyaml refuses is read again by the pure-Python loader, whose error names the line
+    with an excerpt (libyaml's does not).
+    """
+    try:
+        return list(yaml.load_all(text, Loader=_FAST_SAFE_LOADER))
+    except yaml.YAMLError:
+        if _FAST_SAFE_LOADER is yaml.SafeLoader:
+            raise
+        return list(yaml.load_all(text, Loader=yaml.SafeLoader))
+
+
 def _read_yaml(path: Path) -> list[Mapping[str, Any]]:
     try:
-        documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+        documents = [d for d in load_yaml_documents(path.read_text(encoding="utf-8")) if d is not None]
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise CommerceQLDataError(f"cannot read model file {path}: {exc}") from exc
     for document in documents:
