@@ -212,7 +212,7 @@ def test_the_notes_do_not_depend_on_the_machine_time_zone(sample_store_path, sal
     )
     outputs = set()
     for machine_zone in ("UTC", "America/Los_Angeles", "Asia/Tokyo"):
-        process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+        process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
                                  env={**os.environ, "TZ": machine_zone})
         assert process.returncode == 0, process.stderr
         outputs.add(process.stdout)
