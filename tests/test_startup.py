@@ -137,3 +137,63 @@ def test_a_broken_model_file_gets_the_pure_loaders_message(tmp_path: Path) -> No
         _read_yaml(path)
     assert str(pure.value) in raised.value.message
     assert "line 3" in raised.value.message
+
+
+def test_the_first_query_does_not_import_pandas(sample_store_path: Path) -> None:
+    """pyarrow's `to_pylist()` of a timezone-aware timestamp imports pandas: the data-range check
+    (run on every store's first query) reads its row through Polars instead."""
+    code = (f"import commerceql\nstore = commerceql.connect({str(sample_store_path)!r})\n"
+            "result = store.query('FROM sales SHOW net_sales GROUP BY sales_channel DURING last_month')\n"
+            "assert result.df.height > 0 and store.data_range('sales') is not None")
+    assert "pandas" not in loaded_after(code, ("pandas", "altair"))
+
+
+def test_the_data_range_of_every_table_is_its_raw_first_and_last_instant(sample_store_path: Path) -> None:
+    import datetime as dt
+
+    import polars as pl
+    from rawdata import raw
+
+    import commerceql
+    from commerceql.derived import DERIVED_RELATIONS
+
+    checked = 0
+    with commerceql.connect(sample_store_path) as store:
+        for table in store.model.tables.values():
+            if table.time_column is None or table.relation in DERIVED_RELATIONS:
+                continue
+            column = raw(sample_store_path, table.relation)[table.time_column]
+            if isinstance(column.dtype, pl.Datetime) and column.dtype.time_zone is not None:
+                column = column.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+            first, last = column.min(), column.max()
+            assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime), table.name
+            found = store.data_range(table)
+            assert found is not None, table.name
+            assert (found.first, found.last) == (first.replace(tzinfo=dt.UTC), last.replace(tzinfo=dt.UTC)), table.name
+            assert found.rows == len(column), table.name
+            checked += 1
+    assert checked >= 5
+
+
+def test_first_row_reads_timestamps_dates_and_counts_as_python_values() -> None:
+    import datetime as dt
+
+    import duckdb
+
+    from commerceql.data_range import as_utc, first_row
+
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'Asia/Tokyo'")
+    relation = connection.sql("SELECT TIMESTAMPTZ '2024-03-01 08:30:00.123456+00' AS aware, "
+                              "TIMESTAMP '2024-03-01 08:30:00' AS naive, DATE '2024-02-29' AS day, "
+                              "NULL::TIMESTAMPTZ AS missing, 7::BIGINT AS row_count")
+    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+    row = first_row(fetch())
+    assert as_utc(row["aware"]) == dt.datetime(2024, 3, 1, 8, 30, 0, 123456, tzinfo=dt.UTC)
+    assert row["naive"] == dt.datetime(2024, 3, 1, 8, 30)
+    assert row["day"] == dt.date(2024, 2, 29)
+    assert row["missing"] is None
+    assert row["row_count"] == 7
+    empty = connection.sql("SELECT 1 AS one WHERE false")
+    with pytest.raises(IndexError):
+        first_row((getattr(empty, "to_arrow_table", None) or empty.arrow)())
