@@ -34,7 +34,15 @@ from commerceql.compiler import (
     quote_identifier,
     quote_literal,
 )
-from commerceql.data_range import LAST_ORDER, DataRange, as_of_instant, as_utc, data_range_sql, period_notices
+from commerceql.data_range import (
+    LAST_ORDER,
+    DataRange,
+    as_of_instant,
+    as_utc,
+    data_range_sql,
+    first_row,
+    period_notices,
+)
 from commerceql.derived import DERIVED_RELATIONS
 from commerceql.engines import DuckDBEngine, Engine, EngineFailure, SparkEngine
 from commerceql.errors import CommerceQLDataError, CommerceQLError, CommerceQLExecutionError
@@ -215,7 +223,7 @@ class Store:
         if key not in self._range_cache:
             try:
                 with self._lock:
-                    row = self.engine.run(data_range_sql(found, self.engine.dialect)).to_pylist()[0]
+                    row = first_row(self.engine.run(data_range_sql(found, self.engine.dialect)))
                 self._range_cache[key] = DataRange(found.name, as_utc(row["first_event"]), as_utc(row["last_event"]),
                                                    int(row["row_count"]))
             except (EngineFailure, CommerceQLDataError, IndexError, KeyError):
