@@ -226,8 +226,12 @@ class Store:
                     row = first_row(self.engine.run(data_range_sql(found, self.engine.dialect)))
                 self._range_cache[key] = DataRange(found.name, as_utc(row["first_event"]), as_utc(row["last_event"]),
                                                    int(row["row_count"]))
-            except (EngineFailure, CommerceQLDataError, IndexError, KeyError):
+            except EngineFailure as failure:
+                if failure.kind == "interrupted":
+                    return None  # asked again next time: an interrupt says nothing about the table
                 self._range_cache[key] = None  # cannot read it: no notes rather than a failed query
+            except (CommerceQLDataError, IndexError, KeyError):
+                self._range_cache[key] = None
         return self._range_cache[key]
 
     # -- the pipeline --------------------------------------------------------------------------
