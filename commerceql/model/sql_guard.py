@@ -172,7 +172,7 @@ def _tokens(
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", name) or name in _NOT_CALLS or name in not_calls:
             continue
         if name not in names:
-            raise _fail(where, f"function {name}", what, hint=_FUNCTION_HINT)
+            raise _fail(where, f"function {name}", what, hint=PORTABLE_HINTS.get(name, _FUNCTION_HINT))
     return tokens
 
 
@@ -205,8 +205,12 @@ def check_expression(
     bare_columns: bool = False,
     metric_references: bool = False,
     what: str = "model SQL",
+    portable: bool = False,
 ) -> str:
     """Check `text` is one allowed SQL expression; return it unchanged, or raise ModelSQLError.
+
+    With `portable` (model SQL, which runs on every engine) the expression must also read the
+    same on each engine: see `check_portable`.
 
     `where` names the file and field for the message (`model/x.yaml: metrics.m.sql`). Columns must
     be `alias.column` with an alias from `aliases`; `bare_columns` also admits unqualified names
@@ -250,6 +254,8 @@ def check_expression(
         raise ModelSQLError(
             f"{where}: a `{{metric}}` reference must stand for a value, not sit inside quotes or a name"
         )
+    if portable:
+        check_portable(text, where=where)
     return text
 
 
@@ -290,6 +296,156 @@ def _check_column(
             hint=f"the aliases here are {', '.join(f'`{a}`' for a in sorted(aliases))}",
         )
     return 0
+
+
+# -- one expression, every engine ----------------------------------------------------------------
+# Model SQL is written once and runs, as written, on every engine (the compiler expands only the
+# macros): DuckDB and Spark must both read it, and read it alike. These are the functions both
+# engines accept under the same name with the same meaning for the arguments model SQL gives
+# them (checked against DuckDB and Spark 4; the built-in model uses a subset). Anything else in
+# ALLOWED_FUNCTION_NAMES is DuckDB-only or means something else on Spark.
+PORTABLE_FUNCTION_NAMES = frozenset(
+    """
+    sum count avg min max median stddev stddev_pop stddev_samp variance var_pop var_samp count_if
+    bool_and bool_or any_value max_by min_by
+    coalesce nullif ifnull greatest least if cast try_cast abs round floor ceil ceiling sqrt ln log10 log2
+    exp pow power sign
+    length lower upper trim ltrim rtrim substring substr concat concat_ws replace left right lpad rpad
+    instr reverse repeat md5 contains
+    date_trunc extract year month day quarter hour minute second dayofmonth dayofyear weekofyear
+    last_day make_date
+    array_contains
+    local_date local_timestamp
+    """.split()
+)
+MACRO_NAMES = frozenset({"local_date", "local_timestamp"})
+
+# The spelling to use instead, for names one engine lacks or reads differently (DuckDB's and
+# Spark's); the message says which macro or portable form gives the same answer on both.
+PORTABLE_HINTS: dict[str, str] = {
+    **dict.fromkeys(
+        ("list_contains", "list_has", "array_has"),
+        "write array_contains(list, value): both engines read it (list_contains is DuckDB's name)",
+    ),
+    **dict.fromkeys(("len", "array_length", "size", "array_size", "cardinality"),
+                    "no list length reads alike on both engines; count the rows instead, or ask for a model macro"),
+    **dict.fromkeys(("list_transform", "array_transform", "apply", "list_apply", "transform"),
+                    "lambdas over lists differ between engines; the compiler's list tests (CONTAINS) cover "
+                    "list dimensions, or ask for a model macro"),
+    **dict.fromkeys(("timezone", "from_utc_timestamp", "to_utc_timestamp", "convert_timezone"),
+                    "use the macro local_timestamp(ts) (local wall-clock time) or local_date(ts) (local "
+                    "calendar date): they convert to the store's time zone on every engine"),
+    **dict.fromkeys(("date", "to_date", "strftime", "date_format", "strptime", "try_strptime", "to_timestamp"),
+                    "use the macro local_date(ts) for a calendar date, or a time grain (GROUP BY day, month) "
+                    "in the query"),
+    **dict.fromkeys(("epoch", "epoch_ms", "epoch_us", "unix_timestamp", "unix_seconds", "age"),
+                    "for a duration write extract(day FROM later - earlier) (or hour, minute, second), "
+                    "as the built-in model does"),
+    **dict.fromkeys(("date_diff", "datediff", "date_sub", "datesub", "date_add", "timestampdiff",
+                     "timestampadd", "to_days", "to_months", "to_years", "to_weeks", "to_hours",
+                     "to_minutes", "to_seconds", "add_months"),
+                    "calendar arithmetic is spelled differently (and date_sub means opposite things) on "
+                    "DuckDB and Spark; for a duration write extract(day FROM later - earlier)"),
+    **dict.fromkeys(("dayofweek", "isodow", "weekday", "dow", "date_part", "datepart", "dayname", "monthname"),
+                    "the day-of-week numbering differs (DuckDB Sunday = 0, Spark Sunday = 1): group by the "
+                    "query's day_of_week or month_of_year instead"),
+    **dict.fromkeys(("starts_with", "startswith", "prefix"), "write `x LIKE 'prefix%'` (both engines)"),
+    **dict.fromkeys(("ends_with", "endswith", "suffix"), "write `x LIKE '%suffix'` (both engines)"),
+    **dict.fromkeys(("strpos", "position", "locate"), "write instr(text, part): both engines read it"),
+    **dict.fromkeys(("arg_max", "argmax", "max_by_value"), "write max_by(value, key): both engines read it"),
+    **dict.fromkeys(("arg_min", "argmin"), "write min_by(value, key): both engines read it"),
+    **dict.fromkeys(("nvl",), "write coalesce(a, b): both engines read it"),
+    **dict.fromkeys(("mean",), "write avg(x): both engines read it"),
+    **dict.fromkeys(("quantile", "quantile_cont", "quantile_disc", "percentile_cont", "percentile_disc",
+                     "percentile", "approx_quantile", "approx_percentile"),
+                    "write median(x): both engines read it (percentiles are spelled differently)"),
+    **dict.fromkeys(("approx_count_distinct",),
+                    "the approximations differ between engines; write count(DISTINCT x)"),
+    **dict.fromkeys(("regexp_matches", "regexp_full_match", "regexp_like", "rlike", "regexp", "regexp_extract",
+                     "regexp_replace", "regexp_split_to_array", "split", "string_split", "str_split"),
+                    "regular expressions differ between engines (defaults, flags, escaping); use LIKE"),
+    **dict.fromkeys(("list", "array_agg", "collect_list", "string_agg", "group_concat", "listagg"),
+                    "list and text aggregates are not portable; group by the value instead"),
+    **dict.fromkeys(("hash", "xxhash64"), "the engines hash differently: use md5(text) for a stable digest"),
+    **dict.fromkeys(("first", "last", "first_value", "last_value"),
+                    "which row comes first is not defined alike; use max_by(value, key) or min_by"),
+}
+_GENERIC_PORTABLE_HINT = (
+    "model SQL runs on DuckDB and Spark as written: use functions both read alike (sum, count, avg, "
+    "coalesce, nullif, CASE, CAST, extract, date_trunc, lower, concat, array_contains ...) or the macros "
+    "local_date / local_timestamp (docs/engines.md)"
+)
+# Types both engines name alike in CAST (Spark's VARCHAR needs a length, TIMESTAMPTZ is DuckDB's).
+PORTABLE_TYPE_NAMES = frozenset(
+    "boolean smallint int integer bigint float double decimal numeric date string".split()
+)
+_TYPE_HINTS = {
+    **dict.fromkeys(("varchar", "text", "char", "character", "nvarchar", "bpchar"),
+                    "write CAST(x AS STRING): both engines read it (Spark's VARCHAR needs a length)"),
+    **dict.fromkeys(("timestamptz", "timestamp", "datetime", "time"),
+                    "instants stay as they are; use local_timestamp(ts) or local_date(ts) for local time"),
+    **dict.fromkeys(("hugeint", "ubigint", "uinteger", "usmallint", "utinyint", "int128"),
+                    "write DECIMAL(38, 0) or BIGINT"),
+    **dict.fromkeys(("real", "float4", "float8", "int8", "int4", "int2", "long", "short", "byte", "tinyint"),
+                    "write DOUBLE, INTEGER or BIGINT"),
+}
+
+
+def _portable_error(where: str, problem: str, hint: str) -> ModelSQLError:
+    return ModelSQLError(f"{where}: {problem} does not read alike on DuckDB and Spark", hint=hint)
+
+
+def check_portable(text: str, *, where: str) -> str:
+    """Check that model SQL means the same on every engine; return it unchanged, or raise ModelSQLError.
+
+    After its macros are expanded for each engine's dialect, the text must parse as that dialect
+    (sqlglot), call only PORTABLE_FUNCTION_NAMES (or the macros), cast only to PORTABLE_TYPE_NAMES,
+    and avoid the spellings the engines read differently: `"quoted"` names (Spark reads a string),
+    backslashes in strings (Spark reads escapes), `::` casts and `lambda` (DuckDB's). Called for
+    every untrusted model expression after `check_expression`'s safety checks.
+    """
+    from commerceql.dialect import DIALECTS
+
+    checked = METRIC_REFERENCE.sub(lambda m: f" {_PLACEHOLDER_PREFIX}{m.group(1)} ", text)
+    tokens = sqlglot.tokenize(checked, read="duckdb")
+    for token, following in zip(tokens, [*tokens[1:], None], strict=False):
+        kind = token.token_type
+        if kind == TokenType.IDENTIFIER:
+            raise _portable_error(where, f'the quoted name "{token.text}"', "write names unquoted "
+                                  '(Spark reads "text" as a string, DuckDB as a name)')
+        if kind == TokenType.STRING and "\\" in token.text:
+            raise _portable_error(where, "a backslash inside a string",
+                                  "Spark reads \\ as an escape and DuckDB does not; avoid it (for LIKE, "
+                                  "match the character with _)")
+        if kind == TokenType.DCOLON:
+            raise _portable_error(where, "the cast `::`", "write CAST(x AS type)")
+        if token.text.lower() == "lambda":
+            raise _portable_error(where, "a `lambda`", PORTABLE_HINTS["list_transform"])
+        if (following is not None and following.token_type == TokenType.L_PAREN
+                and kind not in (TokenType.STRING, TokenType.NUMBER)):
+            name = token.text.lower()
+            if (re.fullmatch(r"[a-z_][a-z0-9_]*", name) and name not in _NOT_CALLS
+                    and name not in PORTABLE_FUNCTION_NAMES):
+                raise _portable_error(where, f"function {name}", PORTABLE_HINTS.get(name, _GENERIC_PORTABLE_HINT))
+        if kind == TokenType.ALIAS and following is not None:
+            type_name = following.text.lower()
+            if type_name not in PORTABLE_TYPE_NAMES:
+                raise _portable_error(where, f"the type {following.text.upper()}",
+                                      _TYPE_HINTS.get(type_name, "cast to BOOLEAN, INTEGER, BIGINT, DOUBLE, "
+                                                      "DECIMAL(p, s), DATE or STRING"))
+    for dialect in DIALECTS.values():
+        # The engine reads the text with the macros expanded (any zone: only the shape matters).
+        expanded = dialect.expand_macros(checked, "UTC")
+        try:
+            parsed = [e for e in sqlglot.parse(expanded, read=dialect.name) if e is not None]
+        except (ParseError, TokenError) as exc:
+            raise ModelSQLError(
+                f"{where}: does not parse as {dialect.name} SQL: {str(exc).splitlines()[0]}",
+                hint=_GENERIC_PORTABLE_HINT,
+            ) from exc
+        if len(parsed) != 1:
+            raise ModelSQLError(f"{where}: is not one expression as {dialect.name} SQL", hint=_GENERIC_PORTABLE_HINT)
+    return text
 
 
 # What a mapping's `[source] query` may add to expressions: the parts of one SELECT.
@@ -349,4 +505,4 @@ def check_source_query(text: object, *, where: str, catalog: str) -> str:
     return text
 
 
-__all__ = ["ALLOWED_FUNCTION_NAMES", "check_source_query", "ALLOWED_NODES", "METRIC_REFERENCE", "ModelSQLError", "check_expression"]
+__all__ = ["ALLOWED_FUNCTION_NAMES", "PORTABLE_FUNCTION_NAMES", "check_portable", "check_source_query", "ALLOWED_NODES", "METRIC_REFERENCE", "ModelSQLError", "check_expression"]
