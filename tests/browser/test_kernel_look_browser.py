@@ -216,7 +216,8 @@ def kernel_page(sample_store_path: Path) -> Iterator[Page]:
                         wait_for_idle_kernel(page, kernel_label=KERNEL_LABEL)
                         run_first_code_cell(page, kernel_label=KERNEL_LABEL)
                         page.wait_for_selector(f"{TABLE} tfoot tr.cql-total td", timeout=WAIT_MS)
-                        page.wait_for_selector(f"{CHART} svg, {CHART} canvas", timeout=WAIT_MS)
+                        # drawn, not just created: axis labels (SVG) or a canvas, before the screenshot is taken
+                        page.wait_for_selector(f"{CHART} svg text, {CHART} canvas", timeout=WAIT_MS)
                         page.wait_for_selector(f"{BAR} select", timeout=WAIT_MS)
                         page.locator(".cql-explore").first.scroll_into_view_if_needed()
                         page.screenshot(path=str(ARTIFACTS / "kernel_table_and_chart.png"), full_page=True)
@@ -354,6 +355,15 @@ def test_control_bar_is_there(kernel_page: Page) -> None:
     assert page.locator(f"{BAR} select").count() >= 3  # dimension, date range, comparison, chart type...
     dimension = page.locator(".cql-explore .cql-dimension select")
     assert dimension.count() == 1 and dimension.input_value() == "sales_channel"
+    # the bar starts from the cell's query: its metrics, comparison and chart type are selected
+    metrics = page.eval_on_selector_all(
+        ".cql-explore .cql-metrics select option", "options => options.filter(o => o.selected).map(o => o.value)"
+    )
+    assert set(metrics) == {"net_sales", "orders", "average_order_value"}, metrics
+    assert page.locator(".cql-explore .cql-comparison select").input_value() == "previous_year"
+    assert page.locator(".cql-explore .cql-chart-type select").input_value() == "bar"
+    date_range = page.locator(".cql-explore .cql-date-range select").input_value()
+    assert date_range.startswith("Last month"), date_range
     assert (ARTIFACTS / "kernel_widget_bar.png").stat().st_size > 0
     assert (ARTIFACTS / "kernel_table_and_chart.png").stat().st_size > 0
 
