@@ -36,9 +36,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import altair as alt
 import polars as pl
 
 from commerceql.columns import ColumnInfo
@@ -50,6 +49,16 @@ from commerceql.errors import (
     did_you_mean,
 )
 
+if TYPE_CHECKING:
+    import altair as alt
+
+# Altair (~1 s to import) is loaded only when an Altair object is asked for (`build_chart`,
+# `Result.chart`): the specs are plain dicts, so saving a chart, the kernel's display and the
+# explore widget never import it. The Vega-Lite version is the one the installed Altair writes
+# (tests/test_startup.py checks it against alt.SCHEMA_URL).
+VEGA_LITE_SCHEMA_VERSION = "v6.4.1"
+VEGA_LITE_SCHEMA_URL = f"https://vega.github.io/schema/vega-lite/{VEGA_LITE_SCHEMA_VERSION}.json"
+
 __all__ = [
     "SUPPORTED_CHART_TYPES",
     "UNSUPPORTED_CHART_TYPES",
@@ -58,6 +67,7 @@ __all__ = [
     "propagate_chart_types",
     "default_chart_type",
     "build_chart",
+    "build_chart_spec",
     "chart_to_vegalite",
     "save_chart",
 ]
@@ -2530,11 +2540,12 @@ def _config(currency: _Currency) -> dict:
     }
 
 
+# The Altair class of a spec by its top-level key (names: altair is imported on first use).
 _TOP_LEVEL_CLASSES = {
-    "layer": alt.LayerChart,
-    "hconcat": alt.HConcatChart,
-    "vconcat": alt.VConcatChart,
-    "concat": alt.ConcatChart,
+    "layer": "LayerChart",
+    "hconcat": "HConcatChart",
+    "vconcat": "VConcatChart",
+    "concat": "ConcatChart",
 }
 
 
@@ -2561,8 +2572,10 @@ def _to_altair(spec: dict) -> alt.TopLevelMixin:
             return [extract(item) for item in node]
         return node
 
+    import altair as alt
+
     stripped = extract(spec)
-    cls = next((c for key, c in _TOP_LEVEL_CLASSES.items() if key in stripped), alt.Chart)
+    cls = getattr(alt, next((c for key, c in _TOP_LEVEL_CLASSES.items() if key in stripped), "Chart"))
     chart = cls.from_dict(stripped, validate=False)
     if datasets:
         chart.datasets = datasets
@@ -2570,11 +2583,32 @@ def _to_altair(spec: dict) -> alt.TopLevelMixin:
 
 
 def build_chart(df: pl.DataFrame, columns: Sequence[ColumnInfo], request: ChartRequest) -> alt.TopLevelMixin:
-    """The Altair chart for VISUALIZE over an engine result.
+    """The Altair chart for VISUALIZE over an engine result (`build_chart_spec` as an Altair object).
 
     Raises CommerceQLNameError for unknown chart types or columns and CommerceQLSemanticError for
     data a chart type cannot show; anything else that goes wrong is reported as a
     CommerceQLSemanticError too, never as a raw Altair/Python exception.
+    """
+    return altair_chart(build_chart_spec(df, columns, request))
+
+
+def altair_chart(spec: dict) -> alt.TopLevelMixin:
+    """The Altair object of a spec made by `build_chart_spec` (errors as in `build_chart`)."""
+    try:
+        return _to_altair(spec)
+    except Exception as exc:  # noqa: BLE001 - surface as a query error, never a raw traceback
+        raise CommerceQLSemanticError(
+            f"could not draw the chart: {exc}",
+            hint="try another TYPE, or report this query as a bug",
+        ) from exc
+
+
+def build_chart_spec(df: pl.DataFrame, columns: Sequence[ColumnInfo], request: ChartRequest) -> dict[str, Any]:
+    """The Vega-Lite spec (data inline, JSON-safe) for VISUALIZE over an engine result.
+
+    The same spec `chart_to_vegalite(build_chart(...))` gives, without Altair's round trip (its
+    from_dict validates every node: most of a control change's time in the explore widget).
+    Errors as in `build_chart`.
     """
     try:
         return _build_chart(df, columns, request)
@@ -2587,7 +2621,7 @@ def build_chart(df: pl.DataFrame, columns: Sequence[ColumnInfo], request: ChartR
         ) from exc
 
 
-def _build_chart(df: pl.DataFrame, columns: Sequence[ColumnInfo], request: ChartRequest) -> alt.TopLevelMixin:
+def _build_chart(df: pl.DataFrame, columns: Sequence[ColumnInfo], request: ChartRequest) -> dict[str, Any]:
     if not isinstance(df, pl.DataFrame):
         raise CommerceQLSemanticError("cannot draw a chart: the result is not a table")
     if request.max_points is not None and request.max_points < 1:
@@ -2643,7 +2677,7 @@ def _build_chart(df: pl.DataFrame, columns: Sequence[ColumnInfo], request: Chart
     if subtitle and not request.title:
         title["subtitle"] = subtitle
     full = {
-        "$schema": alt.SCHEMA_URL,
+        "$schema": VEGA_LITE_SCHEMA_URL,
         "title": title,
         **spec,
         "config": _config(currency),
@@ -2657,7 +2691,15 @@ def _build_chart(df: pl.DataFrame, columns: Sequence[ColumnInfo], request: Chart
             }
         },
     }
-    return _to_altair(_json_safe(full))
+    # What Altair's default theme adds when it writes a spec (to_dict): the specs stay exactly
+    # what they were when every chart went through Altair.
+    view = full["config"].setdefault("view", {})
+    for key, size in _ALTAIR_DEFAULT_VIEW.items():
+        view.setdefault(key, size)
+    return _json_safe(full)
+
+
+_ALTAIR_DEFAULT_VIEW = {"continuousWidth": 300, "continuousHeight": 300}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2729,7 +2771,7 @@ def chart_to_vegalite(chart) -> dict:
 def _vl_version() -> str | None:
     import vl_convert
 
-    match = re.match(r"v?(\d+)\.(\d+)", alt.SCHEMA_VERSION)
+    match = re.match(r"v?(\d+)\.(\d+)", VEGA_LITE_SCHEMA_VERSION)
     if match:
         wanted = f"{match.group(1)}.{match.group(2)}"
         if wanted in vl_convert.get_vegalite_versions():

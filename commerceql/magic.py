@@ -72,7 +72,10 @@ def _show_without_traceback(error: CommerceQLError) -> CommerceQLError:
 
 
 def notebook_chart_bundle(chart: Any) -> dict[str, Any]:
-    """The chart's display bundle (Vega-Lite v5 for JupyterLab, see `display.chart_mimebundle`)."""
+    """The chart's display bundle (Vega-Lite v5 for JupyterLab, see `display.chart_mimebundle`).
+
+    `chart` is a Vega-Lite spec (`Result.vegalite_spec`) or an Altair chart.
+    """
     from commerceql.display import chart_mimebundle
 
     return chart_mimebundle(chart)
@@ -561,8 +564,9 @@ class CommerceQLMagics(Magics):
                 self.live.add(widget, cell=self.current_cell, retire=self._retirer(handle))
                 continue
             display(result)
-            if result.has_chart and result.chart is not None:
-                display(notebook_chart_bundle(result.chart), raw=True)
+            spec = result.vegalite_spec  # a plain dict: Altair is never imported to show a chart
+            if spec is not None:
+                display(notebook_chart_bundle(spec), raw=True)
 
 
     def _retirer(self, handle: Any) -> Any:

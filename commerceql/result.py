@@ -28,6 +28,7 @@ class Result:
     plan: QueryPlan
     store: Store | None = field(default=None, repr=False)
     _chart: Any = field(default=None, repr=False)
+    _vegalite_spec: dict[str, Any] | None = field(default=None, repr=False)
     # Notes on how the query was answered: the plan's, plus those found when it ran (a filter
     # value that matches nothing). Surfaces show them next to the result.
     notices: tuple[str, ...] = ()
@@ -69,31 +70,56 @@ class Result:
         if not self.plan.visualize:
             return None
         if self._chart is None:
-            self._chart = self.build_chart()
+            from commerceql.charts import altair_chart
+
+            spec = self.vegalite_spec
+            assert spec is not None
+            self._chart = altair_chart(spec)
         return self._chart
 
-    def build_chart(self, chart_types: tuple[str | None, ...] | None = None) -> Any:
+    @property
+    def vegalite_spec(self) -> dict[str, Any] | None:
+        """The Vega-Lite spec of the VISUALIZE chart (data inline; None without VISUALIZE).
+
+        What every surface draws or saves: built without Altair (`charts.build_chart_spec`), the
+        same dict as `chart_to_vegalite(result.chart)`. Shared and cached: do not change it.
+        """
+        if not self.plan.visualize:
+            return None
+        if self._vegalite_spec is None:
+            from commerceql import charts
+
+            self._vegalite_spec = charts.build_chart_spec(self.df, self.columns, self._chart_request())
+        return self._vegalite_spec
+
+    def _chart_request(self, chart_types: tuple[str | None, ...] | None = None) -> Any:
         from commerceql import charts
 
         metrics = tuple(name for name, _ in self.plan.visualize) or tuple(m.name for m in self.plan.metrics)
         types = chart_types or charts.propagate_chart_types([t for _, t in self.plan.visualize])
-        request = charts.ChartRequest(
+        return charts.ChartRequest(
             metrics=metrics,
             chart_types=tuple(types) if types else tuple(None for _ in metrics),
             max_points=self.plan.visualize_max,
             title=None,
             currency=self.currency,
         )
-        return charts.build_chart(self.df, self.columns, request)
+
+    def build_chart(self, chart_types: tuple[str | None, ...] | None = None) -> Any:
+        """An Altair chart of the result, with other chart types if given."""
+        from commerceql import charts
+
+        return charts.build_chart(self.df, self.columns, self._chart_request(chart_types))
 
     def save_chart(self, path: str) -> Any:
         from commerceql import charts
 
-        if self.chart is None:
+        spec = self.vegalite_spec
+        if spec is None:
             from commerceql.errors import CommerceQLSemanticError
 
             raise CommerceQLSemanticError("this query has no VISUALIZE clause, so there is no chart to save")
-        return charts.save_chart(self.chart, path)
+        return charts.save_chart(spec, path)
 
     # -- display -------------------------------------------------------------------------------
     # Tables show human headers, a Total row for WITH TOTALS and subtotal rows for GROUP_TOTALS

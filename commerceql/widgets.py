@@ -962,7 +962,7 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
         return error
 
     def _show_result(self, result: Result, *, started: float | None, notes: list[str] | None = None) -> None:
-        from commerceql.widget_export import chart_display_bundle, vegalite_spec
+        from commerceql.widget_export import chart_display_bundle
 
         notes = list(notes or [])
         chart_error: str | None = None
@@ -970,7 +970,7 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
         outputs: tuple[dict[str, Any], ...] = ()
         if result.has_chart:
             try:
-                vl_spec = vegalite_spec(result.chart)
+                vl_spec = result.vegalite_spec
                 data, metadata = chart_display_bundle(None, vl_spec)
                 outputs = ({"output_type": "display_data", "data": data, "metadata": metadata},)
             except CommerceQLError as exc:

@@ -197,3 +197,46 @@ def test_first_row_reads_timestamps_dates_and_counts_as_python_values() -> None:
     empty = connection.sql("SELECT 1 AS one WHERE false")
     with pytest.raises(IndexError):
         first_row((getattr(empty, "to_arrow_table", None) or empty.arrow)())
+
+
+def test_the_schema_url_is_the_installed_altairs() -> None:
+    import altair as alt
+
+    from commerceql.charts import VEGA_LITE_SCHEMA_URL, VEGA_LITE_SCHEMA_VERSION
+
+    assert VEGA_LITE_SCHEMA_URL == alt.SCHEMA_URL
+    assert VEGA_LITE_SCHEMA_VERSION == alt.SCHEMA_VERSION
+
+
+def test_a_charts_spec_is_built_and_saved_without_altair(sample_store_path: Path, tmp_path: Path) -> None:
+    target = tmp_path / "chart.json"
+    code = (f"import commerceql\nstore = commerceql.connect({str(sample_store_path)!r})\n"
+            "result = store.query('FROM sales SHOW net_sales TIMESERIES month DURING last_year VISUALIZE net_sales TYPE line')\n"
+            f"assert result.vegalite_spec['mark'] or True\nresult.save_chart({str(target)!r})")
+    assert loaded_after(code, ("altair",)) == []
+    assert json.loads(target.read_text(encoding="utf-8"))["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
+
+
+CHART_QUERIES = [
+    *(f"FROM sales SHOW net_sales, orders GROUP BY sales_channel DURING last_month VISUALIZE net_sales TYPE {t}"
+      for t in ("bar", "line", "horizontal_bar", "stacked_bar", "donut", "single_metric", "table", "area")),
+    "FROM sales SHOW net_sales, orders TIMESERIES month DURING last_year COMPARE TO previous_year VISUALIZE net_sales TYPE line",
+    "FROM sales SHOW net_sales, orders TIMESERIES month DURING last_year VISUALIZE net_sales TYPE bar, orders TYPE line",
+    "FROM sales SHOW net_sales GROUP BY sales_channel TIMESERIES month DURING last_year VISUALIZE net_sales TYPE heatmap",
+    "FROM sales SHOW net_sales TIMESERIES day DURING last_month VISUALIZE net_sales",
+]
+
+
+@pytest.mark.parametrize("query", CHART_QUERIES)
+def test_the_spec_is_what_altair_wrote(sample_store_path: Path, query: str) -> None:
+    """Building the spec without Altair changes nothing: it equals the Altair chart's own spec."""
+    import commerceql
+    from commerceql.charts import chart_to_vegalite
+
+    with commerceql.connect(sample_store_path) as store:
+        result = store.query(query)
+        spec = result.vegalite_spec
+        assert spec is not None
+        chart = result.build_chart()  # an Altair object, built by Altair's from_dict
+        assert chart_to_vegalite(chart) == spec
+        assert chart_to_vegalite(result.chart) == spec

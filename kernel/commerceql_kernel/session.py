@@ -408,9 +408,9 @@ class KernelSession:
         if options.charts and result.has_chart:
             from commerceql.magic import notebook_chart_bundle
 
-            chart = result.chart
-            if chart is not None:
-                emit(Output("display", notebook_chart_bundle(chart)))
+            spec = result.vegalite_spec  # a plain dict: Altair is never imported to show a chart
+            if spec is not None:
+                emit(Output("display", notebook_chart_bundle(spec)))
 
     # -- magics ------------------------------------------------------------------------------
     def run_magic(self, name: str, argument: str, emit: Emit) -> None:
