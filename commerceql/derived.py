@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -83,6 +83,27 @@ class DerivedContext:
 
     def days(self, start: str, end: str) -> str:
         return self.dialect.diff("day", start, end)
+
+
+# The store tables a model relation reads, when it is not a store table itself: a store whose
+# manifest names one of them under `missing_tables` (an import without that export) cannot answer.
+RELATION_TABLES: dict[str, tuple[str, ...]] = {"inventory_periods": ("inventory_levels",)}
+
+
+def missing_data(relation: str, table_name: str, manifest: Mapping[str, object]) -> str | None:
+    """Why a store cannot answer `FROM table_name` (whose relation is `relation`), or None when it can.
+
+    Importers list the tables only an export of their own fills (inventory_levels, transactions)
+    under the manifest's `missing_tables`, with the export needed, when the import had none.
+    """
+    missing = manifest.get("missing_tables")
+    if not isinstance(missing, Mapping):
+        return None
+    for store_table in RELATION_TABLES.get(relation, (relation,)):
+        reason = missing.get(store_table)
+        if isinstance(reason, str):
+            return f"table `{table_name}` has no data in this store: {reason}"
+    return None
 
 
 def derived_relation_sql(name: str, context: DerivedContext) -> str:

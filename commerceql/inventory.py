@@ -111,8 +111,9 @@ def inventory_periods_sql(c: DerivedContext) -> str:
         periods = f"SELECT w.ps, w.pe FROM ({periods}) AS w WHERE {' OR '.join(selected)}"
     # Each snapshot day to its period: the range join runs over the distinct days (about a
     # thousand), and the daily rows (millions) join that on the day alone. The units at the start
-    # and end of a period are read by joining its first and last snapshot day back (cheaper than
-    # window functions over millions of tiny partitions).
+    # and end of a period are those of its first and last snapshot day (min_by / max_by, which
+    # DuckDB and Spark both have: one pass, no window over millions of tiny partitions, and no
+    # self-join that Spark would try to broadcast).
     days = (
         f"SELECT dd.day, p.ps, p.pe FROM (SELECT DISTINCT day FROM {levels} AS x) AS dd "
         f"JOIN ({periods}) AS p ON dd.day >= p.ps AND dd.day < p.pe"
@@ -120,26 +121,23 @@ def inventory_periods_sql(c: DerivedContext) -> str:
     totals = (
         "SELECT l.variant_id, l.location, p.ps, MAX(p.pe) AS pe, MAX(l.product_id) AS product_id, "
         "MAX(CASE WHEN l.is_tracked THEN 1 ELSE 0 END) = 1 AS is_tracked, "
-        "MIN(l.day) AS first_day, MAX(l.day) AS last_day, SUM(l.units_sold) AS units_sold, "
-        "SUM(l.units_received) AS units_received, SUM(l.units_returned) AS units_returned, "
+        "min_by(l.starting_units, l.day) AS starting_units, max_by(l.ending_units, l.day) AS ending_units, "
+        "max_by(l.incoming_units, l.day) AS incoming_units, "
+        "max_by(l.units_sold_trailing_30_days, l.day) AS units_sold_trailing_30_days, "
+        "SUM(l.units_sold) AS units_sold, SUM(l.units_received) AS units_received, "
+        "SUM(l.units_returned) AS units_returned, "
         "SUM(CASE WHEN l.ending_units = 0 THEN 1 ELSE 0 END) AS days_out_of_stock "
         f"FROM {levels} AS l JOIN ({days}) AS p ON p.day = l.day "
         "GROUP BY l.variant_id, l.location, p.ps"
     )
     period_start = d.instant_of_local(c.timezone, f"CAST(t.ps AS {d.wall_type})")
-    same_item = "{a}.variant_id = t.variant_id AND {a}.location = t.location AND {a}.day = t.{day}"
     return f"""SELECT t.variant_id, t.product_id, t.location, t.is_tracked,
     {period_start} AS period_start,
     t.ps AS period_start_date,
     CAST({d.add_days('t.pe', '-1')} AS DATE) AS period_end_date,
     {c.days('t.ps', 't.pe')} AS period_days,
-    f.starting_units,
-    e.ending_units,
-    e.incoming_units,
-    e.units_sold_trailing_30_days,
+    t.starting_units, t.ending_units, t.incoming_units, t.units_sold_trailing_30_days,
     t.units_sold, t.units_received, t.units_returned, t.days_out_of_stock,
     g.abc_grade
   FROM ({totals}) AS t
-  JOIN {levels} AS f ON {same_item.format(a='f', day='first_day')}
-  JOIN {levels} AS e ON {same_item.format(a='e', day='last_day')}
   LEFT JOIN ({abc_grades_sql(c)}) AS g ON g.variant_id = t.variant_id"""

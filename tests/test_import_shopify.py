@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 import commerceql as cql
+from commerceql import derived
 from commerceql.errors import CommerceQLDataError
 from commerceql.importers import CommerceQLImportError, import_shopify
 from commerceql.importers.cli import main as import_main
-from commerceql.importers.common import SCHEMAS, detect_timezone
+from commerceql.importers.common import OPTIONAL_SCHEMAS, SCHEMAS, detect_timezone
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 SHOPIFY = REALDATA / "shopify"
@@ -126,7 +127,7 @@ def test_every_real_export_imports(imported, folder):
         if folder in CURRENCIES:
             assert manifest["currency"] == CURRENCIES[folder]
         # every store table exists with the sample store's exact schema
-        for table, columns in SCHEMAS.items():
+        for table, columns in {**SCHEMAS, **OPTIONAL_SCHEMAS}.items():
             described = store.sql(f"DESCRIBE SELECT * FROM {table}")
             got = list(zip(described["column_name"], described["column_type"], strict=True))
             assert got == [(c, t.replace("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE")) for c, t in columns], table
@@ -606,5 +607,85 @@ def test_every_builtin_metric_and_dimension_runs(imported, folder):
     store = cql.connect(out)
     try:
         assert run_every_builtin_field(store) == []
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# inventory and payments from their own exports
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(handle))
+
+
+@needs_realdata
+def test_inventory_export_is_one_snapshot_of_every_variant(imported):
+    report, out = imported("monfrere_tactical_audit")
+    rows = _csv_rows(SHOPIFY / "monfrere_tactical_audit" / "Shopify_inventory_export_1.csv")
+    on_hand: dict[str, int] = {}
+    for row in rows:
+        on_hand[row["SKU"]] = on_hand.get(row["SKU"], 0) + int(row["On hand (current)"])
+    store = cql.connect(out)
+    try:
+        assert "missing_tables" not in store.manifest or "inventory_levels" not in store.manifest["missing_tables"]
+        levels = store.sql("SELECT count(*) AS n, count(variant_id) AS mapped, count(DISTINCT day) AS days "
+                           "FROM inventory_levels").row(0, named=True)
+        assert levels == {"n": len(rows), "mapped": len(rows), "days": 1}
+        total = store.query("FROM inventory SHOW ending_inventory_units GROUP BY location_name").df
+        assert total["location_name"].to_list() == ["MONFRÈRE"]
+        assert int(total["ending_inventory_units"][0]) == sum(on_hand.values())
+        by_sku = store.query("FROM inventory SHOW ending_inventory_units GROUP BY product_variant_sku LIMIT 5000").df
+        got = {sku: int(units) for sku, units in by_sku.iter_rows()}
+        assert got == on_hand
+        # the snapshot is dated the last day of the orders: a range ending earlier has no inventory
+        day = store.sql("SELECT max(day) AS d FROM inventory_levels")["d"][0]
+        last_order = store.sql("SELECT max(created_at) AS t FROM orders")["t"][0]
+        assert day == last_order.astimezone(__import__("zoneinfo").ZoneInfo(store.timezone)).date()
+        assert any("one snapshot" in note for note in report.notes)
+    finally:
+        store.close()
+
+
+@needs_realdata
+def test_transactions_export_gives_the_payments_table(imported):
+    _, out = imported("skrishnanunni_shopify")
+    rows = _csv_rows(SHOPIFY / "skrishnanunni_shopify" / "transactions_export_1.csv")
+    ok = [r for r in rows if r["Status"] == "success"]
+    gross = sum(Decimal(r["Amount"]) for r in ok if r["Kind"] in ("sale", "capture"))
+    refunded = -sum(Decimal(r["Amount"]) for r in ok if r["Kind"] == "refund")
+    store = cql.connect(out)
+    try:
+        result = store.query(
+            "FROM payments SHOW gross_payments, refunded_payments, net_payments, transactions, failed_transactions, "
+            "orders_with_transactions SINCE 2023-01-01 UNTIL 2023-12-31").df.row(0, named=True)
+        assert result["gross_payments"] == gross and result["refunded_payments"] == refunded
+        assert result["net_payments"] == gross + refunded
+        assert result["transactions"] == len(rows)
+        assert result["failed_transactions"] == sum(r["Status"] == "failure" for r in rows)
+        assert result["orders_with_transactions"] == len({r["Name"] for r in rows})
+        methods = store.query("FROM payments SHOW gross_payments GROUP BY payment_method, payment_gateway "
+                              "SINCE 2023-01-01 UNTIL 2023-12-31").df
+        assert set(zip(methods["payment_method"], methods["payment_gateway"], strict=True)) == {
+            ("Credit card", "shopify_payments"), ("Manual", "manual")}
+    finally:
+        store.close()
+
+
+@needs_realdata
+def test_a_store_without_those_exports_names_what_is_missing(imported):
+    _, out = imported("bibiwatson_files")
+    store = cql.connect(out)
+    try:
+        missing = store.manifest["missing_tables"]
+        assert "Inventory export" in missing["inventory_levels"]
+        assert "Transactions export" in missing["transactions"]
+        # what a refusal of FROM inventory / FROM payments says on this store
+        for name, export in (("inventory", "Inventory export"), ("payments", "Transactions export")):
+            reason = derived.missing_data(store.model.tables[name].relation, name, store.manifest)
+            assert reason is not None and export in reason and f"`{name}`" in reason
+        for table in ("inventory_levels", "transactions"):
+            assert store.sql(f"SELECT count(*) AS n FROM {table}")["n"][0] == 0
     finally:
         store.close()

@@ -18,6 +18,7 @@ import pytest
 from rawdata import raw
 
 import commerceql as cql
+from commerceql import derived
 
 TZ = "America/New_York"
 
@@ -122,6 +123,14 @@ def test_net_payments_of_paid_orders_reconcile_with_sales(store, sample_store_pa
     got = dict(zip(result["financial_status"], result["net_payments"], strict=True))
     for status, amount in expected.items():
         assert got.get(status, Decimal(0)) == amount
+
+
+def test_the_refusal_reason_names_the_missing_export():
+    manifest = {"missing_tables": {"transactions": "no Transactions export was imported"}}
+    assert derived.missing_data("transactions", "payments", manifest) == (
+        "table `payments` has no data in this store: no Transactions export was imported")
+    assert derived.missing_data("inventory_periods", "inventory", manifest) is None
+    assert derived.missing_data("transactions", "payments", {}) is None  # the sample store has every table
 
 
 SPARK_QUERIES = [

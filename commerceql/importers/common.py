@@ -1,10 +1,12 @@
 """Shared machinery of the importers: the store schema, errors, the import report, atomic output,
 progress, CSV reading with line numbers, value parsers, time-zone detection and country names.
 
-Every importer writes a store folder with the same twelve tables as the sample generator
+Every importer writes a store folder with the same tables as the sample generator
 (`commerceql/sample/generator.py`), column for column and type for type, so that every built-in
 query runs unchanged on an imported store. Tables a source cannot fill are written empty with the
-right schema and listed under `empty_tables` in the manifest.
+right schema and listed under `empty_tables` in the manifest; the optional tables only an export of
+their own fills (inventory levels, payment transactions) are also named under `missing_tables` with
+the export they need.
 """
 
 from __future__ import annotations
@@ -142,6 +144,31 @@ SCHEMAS: dict[str, list[tuple[str, str]]] = {
     ],
 }
 TABLES = tuple(SCHEMAS)
+
+# Tables only an export of their own can fill (the sample store has them). A store imported
+# without that export gets the table empty, with the exact schema, and names it under
+# `missing_tables` with the export it needs, so a query on it can be refused with that reason
+# (rather than answered with zeros that look like data).
+OPTIONAL_SCHEMAS: dict[str, list[tuple[str, str]]] = {
+    "inventory_levels": [
+        ("day", "DATE"), ("variant_id", "BIGINT"), ("product_id", "BIGINT"), ("location", "VARCHAR"),
+        ("is_tracked", "BOOLEAN"), ("starting_units", "INTEGER"), ("units_received", "INTEGER"),
+        ("units_sold", "INTEGER"), ("units_returned", "INTEGER"), ("ending_units", "INTEGER"),
+        ("incoming_units", "INTEGER"), ("units_sold_trailing_30_days", "INTEGER"),
+    ],
+    "transactions": [
+        ("transaction_id", "BIGINT"), ("order_id", "BIGINT"), ("order_name", "VARCHAR"), ("customer_id", "BIGINT"),
+        ("created_at", TS), ("kind", "VARCHAR"), ("status", "VARCHAR"), ("gateway", "VARCHAR"),
+        ("payment_method", "VARCHAR"), ("card_brand", "VARCHAR"), ("is_shop_pay", "BOOLEAN"),
+        ("sales_channel", "VARCHAR"), ("location", "VARCHAR"), ("amount", MONEY), ("fee", MONEY),
+        ("currency", "VARCHAR"),
+    ],
+}
+# What each optional table needs, said when a store has no data for it.
+OPTIONAL_SOURCES = {
+    "inventory_levels": "no Inventory export was imported (Shopify admin: Products > Inventory > Export)",
+    "transactions": "no Transactions export was imported (Shopify admin: Orders > Export > Transactions)",
+}
 
 # Where a sales-channel name comes from Shopify's `Source` (source_name) column.
 CHANNEL_OF_SOURCE = {
@@ -784,7 +811,7 @@ def write_table(
     `source_sql` is a SELECT whose columns are a subset of the schema (by name); None writes an empty
     table. `extra` lists additional (name, type) columns the SELECT provides (user-declared columns).
     """
-    columns = list(schema if schema is not None else SCHEMAS[table])
+    columns = list(schema if schema is not None else {**SCHEMAS, **OPTIONAL_SCHEMAS}[table])
     available: set[str] = set()
     if source_sql is not None:
         described = con.execute(f"DESCRIBE SELECT * FROM ({source_sql}) AS source").fetchall()
@@ -804,6 +831,20 @@ def write_table(
 
 
 def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
+    """Write manifest.json, first completing the optional tables the import did not fill (empty files
+    with the exact schema, named under `missing_tables` with the export each needs)."""
+    tables = manifest.setdefault("tables", {})
+    for table, columns in OPTIONAL_SCHEMAS.items():
+        if table in tables:
+            continue
+        con = duckdb.connect()
+        try:
+            write_table(con, out_dir, table, None, schema=columns)
+        finally:
+            con.close()
+        tables[table] = f"{table}.parquet"
+        manifest.setdefault("row_counts", {})[table] = 0
+        manifest.setdefault("missing_tables", {})[table] = OPTIONAL_SOURCES[table]
     (out_dir / "manifest.json").write_text(json.dumps(_jsonable(manifest), indent=2) + "\n", encoding="utf-8")
 
 

@@ -21,6 +21,7 @@ How it works (see docs/importing.md for the rules and assumptions):
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from collections import Counter, defaultdict
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
@@ -1679,9 +1681,9 @@ def _inventory_stage(con: duckdb.DuckDBPyConnection, files: list[StagedFile], ct
     if not files:
         return None
     columns = {
-        "handle": pa.string(), "title": pa.string(), "variant_title": pa.string(), "sku": pa.string(),
-        "location": pa.string(), "incoming": pa.int64(), "unavailable": pa.int64(), "committed": pa.int64(),
-        "available": pa.int64(), "on_hand": pa.int64(),
+        "seq": pa.int64(), "handle": pa.string(), "title": pa.string(), "variant_title": pa.string(),
+        "sku": pa.string(), "location": pa.string(), "incoming": pa.int64(), "unavailable": pa.int64(),
+        "committed": pa.int64(), "available": pa.int64(), "on_hand": pa.int64(),
     }
     stager = Stager(work / "inventory", list(columns), columns)
     for st in files:
@@ -1690,6 +1692,7 @@ def _inventory_stage(con: duckdb.DuckDBPyConnection, files: list[StagedFile], ct
             options = [clean_text(row.get(k)) for k in ("option1", "option2", "option3")]
             values = [o for o in options if o]
             stager.add_dict({
+                "seq": ctx.counts["inventory_rows"],
                 "handle": clean_text(row.get("handle")), "title": clean_text(row.get("title")),
                 "variant_title": " / ".join(values) if values else "Default Title", "sku": clean_text(row.get("sku")),
                 "location": clean_text(row.get("location")),
@@ -1719,8 +1722,14 @@ def _split_line_name(name: str) -> tuple[str, str]:
     return name, "Default Title"
 
 
-def _catalog(con: duckdb.DuckDBPyConnection, lines_sql: str, products_sql: str | None, work: Path) -> tuple[str, str, str]:
-    """Products, variants and the line -> (product_id, variant_id) map, as read_parquet expressions."""
+def _catalog(con: duckdb.DuckDBPyConnection, lines_sql: str, products_sql: str | None, work: Path,
+             inventory_sql: str | None = None) -> tuple[str, str, str, str | None]:
+    """Products, variants, the line -> (product_id, variant_id) map and the inventory row -> variant map.
+
+    An Inventory export's rows are variants of the catalog too (by SKU when it names one variant,
+    else by handle and option values), so stocked variants that never sold exist, and order lines
+    match them by SKU.
+    """
     products: dict[str, dict[str, Any]] = {}  # key -> product
     variants: dict[tuple[str, str, str | None], dict[str, Any]] = {}
     by_sku: dict[str, list[tuple[str, str, str | None]]] = defaultdict(list)
@@ -1744,6 +1753,33 @@ def _catalog(con: duckdb.DuckDBPyConnection, lines_sql: str, products_sql: str |
                 by_sku[row["sku"]].append(vkey)
             full = row["title"] if row["variant_title"] == "Default Title" else f"{row['title']} - {row['variant_title']}"
             by_full_name.setdefault(full, vkey)
+    inventory_map = None
+    if inventory_sql is not None:
+        map_columns = {"seq": pa.int64(), "product_key": pa.string(), "variant_title": pa.string(),
+                       "variant_sku": pa.string()}
+        stock = Stager(work / "inventory_map", list(map_columns), map_columns)
+        for row in arrow_rows(con, f"SELECT * FROM {inventory_sql} ORDER BY seq"):
+            sku = row["sku"]
+            if sku and len(by_sku.get(sku, ())) == 1:
+                vkey = by_sku[sku][0]
+            else:
+                key = "handle:" + row["handle"] if row["handle"] else "title:" + (row["title"] or "")
+                if key not in products:
+                    products[key] = {"key": key, "title": row["title"], "handle": row["handle"], "vendor": None,
+                                     "product_type": None, "collection": None, "status": None, "from_catalog": True}
+                    if row["title"]:
+                        by_title.setdefault(row["title"], key)
+                vkey = (key, row["variant_title"], sku)
+                if vkey not in variants:
+                    variants[vkey] = {"key": vkey, "product": key, "title": row["variant_title"], "sku": sku,
+                                      "price": None, "compare_at": None, "unit_cost": None, "position": None}
+                    if sku:
+                        by_sku[sku].append(vkey)
+                    title = products[key]["title"] or ""
+                    full = title if row["variant_title"] == "Default Title" else f"{title} - {row['variant_title']}"
+                    by_full_name.setdefault(full, vkey)
+            stock.add_dict({"seq": row["seq"], "product_key": vkey[0], "variant_title": vkey[1], "variant_sku": vkey[2]})
+        inventory_map = stock.close()
     titles_by_length = sorted(by_title, key=len, reverse=True)
     mapping_columns = {"name": pa.string(), "sku": pa.string(), "product_key": pa.string(), "variant_title": pa.string(),
                        "variant_sku": pa.string()}
@@ -1800,7 +1836,7 @@ def _catalog(con: duckdb.DuckDBPyConnection, lines_sql: str, products_sql: str |
         vstage.add_dict({"variant_id": i + 1, "product_id": product_ids[v["product"]], "product_key": v["product"],
                          "title": v["title"], "sku": v["sku"], "position": v["position"] or positions[v["product"]],
                          "price": v["price"], "compare_at_price": v["compare_at"], "unit_cost": v["unit_cost"]})
-    return pstage.close(), vstage.close(), mapping.close()
+    return pstage.close(), vstage.close(), mapping.close(), inventory_map
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1810,7 +1846,8 @@ def _catalog(con: duckdb.DuckDBPyConnection, lines_sql: str, products_sql: str |
 def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: ImportReport, ctx: _Context,
               st: dict[str, str], checkout_sql: str | None, customers_sql: str | None, products_sql: str | None,
               inventory_sql: str | None, transactions_sql: str | None, currency: str) -> None:
-    products_sql_out, variants_sql, line_map = _catalog(con, st["lines"], products_sql, work)
+    products_sql_out, variants_sql, line_map, inventory_map = _catalog(con, st["lines"], products_sql, work,
+                                                                       inventory_sql)
     con.execute(f"CREATE TEMP VIEW catalog_products AS SELECT * FROM {products_sql_out}")
     con.execute(f"CREATE TEMP VIEW catalog_variants AS SELECT * FROM {variants_sql}")
     con.execute(f"""
@@ -2015,16 +2052,32 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
                refund_excess, expected_total_sales, refund_date_rule, is_test, currency
         FROM orders_final f LEFT JOIN file_names n ON n.file = f.file ORDER BY order_id
     """)
-    if inventory_sql:
-        counts["inventory_levels"] = _write_extra(con, tmp, "inventory_levels", f"SELECT * FROM {inventory_sql}")
-        _write_model(tmp, "inventory_levels", INVENTORY_MODEL)
+    if inventory_sql and inventory_map:
+        # One snapshot: the export is the inventory at one moment, dated the last day the import has
+        # orders or transactions for (else the day of the import). On hand is the ending units;
+        # starting units, units sold, received and returned need a daily history it does not have.
+        day = _snapshot_day(con, transactions_sql, ctx.report.timezone)
+        counts["inventory_levels"] = write_table(con, tmp, "inventory_levels", f"""
+            SELECT CAST({sql_literal(day.isoformat())} AS DATE) AS day, v.variant_id, v.product_id,
+                   coalesce(i.location, 'Default location') AS location, true AS is_tracked,
+                   i.on_hand AS ending_units, i.incoming AS incoming_units
+            FROM {inventory_sql} i JOIN {inventory_map} m ON m.seq = i.seq
+            JOIN catalog_variants v ON v.product_key = m.product_key AND v.title = m.variant_title
+                 AND v.sku IS NOT DISTINCT FROM m.variant_sku
+            ORDER BY i.seq
+        """)
+        report.notes.append(f"inventory_levels holds the Inventory export as one snapshot dated {day.isoformat()} "
+                            "(on hand as ending units); units sold, received and starting units need daily "
+                            "history the export does not have, so they are empty")
     if transactions_sql:
-        counts["transactions"] = _write_extra(con, tmp, "transactions", f"""
-            SELECT row_number() OVER (ORDER BY t.created_at, t.line) AS transaction_id, o.order_id, t.order_name,
-                   t.kind, t.gateway, t.created_at, t.status, t.amount, t.currency, t.card_type
+        counts["transactions"] = write_table(con, tmp, "transactions", f"""
+            SELECT row_number() OVER (ORDER BY t.created_at, t.file, t.line) AS transaction_id, o.order_id,
+                   t.order_name, o.customer_id, t.created_at, t.kind, coalesce(t.status, 'success') AS status,
+                   t.gateway, {PAYMENT_METHOD_OF_GATEWAY} AS payment_method, t.card_type AS card_brand,
+                   NULL AS is_shop_pay, o.sales_channel, NULL AS location, abs(t.amount) AS amount, NULL AS fee,
+                   coalesce(t.currency, {sql_literal(currency)}) AS currency
             FROM {transactions_sql} t LEFT JOIN orders_final o ON o.name = t.order_name ORDER BY 1
         """)
-        _write_model(tmp, "transactions", TRANSACTIONS_MODEL)
     report.row_counts = counts
 
 
@@ -2034,47 +2087,23 @@ def _write_extra(con: duckdb.DuckDBPyConnection, tmp: Path, table: str, sql: str
     return int(con.execute(f"SELECT count(*) FROM read_parquet({sql_path(target)})").fetchone()[0])
 
 
-def _write_model(tmp: Path, table: str, text: str) -> None:
-    folder = tmp / "model"
-    folder.mkdir(exist_ok=True)
-    (folder / f"{table}.yaml").write_text(text, encoding="utf-8")
+# The payment method a Transactions export's gateway stands for (the export has no method column).
+PAYMENT_METHOD_OF_GATEWAY = """CASE lower(coalesce(t.gateway, ''))
+    WHEN 'shopify_payments' THEN 'Credit card' WHEN 'paypal' THEN 'PayPal' WHEN 'cash' THEN 'Cash'
+    WHEN 'gift_card' THEN 'Gift card' WHEN 'manual' THEN 'Manual' WHEN 'shop_cash' THEN 'Shop Cash'
+    WHEN '' THEN NULL ELSE t.gateway END"""
 
 
-INVENTORY_MODEL = """\
-# Written by `commerceql import shopify` from an Inventory export (one row per variant and location).
-name: inventory_levels
-description: Inventory per variant and location, as of the Inventory export.
-relation: inventory_levels
-dimensions:
-  product_handle: {sql: inventory_levels.handle, type: string, description: Handle of the product.}
-  product_title: {sql: inventory_levels.title, type: string, description: Title of the product.}
-  product_variant_title: {sql: inventory_levels.variant_title, type: string, description: Option values of the variant.}
-  product_variant_sku: {sql: inventory_levels.sku, type: string, description: SKU of the variant.}
-  location: {sql: inventory_levels.location, type: string, description: Inventory location.}
-metrics:
-  available_quantity: {sql: SUM(inventory_levels.available), type: count, additive: true, description: Units available to sell.}
-  on_hand_quantity: {sql: SUM(inventory_levels.on_hand), type: count, additive: true, description: Units on hand.}
-  committed_quantity: {sql: SUM(inventory_levels.committed), type: count, additive: true, description: Units committed to unfulfilled orders.}
-  incoming_quantity: {sql: SUM(inventory_levels.incoming), type: count, additive: true, description: Units incoming from transfers and purchase orders.}
-"""
-
-TRANSACTIONS_MODEL = """\
-# Written by `commerceql import shopify` from a Transactions export.
-name: transactions
-description: Payment transactions (sales, captures, refunds) from the Transactions export.
-relation: transactions
-time_column: created_at
-dimensions:
-  order_name: {sql: transactions.order_name, type: string, description: "Order name (#1001)."}
-  transaction_kind: {sql: transactions.kind, type: string, description: "sale, capture, authorization, refund, void."}
-  transaction_status: {sql: transactions.status, type: string, description: "success, failure, pending, error."}
-  gateway: {sql: transactions.gateway, type: string, description: Payment gateway.}
-  card_type: {sql: transactions.card_type, type: string, description: Card brand.}
-metrics:
-  transactions: {sql: COUNT(*), type: count, description: Number of transactions.}
-  transaction_amount: {sql: SUM(transactions.amount), type: money, additive: true, description: Sum of transaction amounts.}
-  refunded_amount: {sql: "COALESCE(SUM(transactions.amount) FILTER (WHERE transactions.kind = 'refund' AND transactions.status = 'success'), 0)", type: money, additive: true, description: Amount refunded by successful refund transactions.}
-"""
+def _snapshot_day(con: duckdb.DuckDBPyConnection, transactions_sql: str | None, timezone: str) -> dt.date:
+    """The local day an Inventory export is dated: the latest order or transaction, else today."""
+    zone = sql_literal(timezone)
+    sources = ["SELECT max(created_at) AS t FROM orders_final"]
+    if transactions_sql:
+        sources.append(f"SELECT max(created_at) AS t FROM {transactions_sql}")
+    latest = con.execute(
+        f"SELECT CAST(timezone({zone}, max(t)) AS DATE) FROM ({' UNION ALL '.join(sources)}) AS s"
+    ).fetchone()[0]
+    return latest or dt.datetime.now(ZoneInfo(timezone)).date()
 
 
 # ---------------------------------------------------------------------------------------------
