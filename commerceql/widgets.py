@@ -570,6 +570,7 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
         self.notes: list[str] = []
         self.revision = 0
         self.timings: list[float] = []
+        self.queries_run = 0  # statements sent to the store (a chart type change sends none)
         self.vegalite_spec: dict[str, Any] | None = None
         self._syncing = False
         self._build(export_path)
@@ -942,11 +943,45 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
 
     def _run(self, query: ast.Query, *, started: float, notes: list[str]) -> None:
         try:
-            result = self.store.query(query)
+            compiled = self.store.compile(query)
+            result = self._same_rows(compiled)
+            if result is None:
+                self.queries_run += 1
+                result = self.store.execute(compiled)
         except CommerceQLError as exc:
             self._show_error(self._positioned(exc), notes, stale=self.result is not None)
             return
         self._show_result(result, started=started, notes=notes)
+
+    def _same_rows(self, compiled: Any) -> Result | None:
+        """The current rows under the new query when it runs the very same SQL (else None).
+
+        A change of chart type (VISUALIZE) leaves the statement as it was: its answer is the
+        rows already shown, so only the chart is redrawn. Same SQL and parameters mean the same
+        rows, and the same periods and filters, hence the same notes from running it.
+        """
+        from commerceql.result import Result
+
+        current = self.result
+        if (
+            current is None
+            or compiled.sql != current.sql
+            or compiled.parameters != current.parameters
+            or tuple(compiled.columns) != tuple(current.columns)
+            or tuple(compiled.plan.notices) != tuple(current.plan.notices)
+        ):
+            return None
+        return Result(
+            query=compiled.plan.query,
+            df=current.df,
+            sql=compiled.sql,
+            parameters=compiled.parameters,
+            columns=compiled.columns,
+            total_rows=current.total_rows,
+            plan=compiled.plan,
+            store=self.store,
+            notices=current.notices,
+        )
 
     def _positioned(self, error: CommerceQLError) -> CommerceQLError:
         """The same error located in the query text shown in the widget (re-checked from that text)."""
