@@ -582,7 +582,8 @@ class Resolver:
                     CommerceQLNameError,
                     f"cannot order by `{item.column.name}`: it is not a column of the result",
                     item.column,
-                    hint=did_you_mean(item.column.name, available)
+                    hint=(_absent_generated_hint(named, plan) if (named := generated_name(name)) is not None else None)
+                    or did_you_mean(item.column.name, available)
                     or f"order by one of: {', '.join(available[:12])}",
                 )
             order_by.append((name, item.descending))
@@ -1226,7 +1227,7 @@ class Resolver:
                     if field is not None and field.kind == "metric":
                         hint = f"add `{identifier.name}` to SHOW to filter on it"
                     elif named is not None and field is None:
-                        hint = f"add `{named.metric}` to SHOW: its generated columns come with it"
+                        hint = _absent_generated_hint(named, plan)
                     else:
                         hint = did_you_mean(identifier.name, available)
                     raise self.error(
@@ -1262,6 +1263,18 @@ def _grouped_renames(notices: list[str]) -> list[str]:
         else:
             out.append(f"renamed in {match.group(3)}: " + ", ".join(f"`{old}` is now `{new}`" for old, new in pairs))
     return out
+
+
+def _absent_generated_hint(named: GeneratedName, plan: QueryPlan) -> str:
+    """Why a well-formed generated column is not in the result, and what would put it there."""
+    shown = next((m for m in plan.metrics if m.name == named.metric), None)
+    if shown is not None and shown.compares and named.kind != "totals":
+        return f"`{named.metric}` reads a comparison column, so it has no comparison or group totals columns of its own"
+    if shown is not None and not shown.additive and named.kind == "cumulative":
+        return f"`{named.metric}` is not a sum, so it has no running total"
+    if shown is None:
+        return f"add `{named.metric}` to SHOW: its generated columns come with it"
+    return f"the result's generated columns are listed by `explain`; `{named.metric}` has no such column here"
 
 
 def _has_field(table: Table, name: str) -> bool:

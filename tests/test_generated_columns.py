@@ -301,6 +301,20 @@ def test_show_lists_a_generated_column_that_comes_with_its_metric(store):
             "add `net_sales` to SHOW",
         ),
         (
+            "FROM sales SHOW net_sales - comparison_net_sales__previous_quarter AS change DURING last_quarter "
+            "COMPARE TO previous_quarter HAVING comparison_change__previous_quarter > 0",
+            "HAVING can only use columns of the result",
+            133,
+            "`change` reads a comparison column, so it has no comparison",
+        ),
+        (
+            "FROM sales SHOW net_sales DURING last_quarter COMPARE TO previous_quarter "
+            "ORDER BY comparison_orders__previous_quarter",
+            "cannot order by `comparison_orders__previous_quarter`",
+            84,
+            "add `orders` to SHOW",
+        ),
+        (
             "FROM sales SHOW net_sales - comparison_net_sales__previous_year COMPARE TO previous_year DURING last_month",
             "needs a name",
             17,
