@@ -284,14 +284,17 @@ class ExchangeRates:
 
     def __init__(self, base: str, *, folder: Path | None = None, manifest: Mapping[str, object] | None = None) -> None:
         self.base = base.upper()
-        self.file = _store_rates_file(folder, manifest or {})
+        self.folder = folder
+        self.manifest = manifest or {}
         self._store: dict[str, RateSeries] | None = None
         self._lock = threading.Lock()
 
     def store_rates(self) -> dict[str, RateSeries]:
+        """The store's own rates by currency ({} without a rates file); found and checked when first asked."""
         with self._lock:
             if self._store is None:
-                self._store = read_store_rates(self.file, self.base) if self.file is not None else {}
+                file = _store_rates_file(self.folder, self.manifest)
+                self._store = read_store_rates(file, self.base) if file is not None else {}
             return self._store
 
     def series(self, target: str) -> RateSeries | None:

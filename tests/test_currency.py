@@ -267,3 +267,34 @@ def test_money_columns_are_the_stores_decimal_columns(sample_store_path: Path) -
         schema = pl.read_parquet_schema(sample_store_path / file_name)
         decimals = {name for name, kind in schema.items() if isinstance(kind, pl.Decimal)}
         assert decimals == set(MONEY_COLUMNS.get(relation, set())), relation
+
+
+def test_a_missing_rates_file_named_by_the_manifest_fails_only_converting_queries(
+    tmp_path: Path, sample_store_path: Path
+) -> None:
+    folder = _store_with_rates(tmp_path, sample_store_path, "fx/missing.csv", None, manifest_key=True)
+    with cql.connect(folder) as store:
+        assert store.query("FROM sales SHOW net_sales DURING last_month").df.height == 1
+        with pytest.raises(CommerceQLError) as caught:
+            store.query("FROM sales SHOW net_sales DURING last_month WITH CURRENCY 'EUR'")
+    assert "exchange_rates" in caught.value.message and "fx/missing.csv" in caught.value.message
+
+
+def test_a_query_without_a_date_range_converts_every_row(store: cql.Store, sample_store_path: Path) -> None:
+    result = store.query("FROM orders SHOW order_total WITH CURRENCY 'EUR'")
+    window = result.plan.window
+    orders = raw(sample_store_path, "orders")
+    tz = ZoneInfo(ZONE)
+    if window.start is not None:
+        orders = orders.filter(pl.col("created_at") >= window.start.replace(tzinfo=tz))
+    if window.end is not None:
+        orders = orders.filter(pl.col("created_at") < window.end.replace(tzinfo=tz))
+    orders = (
+        orders.filter(~pl.col("is_test"))
+        .with_columns(pl.col("created_at").dt.convert_time_zone(ZONE).dt.date().alias("local_date"))
+        .sort("local_date")
+        .join_asof(ecb_rates("EUR"), left_on="local_date", right_on="date", strategy="backward")
+    )
+    parts = (orders["subtotal"] + orders["shipping"] + orders["taxes"]).cast(pl.Float64)  # order_total (docs/metrics.md)
+    expected = (parts * orders["factor"]).sum()
+    assert result.df["order_total"][0] == pytest.approx(expected, rel=1e-9)
