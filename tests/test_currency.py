@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -198,7 +199,9 @@ def test_rows_before_the_first_rate_are_an_error_at_the_currency(tmp_path: Path,
         store.query(query)
     error = caught.value
     assert "2025-08-15" in error.message and "2025-09-30" in error.message and "EUR" in error.message
-    assert "2025-07-01" in error.message  # the first day without a rate
+    # The day named is one of the query's days without a rate (whichever row the engine met first).
+    day = dt.date.fromisoformat(re.search(r"no EUR rate for (\S+):", error.message).group(1))
+    assert dt.date(2025, 7, 1) <= day < dt.date(2025, 8, 15)
     assert error.span is not None and query[error.span.start_pos:error.span.end_pos] == "CURRENCY 'EUR'"
 
 
@@ -298,3 +301,17 @@ def test_a_query_without_a_date_range_converts_every_row(store: cql.Store, sampl
     parts = (orders["subtotal"] + orders["shipping"] + orders["taxes"]).cast(pl.Float64)  # order_total (docs/metrics.md)
     expected = (parts * orders["factor"]).sum()
     assert result.df["order_total"][0] == pytest.approx(expected, rel=1e-9)
+
+
+def test_rows_after_a_currencys_last_rate_are_an_error(store: cql.Store) -> None:
+    # The Cyprus pound's ECB rates end when Cyprus adopted the euro (2008).
+    published = ecb_rates("CYP")["date"]
+    first, last = published.min(), published.max()
+    query = "FROM sales SHOW net_sales DURING last_quarter WITH CURRENCY 'CYP'"
+    with pytest.raises(CommerceQLError) as caught:
+        store.query(query)
+    error = caught.value
+    assert f"from {first.isoformat()} to {last.isoformat()}" in error.message
+    day = dt.date.fromisoformat(re.search(r"no CYP rate for (\S+):", error.message).group(1))
+    assert dt.date(2025, 7, 1) <= day < dt.date(2025, 10, 1)
+    assert error.span is not None and query[error.span.start_pos:error.span.end_pos] == "CURRENCY 'CYP'"
