@@ -315,3 +315,22 @@ def test_rows_after_a_currencys_last_rate_are_an_error(store: cql.Store) -> None
     day = dt.date.fromisoformat(re.search(r"no CYP rate for (\S+):", error.message).group(1))
     assert dt.date(2025, 7, 1) <= day < dt.date(2025, 10, 1)
     assert error.span is not None and query[error.span.start_pos:error.span.end_pos] == "CURRENCY 'CYP'"
+
+
+def test_top_ranks_and_totals_the_converted_amounts(store: cql.Store, sample_store_path: Path) -> None:
+    result = store.query("FROM sales SHOW net_sales GROUP BY TOP 3 product_type DURING last_quarter "
+                         "WITH TOTALS, CURRENCY 'EUR'")
+    rows = converted_sales(sample_store_path, ecb_rates("EUR"), LAST_QUARTER)
+    products = raw(sample_store_path, "products").select("product_id", "product_type")
+    per_type = (
+        rows.join(products, on="product_id", how="left")
+        .group_by("product_type")
+        .agg((pl.col("net_sales").cast(pl.Float64) * pl.col("factor")).sum().alias("v"))
+        .sort("v", descending=True)
+    )
+    top = per_type.head(3)
+    got = {row["product_type"]: row["net_sales"] for row in result.df.iter_rows(named=True)}
+    for row in top.iter_rows(named=True):
+        assert got[row["product_type"]] == pytest.approx(row["v"], rel=1e-9)
+    assert got["Other"] == pytest.approx(per_type["v"].sum() - top["v"].sum(), rel=1e-9)
+    assert result.df["net_sales__totals"][0] == pytest.approx(per_type["v"].sum(), rel=1e-9)
