@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from commerceql import ast, derived
+from commerceql import ast, currency, derived
 from commerceql import dates as dates_module
 from commerceql.columns import (
     ColumnInfo,
@@ -527,7 +527,7 @@ class _Compiler:
             select = [f"{self.dimension_sql(self.dims[j], table)} AS __p{j}" for j in partition]
             select.append(f"{value_sql} AS __value")
             group = [f"__p{j}" for j in partition] + ["__value"]
-            rank_sql = self.metric_value(metric.expression, lambda n, t=table: f"({self.model_sql(t.metric_sql(n))})")
+            rank_sql = self.metric_value(metric.expression, lambda n, t=table: f"({self.metric_sql(t, n)})")
             select.append(f"{rank_sql} AS __rank_value")
             joins = self.join_sql(table, [*select, *self.where_sql_preview(table)])
             filters = self.window_filter(table, self.plan.window) + self.where_sql(table)
@@ -559,7 +559,33 @@ class _Compiler:
         joins = table.joins_needed(fragments)
         return "".join(
             f"\n  LEFT JOIN {self.relation(j.relation)} AS {j.alias} ON {j.on}" for j in joins
-        )
+        ) + self.rate_join(table, fragments)
+
+    # -- WITH CURRENCY (commerceql.currency) ---------------------------------------------------
+    def metric_sql(self, table: Table, name: str) -> str:
+        """A base metric's aggregate SQL; money metrics read each row's money at its day's rate."""
+        sql = self.model_sql(table.metric_sql(name))
+        conversion = self.plan.conversion
+        metric = table.metric(name)
+        if conversion is None or metric is None or metric.type != "money":
+            return sql
+        factor = currency.guarded_factor(conversion, self.row_date(table), self.dialect)
+        relations = {table.name: table.relation} | {j.alias: j.relation for j in table.joins.values()}
+        return currency.convert_money_sql(sql, relations, factor)
+
+    def row_date(self, table: Table) -> str:
+        return self.dialect.local_date(self.tz, self.time_column(table))
+
+    def rate_join(self, table: Table, fragments: list[str]) -> str:
+        if self.plan.conversion is None or not any(f"{currency.RATE_ALIAS}." in f for f in fragments):
+            return ""
+        return currency.rate_join(self.row_date(table))
+
+    def rates_ctes(self) -> list[tuple[str, str]]:
+        if self.plan.conversion is None:
+            return []
+        windows = [self.plan.window, *(c.window for c in self.plan.comparisons)]
+        return [(currency.RATES_RELATION, currency.rates_sql(self.plan.conversion, windows, self.dialect, self.param))]
 
     # -- aggregation per window and table ---------------------------------------------------------
     def aggregate_cte(self, table: Table, window_index: int, tops: dict[int, tuple[str, Table]]) -> str:
@@ -598,7 +624,7 @@ class _Compiler:
                 group_sql = value_sql
             select.append(f"{value_sql} AS {self.q(dimension.name)}")
             group.append(group_sql)
-        metric_sql = {name: self.model_sql(table.metric_sql(name)) for name in self.base_metrics[table.name]}
+        metric_sql = {name: self.metric_sql(table, name) for name in self.base_metrics[table.name]}
         for name, sql in metric_sql.items():
             select.append(f"{sql} AS {self.q('m__' + name)}")
         if not metric_sql:
@@ -688,7 +714,7 @@ class _Compiler:
         for w in windows:
             window = self.plan.window if w == 0 else self.plan.comparisons[w - 1].window
             select = [f"{self.dimension_sql(d, table)} AS __d{i}" for i, d in enumerate(self.dims)]
-            select += [f"{self.model_sql(table.metric_sql(n))} AS {self.q('m__' + n)}" for n in metrics]
+            select += [f"{self.metric_sql(table, n)} AS {self.q('m__' + n)}" for n in metrics]
             joins = self.join_sql(table, select + self.where_sql_preview(table))
             filters = self.window_filter(table, window) + self.where_sql(table)
             self.ctes.append(
@@ -931,7 +957,7 @@ class _Compiler:
         )
         # Aggregates over the fact tables are read by several later CTEs; materialising them
         # keeps DuckDB from inlining (and so re-scanning) them once per reference.
-        ctes = self.derived_ctes() + self.ctes
+        ctes = self.derived_ctes() + self.rates_ctes() + self.ctes
         sql = (
             "WITH "
             + ",\n".join(
@@ -1141,6 +1167,8 @@ def sql_literal(value: object, dialect: Dialect = DUCKDB) -> str:
         return f"TIMESTAMP {quote_literal(value.isoformat(sep=' '))}"
     if isinstance(value, dt.date):
         return f"DATE {quote_literal(value.isoformat())}"
+    if isinstance(value, (list, tuple)):  # the daily rates of WITH CURRENCY
+        return dialect.list_literal([sql_literal(item, dialect) for item in value])
     return quote_literal(str(value))
 
 

@@ -107,6 +107,18 @@ class Dialect:
         """Fail the statement with `message` when evaluated (guards inside the SQL)."""
         return f"error({quote_literal(message)})"
 
+    def list_literal(self, items: list[str]) -> str:
+        """A list (array) of literals: `[a, b]` in DuckDB."""
+        return f"[{', '.join(items)}]"
+
+    def array_rows(self, array: str) -> str:
+        """Rows (`__i` from 0, `__value`) of a list value, such as a bound list parameter."""
+        return f"SELECT __i, {array}[__i + 1] AS __value FROM range(len({array})) AS __items(__i)"
+
+    def raise_error_of(self, message_sql: str) -> str:
+        """Fail the statement with the text `message_sql` computes (a row's value in the message)."""
+        return f"error({message_sql})"
+
     # -- spines ------------------------------------------------------------------------------
     def integer_spine(self, low: int, high: int) -> str:
         """Rows `__spine` = low .. high (both included)."""
@@ -208,6 +220,16 @@ class SparkDialect(Dialect):
 
     def raise_error(self, message: str) -> str:
         return f"raise_error({quote_literal(message)})"
+
+    def raise_error_of(self, message_sql: str) -> str:
+        return f"raise_error({message_sql})"
+
+    def list_literal(self, items: list[str]) -> str:
+        """Spark has no `[...]` literal: `array(a, b)`."""
+        return f"array({', '.join(items)})"
+
+    def array_rows(self, array: str) -> str:
+        return f"SELECT posexplode({array}) AS (__i, __value)"
 
     def integer_spine(self, low: int, high: int) -> str:
         return f"SELECT explode(sequence({int(low)}, {int(high)})) AS __spine"

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from commerceql import ast
 from commerceql.dates import DateWindow, Shift
 from commerceql.model.semantic import Table
 from commerceql.walk import identifiers
+
+if TYPE_CHECKING:
+    from commerceql.currency import Conversion
 
 TIME_GRAINS = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
 CYCLICAL_DIMENSIONS = ("hour_of_day", "day_of_week", "week_of_year", "month_of_year")
@@ -157,6 +161,8 @@ class QueryPlan:
     as_of: dt.datetime | None = None
     accounts: AccountSettings = field(default_factory=AccountSettings)
     segments: tuple[PlannedSegment, ...] = ()
+    # WITH CURRENCY other than the shop currency: the daily rates money is converted at (commerceql.currency).
+    conversion: Conversion | None = None
 
     @property
     def time_dimension(self) -> PlannedDimension | None:

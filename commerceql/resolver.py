@@ -18,6 +18,7 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from commerceql import ast
 from commerceql import dates as dates_module
@@ -46,6 +47,9 @@ from commerceql.plan import (
 from commerceql.typecheck import check_condition
 from commerceql.walk import condition_leaves as _condition_leaves
 from commerceql.walk import condition_names, condition_operands, identifiers
+
+if TYPE_CHECKING:
+    from commerceql.currency import ExchangeRates
 
 DEFAULT_LIMIT = 1000
 # Each condition becomes SQL the engine plans; thousands of ANDs take seconds and gigabytes.
@@ -257,8 +261,10 @@ class Resolver:
         timezone: str,
         currency: str,
         accounts: AccountSettings | None = None,
+        rates: ExchangeRates | None = None,
     ) -> None:
         self.query = query
+        self.rates = rates  # the store's exchange-rate sources (WITH CURRENCY), None: the library's only
         self.accounts = accounts or AccountSettings()
         self.model = model
         self.now = now
@@ -285,14 +291,14 @@ class Resolver:
         modifiers = self._modifiers()
         timezone = modifiers.get("TIMEZONE", self.store_timezone)
         currency = modifiers.get("CURRENCY", self.store_currency)
+        conversion = None
         if currency.upper() != self.store_currency.upper():
+            from commerceql.currency import plan_conversion
+
             node = next(m for m in query.with_modifiers if m.name == "CURRENCY")
-            raise self.error(
-                CommerceQLSemanticError,
-                f"this store keeps its money in {self.store_currency}; it has no exchange rates to convert to {currency}",
-                node,
-                hint=f"remove `CURRENCY '{currency}'` or write `CURRENCY '{self.store_currency}'`",
-            )
+            conversion = plan_conversion(currency, self.store_currency, self.rates, node,
+                                         lambda message, at, hint: self.error(CommerceQLSemanticError, message, at, hint))
+            self.notices.append(conversion.notice())
 
         # SHOW: dimensions listed there, metrics and metric expressions.
         shown_dimensions: dict[str, tuple[ast.ShowItem, Field]] = {}
@@ -558,7 +564,13 @@ class Resolver:
             as_of=self.now,
             accounts=self.accounts,
             segments=self._segments(tables, where, dimensions, timezone),
+            conversion=conversion,
         )
+        if conversion is not None:
+            from commerceql.currency import check_convertible
+
+            check_convertible(plan, lambda message, hint: self.error(
+                CommerceQLSemanticError, message, next(m for m in query.with_modifiers if m.name == "CURRENCY"), hint))
         columns = output_columns(plan)
         available = [c.name for c in columns]
         for identifier, named in self._generated_uses:
@@ -1293,10 +1305,12 @@ def resolve(
     timezone: str,
     currency: str = "USD",
     accounts: AccountSettings | None = None,
+    rates: ExchangeRates | None = None,
 ) -> QueryPlan:
     """Check `query` against `model` and return the concrete plan the compiler turns into SQL."""
     try:
-        return Resolver(query, model, now=now, timezone=timezone, currency=currency, accounts=accounts).resolve()
+        return Resolver(query, model, now=now, timezone=timezone, currency=currency, accounts=accounts,
+                        rates=rates).resolve()
     except CommerceQLError as error:
         error.with_source(query.source)
         raise

@@ -34,6 +34,7 @@ from commerceql.compiler import (
     quote_identifier,
     quote_literal,
 )
+from commerceql.currency import MISSING_RATE_MARKER, ExchangeRates, missing_rate_error
 from commerceql.data_range import (
     LAST_ORDER,
     DataRange,
@@ -154,6 +155,7 @@ class Store:
         self._range_cache: dict[tuple[str, str], DataRange | None] = {}
         # How overdue, lapse and RFM are judged here (manifest `accounts`, else the defaults).
         self.account_settings = account_settings_from(self.manifest.get("accounts"))
+        self._exchange_rates: ExchangeRates | None = None
 
     # -- time --------------------------------------------------------------------------------
     def now(self) -> dt.datetime:
@@ -245,8 +247,17 @@ class Store:
             timezone=self.timezone,
             currency=self.currency,
             accounts=self.account_settings,
+            rates=self.exchange_rates,
         )
         return compile_plan(plan, self.engine.dialect)
+
+    @property
+    def exchange_rates(self) -> ExchangeRates:
+        """The rates WITH CURRENCY converts at: the store's exchange_rates file, then the ECB's (read when used)."""
+        if self._exchange_rates is None or self._exchange_rates.base != self.currency.upper():
+            self._exchange_rates = ExchangeRates(self.currency, folder=self.path if self.path and self.path.is_dir()
+                                                 else None, manifest=self.manifest)
+        return self._exchange_rates
 
     def query(self, query: str | ast.Query, *, now: dt.datetime | None = None) -> Result:
         """Run one query and return its result (a Polars DataFrame with column metadata)."""
@@ -316,6 +327,8 @@ class Store:
                     hint="narrow the date range, use a coarser grain, or raise the limit with "
                     "`connect(..., memory_limit='8GB')`",
                 ) from exc
+            if MISSING_RATE_MARKER in exc.message:
+                raise missing_rate_error(exc.message, compiled.plan.conversion, compiled.plan.query.source) from exc
             if RESULT_LIMIT_MARKER in exc.message:
                 detail = exc.message.split(RESULT_LIMIT_MARKER, 1)[1].strip().rstrip("'\"")
                 raise CommerceQLExecutionError(

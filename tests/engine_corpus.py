@@ -67,6 +67,7 @@ def account_queries() -> list[tuple[str, str]]:
     """The account-analytics and older-form queries each feature's test module names for every engine."""
     import test_churn
     import test_cohorts
+    import test_currency
     import test_funnels
     import test_inventory
     import test_older_forms
@@ -75,7 +76,7 @@ def account_queries() -> list[tuple[str, str]]:
 
     items = []
     for module in (test_cohorts, test_churn, test_funnels, test_older_forms, test_sales_schema, test_inventory,
-                   test_payments):
+                   test_payments, test_currency):
         name = module.__name__.removeprefix("test_")
         items += [(f"{name}{i:02d}", q) for i, q in enumerate(module.SPARK_QUERIES)]
     return items
