@@ -240,3 +240,21 @@ def test_the_spec_is_what_altair_wrote(sample_store_path: Path, query: str) -> N
         chart = result.build_chart()  # an Altair object, built by Altair's from_dict
         assert chart_to_vegalite(chart) == spec
         assert chart_to_vegalite(result.chart) == spec
+
+
+def test_the_kernels_warm_up_loads_the_charting_stack_but_opens_no_store() -> None:
+    code = ("from commerceql_kernel.kernel import warm_up\nwarm_up()\n"
+            "from commerceql.widget_export import _svg_text\nassert _svg_text.cache_info().currsize == 1\n"
+            "assert 'commerceql.store' in sys.modules and 'ipywidgets' in sys.modules\n"
+            "import gc\nfrom commerceql.store import Store\n"
+            "assert not [o for o in gc.get_objects() if isinstance(o, Store)]")
+    assert loaded_after(code, ("vl_convert", "duckdb", "altair")) == ["vl_convert", "duckdb"]
+
+
+def test_a_kernel_chart_cell_does_not_import_altair(sample_store_path: Path) -> None:
+    code = ("from commerceql_kernel.session import KernelSession\n"
+            f"session = KernelSession(store_path={str(sample_store_path)!r})\nshown = []\n"
+            "session.run_cell('FROM sales SHOW net_sales TIMESERIES month DURING last_year VISUALIZE net_sales TYPE line', "
+            "shown.append)\n"
+            "assert any('application/vnd.vegalite.v5+json' in output.data for output in shown)")
+    assert loaded_after(code, ("altair",)) == []

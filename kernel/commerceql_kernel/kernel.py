@@ -9,6 +9,7 @@ Python traceback; the kernel survives any cell.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 from ipykernel.kernelbase import Kernel
@@ -20,6 +21,46 @@ from commerceql_kernel.session import CellError, KernelSession, Output
 
 #: The environment variable naming the store to open instead of the bundled sample store.
 STORE_ENVIRONMENT_VARIABLE = "COMMERCEQL_STORE"
+#: Set to 0 to start the kernel without warming the query and charting stack in the background.
+WARM_UP_ENVIRONMENT_VARIABLE = "COMMERCEQL_KERNEL_WARM_UP"
+# A tiny chart: drawing it once starts vl-convert's JavaScript engine (~2 s, once per process).
+_WARM_UP_CHART = {
+    "data": {"values": [{"x": 1, "y": 1}]},
+    "mark": "bar",
+    "encoding": {"x": {"field": "x", "type": "ordinal"}, "y": {"field": "y", "type": "quantitative"}},
+}
+
+
+def warm_up() -> None:
+    """Load what the first query and its chart need, so the first cell does not wait for it.
+
+    Imports the engine, the pipeline, the display, the control bar (ipywidgets) and vl-convert,
+    builds the built-in model and the parser, and draws a tiny chart (the explore widget's chart
+    and its saved-notebook image go through vl-convert, whose engine starts on first use). Runs
+    in a background thread right after start-up: imports are safe there (the import lock), the
+    parser and model caches are built or rebuilt alike, and the store is never touched (it opens
+    on the first query, in the kernel's own thread). Any failure is ignored: the first cell then
+    simply does the work itself.
+    """
+    try:
+        import commerceql.store  # noqa: F401  (DuckDB, Polars, the compiler and resolver)
+        from commerceql import display, widget_export, widgets  # noqa: F401
+        from commerceql.model.semantic import builtin_model
+        from commerceql.parser import get_parser
+
+        get_parser()
+        builtin_model()
+        spec = {"$schema": _schema_url(), **_WARM_UP_CHART}
+        widget_export.vega_spec(spec)
+        widget_export.chart_svg(spec)
+    except Exception:  # noqa: BLE001 - a warm-up only
+        pass
+
+
+def _schema_url() -> str:
+    from commerceql.charts import VEGA_LITE_SCHEMA_URL
+
+    return VEGA_LITE_SCHEMA_URL
 
 
 class CommerceQLKernel(Kernel):
@@ -49,6 +90,10 @@ class CommerceQLKernel(Kernel):
         super().__init__(**kwargs)
         self.cql = KernelSession(store_path=os.environ.get(STORE_ENVIRONMENT_VARIABLE) or None)
         self.cql.widgets_available = self._enable_comms()
+        self.warm_up_thread: threading.Thread | None = None
+        if os.environ.get(WARM_UP_ENVIRONMENT_VARIABLE, "1").strip() != "0":
+            self.warm_up_thread = threading.Thread(target=warm_up, name="commerceql-warm-up", daemon=True)
+            self.warm_up_thread.start()
 
     def _enable_comms(self) -> bool:
         """Handle comm messages like IPython's kernel does, so ipywidgets (the control bar) work."""
