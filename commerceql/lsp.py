@@ -32,6 +32,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.workspace.position_codec import PositionCodec
 
 from commerceql.completion import Token, complete, inspect, scan
+from commerceql.currency import ExchangeRates
 from commerceql.errors import CommerceQLError
 from commerceql.model.semantic import SemanticModel, builtin_model
 from commerceql.plan import AccountSettings
@@ -72,6 +73,9 @@ class ModelContext:
     accounts: AccountSettings = field(default_factory=AccountSettings)
     # The store's fixed clock (the sample store's `as_of`), else None for real time.
     as_of: dt.datetime | None = None
+    # The store's exchange-rate sources, so WITH CURRENCY of a currency only its own rates file
+    # has is not flagged; None: the shipped ECB rates only.
+    rates: ExchangeRates | None = None
 
     def now(self) -> dt.datetime:
         return self.as_of if self.as_of is not None else dt.datetime.now(dt.UTC)
@@ -102,6 +106,7 @@ def load_context(data: str | Path | None) -> ModelContext:
             currency=str(manifest.get("currency") or "USD"),
             accounts=store_module.account_settings_from(manifest.get("accounts")),
             as_of=_instant(as_of),
+            rates=ExchangeRates(str(manifest.get("currency") or "USD"), folder=path, manifest=manifest),
         )
     with store_module.connect(path) as opened:
         return ModelContext(
@@ -110,6 +115,7 @@ def load_context(data: str | Path | None) -> ModelContext:
             currency=opened.currency,
             accounts=opened.account_settings,
             as_of=_instant(opened.manifest.get("as_of")),
+            rates=opened.exchange_rates,
         )
 
 
@@ -341,6 +347,7 @@ def _check_statement(
                 timezone=context.timezone,
                 currency=context.currency,
                 accounts=context.accounts,
+                rates=context.rates,
             )
             # The compiler has checks of its own (TOP over several tables, ...); it is pure and
             # quick, and no SQL runs.

@@ -254,8 +254,8 @@ def _schema_markdown(store: Store) -> str:
 _RUN_QUERY_DESCRIPTION = """\
 Run one CommerceQL query and return its rows as JSON with each column's meaning (name, label,
 role, type), the period it covered and notes on how it was answered. At most {max_rows} rows come
-back (`truncated` says when some were left out). Money is a JSON number in the store's currency;
-dates are ISO; date-times are store-local. A mistake comes back as an error with the line, column
+back (`truncated` says when some were left out). Money is a JSON number in the result's
+`currency` (the store's, or the one WITH CURRENCY converted to); dates are ISO; date-times are store-local. A mistake comes back as an error with the line, column
 and a hint."""
 
 _INSTRUCTIONS = """\
