@@ -569,3 +569,12 @@ def test_server_with_a_store_uses_its_model(store_folder: Path) -> None:
         assert list(session.open("file:///work/store.cql", "FROM sales SHOW discount_rate").diagnostics) == []
     finally:
         session.close()
+
+
+def test_a_currency_only_the_stores_rates_file_has_is_not_flagged(store_folder: Path, context: ModelContext) -> None:
+    """WITH CURRENCY is checked against the store's own rates (exchange_rates.csv), as queries are."""
+    (store_folder / "exchange_rates.csv").write_text("date,currency,rate\n2025-01-01,ZZZ,0.5\n")
+    query = "FROM sales SHOW net_sales WITH CURRENCY 'ZZZ' SINCE 2025-01-01 UNTIL 2025-01-02"
+    assert lsp.diagnose(query, context), "the built-in ECB rates have no ZZZ: the editor must say so"
+    errors = [d for d in lsp.diagnose(query, load_context(store_folder)) if d.severity == types.DiagnosticSeverity.Error]
+    assert errors == []
