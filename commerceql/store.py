@@ -319,7 +319,7 @@ class Store:
                     "`connect(..., query_timeout=SECONDS)`",
                 ) from exc
             if exc.kind == "interrupted":
-                raise CommerceQLExecutionError("the query was interrupted") from exc
+                raise CommerceQLInterrupted("the query was interrupted") from exc
             if exc.kind == "out_of_memory":
                 raise CommerceQLExecutionError(
                     "the query needs more memory than this store's limit allows and was stopped",
@@ -401,6 +401,8 @@ class Store:
             try:
                 table = self.engine.run(text, parameters)  # type: ignore[arg-type]
             except EngineFailure as exc:
+                if exc.kind == "interrupted":
+                    raise CommerceQLInterrupted("the query was interrupted") from exc
                 raise CommerceQLExecutionError(f"the database refused this SQL: {exc.message}") from exc
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)

@@ -173,3 +173,32 @@ def test_interrupting_one_local_spark_store_leaves_another_stores_query_running(
         first_thread.join(GENEROUS)
     assert isinstance(second_outcome.get("error"), CommerceQLExecutionError)
     assert "interrupted" in second_outcome["error"].message
+
+
+def test_a_direct_interrupt_raises_the_same_error_class_as_ctrl_c(sample_store_path):
+    """`store.interrupt()` from another thread ends the running statement with CommerceQLInterrupted
+    (raw SQL here, so the statement is reliably slow; queries share the same engine failure kind)."""
+    import threading
+
+    import commerceql as cql
+    from commerceql.store import CommerceQLInterrupted
+
+    with cql.connect(sample_store_path) as store:
+        # A query long enough to be interrupted: every sales row against every session row's day.
+        slow = "SELECT count(*) AS n FROM sales s, sessions t WHERE s.sale_id % 7 = t.session_id % 11"
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                store.sql(slow)
+            except BaseException as error:  # noqa: BLE001 - recorded for the assertion below
+                failure.append(error)
+
+        worker = threading.Thread(target=work)
+        worker.start()
+        while worker.is_alive() and not failure:
+            store.interrupt()
+            worker.join(0.05)
+        worker.join(60)
+        assert failure and isinstance(failure[0], CommerceQLInterrupted), failure
+        assert store.query("FROM sales SHOW orders DURING last_month").df.height == 1
