@@ -242,7 +242,7 @@ def _run_query(args: argparse.Namespace) -> int:
         result = store.query(query)
         _write_result(result, args)
         if args.chart:
-            if result.chart is None:
+            if result.vegalite_spec is None:  # the spec, not result.chart: saving never imports Altair
                 raise CommerceQLError("this query has no VISUALIZE clause, so there is no chart to save")
             target = Path(args.chart)
             if len(queries) > 1:

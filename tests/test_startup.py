@@ -258,3 +258,13 @@ def test_a_kernel_chart_cell_does_not_import_altair(sample_store_path: Path) -> 
             "shown.append)\n"
             "assert any('application/vnd.vegalite.v5+json' in output.data for output in shown)")
     assert loaded_after(code, ("altair",)) == []
+
+
+def test_the_cli_saves_a_chart_without_altair(sample_store_path: Path, tmp_path: Path) -> None:
+    target = tmp_path / "chart.json"
+    code = ("import contextlib, io, commerceql.cli\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+            "    status = commerceql.cli.main(['query', 'FROM sales SHOW net_sales TIMESERIES month DURING last_year "
+            f"VISUALIZE net_sales TYPE line', '--data', {str(sample_store_path)!r}, '--chart', {str(target)!r}])\n"
+            "assert status == 0, status")
+    assert loaded_after(code, ("altair",)) == []
+    assert json.loads(target.read_text(encoding="utf-8"))["mark"]
