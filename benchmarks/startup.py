@@ -8,8 +8,14 @@ is one, as a ratio to a reference (`python -c pass` for process start):
 - first chart in a process (VISUALIZE → PNG), on top of the query   target < 1 s extra
 - first query in a new CommerceQL-kernel session (table + chart shown)   target < 3 s
 - imports of `commerceql` and `commerceql.cli` (what the entry points pay before any work)
+- explore widget, kernel side: from setting a control's value to the table and chart updated, in
+  process (the browser adds drawing; tests/browser/test_widgets_browser.py prints that round trip)
 
-    python -m benchmarks.startup [--repeat 5] [--no-kernel]
+The package's bytecode is compiled first, as an installed package has it: under
+PYTHONDONTWRITEBYTECODE=1 a source checkout would otherwise recompile every edited module in
+every measured process.
+
+    python -m benchmarks.startup [--repeat 5] [--no-kernel] [--no-widget]
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 QUERY = "FROM sales SHOW net_sales, orders GROUP BY sales_channel DURING last_month"
+WARM_UP_WIDGET_QUERY = "FROM sales SHOW orders GROUP BY product_type DURING last_year VISUALIZE orders TYPE bar"
 CHART_QUERY = "FROM sales SHOW net_sales TIMESERIES month DURING last_year VISUALIZE net_sales TYPE line"
 
 
@@ -48,8 +55,12 @@ def _line(what: str, seconds: float, target: float | None, reference: float | No
     print(f"  {what:<58} {seconds:7.3f} s{aim}{ratio}{verdict}")
 
 
-def kernel_first_query(repeat: int) -> float:
-    """Median time from starting a CommerceQL kernel to the table and chart of its first cell."""
+def kernel_first_query(repeat: int, pause: float = 0.0) -> float:
+    """Median time from starting a CommerceQL kernel to the table and chart of its first cell.
+
+    With `pause`, the cell is sent that many seconds after the kernel is ready (a user opening a
+    notebook and running its first cell) and the time counts from sending it.
+    """
     from jupyter_client.manager import start_new_kernel
 
     times = []
@@ -57,6 +68,9 @@ def kernel_first_query(repeat: int) -> float:
         start = time.perf_counter()
         manager, client = start_new_kernel(kernel_name="commerceql", startup_timeout=120)
         try:
+            if pause:
+                time.sleep(pause)  # the user opening the notebook; the kernel warms up meanwhile
+                start = time.perf_counter()
             reply_id = client.execute(CHART_QUERY)
             shown: set[str] = set()
             while True:
@@ -77,11 +91,35 @@ def kernel_first_query(repeat: int) -> float:
     return statistics.median(times)
 
 
-def run(repeat: int, kernel: bool) -> None:
+def widget_round_trip(rounds: int) -> dict[str, float]:
+    """Kernel-side control change -> table and chart updated (seconds): p50/p90 of every change
+    after the first, the first change, and the p50 of the chart type changes alone."""
+    from commerceql.store import connect
+    from commerceql.widgets import MEASURED_CHANGES, measure_latency
+
+    with connect() as store:
+        # Warm-up on another query (the first widget of a process imports ipywidgets and starts
+        # vl-convert), so the measured changes find none of their charts already compiled.
+        measure_latency(store, query=WARM_UP_WIDGET_QUERY, changes=(("dimension", "billing_region"), ("chart_type", "line")))
+        report = measure_latency(store, changes=tuple(MEASURED_CHANGES) * max(1, rounds))
+    chart_types = [seconds for control, _, seconds, _ in report["samples"] if control == "chart_type"]
+    return {"p50": report["p50"], "p90": report["p90"], "max": report["max"],
+            "chart_type_p50": statistics.median(chart_types) if chart_types else float("nan")}
+
+
+def _compile_bytecode() -> None:
+    import compileall
+
+    for package in (ROOT / "commerceql", ROOT / "kernel" / "commerceql_kernel"):
+        compileall.compile_dir(str(package), quiet=1)
+
+
+def run(repeat: int, kernel: bool, widget: bool = True) -> None:
     print("\n== start-up (cold processes, median of", repeat, "runs) ==")
     from commerceql.sample import ensure_default_store
 
     ensure_default_store()  # the first-ever run generates the store: not what is measured here
+    _compile_bytecode()
     python = [sys.executable]
     cli = [str(BIN / "commerceql")]
     reference = _cold([*python, "-c", "pass"], repeat)
@@ -95,6 +133,14 @@ def run(repeat: int, kernel: bool) -> None:
     _line("CLI: first chart, extra over the query", max(with_chart - first, 0.0), 1.0)
     if kernel:
         _line("kernel: first query in a new session (table + chart)", kernel_first_query(max(1, repeat // 2)), 3.0)
+        _line("kernel: first cell sent 5 s after start-up (from sending it)",
+              kernel_first_query(max(1, repeat // 2), pause=5.0), None)
+    if widget:
+        figures = widget_round_trip(max(1, repeat // 2))
+        _line("widget control change, kernel side (p50)", figures["p50"], None)
+        _line("widget control change, kernel side (p90)", figures["p90"], None)
+        _line("widget chart type change, kernel side (p50, no query)", figures["chart_type_p50"], None)
+        print("  (the browser target is < 0.3 s for the whole round trip; the kernel side is part of it)")
 
 
 def _chart(cli: list[str], repeat: int) -> float:
@@ -108,9 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-kernel", action="store_true", help="skip the kernel figure")
+    parser.add_argument("--no-widget", action="store_true", help="skip the explore widget figures")
     args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (1 min) at start")
-    run(args.repeat, kernel=not args.no_kernel)
+    run(args.repeat, kernel=not args.no_kernel, widget=not args.no_widget)
+    print(f"load average {os.getloadavg()[0]:.2f} (1 min) at the end")
     return 0
 
 
