@@ -247,6 +247,16 @@ def test_explore_widget_in_jupyterlab(sample_store_path):
                     eventually(lambda: _assert_in("previous year", chart_text(page).lower()))
                     shot(page, "04_compare_previous_year.png")
 
+                    # -- another chart type: the same rows (no new query), the chart redrawn
+                    rows_before = table_rows(page)
+                    before = revision(page)
+                    select(page, ".cql-chart-type", "horizontal_bar")
+                    latencies["chart_type"] = wait_for_update(page, before)
+                    assert table_rows(page) == rows_before
+                    assert "TYPE horizontal_bar" in page.locator(".cql-explore .cql-query textarea").input_value()
+                    eventually(lambda: _assert_in(top_region, chart_text(page)))
+                    shot(page, "04b_horizontal_bar.png")
+
                     # -- "All time" disables the comparison and says why, no traceback
                     before = revision(page)
                     select(page, ".cql-date-range", "All time")
