@@ -44,9 +44,14 @@ from commerceql.data_range import (
     first_row,
     period_notices,
 )
-from commerceql.derived import DERIVED_RELATIONS
+from commerceql.derived import DERIVED_RELATIONS, missing_data
 from commerceql.engines import DuckDBEngine, Engine, EngineFailure, SparkEngine
-from commerceql.errors import CommerceQLDataError, CommerceQLError, CommerceQLExecutionError
+from commerceql.errors import (
+    CommerceQLDataError,
+    CommerceQLError,
+    CommerceQLExecutionError,
+    CommerceQLNameError,
+)
 from commerceql.model.semantic import SemanticModel, Table, builtin_model
 from commerceql.parser import parse, parse_script
 from commerceql.plan import AccountSettings
@@ -249,6 +254,14 @@ class Store:
             accounts=self.account_settings,
             rates=self.exchange_rates,
         )
+        # A table only one export fills (inventory, payments) answers zeros when the import had
+        # no such export: refuse it, naming the export, rather than give an empty answer.
+        for identifier, table in zip(parsed.tables, plan.tables, strict=False):
+            reason = missing_data(table.relation, table.name, self.manifest)
+            if reason:
+                raise CommerceQLNameError(reason, span=identifier.span, source=parsed.source,
+                                          hint="import that export with the others (commerceql import shopify ...) "
+                                          "or query another table")
         return compile_plan(plan, self.engine.dialect)
 
     @property

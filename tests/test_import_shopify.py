@@ -14,10 +14,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from model_sweep import run_every_builtin_field
 
 import commerceql as cql
 from commerceql import derived
-from commerceql.errors import CommerceQLDataError
+from commerceql.errors import CommerceQLDataError, CommerceQLError
 from commerceql.importers import CommerceQLImportError, import_shopify
 from commerceql.importers.cli import main as import_main
 from commerceql.importers.common import OPTIONAL_SCHEMAS, SCHEMAS, detect_timezone
@@ -580,26 +581,6 @@ def test_timezone_detection():
     assert zone is None and "no timestamp" in why
 
 
-def run_every_builtin_field(store) -> list[str]:
-    """Every metric and every groupable dimension of every table in the model, on `store`."""
-    failures = []
-    for name, table in store.model.tables.items():
-        metrics = [m.name for m in table.metrics.values() if not m.alias_of]
-        for metric in metrics:
-            try:
-                store.query(f"FROM {name} SHOW {metric}")
-            except Exception as exc:  # noqa: BLE001 - collected and reported together
-                failures.append(f"{name}.{metric}: {exc}")
-        for dimension in table.dimensions.values():
-            if dimension.type == "array" or not metrics:
-                continue
-            try:
-                store.query(f"FROM {name} SHOW {metrics[0]} GROUP BY {dimension.name}")
-            except Exception as exc:  # noqa: BLE001
-                failures.append(f"{name}.{dimension.name}: {exc}")
-    return failures
-
-
 @needs_realdata
 @pytest.mark.parametrize("folder", ["monfrere_tactical_audit", "bibiwatson_files", "skrishnanunni_shopify"])
 def test_every_builtin_metric_and_dimension_runs(imported, folder):
@@ -687,5 +668,12 @@ def test_a_store_without_those_exports_names_what_is_missing(imported):
             assert reason is not None and export in reason and f"`{name}`" in reason
         for table in ("inventory_levels", "transactions"):
             assert store.sql(f"SELECT count(*) AS n FROM {table}")["n"][0] == 0
+        # and the query is refused with that reason, at the table's name, not answered with zeros
+        for name, export in (("inventory", "Inventory export"), ("payments", "Transactions export")):
+            text = f"FROM {name} SHOW {'ending_inventory_units' if name == 'inventory' else 'net_payments'} DURING last_month"
+            with pytest.raises(CommerceQLError) as refused:
+                store.query(text)
+            assert export in refused.value.message and refused.value.span.start_pos == text.index(name)
+        assert store.query("FROM sales SHOW orders").df.height == 1  # other tables still answer
     finally:
         store.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from model_sweep import run_every_builtin_field
 
 import commerceql as cql
 from commerceql.errors import CommerceQLDataError
@@ -330,27 +331,10 @@ def test_mapping_and_data_errors(tmp_path, case):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".store-")]
 
 
-def _run_every_builtin_field(store) -> list[str]:
-    """Every metric and every groupable dimension of every table in the model, on `store`."""
-    failures = []
-    for name, table in store.model.tables.items():
-        metrics = [m.name for m in table.metrics.values() if not m.alias_of]
-        queries = [f"FROM {name} SHOW {m}" for m in metrics]
-        if metrics:
-            queries += [f"FROM {name} SHOW {metrics[0]} GROUP BY {d.name}" for d in table.dimensions.values()
-                        if d.type != "array"]
-        for query in queries:
-            try:
-                store.query(query)
-            except Exception as exc:  # noqa: BLE001 - collected and reported together
-                failures.append(f"{query}: {exc}")
-    return failures
-
-
 def test_every_builtin_metric_and_dimension_runs_on_a_table_import(tmp_path):
     import_table(_events(tmp_path), EVENTS_MAPPING, tmp_path / "s")
     store = cql.connect(tmp_path / "s")
     try:
-        assert _run_every_builtin_field(store) == []
+        assert run_every_builtin_field(store) == []
     finally:
         store.close()
