@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from commerceql import ast
+from commerceql import ast, calculations
 from commerceql import dates as dates_module
 from commerceql.columns import GeneratedName, generated_name, output_columns
 from commerceql.errors import (
@@ -314,6 +314,24 @@ class Resolver:
                     item.alias,
                     hint="choose a name that does not start with two underscores",
                 )
+            if calculations.is_window_call(item.expression):
+                # rolling_avg(net_sales, 7), ytd(net_sales), rank(net_sales): a column over the rows.
+                metric = calculations.plan_window(
+                    item,
+                    lambda expression, alias: self._plan_metric(
+                        calculations.rewrite_aggregates(expression, tables, self.source), alias, scope),
+                    self.source,
+                )
+                if metric.name in column_order:
+                    raise self.error(CommerceQLSemanticError, f"column `{metric.name}` appears twice in SHOW", item,
+                                     hint="give one of them a different name with AS")
+                metrics.append(metric)
+                column_order.append(metric.name)
+                if item.alias:
+                    aliases[item.alias.name] = metric.name
+                continue
+            # count_distinct(company_id), median(x) ...: metrics of the table, planned as any other.
+            item = replace(item, expression=calculations.rewrite_aggregates(item.expression, tables, self.source))
             item = self._legacy_sum(item, scope)
             self._reject_functions(item.expression, scope)
             if (
@@ -443,19 +461,7 @@ class Resolver:
                 )
         # Output names: a SHOW alias renames the dimension.
         renamed = {field.name: (item.alias.name if item.alias else field.name) for field_name, (item, field) in shown_dimensions.items()}
-        dimensions = [
-            PlannedDimension(
-                name=renamed.get(d.source_name, d.source_name),
-                source_name=d.source_name,
-                kind=d.kind,
-                type=d.type,
-                description=d.description,
-                top=d.top,
-                only_top=d.only_top,
-                top_overall=d.top_overall,
-            )
-            for d in dimensions
-        ]
+        dimensions = [replace(d, name=renamed.get(d.source_name, d.source_name)) for d in dimensions]
         dim_names = [d.name for d in dimensions]
         order = [d for d in dim_names if d not in column_order] + column_order
         # WHERE: dimensions only.
@@ -571,6 +577,7 @@ class Resolver:
 
             check_convertible(plan, lambda message, hint: self.error(
                 CommerceQLSemanticError, message, next(m for m in query.with_modifiers if m.name == "CURRENCY"), hint))
+        calculations.check_windows(plan, self.source)
         columns = output_columns(plan)
         available = [c.name for c in columns]
         for identifier, named in self._generated_uses:
@@ -992,6 +999,8 @@ class Resolver:
         aliases: dict[str, str],
         shown_dimensions: dict[str, tuple[ast.ShowItem, Field]],
     ) -> PlannedDimension:
+        if item.function is not None:  # bucket(order_total, 0, 100), month(customer_first_order_date)
+            return calculations.plan_group_function(item, scope.tables, self.source)
         identifier = item.dimension
         target = aliases.get(identifier.name)
         if target is not None:
