@@ -360,7 +360,9 @@ def _aggregate(
                 argument, source,
                 hint=f"count its values with `count_distinct({field})`",
             )
-        value_type = "money" if dimension.type == "money" else "number"
+        # The smallest or largest of whole numbers is a whole number (shown without decimals).
+        whole = function in ("min", "max") and dimension.type == "integer"
+        value_type = "money" if dimension.type == "money" else "count" if whole else "number"
     value = f"({dimension.sql})"
     row_filter = ROW_FILTERS.get(table.name)
     if row_filter is not None and _column_exists(table, row_filter):
@@ -458,7 +460,8 @@ def plan_group_function(item: ast.GroupItem, tables: MutableSequence[Table], sou
     name = item.alias.name if item.alias is not None else f"{field}_{function}"
     description = f"The {function} of {field}" + (" (weeks start on Monday)" if function == "week" else "")
     _add_dimension(tables, table, Dimension(name=name, sql=sql, type="date", description=description), item, source)
-    return PlannedDimension(name=name, source_name=name, kind="model", type="date", description=description)
+    return PlannedDimension(name=name, source_name=name, kind="model", type="date", description=description,
+                            ordinal=True)
 
 
 def _plan_bucket(
@@ -519,7 +522,7 @@ def _plan_bucket(
     description = f"Band of {field}" + (" per order" if per_order else "") + ": " + ", ".join(labels)
     _add_dimension(tables, home, Dimension(name=name, sql=sql, type="string", description=description), item, source)
     return PlannedDimension(name=name, source_name=name, kind="model", type="string", description=description,
-                            bands=tuple(labels))
+                            bands=tuple(labels), ordinal=True)
 
 
 def _order_value(table: Table, metric: str) -> tuple[Table, str]:

@@ -1144,10 +1144,10 @@ class _Compiler:
             for d in self.dims:
                 if d.top is not None and not d.only_top:
                     keys.append(f"({self.q(d.name)} = 'Other') ASC")
-            # Bands read in band order (0–100, 100–250, ...), as time reads in time order; a rank
+            # Bands and dates of a dimension read in their order (0–100, 100–250 ...), as time does; a rank
             # reads group by group, best first.
             for d in self.dims:
-                if d.bands and d.name not in used:
+                if d.ordinal and d.name not in used:
                     keys.append(f"{self.sort_key(d.name)} ASC NULLS LAST")
                     used.add(d.name)
             rank = next((m for m in self.plan.metrics if m.calculation and m.calculation.kind == "rank"), None)

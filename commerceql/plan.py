@@ -55,6 +55,8 @@ class PlannedDimension:
     top_overall: bool = False
     # A numeric band dimension (bucket(...)): its labels in band order, which is how it sorts.
     bands: tuple[str, ...] = ()
+    # Read in its own order by default, as time is (bands, month(date_dimension) ...).
+    ordinal: bool = False
 
     @property
     def is_time(self) -> bool:

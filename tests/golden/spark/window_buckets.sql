@@ -25,5 +25,5 @@ result AS (
 )
 SELECT `order_total_bucket`, `paid_date_month`, `orders`, COUNT(*) OVER () AS __total_rows
   FROM result
-  ORDER BY (CASE `order_total_bucket` WHEN 'under 0' THEN 0 WHEN '0–100' THEN 1 WHEN '100–250' THEN 2 WHEN '250–1000' THEN 3 WHEN '1000+' THEN 4 END) ASC NULLS LAST, `orders` DESC NULLS LAST, `paid_date_month` ASC NULLS LAST
+  ORDER BY (CASE `order_total_bucket` WHEN 'under 0' THEN 0 WHEN '0–100' THEN 1 WHEN '100–250' THEN 2 WHEN '250–1000' THEN 3 WHEN '1000+' THEN 4 END) ASC NULLS LAST, `paid_date_month` ASC NULLS LAST, `orders` DESC NULLS LAST
   LIMIT 1000;
