@@ -784,12 +784,26 @@ class Resolver:
             arguments = expression.arguments
             argument = arguments[0] if len(arguments) == 1 and isinstance(arguments[0], ast.Identifier) else None
             field = scope.lookup(argument) if scope is not None and argument is not None else None
-            if name in _RANKING_FUNCTIONS:
-                message = f"`{expression.name}()` is not a CommerceQL function: there are no window calculations"
-                hint = "to rank, sort with `ORDER BY <metric> DESC`, or keep the best values with `GROUP BY TOP 10 <dimension>`"
+            if name in calculations.WINDOW_FUNCTIONS:
+                # rolling_avg(), rank() ... outside a SHOW column (WHERE, VISUALIZE).
+                message = f"`{expression.name}()` makes a column of SHOW, over the result's rows"
+                hint = f"show `{expression.name}(...) AS name` and filter it with HAVING or chart it by that name"
+            elif name in _RANKING_FUNCTIONS:
+                message = f"`{expression.name}()` is not a CommerceQL function"
+                hint = ("`rank(metric)` in SHOW ranks the rows within each group (1 = highest; ties share a rank "
+                        "and the next one skips, as SQL's RANK()); `GROUP BY TOP 10 <dimension>` keeps the best values")
             elif name in _WINDOW_FUNCTIONS or any(word in name for word in ("moving", "rolling", "running", "window")):
-                message = f"`{expression.name}()` is not a CommerceQL function: there are no moving or window calculations"
-                hint = "what exists is the running total: `WITH CUMULATIVE_VALUES` with a time dimension (TIMESERIES day)"
+                message = f"`{expression.name}()` is not a CommerceQL function"
+                window = _number_argument(arguments[1]) if len(arguments) == 2 else None
+                if "av" in name and window is not None and isinstance(arguments[0], ast.Identifier):
+                    hint = (f"`rolling_avg({arguments[0].name}, {window})` in SHOW averages the {window} periods of the "
+                            "TIMESERIES up to each row")
+                elif name in _WINDOW_FUNCTIONS:
+                    hint = ("there is no lag or lead; compare periods with `COMPARE TO previous_period`, or use "
+                            "rolling_avg / rolling_sum(metric, n), running_total(metric), mtd / qtd / ytd(metric)")
+                else:
+                    hint = ("the window calculations are rolling_avg(metric, n), rolling_sum(metric, n), "
+                            "running_total(metric) and mtd / qtd / ytd(metric), in SHOW with a time grain")
             elif field is not None and field.kind == "metric" and name == "sum" and field.metric is not None \
                     and field.metric.additive:
                 message = f"`{expression.name}()` is not a CommerceQL function: metrics are already aggregated"
@@ -1257,6 +1271,10 @@ class Resolver:
                         identifier,
                         hint=hint,
                     )
+
+
+def _number_argument(expression: ast.Expression) -> str | None:
+    return str(expression.value) if isinstance(expression, ast.NumberLiteral) else None
 
 
 # A plain rename notice (a model `deprecated:` text with nothing more to say than the release).
