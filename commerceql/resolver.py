@@ -278,6 +278,8 @@ class Resolver:
         # and every generated column SHOW names, checked once the query's clauses are known.
         self._shown_metrics: list[PlannedMetric] = []
         self._generated_uses: list[tuple[ast.Identifier, GeneratedName]] = []
+        # The GROUP BY functions' dimensions (bucket, month of a date), by the item's position.
+        self._computed_dimensions: dict[int, PlannedDimension] = {}
 
     def error(self, cls: type[CommerceQLError], message: str, node: object, hint: str | None = None) -> CommerceQLError:
         return cls(message, span=getattr(node, "span", None), source=self.source, hint=hint)
@@ -287,6 +289,12 @@ class Resolver:
         query = self.query
         tables = self._tables()
         scope = _Scope(tables, self.source)
+        # GROUP BY bucket(...) / month(date) add their dimension to the table first, so that SHOW
+        # can list it by name (SHOW order_size, orders GROUP BY bucket(order_total, 0, 100) AS order_size).
+        self._computed_dimensions = {
+            index: calculations.plan_group_function(item, tables, self.source)
+            for index, item in enumerate(query.group_by) if item.function is not None
+        }
 
         modifiers = self._modifiers()
         timezone = modifiers.get("TIMEZONE", self.store_timezone)
@@ -1014,7 +1022,7 @@ class Resolver:
         shown_dimensions: dict[str, tuple[ast.ShowItem, Field]],
     ) -> PlannedDimension:
         if item.function is not None:  # bucket(order_total, 0, 100), month(customer_first_order_date)
-            return calculations.plan_group_function(item, scope.tables, self.source)
+            return self._computed_dimensions[self.query.group_by.index(item)]
         identifier = item.dimension
         target = aliases.get(identifier.name)
         if target is not None:

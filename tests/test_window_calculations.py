@@ -392,3 +392,23 @@ def test_golden_sql(name: str, dialect: str) -> None:
 def test_the_spark_queries_run_on_duckdb(store, query):
     result = store.query(query)
     assert result.df.height > 0
+
+
+def test_show_lists_a_computed_dimension_by_its_name(store):
+    listed = store.query("FROM orders SHOW order_size, orders GROUP BY bucket(order_total, 0, 100, 250) AS order_size "
+                         "DURING last_month")
+    plain = store.query("FROM orders SHOW orders GROUP BY bucket(order_total, 0, 100, 250) AS order_size "
+                        "DURING last_month")
+    assert listed.df.equals(plain.df)
+    assert listed.df["order_size"].to_list() == ["0–100", "100–250", "250+"]
+
+
+def test_the_rows_before_the_period_are_filtered_like_the_period(store, sample_store_path):
+    result = store.query("FROM sales SHOW rolling_sum(net_sales, 5) AS five_days WHERE sales_channel = 'Wholesale' "
+                         "TIMESERIES day SINCE 2025-06-01 UNTIL 2025-06-07")
+    sales = raw(sample_store_path, "sales").filter(pl.col("sales_channel") == "Wholesale")
+    sales = sales.with_columns(local_day("happened_at").alias("day"))
+    per_day = dict(sales.group_by("day").agg(pl.col("net_sales").sum().cast(pl.Float64)).iter_rows())
+    for day, five in result.df.iter_rows():
+        window = [day - dt.timedelta(days=i) for i in range(5)]
+        assert as_float(five) == pytest.approx(sum(per_day.get(d, 0.0) for d in window), abs=0.005)
