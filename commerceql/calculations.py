@@ -211,6 +211,19 @@ def _description(function: str, inner: str, size: int | None) -> str:
 
 def check_windows(plan: QueryPlan, source: str) -> None:
     """Refuse window columns the query cannot answer, each at its function call."""
+    if plan.conversion is not None:
+        # Order values and aggregates of a money dimension are read in the shop's currency.
+        adhoc_money = [m for t in plan.tables for m in t.metrics.values()
+                       if m.type == "money" and m.formula is not None and m.formula.endswith(" over the rows")]
+        per_order = any(j.relation.startswith(ORDER_VALUE_PREFIX) for t in plan.tables for j in t.joins.values())
+        if adhoc_money or per_order:
+            raise _error(
+                CommerceQLSemanticError,
+                "bands and aggregates of money per order or of a money dimension are in the shop's currency, "
+                "and WITH CURRENCY converts each row at its day's rate",
+                next(m for m in plan.query.with_modifiers if m.name == "CURRENCY"), source,
+                hint="remove WITH CURRENCY for this query",
+            )
     grain = plan.time_dimension
     for metric in plan.metrics:
         calculation = metric.calculation
@@ -559,6 +572,7 @@ class CompilerLike(Protocol):
     def q(self, name: str) -> str: ...
     def dimension_sql(self, dimension: PlannedDimension | str, table: Table, window_index: int = 0) -> str: ...
     def model_sql(self, sql: str) -> str: ...
+    def metric_sql(self, table: Table, name: str) -> str: ...
     def join_sql(self, table: Table, fragments: list[str]) -> str: ...
     def where_sql(self, table: Table) -> list[str]: ...
     def where_sql_preview(self, table: Table) -> list[str]: ...
@@ -643,7 +657,7 @@ def time_window_ctes(compiler: CompilerLike, metric: PlannedMetric, number: int,
     assert grain is not None
     names = metric.model_metric_names()
     select = [f"{compiler.dimension_sql(d, table)} AS {q(d.name)}" for d in compiler.dims]
-    select += [f"{compiler.model_sql(table.metric_sql(n))} AS {q('m__' + n)}" for n in names]
+    select += [f"{compiler.metric_sql(table, n)} AS {q('m__' + n)}" for n in names]
     joins = compiler.join_sql(table, select + compiler.where_sql_preview(table))
     filters = compiler.window_filter(table, calculation_window(plan, calculation)) + compiler.where_sql(table)
     base = f"calc_base_{number}"

@@ -585,6 +585,9 @@ class _Compiler:
         if self.plan.conversion is None:
             return []
         windows = [self.plan.window, *(c.window for c in self.plan.comparisons)]
+        # A rolling or period-to-date column reads days before the period (commerceql.calculations).
+        windows += [calculations.calculation_window(self.plan, m.calculation) for m in self.plan.metrics
+                    if m.calculation is not None]
         return [(currency.RATES_RELATION, currency.rates_sql(self.plan.conversion, windows, self.dialect, self.param))]
 
     # -- aggregation per window and table ---------------------------------------------------------

@@ -412,3 +412,21 @@ def test_the_rows_before_the_period_are_filtered_like_the_period(store, sample_s
     for day, five in result.df.iter_rows():
         window = [day - dt.timedelta(days=i) for i in range(5)]
         assert as_float(five) == pytest.approx(sum(per_day.get(d, 0.0) for d in window), abs=0.005)
+
+
+def test_with_currency_converts_the_days_before_the_period_too(store):
+    # The rolling window's earlier days are converted at their own day's rate: a 3-day rolling sum
+    # is the sum of the converted daily values (the period starts 2 days early to have them).
+    result = store.query("FROM sales SHOW net_sales, rolling_sum(net_sales, 3) TIMESERIES day "
+                         "SINCE 2025-03-01 UNTIL 2025-03-10 WITH CURRENCY 'EUR'")
+    daily_eur = result.df["net_sales"].to_list()
+    rolled = result.df["rolling_sum_net_sales_3"].to_list()
+    for i in range(2, len(daily_eur)):
+        assert rolled[i] == pytest.approx(sum(daily_eur[i - 2:i + 1]), abs=0.01)
+
+
+def test_money_per_order_with_a_currency_is_refused(store):
+    with pytest.raises(CommerceQLError) as raised:
+        store.query("FROM orders SHOW median(order_total) WITH CURRENCY 'EUR'")
+    assert "in the shop's currency" in raised.value.message
+    assert raised.value.hint == "remove WITH CURRENCY for this query"
