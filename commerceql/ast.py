@@ -314,13 +314,20 @@ class Visualize:
 
 @dataclass(frozen=True)
 class GroupItem:
-    """A `GROUP BY` entry: a dimension, or `[ONLY] TOP n dimension [OVERALL]`."""
+    """A `GROUP BY` entry: a dimension, `[ONLY] TOP n dimension [OVERALL]`, or a computed one.
+
+    A computed dimension is a `function` call over a field, `bucket(order_total, 0, 100, 250)` or
+    `month(customer_first_order_date)` (commerceql.calculations), with an optional `alias`;
+    `dimension` is then the call's first argument, the field it reads.
+    """
 
     dimension: Identifier
     top: int | None = None
     only: bool = False
     overall: bool = False
     span: Span | None = _span()
+    function: FunctionCall | None = None
+    alias: Identifier | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from commerceql import ast, currency, derived
+from commerceql import ast, calculations, currency, derived
 from commerceql import dates as dates_module
 from commerceql.columns import (
     ColumnInfo,
@@ -585,6 +585,9 @@ class _Compiler:
         if self.plan.conversion is None:
             return []
         windows = [self.plan.window, *(c.window for c in self.plan.comparisons)]
+        # A rolling or period-to-date column reads days before the period (commerceql.calculations).
+        windows += [calculations.calculation_window(self.plan, m.calculation) for m in self.plan.metrics
+                    if m.calculation is not None]
         return [(currency.RATES_RELATION, currency.rates_sql(self.plan.conversion, windows, self.dialect, self.param))]
 
     # -- aggregation per window and table ---------------------------------------------------------
@@ -786,6 +789,7 @@ class _Compiler:
     def compile(self) -> CompiledQuery:
         plan = self.plan
         windows = range(1 + len(plan.comparisons))
+        calculations.order_value_ctes(self)
         if self.can_prefold():
             self.prefolded_ctes()
         else:
@@ -886,6 +890,19 @@ class _Compiler:
         expressions: dict[str, str] = {}
         for m in plan.metrics:
             expressions[m.name] = value(m, "rows")
+        # Window columns (commerceql.calculations): a rank is taken over the result's rows below;
+        # rolling and period-to-date values come from their own CTE, one value per result row.
+        ranks: list[tuple[PlannedMetric, str]] = []
+        for number, m in enumerate(m for m in plan.metrics if m.calculation is not None):
+            assert m.calculation is not None
+            if m.calculation.kind == "rank":
+                ranks.append((m, f"__rank_input_{number}"))
+                select.append(f"{expressions[m.name]} AS __rank_input_{number}")
+                continue
+            keys_relation = "lvl_0_rows" if direct else "keys"
+            calculated = calculations.time_window_ctes(self, m, number, keys_relation)
+            joins.append(f"LEFT JOIN {calculated} AS w{number} ON {join_on(f'w{number}', self.dims)}")
+            expressions[m.name] = f"w{number}.__value"
         for w, c in enumerate(plan.comparisons, start=1):
             for m in plan.metrics:
                 if m.compares:
@@ -896,7 +913,8 @@ class _Compiler:
                     expressions[percent_change_name(m.name, c.suffix)] = percent_change(expressions[m.name], compared)
         if plan.totals:
             for m in plan.metrics:
-                expressions[totals_name(m.name)] = value(m, "totals")
+                # A window column has no total (a rank or rolling average of all rows means nothing).
+                expressions[totals_name(m.name)] = "CAST(NULL AS DOUBLE)" if m.calculation else value(m, "totals")
                 for w, c in enumerate(plan.comparisons, start=1):
                     if not m.compares:
                         expressions[comparison_totals_name(m.name, c.suffix)] = value(m, "comparison_totals", w)
@@ -904,16 +922,21 @@ class _Compiler:
             for i, d in enumerate(self.dims):
                 for m in plan.metrics:
                     if not m.compares:
-                        expressions[group_totals_name(m.name, d.name)] = value(m, "group", i)
+                        expressions[group_totals_name(m.name, d.name)] = (
+                            "CAST(NULL AS DOUBLE)" if m.calculation else value(m, "group", i))
         for column in columns:
             if column.role in ("dimension", "time"):
                 continue
-            if column.role == "cumulative":
+            if column.role == "cumulative" or any(column.name == m.name for m, _ in ranks):
                 continue
             select.append(f"{expressions[column.name]} AS {self.q(column.name)}")
         self.ctes.append(("result", "SELECT " + ",\n    ".join(select) + f"\n  FROM {source_sql}" + "".join(f"\n  {j}" for j in joins)))
 
         source = "result"
+        if ranks:
+            ranked = ", ".join(calculations.rank_sql(self, m, column) for m, column in ranks)
+            self.ctes.append(("ranked", f"SELECT *, {ranked} FROM {source}"))
+            source = "ranked"
         cumulative = [c for c in columns if c.role == "cumulative"]
         if cumulative:
             time_dim = self.grain or next(d for d in self.dims if d.is_time)
@@ -929,7 +952,7 @@ class _Compiler:
                     comparison_name(str(column.base), column.comparison) if column.comparison else str(column.base)
                 )
                 running.append(f"SUM({self.q(base_column)}) {window} AS {self.q(column.name)}")
-            self.ctes.append(("cumulated", "SELECT *, " + ", ".join(running) + " FROM result"))
+            self.ctes.append(("cumulated", "SELECT *, " + ", ".join(running) + f" FROM {source}"))
             source = "cumulated"
 
         where = ""
@@ -1099,6 +1122,9 @@ class _Compiler:
         return any(self.is_instant(d.name) for d in self.dims)
 
     def sort_key(self, name: str) -> str:
+        banded = next((d for d in self.dims if d.name == name and d.bands), None)
+        if banded is not None:
+            return calculations.band_sort_key(banded, self.q(name))
         return f"final_rows.{self.q(name)}" if self.is_instant(name) else self.q(name)
 
     def order_sql(self, columns: list[ColumnInfo]) -> str:
@@ -1121,13 +1147,26 @@ class _Compiler:
             for d in self.dims:
                 if d.top is not None and not d.only_top:
                     keys.append(f"({self.q(d.name)} = 'Other') ASC")
+            # Bands and dates of a dimension read in their order (0–100, 100–250 ...), as time does; a rank
+            # reads group by group, best first.
+            for d in self.dims:
+                if d.ordinal and d.name not in used:
+                    keys.append(f"{self.sort_key(d.name)} ASC NULLS LAST")
+                    used.add(d.name)
+            rank = next((m for m in self.plan.metrics if m.calculation and m.calculation.kind == "rank"), None)
+            if rank is not None:
+                for d in self.dims[:-1]:
+                    if d.name not in used:
+                        keys.append(f"{self.sort_key(d.name)} ASC NULLS LAST")
+                        used.add(d.name)
+                keys.append(f"{self.q(rank.name)} ASC")
             if self.plan.metrics:
                 first = self.plan.metrics[0].name
                 keys.append(f"{self.q(first)} DESC NULLS LAST")
                 used.add(first)
         for d in self.dims:
             if d.name not in used:
-                keys.append(f"{self.q(d.name)} ASC NULLS LAST")
+                keys.append(f"{self.sort_key(d.name) if d.bands else self.q(d.name)} ASC NULLS LAST")
         if not keys:
             keys.append("1")
         return ", ".join(keys)

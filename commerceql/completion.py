@@ -629,6 +629,9 @@ def _candidates(
         if last_word == "SHOW" or starts_operand:
             offer.add(metric_names, "metric", metric_sigs)
             dimensions_and_time()
+            from commerceql.calculations import FUNCTION_SIGNATURES, SHOW_FUNCTIONS
+
+            offer.add(SHOW_FUNCTIONS, "function", FUNCTION_SIGNATURES)
         elif last_word == "AS":
             pass
         else:
@@ -663,6 +666,9 @@ def _candidates(
                 dimensions_and_time()
                 if not after_top:
                     offer.add(["TOP", "ONLY TOP"], "keyword")
+                    from commerceql.calculations import FUNCTION_SIGNATURES
+
+                    offer.add(["bucket"], "function", FUNCTION_SIGNATURES)
                 return offer
             in_top = any(t.upper == "TOP" for t in clause_tokens[-4:])
             clauses(*(("OVERALL",) if in_top else ("ALL",)))

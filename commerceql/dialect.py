@@ -150,11 +150,27 @@ class Dialect:
     # -- model macros ------------------------------------------------------------------------
     def expand_macros(self, sql: str, timezone: str) -> str:
         """`sql` with every model macro (`local_date(...)`, `local_timestamp(...)`) expanded."""
+        if QUANTILE_MACRO in sql:
+            sql = expand_calls(sql, QUANTILE_MACRO, self._quantile_call)
         if "local_" not in sql:  # the common case: nothing to do, and no scan
             return sql
         for name, render in (("local_date", self.local_date), ("local_timestamp", self.local_timestamp)):
             sql = expand_calls(sql, name, lambda argument, render=render: render(timezone, argument))
         return sql
+
+    def _quantile_call(self, argument: str) -> str:
+        value, _, fraction = argument.rpartition(",")
+        return self.quantile(value.strip(), fraction.strip())
+
+    def quantile(self, value: str, fraction: str) -> str:
+        """The exact `fraction` quantile of `value`, interpolating between the two nearest values
+        (median(), percentile()): DuckDB's quantile_cont; Spark's exact `percentile` is the same
+        definition (percentile_approx would be an estimate)."""
+        return f"quantile_cont({value}, {fraction})"
+
+
+# `quantile_of(value, fraction)` in model SQL (the ad-hoc median() and percentile() of a dimension).
+QUANTILE_MACRO = "quantile_of"
 
 
 class DuckDBDialect(Dialect):
@@ -246,6 +262,9 @@ class SparkDialect(Dialect):
             f"SELECT s AS __spine FROM (SELECT explode(sequence(CAST({start} AS TIMESTAMP), "
             f"CAST({end} AS TIMESTAMP), {step})) AS s) AS steps WHERE s < CAST({end} AS TIMESTAMP)"
         )
+
+    def quantile(self, value: str, fraction: str) -> str:
+        return f"percentile({value}, {fraction})"
 
     def string_test(self, kind: str, text: str, needle: str) -> str:
         return f"{ {'starts_with': 'startswith', 'ends_with': 'endswith'}.get(kind, kind)}({text}, {needle})"

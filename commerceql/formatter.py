@@ -274,6 +274,9 @@ def _format_show_item(item: ast.ShowItem) -> str:
 
 
 def _format_group_item(item: ast.GroupItem) -> str:
+    if item.function is not None:  # bucket(order_total, 0, 100), month(customer_first_order_date)
+        text = format_expression(item.function)
+        return text + (f" AS {format_identifier(item.alias)}" if item.alias is not None else "")
     dimension = format_identifier(item.dimension)
     if item.top is None:
         if item.only or item.overall:

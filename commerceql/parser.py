@@ -1305,6 +1305,17 @@ class _Builder:
             span=_meta_span(meta),
         )
 
+    def group_function(self, meta: Any, children: list[Any]) -> ast.GroupItem:
+        """`bucket(order_total, 0, 100, 250) [AS name]`, `month(customer_first_order_date)`."""
+        name, arguments, alias = children
+        call = ast.FunctionCall(
+            name=str(name.value), arguments=tuple(_value(a) for a in arguments or ()),
+            span=_meta_span(meta),
+        )
+        first = call.arguments[0] if call.arguments else None
+        field = first if isinstance(first, ast.Identifier) else ast.Identifier(call.name, span=call.span)
+        return ast.GroupItem(dimension=field, function=call, alias=alias, span=_meta_span(meta))
+
     def timeseries_clause(self, meta: Any, children: list[Any]) -> _Clause:
         (grain,) = children
         return _Clause("TIMESERIES", _identifier(grain), _meta_span(meta))

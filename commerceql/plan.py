@@ -53,10 +53,28 @@ class PlannedDimension:
     top: int | None = None
     only_top: bool = False
     top_overall: bool = False
+    # A numeric band dimension (bucket(...)): its labels in band order, which is how it sorts.
+    bands: tuple[str, ...] = ()
+    # Read in its own order by default, as time is (bands, month(date_dimension) ...).
+    ordinal: bool = False
 
     @property
     def is_time(self) -> bool:
         return self.kind in ("grain", "cyclical")
+
+
+@dataclass(frozen=True)
+class WindowCalculation:
+    """A SHOW column computed over the result's rows: rolling_avg(net_sales, 7), ytd(...), rank(...).
+
+    kind: rolling_avg | rolling_sum | running_total | period_to_date | rank. See commerceql.calculations.
+    """
+
+    kind: str
+    function: str  # the function as written (mtd, rolling_avg ...), for messages
+    size: int | None = None  # rolling: how many grain buckets the window spans
+    period: str | None = None  # period_to_date: month | quarter | year
+    span: ast.Span | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,8 @@ class PlannedMetric:
     display_name: str | None = None
     # The generated columns (comparison_..., ..__totals) the expression names, by their name.
     references: tuple[GeneratedReference, ...] = ()
+    # A window calculation over `expression` (rolling, period-to-date, rank), or None.
+    calculation: WindowCalculation | None = None
 
     def reference(self, name: str) -> GeneratedReference | None:
         return next((r for r in self.references if r.column == name), None)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from commerceql import ast
+from commerceql import ast, calculations
 from commerceql import dates as dates_module
 from commerceql.columns import GeneratedName, generated_name, output_columns
 from commerceql.errors import (
@@ -278,6 +278,8 @@ class Resolver:
         # and every generated column SHOW names, checked once the query's clauses are known.
         self._shown_metrics: list[PlannedMetric] = []
         self._generated_uses: list[tuple[ast.Identifier, GeneratedName]] = []
+        # The GROUP BY functions' dimensions (bucket, month of a date), by the item's position.
+        self._computed_dimensions: dict[int, PlannedDimension] = {}
 
     def error(self, cls: type[CommerceQLError], message: str, node: object, hint: str | None = None) -> CommerceQLError:
         return cls(message, span=getattr(node, "span", None), source=self.source, hint=hint)
@@ -287,6 +289,12 @@ class Resolver:
         query = self.query
         tables = self._tables()
         scope = _Scope(tables, self.source)
+        # GROUP BY bucket(...) / month(date) add their dimension to the table first, so that SHOW
+        # can list it by name (SHOW order_size, orders GROUP BY bucket(order_total, 0, 100) AS order_size).
+        self._computed_dimensions = {
+            index: calculations.plan_group_function(item, tables, self.source)
+            for index, item in enumerate(query.group_by) if item.function is not None
+        }
 
         modifiers = self._modifiers()
         timezone = modifiers.get("TIMEZONE", self.store_timezone)
@@ -314,6 +322,24 @@ class Resolver:
                     item.alias,
                     hint="choose a name that does not start with two underscores",
                 )
+            if calculations.is_window_call(item.expression):
+                # rolling_avg(net_sales, 7), ytd(net_sales), rank(net_sales): a column over the rows.
+                metric = calculations.plan_window(
+                    item,
+                    lambda expression, alias: self._plan_metric(
+                        calculations.rewrite_aggregates(expression, tables, self.source), alias, scope),
+                    self.source,
+                )
+                if metric.name in column_order:
+                    raise self.error(CommerceQLSemanticError, f"column `{metric.name}` appears twice in SHOW", item,
+                                     hint="give one of them a different name with AS")
+                metrics.append(metric)
+                column_order.append(metric.name)
+                if item.alias:
+                    aliases[item.alias.name] = metric.name
+                continue
+            # count_distinct(company_id), median(x) ...: metrics of the table, planned as any other.
+            item = replace(item, expression=calculations.rewrite_aggregates(item.expression, tables, self.source))
             item = self._legacy_sum(item, scope)
             self._reject_functions(item.expression, scope)
             if (
@@ -443,19 +469,7 @@ class Resolver:
                 )
         # Output names: a SHOW alias renames the dimension.
         renamed = {field.name: (item.alias.name if item.alias else field.name) for field_name, (item, field) in shown_dimensions.items()}
-        dimensions = [
-            PlannedDimension(
-                name=renamed.get(d.source_name, d.source_name),
-                source_name=d.source_name,
-                kind=d.kind,
-                type=d.type,
-                description=d.description,
-                top=d.top,
-                only_top=d.only_top,
-                top_overall=d.top_overall,
-            )
-            for d in dimensions
-        ]
+        dimensions = [replace(d, name=renamed.get(d.source_name, d.source_name)) for d in dimensions]
         dim_names = [d.name for d in dimensions]
         order = [d for d in dim_names if d not in column_order] + column_order
         # WHERE: dimensions only.
@@ -571,6 +585,7 @@ class Resolver:
 
             check_convertible(plan, lambda message, hint: self.error(
                 CommerceQLSemanticError, message, next(m for m in query.with_modifiers if m.name == "CURRENCY"), hint))
+        calculations.check_windows(plan, self.source)
         columns = output_columns(plan)
         available = [c.name for c in columns]
         for identifier, named in self._generated_uses:
@@ -777,12 +792,26 @@ class Resolver:
             arguments = expression.arguments
             argument = arguments[0] if len(arguments) == 1 and isinstance(arguments[0], ast.Identifier) else None
             field = scope.lookup(argument) if scope is not None and argument is not None else None
-            if name in _RANKING_FUNCTIONS:
-                message = f"`{expression.name}()` is not a CommerceQL function: there are no window calculations"
-                hint = "to rank, sort with `ORDER BY <metric> DESC`, or keep the best values with `GROUP BY TOP 10 <dimension>`"
+            if name in calculations.WINDOW_FUNCTIONS:
+                # rolling_avg(), rank() ... outside a SHOW column (WHERE, VISUALIZE).
+                message = f"`{expression.name}()` makes a column of SHOW, over the result's rows"
+                hint = f"show `{expression.name}(...) AS name` and filter it with HAVING or chart it by that name"
+            elif name in _RANKING_FUNCTIONS:
+                message = f"`{expression.name}()` is not a CommerceQL function"
+                hint = ("`rank(metric)` in SHOW ranks the rows within each group (1 = highest; ties share a rank "
+                        "and the next one skips, as SQL's RANK()); `GROUP BY TOP 10 <dimension>` keeps the best values")
             elif name in _WINDOW_FUNCTIONS or any(word in name for word in ("moving", "rolling", "running", "window")):
-                message = f"`{expression.name}()` is not a CommerceQL function: there are no moving or window calculations"
-                hint = "what exists is the running total: `WITH CUMULATIVE_VALUES` with a time dimension (TIMESERIES day)"
+                message = f"`{expression.name}()` is not a CommerceQL function"
+                window = _number_argument(arguments[1]) if len(arguments) == 2 else None
+                if "av" in name and window is not None and isinstance(arguments[0], ast.Identifier):
+                    hint = (f"`rolling_avg({arguments[0].name}, {window})` in SHOW averages the {window} periods of the "
+                            "TIMESERIES up to each row")
+                elif name in _WINDOW_FUNCTIONS:
+                    hint = ("there is no lag or lead; compare periods with `COMPARE TO previous_period`, or use "
+                            "rolling_avg / rolling_sum(metric, n), running_total(metric), mtd / qtd / ytd(metric)")
+                else:
+                    hint = ("the window calculations are rolling_avg(metric, n), rolling_sum(metric, n), "
+                            "running_total(metric) and mtd / qtd / ytd(metric), in SHOW with a time grain")
             elif field is not None and field.kind == "metric" and name == "sum" and field.metric is not None \
                     and field.metric.additive:
                 message = f"`{expression.name}()` is not a CommerceQL function: metrics are already aggregated"
@@ -992,6 +1021,8 @@ class Resolver:
         aliases: dict[str, str],
         shown_dimensions: dict[str, tuple[ast.ShowItem, Field]],
     ) -> PlannedDimension:
+        if item.function is not None:  # bucket(order_total, 0, 100), month(customer_first_order_date)
+            return self._computed_dimensions[self.query.group_by.index(item)]
         identifier = item.dimension
         target = aliases.get(identifier.name)
         if target is not None:
@@ -1248,6 +1279,10 @@ class Resolver:
                         identifier,
                         hint=hint,
                     )
+
+
+def _number_argument(expression: ast.Expression) -> str | None:
+    return str(expression.value) if isinstance(expression, ast.NumberLiteral) else None
 
 
 # A plain rename notice (a model `deprecated:` text with nothing more to say than the release).

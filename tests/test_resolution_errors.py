@@ -264,9 +264,9 @@ def test_every_error_renders_without_python_internals():
     [
         (
             "FROM sales SHOW moving_average(net_sales, 7) AS weekly TIMESERIES day SINCE -30d",
-            "`moving_average()` is not a CommerceQL function: there are no moving or window calculations",
-            "`WITH CUMULATIVE_VALUES`",
-            "net_sales, 7",
+            "`moving_average()` is not a CommerceQL function",
+            "`rolling_avg(net_sales, 7)` in SHOW averages the 7 periods",
+            "write `net_sales, 7`",
         ),
         (
             "FROM sales SHOW count(billing_city) AS number_of_cities",
@@ -281,9 +281,9 @@ def test_every_error_renders_without_python_internals():
             "write `net_sales`",
         ),
         (
-            "FROM sales SHOW rank(net_sales) AS place GROUP BY product_title",
-            "there are no window calculations",
-            "ORDER BY <metric> DESC",
+            "FROM sales SHOW dense_rank(net_sales) AS place GROUP BY product_title",
+            "`dense_rank()` is not a CommerceQL function",
+            "`rank(metric)` in SHOW ranks the rows",
             "write",
         ),
         (
