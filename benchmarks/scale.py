@@ -53,7 +53,9 @@ def scale_store(rows: int) -> Path:
     base = Path(ensure_default_store())
     # Bounded, streaming copy: without a limit DuckDB may take 80 % of the machine's memory for the
     # 100M-row COPY, and the row order of a benchmark store does not matter.
-    con = duckdb.connect(config={"memory_limit": "2GB", "preserve_insertion_order": False, "threads": 2})
+    spill = DATA / ".spill"
+    con = duckdb.connect(config={"memory_limit": "2GB", "preserve_insertion_order": False, "threads": 2,
+                                 "temp_directory": str(spill)})
     base_rows = con.execute(f"SELECT count(*) FROM read_parquet('{base / 'sales.parquet'}')").fetchone()[0]
     copies = -(-rows // base_rows)
     start = time.perf_counter()
@@ -72,6 +74,8 @@ def scale_store(rows: int) -> Path:
     manifest["name"] = f"{manifest['name']} (sales replicated x{copies} for benchmarks)"
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     tmp.rename(folder)
+    con.close()
+    shutil.rmtree(spill, ignore_errors=True)
     size = sum(f.stat().st_size for f in folder.iterdir()) / 1e9
     print(f"  built {folder.name}: {copies} copies of the sample store's sales ({base_rows:,} rows), "
           f"{size:.1f} GB, in {time.perf_counter() - start:.0f} s")
