@@ -318,7 +318,11 @@ def _total_cells(result: Result, shown: list[ColumnInfo], cut: bool) -> tuple[st
     if not any(c.role in ("dimension", "time") for c in shown):
         return None  # one row with no grouping: it is the total already
     frame = result.df
-    label = f"{TOTAL_LABEL} (all {result.total_rows:,} rows)" if cut else TOTAL_LABEL
+    if any(d.only_top for d in result.plan.dimensions):
+        # ONLY TOP keeps the other values out of the rows, not out of the totals (docs/language.md).
+        label = f"{TOTAL_LABEL} (all values)"
+    else:
+        label = f"{TOTAL_LABEL} (all {result.total_rows:,} rows)" if cut else TOTAL_LABEL
     cells: list[str] = []
     labelled = False
     for column in shown:

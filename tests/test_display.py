@@ -112,6 +112,15 @@ def test_a_cut_table_says_its_total_is_over_all_rows(store, sales):
     assert row_by_kind(shown, "total")[0][0] == f"Total (all {channels} rows)"
 
 
+def test_only_top_says_its_total_covers_every_value(store, sales):
+    """ONLY TOP drops the other values from the rows, not from the totals: the label says so."""
+    result = store.query(f"FROM sales SHOW net_sales GROUP BY ONLY TOP 2 sales_channel WITH TOTALS {PERIOD}")
+    table = result_table(result)
+    [total] = row_by_kind(table, "total")
+    assert result.df.height == 2 and total[0] == "Total (all values)"
+    assert cell(table, total, "Net sales") == money(store, between(sales, FIRST_QUARTER)["net_sales"].sum())
+
+
 def test_timeseries_total_row(store, sales):
     result = store.query(f"FROM sales SHOW net_sales, orders TIMESERIES month WITH TOTALS {PERIOD}")
     table = result_table(result)
