@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
-    "DASHBOARD_ENV",
     "DEFAULT_PORT",
     "PAGE_MESSAGE_TYPES",
     "check_notebook",
@@ -69,8 +68,6 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 8866
-#: Set to "1" in the environment of every kernel `commerceql serve` starts.
-DASHBOARD_ENV = "COMMERCEQL_DASHBOARD"
 #: What a page may send its kernel: widget (comm) traffic, kernel info and shutting its own kernel
 #: down. Everything else, `execute_request` first of all, must be dropped by the server.
 PAGE_MESSAGE_TYPES = frozenset(
@@ -376,6 +373,8 @@ def run_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     _check_port(host, port)
+    from commerceql.widgets import DASHBOARD_ENV  # every control bar in the served kernels drops its export
+
     os.environ[DASHBOARD_ENV] = "1"
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         # Started in the background of a script, SIGINT arrives ignored; Ctrl-C must still stop the server.
@@ -402,22 +401,11 @@ def run_serve(args: argparse.Namespace) -> int:
 def without_export(widget: ExploreWidget) -> ExploreWidget:
     """`widget` without its *Export to* box and *Export HTML* button (a page must not write files).
 
-    The two widgets are taken out of the bar and closed, so their comms are gone in the kernel:
-    a page cannot set the path or click the button through a widget message either.
+    Every bar in a kernel `commerceql serve` started has lost them already (DASHBOARD_ENV); this
+    also covers a notebook run some other way.
     """
-    import ipywidgets
-
-    export = (widget.w_export_path, widget.w_export)
-    pending: list[Any] = [widget]
-    while pending:
-        current = pending.pop()
-        if isinstance(current, ipywidgets.Box):
-            children = tuple(current.children)
-            if any(child in export for child in children):
-                current.children = tuple(child for child in children if child not in export)
-            pending.extend(current.children)
-    for part in export:
-        part.close()
+    if not widget.export_removed:
+        widget.remove_export()
     return widget
 
 

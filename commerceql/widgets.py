@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import html
+import os
 import statistics
 import time
 from collections.abc import Iterable, Sequence
@@ -78,6 +79,8 @@ CUSTOM = "custom"
 AS_WRITTEN = "as_written"
 #: Chart type value: VISUALIZE without TYPE (CommerceQL picks the type from the result's shape).
 AUTO = "auto"
+#: Set to "1" in the environment of every kernel `commerceql serve` starts: its bars cannot export.
+DASHBOARD_ENV = "COMMERCEQL_DASHBOARD"
 
 #: Named ranges offered by the date range control (plus BFCM of recent years, "All time", "Custom").
 DATE_RANGES: tuple[str, ...] = tuple(name for name in NAMED_RANGES if not name.startswith("bfcm"))
@@ -574,12 +577,32 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
         self.vegalite_spec: dict[str, Any] | None = None
         self._syncing = False
         self._build(export_path)
+        self.export_removed = False
+        if os.environ.get(DASHBOARD_ENV) == "1":
+            self.remove_export()  # a served dashboard's page must not write files on the server
         self._sync_controls(self.state)
         self._set_query_text(self.query_text)
         if result is not None and result.query == original:
             self._show_result(result, started=None)
         else:
             self._run(original, started=time.perf_counter(), notes=[])
+
+    def remove_export(self) -> None:
+        """Take the *Export to* box and *Export HTML* button out of the bar and close them, so
+        their comms are gone in the kernel: a page cannot set the path or click the button through
+        a widget message either. `export_html()` from Python still works."""
+        export = (self.w_export_path, self.w_export)
+        pending: list[Any] = [self]
+        while pending:
+            current = pending.pop()
+            if isinstance(current, ipywidgets.Box):
+                children = tuple(current.children)
+                if any(child in export for child in children):
+                    current.children = tuple(child for child in children if child not in export)
+                pending.extend(current.children)
+        for part in export:
+            part.close()
+        self.export_removed = True
 
     # -- building ------------------------------------------------------------------------------
     def _build(self, export_path: str | Path | None) -> None:

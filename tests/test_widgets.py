@@ -430,6 +430,25 @@ def test_export_button_writes_to_the_path_in_the_bar(widget, tmp_path):
     assert '<pre class="cql-error">' in widget.w_status.value and "export failed" in widget.w_status.value
 
 
+def test_behind_commerceql_serve_a_bar_has_no_export(store, monkeypatch):
+    """A served dashboard's page must not write files: every bar drops its export widgets, closed."""
+    import ipywidgets
+
+    from commerceql.widgets import DASHBOARD_ENV, ExploreWidget
+
+    monkeypatch.setenv(DASHBOARD_ENV, "1")
+    served = ExploreWidget(store, "FROM sales SHOW net_sales GROUP BY sales_channel DURING last_month VISUALIZE net_sales")
+    found, pending = [], [served]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        pending.extend(getattr(current, "children", ()) if isinstance(current, ipywidgets.Box) else ())
+    assert served.export_removed
+    assert served.w_export not in found and served.w_export_path not in found
+    assert served.w_export.comm is None and served.w_export_path.comm is None  # closed: no widget message reaches them
+    assert served.w_reset in found and served.result is not None
+
+
 def test_export_without_a_chart(widget, tmp_path):
     widget.update(chart_type=None)
     page = widget.export_html(tmp_path / "table_only.html").read_text(encoding="utf-8")
