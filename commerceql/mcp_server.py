@@ -387,9 +387,7 @@ def build_server(store: Store, *, max_rows: int = DEFAULT_MAX_ROWS) -> MCPServer
                 )
             result = store.execute(compiled)
             if format == "vega-lite":
-                from commerceql.charts import chart_to_vegalite
-
-                spec = chart_to_vegalite(result.chart)
+                spec = result.vegalite_spec  # the Vega-Lite dict, without building an Altair chart
                 text = TextContent(type="text", text=json.dumps(spec, ensure_ascii=False))
                 return CallToolResult(content=[text, *_notice_blocks(result.notices)])
             with tempfile.TemporaryDirectory(prefix="commerceql-mcp-") as folder:

@@ -268,3 +268,11 @@ def test_the_cli_saves_a_chart_without_altair(sample_store_path: Path, tmp_path:
             "assert status == 0, status")
     assert loaded_after(code, ("altair",)) == []
     assert json.loads(target.read_text(encoding="utf-8"))["mark"]
+
+
+def test_a_query_on_the_built_in_model_does_not_import_sqlglot(sample_store_path: Path) -> None:
+    """sqlglot checks untrusted (user) model SQL only; the built-in model is trusted, so a store
+    without model files of its own never loads it."""
+    code = (f"import commerceql\nstore = commerceql.connect({str(sample_store_path)!r})\n"
+            "assert store.query('FROM sales SHOW net_sales DURING last_month').df.height == 1")
+    assert "sqlglot" not in loaded_after(code, ("sqlglot",))

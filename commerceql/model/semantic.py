@@ -56,7 +56,15 @@ from commerceql.model.accounts import ACCOUNT_FIELDS, ACCOUNT_KINDS
 from commerceql.model.accounts import field_name as account_field_name
 from commerceql.model.accounts import field_sql as account_field_sql
 from commerceql.model.accounts import join_on as account_join_on
-from commerceql.model.sql_guard import check_expression
+
+
+def check_expression(sql: str, **checks: Any) -> None:
+    """`sql_guard.check_expression`, imported on first use: only untrusted (user) model SQL is
+    checked, so a process that reads the built-in model alone never loads sqlglot."""
+    from commerceql.model.sql_guard import check_expression as check
+
+    check(sql, **checks)
+
 
 BUILTIN_TABLES_DIR = Path(__file__).parent / "tables"
 
