@@ -45,14 +45,20 @@ def _engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where queries run: embedded DuckDB (default) or Spark (see docs/engines.md)")
     parser.add_argument("--spark-remote", help="Spark Connect address, e.g. sc://localhost:15002 (default: a local Spark)")
     parser.add_argument("--spark-data", help="where the Spark cluster reads the store's Parquet files (folder or URL)")
+    parser.add_argument("--as-of", metavar="last-order|DATE",
+                        help="pin the store's clock, e.g. for a frozen export: last-order or a date "
+                        "(see docs/troubleshooting.md)")
 
 
-def _connect_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def connect_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The store a subcommand's --data / --engine / --spark-* / --as-of options name."""
     from commerceql.store import connect
 
     options = {"engine": args.engine}
     if args.engine == "spark":
         options.update(spark_remote=args.spark_remote, data=args.spark_data)
+    if args.as_of:
+        options["as_of"] = args.as_of
     return connect(args.data, **options)
 
 
@@ -232,7 +238,7 @@ def _run_query(args: argparse.Namespace) -> int:
     queries = parse_script(text)
     if not queries:
         raise CommerceQLError("the query text is empty", hint="write a query such as FROM sales SHOW net_sales")
-    store = _connect_from(args)
+    store = connect_from(args)
     for index, query in enumerate(queries):
         if index:
             print()
@@ -257,7 +263,7 @@ def _run_schema(args: argparse.Namespace) -> int:
 
     from commerceql.display import frame_text, terminal_width
 
-    store = _connect_from(args)
+    store = connect_from(args)
     frame = store.schema(args.table)
     width = terminal_width()
     if args.table is None:

@@ -428,12 +428,9 @@ def build_server(store: Store, *, max_rows: int = DEFAULT_MAX_ROWS) -> MCPServer
 
 
 def _open_store(args: argparse.Namespace) -> Store:
-    from commerceql.store import connect
+    from commerceql.cli import connect_from
 
-    options: dict[str, Any] = {"engine": getattr(args, "engine", "duckdb")}
-    if options["engine"] == "spark":
-        options.update(spark_remote=getattr(args, "spark_remote", None), data=getattr(args, "spark_data", None))
-    return connect(getattr(args, "data", None), **options)
+    return connect_from(args)
 
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}

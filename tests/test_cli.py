@@ -225,3 +225,22 @@ def test_version_flag_prints_the_package_version(capsys):
         main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out.strip() == f"commerceql {commerceql.__version__}"
+
+
+def test_as_of_pins_the_clock_of_the_store_a_query_reads(capsys, sample_store_path):
+    """`--as-of 2024-06-30`: `last_month` is May 2024 in the store's time zone (raw rows summed here)."""
+    import datetime as dt
+    from decimal import Decimal
+    from zoneinfo import ZoneInfo
+
+    from rawdata import raw
+
+    assert main(["query", "--as-of", "2024-06-30", "--format", "json",
+                 "FROM sales SHOW net_sales DURING last_month"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    zone = ZoneInfo(json.loads((sample_store_path / "manifest.json").read_text())["timezone"])
+    start, end = (dt.datetime(2024, m, 1, tzinfo=zone).astimezone(dt.UTC) for m in (5, 6))
+    sales = raw(sample_store_path, "sales").filter((pl.col("happened_at") >= start) & (pl.col("happened_at") < end))
+    assert Decimal(str(row["net_sales"])) == Decimal(str(sales["net_sales"].sum()))
+    assert main(["query", "--as-of", "yesterday-ish", "FROM sales SHOW net_sales"]) == 2
+    assert "as_of" in capsys.readouterr().err
