@@ -353,6 +353,10 @@ def test_schema_timezone_and_connect_magics(session):
     assert caught.value.ename == "CommerceQLMagicError"
     out = run_in(session, f"%connect {prepare()}")
     assert out[0].kind == "stream" and "connected to" in out[0].text
+    # A pinned clock is named where it stands (relative dates follow it).
+    out = run_in(session, f"%connect {prepare()} as_of=2024-06-30")
+    assert "clock 2024-06-30 23:59" in out[0].text
+    assert session.store.now().date().isoformat() == "2024-06-30"
 
 
 def test_magic_line_completion_and_inspection(session):

@@ -442,7 +442,10 @@ class KernelSession:
             except Exception:  # closing an old store must never fail the cell
                 pass
         where = f" ({store.path})" if store.path else ""
-        emit(Output("stream", text=f"connected to {store.name}{where}: time zone {store.timezone}, currency {store.currency}\n"))
+        # A pinned clock moves every relative date (last_month ...): say where it stands.
+        clock = f", clock {store.now():%Y-%m-%d %H:%M %Z}" if store.clock_pinned else ""
+        emit(Output("stream", text=f"connected to {store.name}{where}: time zone {store.timezone}, "
+                    f"currency {store.currency}{clock}\n"))
 
     def _magic_schema(self, argument: str, emit: Emit) -> None:
         table = _single_argument(argument, "schema")
