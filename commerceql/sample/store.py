@@ -8,35 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from commerceql.importers.common import clean_stale_siblings, target_lock
+from commerceql.sample.defaults import (
+    DEFAULT_ORDERS,
+    DEFAULT_SEED,
+    DEFAULT_YEARS,
+    default_store_path,
+)
 from commerceql.sample.generator import FORMAT, GENERATOR_VERSION, generate_store
 from commerceql.staging import staged_folder
-
-DEFAULT_ORDERS = 50_000
-DEFAULT_YEARS = 3
-DEFAULT_SEED = 42
-ENV_VAR = "COMMERCEQL_SAMPLE_STORE"
-
-
-def _repo_dir() -> Path:
-    return Path(__file__).resolve().parent.parent.parent
-
-
-def default_store_path() -> Path:
-    """`<repo>/sample_data/store` in a source checkout when writable, else `~/.cache/commerceql/sample-store`.
-
-    The environment variable COMMERCEQL_SAMPLE_STORE overrides both.
-    """
-    override = os.environ.get(ENV_VAR)
-    if override:
-        return Path(override).expanduser()
-    repo = _repo_dir()
-    sample_dir = repo / "sample_data"
-    if (repo / "pyproject.toml").is_file() or sample_dir.is_dir():
-        target = sample_dir if sample_dir.is_dir() else repo
-        if os.access(target, os.W_OK):
-            return sample_dir / "store"
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "commerceql" / "sample-store"
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any] | None:
