@@ -195,9 +195,6 @@ def store_for_lines(target_lines: int) -> Path:
     unchanged), because the generator's sessions table grows 30x faster than the order lines and
     the queries benchmarked here read only `sales` and `products`.
     """
-    import json
-    import shutil
-
     from commerceql.sample import generate_store
 
     folder = DATA / f"lines-{target_lines}"
@@ -209,27 +206,12 @@ def store_for_lines(target_lines: int) -> Path:
         generate_store(folder, orders=int(target_lines / lines_per_order))
         print(f"  generated {folder.name} in {time.perf_counter() - start:.1f} s")
         return folder
+    from benchmarks.scale import replicate
+
     base = store_for_lines(1_000_000)
     copies = max(1, round(target_lines / 1_000_000))
     start = time.perf_counter()
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(base, tmp)
-    import duckdb
-
-    con = duckdb.connect()
-    for table, id_columns in (("sales", ("sale_id", "order_id", "line_item_id")), ("line_items", ("line_item_id", "order_id"))):
-        source = str(base / f"{table}.parquet")
-        offset = con.execute(f"SELECT max({id_columns[0]}) + 1 FROM read_parquet('{source}')").fetchone()[0]
-        replace = ", ".join(f"{c} + copy * {offset} AS {c}" for c in id_columns)
-        con.execute(
-            f"COPY (SELECT * REPLACE ({replace}) FROM read_parquet('{source}'), range({copies}) AS r(copy)) "
-            f"TO '{tmp / (table + '.parquet')}' (FORMAT parquet)"
-        )
-    manifest = json.loads((tmp / "manifest.json").read_text())
-    manifest["name"] = f"{manifest['name']} (sales replicated x{copies} for benchmarks)"
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    tmp.rename(folder)
+    replicate(base, folder, copies)
     print(f"  built {folder.name} ({copies} copies of {base.name}) in {time.perf_counter() - start:.1f} s")
     return folder
 

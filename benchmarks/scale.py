@@ -41,6 +41,37 @@ RATIO_TARGET = 1.1
 REPLICATED = {"sales": ("sale_id", "order_id", "line_item_id"), "line_items": ("line_item_id", "order_id")}
 
 
+def replicate(base: Path, folder: Path, copies: int) -> None:
+    """Write `folder`: the store `base` with its sales and line items repeated `copies` times (ids
+    offset per copy, every other column unchanged), atomically (built beside it, then renamed)."""
+    import duckdb
+
+    # Bounded, streaming copy: without a limit DuckDB may take 80 % of the machine's memory for a
+    # 100M-row COPY, and the row order of a benchmark store does not matter.
+    spill = folder.parent / ".spill"
+    con = duckdb.connect(config={"memory_limit": "2GB", "preserve_insertion_order": False, "threads": 2,
+                                 "temp_directory": str(spill)})
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(base, tmp)
+    try:
+        for table, id_columns in REPLICATED.items():
+            source = base / f"{table}.parquet"
+            offset = con.execute(f"SELECT max({id_columns[0]}) + 1 FROM read_parquet('{source}')").fetchone()[0]
+            shifted = ", ".join(f"{c} + copy * {offset} AS {c}" for c in id_columns)
+            con.execute(
+                f"COPY (SELECT * EXCLUDE (copy) REPLACE ({shifted}) FROM range({copies}) AS r(copy), "
+                f"read_parquet('{source}')) TO '{tmp / (table + '.parquet')}' (FORMAT parquet, ROW_GROUP_SIZE 122880)"
+            )
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+    manifest = json.loads((tmp / "manifest.json").read_text())
+    manifest["name"] = f"{manifest['name']} (sales replicated x{copies} for benchmarks)"
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    tmp.rename(folder)
+
+
 def scale_store(rows: int) -> Path:
     """A cached store whose `sales` table has at least `rows` rows (the sample store replicated)."""
     import duckdb
@@ -51,31 +82,10 @@ def scale_store(rows: int) -> Path:
     if (folder / "manifest.json").exists():
         return folder
     base = Path(ensure_default_store())
-    # Bounded, streaming copy: without a limit DuckDB may take 80 % of the machine's memory for the
-    # 100M-row COPY, and the row order of a benchmark store does not matter.
-    spill = DATA / ".spill"
-    con = duckdb.connect(config={"memory_limit": "2GB", "preserve_insertion_order": False, "threads": 2,
-                                 "temp_directory": str(spill)})
-    base_rows = con.execute(f"SELECT count(*) FROM read_parquet('{base / 'sales.parquet'}')").fetchone()[0]
+    base_rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{base / 'sales.parquet'}')").fetchall()[0][0]
     copies = -(-rows // base_rows)
     start = time.perf_counter()
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(base, tmp)
-    for table, id_columns in REPLICATED.items():
-        source = base / f"{table}.parquet"
-        offset = con.execute(f"SELECT max({id_columns[0]}) + 1 FROM read_parquet('{source}')").fetchone()[0]
-        shifted = ", ".join(f"{c} + copy * {offset} AS {c}" for c in id_columns)
-        con.execute(
-            f"COPY (SELECT * EXCLUDE (copy) REPLACE ({shifted}) FROM range({copies}) AS r(copy), "
-            f"read_parquet('{source}')) TO '{tmp / (table + '.parquet')}' (FORMAT parquet, ROW_GROUP_SIZE 122880)"
-        )
-    manifest = json.loads((tmp / "manifest.json").read_text())
-    manifest["name"] = f"{manifest['name']} (sales replicated x{copies} for benchmarks)"
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    tmp.rename(folder)
-    con.close()
-    shutil.rmtree(spill, ignore_errors=True)
+    replicate(base, folder, copies)
     size = sum(f.stat().st_size for f in folder.iterdir()) / 1e9
     print(f"  built {folder.name}: {copies} copies of the sample store's sales ({base_rows:,} rows), "
           f"{size:.1f} GB, in {time.perf_counter() - start:.0f} s")
