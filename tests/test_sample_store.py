@@ -908,6 +908,23 @@ def test_cli_writes_a_store_and_prints_a_summary(tmp_path: Path, capsys) -> None
     assert run_sample(args) == 2
 
 
+def test_cli_shows_progress_table_by_table_when_asked(tmp_path: Path, capsys) -> None:
+    import argparse
+
+    from commerceql.sample.cli import add_sample_arguments, run_sample
+    from commerceql.sample.generator import TABLES
+
+    parser = argparse.ArgumentParser()
+    add_sample_arguments(parser)
+    args = parser.parse_args(["--orders", "300", "--years", "1", "--out", str(tmp_path / "s"), "--progress"])
+    assert run_sample(args) == 0
+    err = capsys.readouterr().err
+    assert f"{len(TABLES)}/{len(TABLES)} tables" in err and err.endswith("\n")
+    args = parser.parse_args(["--orders", "300", "--years", "1", "--out", str(tmp_path / "t"), "--no-progress"])
+    assert run_sample(args) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_ensure_default_store_replaces_a_stale_store(tmp_path: Path, monkeypatch) -> None:
     from commerceql.sample import default_store_path, ensure_default_store, read_manifest
 

@@ -30,6 +30,10 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the store's 'now': 'today' follows the real clock (manifest as_of null); a date "
                              "means 14:00 store time that day; default 2025-12-15 14:00 America/New_York")
     parser.add_argument("--force", action="store_true", help="write into a folder that already holds files")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--progress", dest="progress", action="store_true", default=None,
+                       help="show a progress bar (default: when stderr is a terminal)")
+    shown.add_argument("--no-progress", dest="progress", action="store_false")
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -40,12 +44,26 @@ def run_sample(args: argparse.Namespace) -> int:
         if not (out / "manifest.json").exists():
             print(f"error: {out} is not empty and is not a store; choose another --out", file=sys.stderr)
             return 2
+    from commerceql.importers.common import Progress
+    from commerceql.sample.generator import TABLES
+
     started = time.perf_counter()
+    enabled = args.progress if args.progress is not None else sys.stderr.isatty()
+    progress = Progress(f"generating {args.orders:,} orders", len(TABLES), enabled, unit="tables")
+    built: list[str] = []
+
+    def table_done(name: str) -> None:
+        built.append(name)
+        progress.update(len(built))
+
     try:
-        path = generate_store(out, orders=args.orders, years=args.years, seed=args.seed, anchor=args.anchor)
+        path = generate_store(out, orders=args.orders, years=args.years, seed=args.seed, anchor=args.anchor,
+                              on_table=table_done)
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        progress.close()
     elapsed = time.perf_counter() - started
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     counts = manifest.get("row_counts", {})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,8 +256,11 @@ def generate_store(
     seed: int = 42,
     anchor: Any = None,
     name: str = STORE_NAME,
+    on_table: Callable[[str], None] | None = None,
 ) -> Path:
-    """Write a sample store (Parquet files + manifest.json) into `out_dir` and return its path."""
+    """Write a sample store (Parquet files + manifest.json) into `out_dir` and return its path.
+
+    `on_table(name)` is called as each table has been built (for a progress bar)."""
     if orders < 20:
         raise ValueError("a sample store needs at least 20 orders")
     if not 1 <= years <= 20:
@@ -271,6 +274,8 @@ def generate_store(
         for table, columns in builder.tables():
             futures[table] = pool.submit(write_table, out / f"{table}.parquet", columns, builder.SORTED[table])
             del columns
+            if on_table is not None:
+                on_table(table)
         counts = {table: futures[table].result() for table in TABLES}
     manifest = {
         "format": FORMAT,
