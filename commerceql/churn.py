@@ -94,6 +94,22 @@ def period_cuts(context: DerivedContext) -> list[dt.date]:
     return sorted(day for day in cuts if day <= clock)
 
 
+def periods_sql(c: DerivedContext, starts_sql: list[str], end: str) -> str:
+    """The periods (ps, pe), end exclusive: each spine start (SELECTs of one `__spine` date column)
+    and each cut of the reporting window starts one, the next start or `end` closes it; only the
+    periods the window selects are kept. Shared by the churn and inventory relations."""
+    starts = [*starts_sql, *(f"SELECT CAST({c.param(day)} AS DATE) AS __spine" for day in period_cuts(c))]
+    union = " UNION ".join(f"SELECT __spine FROM ({s}) AS c{i}" for i, s in enumerate(starts))
+    periods = (
+        f"SELECT ps.__spine AS ps, COALESCE(LEAD(ps.__spine) OVER (ORDER BY ps.__spine), CAST({end} AS DATE)) AS pe "
+        f"FROM ({union}) AS ps WHERE ps.__spine IS NOT NULL AND ps.__spine < CAST({end} AS DATE)"
+    )
+    selected = _selected_periods(c)
+    if selected:
+        periods = f"SELECT w.ps, w.pe FROM ({periods}) AS w WHERE {' OR '.join(selected)}"
+    return periods
+
+
 def _selected_periods(c: DerivedContext) -> list[str]:
     """Tests on a period start `w.ps` keeping the periods some window of the query selects.
 
@@ -154,15 +170,7 @@ def account_churn_sql(key: str, c: DerivedContext) -> str:
     else:
         first = f"(SELECT date_trunc('{grain}', {local_first}) FROM {q('orders')} AS o WHERE {counted})"
         starts_sql = [d.date_spine(first, end, _STEP[grain])]
-    starts_sql += [f"SELECT CAST({c.param(day)} AS DATE) AS __spine" for day in period_cuts(c)]
-    union = " UNION ".join(f"SELECT __spine FROM ({s}) AS c{i}" for i, s in enumerate(starts_sql))
-    periods = (
-        f"SELECT ps.__spine AS ps, COALESCE(LEAD(ps.__spine) OVER (ORDER BY ps.__spine), CAST({end} AS DATE)) AS pe "
-        f"FROM ({union}) AS ps WHERE ps.__spine IS NOT NULL AND ps.__spine < CAST({end} AS DATE)"
-    )
-    selected = _selected_periods(c)
-    if selected:
-        periods = f"SELECT w.ps, w.pe FROM ({periods}) AS w WHERE {' OR '.join(selected)}"
+    periods = periods_sql(c, starts_sql, end)
 
     def flag(test: str) -> str:
         return f"MAX(CASE WHEN {test} THEN 1 ELSE 0 END) = 1"

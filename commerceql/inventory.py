@@ -38,7 +38,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from commerceql.churn import _STEP, _selected_periods, period_cuts
+from commerceql.churn import _STEP, periods_sql
 from commerceql.dates import DateWindow
 from commerceql.derived import DerivedContext
 from commerceql.errors import CommerceQLSemanticError
@@ -100,15 +100,7 @@ def inventory_periods_sql(c: DerivedContext) -> str:
         starts_sql = [f"SELECT {first_day} AS __spine"]
     else:
         starts_sql = [d.date_spine(f"date_trunc('{grain}', CAST({first_day} AS {d.wall_type}))", end, _STEP[grain])]
-    starts_sql += [f"SELECT CAST({c.param(day)} AS DATE) AS __spine" for day in period_cuts(c)]
-    union = " UNION ".join(f"SELECT __spine FROM ({s}) AS c{i}" for i, s in enumerate(starts_sql))
-    periods = (
-        f"SELECT ps.__spine AS ps, COALESCE(LEAD(ps.__spine) OVER (ORDER BY ps.__spine), CAST({end} AS DATE)) AS pe "
-        f"FROM ({union}) AS ps WHERE ps.__spine IS NOT NULL AND ps.__spine < CAST({end} AS DATE)"
-    )
-    selected = _selected_periods(c)
-    if selected:
-        periods = f"SELECT w.ps, w.pe FROM ({periods}) AS w WHERE {' OR '.join(selected)}"
+    periods = periods_sql(c, starts_sql, end)
     # Each snapshot day to its period: the range join runs over the distinct days (about a
     # thousand), and the daily rows (millions) join that on the day alone. The units at the start
     # and end of a period are those of its first and last snapshot day (min_by / max_by, which
