@@ -14,14 +14,19 @@ result depends on the session's or the machine's time zone.
 Model macros: SQL in the semantic model is engine-neutral except for named macros, which the
 compiler expands with the query's time zone:
 
-    local_date(ts)        the calendar date of the UTC instant `ts` in the store's time zone
-    local_timestamp(ts)   the local wall-clock time of the UTC instant `ts`
+    local_date(ts)                    the calendar date of the UTC instant `ts` in the store's time zone
+    local_timestamp(ts)               the local wall-clock time of the UTC instant `ts`
+    seconds_between(earlier, later)   seconds from one instant to another (fractional; negative
+                                      when `later` is earlier)
+    utc_instant('YYYY-MM-DD[ HH:MM[:SS]]')   a fixed UTC instant, such as a calibration cut-off
 
-(`CAST(ts AS DATE)` would use the session's time zone instead.)
+(`CAST(ts AS DATE)` would use the session's time zone instead; DuckDB's `epoch()` and
+`TIMESTAMPTZ '...'` literal are not Spark's.)
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 _UNITS = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
@@ -149,14 +154,41 @@ class Dialect:
 
     # -- model macros ------------------------------------------------------------------------
     def expand_macros(self, sql: str, timezone: str) -> str:
-        """`sql` with every model macro (`local_date(...)`, `local_timestamp(...)`) expanded."""
+        """`sql` with every model macro (`local_date(...)`, `seconds_between(...)` ...) expanded.
+
+        Raises MacroArgumentError when a macro's arguments do not fit it (the model loader turns
+        that into a model error naming the file and field)."""
         if QUANTILE_MACRO in sql:
             sql = expand_calls(sql, QUANTILE_MACRO, self._quantile_call)
-        if "local_" not in sql:  # the common case: nothing to do, and no scan
+        lowered = sql.lower()
+        if "utc_instant" in lowered:
+            sql = expand_calls(sql, "utc_instant", self._utc_instant_call)
+        if "seconds_between" in lowered:
+            sql = expand_calls(sql, "seconds_between", self._seconds_between_call)
+        if "local_" not in lowered:  # the common case: nothing to do, and no scan
             return sql
         for name, render in (("local_date", self.local_date), ("local_timestamp", self.local_timestamp)):
             sql = expand_calls(sql, name, lambda argument, render=render: render(timezone, argument))
         return sql
+
+    def _seconds_between_call(self, arguments: str) -> str:
+        parts = split_arguments(arguments)
+        if len(parts) != 2 or not all(parts):
+            raise MacroArgumentError("seconds_between(earlier, later) takes two instants")
+        earlier, later = parts
+        return self.seconds_between(earlier, later)
+
+    def seconds_between(self, earlier: str, later: str) -> str:
+        """Seconds from `earlier` to `later` (UTC instants): a difference of epoch seconds, which
+        no session zone or daylight-saving change can bend."""
+        return f"({self.epoch_seconds(later)} - {self.epoch_seconds(earlier)})"
+
+    def _utc_instant_call(self, argument: str) -> str:
+        return self.utc_instant(parse_utc_instant_argument(argument))
+
+    def utc_instant(self, instant: dt.datetime) -> str:
+        """A fixed UTC instant: DuckDB's TIMESTAMPTZ literal with an explicit +00 offset."""
+        return f"TIMESTAMPTZ '{instant:%Y-%m-%d %H:%M:%S}+00'"
 
     def _quantile_call(self, argument: str) -> str:
         value, _, fraction = argument.rpartition(",")
@@ -266,6 +298,10 @@ class SparkDialect(Dialect):
     def quantile(self, value: str, fraction: str) -> str:
         return f"percentile({value}, {fraction})"
 
+    def utc_instant(self, instant: dt.datetime) -> str:
+        """Spark's TIMESTAMP literal reads a zone suffix; `Z` makes it UTC whatever the session."""
+        return f"TIMESTAMP '{instant:%Y-%m-%d %H:%M:%S}Z'"
+
     def string_test(self, kind: str, text: str, needle: str) -> str:
         return f"{ {'starts_with': 'startswith', 'ends_with': 'endswith'}.get(kind, kind)}({text}, {needle})"
 
@@ -290,6 +326,49 @@ def quoted_end(sql: str, start: int) -> int:
             return j + 1
         j += 1
     return n
+
+
+class MacroArgumentError(ValueError):
+    """A model macro called with arguments it cannot take (the message says what it takes)."""
+
+
+def split_arguments(arguments: str) -> list[str]:
+    """A call's argument text split at its top-level commas (not inside parentheses or quotes)."""
+    parts: list[str] = []
+    depth, start, i, n = 0, 0, 0, len(arguments)
+    while i < n:
+        char = arguments[i]
+        if char in "'\"":
+            i = quoted_end(arguments, i)
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(arguments[start:i].strip())
+            start = i + 1
+        i += 1
+    parts.append(arguments[start:].strip())
+    return parts
+
+
+_UTC_INSTANT_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S")
+
+
+def parse_utc_instant_argument(argument: str) -> dt.datetime:
+    """The instant of `utc_instant('1997-09-30 00:00:00')`: one quoted date or date and time."""
+    text = argument.strip()
+    if len(text) >= 2 and text[0] == text[-1] == "'" and "'" not in text[1:-1]:
+        for form in _UTC_INSTANT_FORMATS:
+            try:
+                return dt.datetime.strptime(text[1:-1].strip(), form)
+            except ValueError:
+                continue
+    raise MacroArgumentError(
+        f"utc_instant({text}) takes one quoted date or date and time in UTC, "
+        "such as utc_instant('1997-09-30') or utc_instant('1997-09-30 18:00:00')"
+    )
 
 
 def expand_calls(sql: str, name: str, render: Callable[[str], str]) -> str:

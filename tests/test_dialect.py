@@ -50,6 +50,11 @@ FRAGMENTS: list[tuple[str, object, str, str]] = [
     ("expand_macros", lambda d: d.expand_macros("COALESCE(local_date(c.first_at), 'local_date(x)')", NY),
      "COALESCE(CAST(timezone('America/New_York', c.first_at) AS DATE), 'local_date(x)')",
      "COALESCE(CAST(from_utc_timestamp(c.first_at, 'America/New_York') AS DATE), 'local_date(x)')"),
+    ("seconds_between", lambda d: d.expand_macros("seconds_between(MIN(a.t), max(a.t, 'x,y'))", NY),
+     "(epoch(max(a.t, 'x,y')) - epoch(MIN(a.t)))",
+     "((unix_micros(max(a.t, 'x,y')) / 1000000.0) - (unix_micros(MIN(a.t)) / 1000000.0))"),
+    ("utc_instant", lambda d: d.expand_macros("utc_instant('1997-09-30')", NY),
+     "TIMESTAMPTZ '1997-09-30 00:00:00+00'", "TIMESTAMP '1997-09-30 00:00:00Z'"),
     ("text_type", lambda d: d.text_type, "VARCHAR", "STRING"),
     ("instant_type", lambda d: d.instant_type, "TIMESTAMPTZ", "TIMESTAMP"),
 ]

@@ -128,3 +128,29 @@ def test_every_model_field_is_valid_spark_sql(engines):
             except Exception as error:  # noqa: BLE001 - collect every failure, then report them all
                 failures.append(f"{query}: {str(error).splitlines()[0][:200]}")
     assert not failures, "\n".join(failures)
+
+
+def test_an_import_mappings_model_runs_on_spark_with_the_published_figures(engines, tmp_path):
+    """The cdnow_sample mapping's own metrics (durations via seconds_between, a fixed cut-off via
+    utc_instant, half-up cents without `//`) give Hardie's published per-customer summary on Spark."""
+    from pathlib import Path
+
+    from commerceql.importers import import_table
+
+    cdnow = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "cdnow"
+    if not (cdnow / "CDNOW_sample.txt").exists():
+        pytest.skip(f"the CDNOW sample is not in {cdnow}")
+    out = tmp_path / "cdnow-sample"
+    import_table(cdnow / "CDNOW_sample.txt", "cdnow_sample", out)
+    spark = cql.connect(out, engine="spark")
+    try:
+        ours = spark.query("FROM sales SHOW x, t_x, calibration_t, zbar GROUP BY customer_id "
+                           "SINCE 1997-01-01 UNTIL 1997-09-30 LIMIT 5000").df
+    finally:
+        spark.close()
+    published = pl.read_csv(cdnow / "cdnow_customers_summary_with_transactions.csv")
+    joined = published.join(ours, left_on="ID", right_on="customer_id", how="inner")
+    assert joined.height == published.height == 2357
+    assert (joined["x"] == joined["x_right"]).all()
+    for theirs, mine in (("t_x", "t_x_right"), ("T", "calibration_t"), ("zbar", "zbar_right")):
+        assert ((joined[theirs] - joined[mine].cast(pl.Float64)).abs() < 1e-9).all(), theirs

@@ -63,6 +63,16 @@ def _with_model(small_store: Path, tmp_path: Path, document: dict) -> Path:
         ("dimensions.label.sql", "CAST(sales.quantity AS VARCHAR)", "the type VARCHAR", "STRING"),
         ("dimensions.label.sql", "sales.quantity::DOUBLE", "the cast `::`", "CAST(x AS type)"),
         ("dimensions.path.sql", "CASE WHEN products.title LIKE 'a\\b%' THEN 1 ELSE 0 END", "a backslash", "escape"),
+        ("metrics.pairs.sql", "SUM(sales.quantity) // 2", "integer division `//`", "FLOOR(a / b)"),
+        ("dimensions.since_launch.sql", "sales.happened_at - TIMESTAMPTZ '2024-01-01 00:00:00+00'",
+         "the literal TIMESTAMPTZ", "utc_instant('1997-09-30')"),
+        ("dimensions.before_launch.sql", "sales.happened_at < TIMESTAMP '2024-01-01'", "the literal TIMESTAMP",
+         "utc_instant"),
+        # the macros' own arguments
+        ("dimensions.late.sql", "sales.happened_at > utc_instant('next tuesday')",
+         "utc_instant('next tuesday') takes one quoted date or date and time in UTC", "docs/engines.md"),
+        ("metrics.span.sql", "MAX(seconds_between(sales.happened_at))", "seconds_between(earlier, later) takes two",
+         "docs/engines.md"),
     ],
 )
 def test_an_engine_specific_expression_is_a_model_error_naming_file_field_and_function(
@@ -131,11 +141,53 @@ def test_every_builtin_expression_reads_alike_on_every_engine() -> None:
     assert checked > 500
 
 
+def test_durations_and_fixed_instants_load_and_answer_like_hand_written_sql(
+    small_store: Path, tmp_path: Path
+) -> None:
+    """seconds_between / utc_instant: the portable spelling of DuckDB's epoch() differences and
+    TIMESTAMPTZ literals (what the cdnow_sample mapping's metrics use)."""
+    document = {
+        "name": "sales",
+        "metrics": {
+            "days_after_cutoff": {
+                "sql": "AVG(seconds_between(utc_instant('2024-06-30 12:00'), sales.happened_at)) / 86400.0",
+                "type": "number", "description": "Mean days from 2024-06-30 12:00 UTC to each sale.",
+            },
+            "sales_after_cutoff": {
+                "sql": "COUNT(*) FILTER (WHERE sales.happened_at >= utc_instant('2024-06-30 12:00:00'))",
+                "type": "count", "description": "Sale rows at or after the cut-off.",
+            },
+        },
+    }
+    with cql.connect(_with_model(small_store, tmp_path, document)) as store:
+        got = store.query("FROM sales SHOW days_after_cutoff, sales_after_cutoff GROUP BY sales_channel "
+                          "SINCE 2023-01-01 UNTIL 2025-12-31").df
+        timezone = store.timezone
+    expected = duckdb.sql(
+        f"""
+        SET TimeZone = 'UTC';
+        SELECT sales_channel,
+               avg(epoch(happened_at) - epoch(TIMESTAMPTZ '2024-06-30 12:00:00+00')) / 86400.0 AS days_after_cutoff,
+               count(*) FILTER (WHERE happened_at >= TIMESTAMPTZ '2024-06-30 12:00:00+00') AS sales_after_cutoff
+        FROM read_parquet('{small_store / "sales.parquet"}')
+        WHERE CAST(timezone('{timezone}', happened_at) AS DATE) BETWEEN DATE '2023-01-01' AND DATE '2025-12-31'
+        GROUP BY 1
+        """
+    ).pl()
+    joined = got.join(expected, on="sales_channel", how="full", coalesce=True)
+    assert joined.height == expected.height > 1
+    assert ((joined["days_after_cutoff"] - joined["days_after_cutoff_right"]).abs() < 1e-9).all()
+    assert (joined["sales_after_cutoff"] == joined["sales_after_cutoff_right"]).all()
+    assert (joined["sales_after_cutoff"] > 0).any()
+
+
 def test_the_macros_expand_into_sql_each_engine_parses() -> None:
     import sqlglot
 
     for dialect in DIALECTS.values():
-        expanded = dialect.expand_macros("local_date(sales.happened_at) < local_timestamp(sales.happened_at)", "UTC")
-        assert "local_" not in expanded
+        expanded = dialect.expand_macros(
+            "local_date(sales.happened_at) < local_timestamp(sales.happened_at) "
+            "AND seconds_between(utc_instant('1997-09-30'), sales.happened_at) > 0", "UTC")
+        assert not any(name in expanded for name in ("local_", "seconds_between", "utc_instant"))
         sqlglot.parse_one(expanded, read=dialect.name)
-    assert {"local_date", "local_timestamp"} <= PORTABLE_FUNCTION_NAMES
+    assert {"local_date", "local_timestamp", "seconds_between", "utc_instant"} <= PORTABLE_FUNCTION_NAMES

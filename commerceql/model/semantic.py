@@ -450,20 +450,8 @@ def _check_replace(
                   ModelOverrideWarning, stacklevel=5)
 
 
-# Model SQL must read alike on every engine (sql_guard.check_portable), except, for now, the model
-# an import mapping writes (`[model]`, stored as model/mapping.yaml): the shipped cdnow_sample
-# mapping still measures durations with DuckDB's EPOCH and a TIMESTAMPTZ literal. Its safety is
-# checked as for any model; only the engine-portability check waits for that mapping's rewrite.
-_PORTABILITY_DEFERRED_ORIGINS = ("mapping [model]", "mapping.yaml")
-
-
-def _portability_checked(origin: str) -> bool:
-    return not origin.endswith(_PORTABILITY_DEFERRED_ORIGINS)
-
-
 def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = None, trusted: bool = False) -> Table:
     name = _require(document, "name", origin, "a table")
-    portable = _portability_checked(origin)
     if not isinstance(name, str) or not _NAME.match(name):
         raise CommerceQLDataError(f"{origin}: table name `{name}` must be lower_snake_case text")
     where = f"{origin} (table `{name}`)"
@@ -510,7 +498,7 @@ def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = 
         if not isinstance(key_sql, str) or not key_sql.strip():
             raise CommerceQLDataError(f"{field}: must be the SQL of the column naming the row's {kind}")
         if not trusted:
-            check_expression(key_sql, where=field, aliases={name, *joins}, portable=portable)
+            check_expression(key_sql, where=field, aliases={name, *joins}, portable=True)
         account_keys[kind] = key_sql
         facts = ACCOUNT_KINDS[kind][1]
         joins[facts] = Join(alias=facts, relation=facts, on=account_join_on(kind, key_sql))
@@ -518,7 +506,7 @@ def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = 
     if not trusted:
         # Only the joins this document defines: the base table's were checked when it was read.
         for alias in _section(document, "joins", origin):
-            check_expression(joins[alias].on, where=f"{origin}: joins.{alias}.on", aliases=aliases, portable=portable)
+            check_expression(joins[alias].on, where=f"{origin}: joins.{alias}.on", aliases=aliases, portable=True)
     dimensions: dict[str, Dimension] = dict(base.dimensions) if base else {}
     for dim_name, spec in _section(document, "dimensions", origin).items():
         field = f"{origin}: dimensions.{dim_name}"
@@ -530,7 +518,7 @@ def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = 
             )
         sql = _require(spec, "sql", where, f"dimension `{dim_name}`")
         if not trusted:
-            check_expression(sql, where=f"{field}.sql", aliases=aliases, portable=portable)
+            check_expression(sql, where=f"{field}.sql", aliases=aliases, portable=True)
         _check_replace("dimension", str(dim_name), dimensions, spec, field, name, trusted)
         dimensions[dim_name] = Dimension(
             name=dim_name,
@@ -562,7 +550,7 @@ def _parse_table(document: Mapping[str, Any], origin: str, base: Table | None = 
             )
         sql = _require(spec, "sql", where, f"metric `{metric_name}`")
         if not trusted:
-            check_expression(sql, where=f"{field}.sql", aliases=aliases, metric_references=True, portable=portable)
+            check_expression(sql, where=f"{field}.sql", aliases=aliases, metric_references=True, portable=True)
         _check_replace("metric", str(metric_name), metrics, spec, field, name, trusted)
         metrics[metric_name] = Metric(
             name=metric_name,

@@ -108,11 +108,11 @@ ALLOWED_FUNCTION_NAMES = frozenset(
     list_transform array_transform apply list_apply array_to_string list_concat array_concat
     list_cat array_cat list_slice array_slice flatten list_sum list_min list_max list_avg list_count
     list_first list_last len
-    local_date local_timestamp
+    local_date local_timestamp seconds_between utc_instant
     """.split()
 )
-# local_date / local_timestamp are the model's own macros (commerceql/dialect.py), expanded by the
-# compiler into time-zone arithmetic before DuckDB sees them.
+# local_date / local_timestamp / seconds_between / utc_instant are the model's own macros
+# (commerceql/dialect.py), expanded by the compiler into each engine's SQL before it sees them.
 # Words that are followed by `(` without being a call.
 _NOT_CALLS = frozenset(
     """
@@ -315,10 +315,10 @@ PORTABLE_FUNCTION_NAMES = frozenset(
     date_trunc extract year month day quarter hour minute second dayofmonth dayofyear weekofyear
     last_day make_date
     array_contains
-    local_date local_timestamp
+    local_date local_timestamp seconds_between utc_instant
     """.split()
 )
-MACRO_NAMES = frozenset({"local_date", "local_timestamp"})
+MACRO_NAMES = frozenset({"local_date", "local_timestamp", "seconds_between", "utc_instant"})
 
 # The spelling to use instead, for names one engine lacks or reads differently (DuckDB's and
 # Spark's); the message says which macro or portable form gives the same answer on both.
@@ -338,14 +338,15 @@ PORTABLE_HINTS: dict[str, str] = {
     **dict.fromkeys(("date", "to_date", "strftime", "date_format", "strptime", "try_strptime", "to_timestamp"),
                     "use the macro local_date(ts) for a calendar date, or a time grain (GROUP BY day, month) "
                     "in the query"),
-    **dict.fromkeys(("epoch", "epoch_ms", "epoch_us", "unix_timestamp", "unix_seconds", "age"),
-                    "for a duration write extract(day FROM later - earlier) (or hour, minute, second), "
-                    "as the built-in model does"),
+    **dict.fromkeys(("epoch", "epoch_ms", "epoch_us", "unix_timestamp", "unix_seconds", "unix_micros", "age"),
+                    "for a duration write the macro seconds_between(earlier, later) (divide by 86400.0 "
+                    "for days), or extract(day FROM later - earlier) for whole days"),
     **dict.fromkeys(("date_diff", "datediff", "date_sub", "datesub", "date_add", "timestampdiff",
                      "timestampadd", "to_days", "to_months", "to_years", "to_weeks", "to_hours",
                      "to_minutes", "to_seconds", "add_months"),
                     "calendar arithmetic is spelled differently (and date_sub means opposite things) on "
-                    "DuckDB and Spark; for a duration write extract(day FROM later - earlier)"),
+                    "DuckDB and Spark; for a duration write seconds_between(earlier, later) or "
+                    "extract(day FROM later - earlier)"),
     **dict.fromkeys(("dayofweek", "isodow", "weekday", "dow", "date_part", "datepart", "dayname", "monthname"),
                     "the day-of-week numbering differs (DuckDB Sunday = 0, Spark Sunday = 1): group by the "
                     "query's day_of_week or month_of_year instead"),
@@ -373,7 +374,7 @@ PORTABLE_HINTS: dict[str, str] = {
 _GENERIC_PORTABLE_HINT = (
     "model SQL runs on DuckDB and Spark as written: use functions both read alike (sum, count, avg, "
     "coalesce, nullif, CASE, CAST, extract, date_trunc, lower, concat, array_contains ...) or the macros "
-    "local_date / local_timestamp (docs/engines.md)"
+    "local_date, local_timestamp, seconds_between, utc_instant (docs/engines.md)"
 )
 # Types both engines name alike in CAST (Spark's VARCHAR needs a length, TIMESTAMPTZ is DuckDB's).
 PORTABLE_TYPE_NAMES = frozenset(
@@ -383,7 +384,8 @@ _TYPE_HINTS = {
     **dict.fromkeys(("varchar", "text", "char", "character", "nvarchar", "bpchar"),
                     "write CAST(x AS STRING): both engines read it (Spark's VARCHAR needs a length)"),
     **dict.fromkeys(("timestamptz", "timestamp", "datetime", "time"),
-                    "instants stay as they are; use local_timestamp(ts) or local_date(ts) for local time"),
+                    "instants stay as they are; use local_timestamp(ts) or local_date(ts) for local time, "
+                    "and utc_instant('1997-09-30') for a fixed instant"),
     **dict.fromkeys(("hugeint", "ubigint", "uinteger", "usmallint", "utinyint", "int128"),
                     "write DECIMAL(38, 0) or BIGINT"),
     **dict.fromkeys(("real", "float4", "float8", "int8", "int4", "int2", "long", "short", "byte", "tinyint"),
@@ -404,7 +406,7 @@ def check_portable(text: str, *, where: str) -> str:
     backslashes in strings (Spark reads escapes), `::` casts and `lambda` (DuckDB's). Called for
     every untrusted model expression after `check_expression`'s safety checks.
     """
-    from commerceql.dialect import DIALECTS
+    from commerceql.dialect import DIALECTS, MacroArgumentError
 
     checked = METRIC_REFERENCE.sub(lambda m: f" {_PLACEHOLDER_PREFIX}{m.group(1)} ", text)
     tokens = sqlglot.tokenize(checked, read="duckdb")
@@ -419,6 +421,13 @@ def check_portable(text: str, *, where: str) -> str:
                                   "match the character with _)")
         if kind == TokenType.DCOLON:
             raise _portable_error(where, "the cast `::`", "write CAST(x AS type)")
+        if kind == TokenType.DIV:
+            raise _portable_error(where, "integer division `//`",
+                                  "write FLOOR(a / b) (Spark has no `//`; its `div` is not DuckDB's)")
+        if kind in (TokenType.TIMESTAMPTZ, TokenType.TIMESTAMPLTZ, TokenType.TIMESTAMP, TokenType.TIMESTAMPNTZ) and (
+                following is not None and following.token_type == TokenType.STRING):
+            raise _portable_error(where, f"the literal {token.text.upper()} {following.text!r}",
+                                  _TYPE_HINTS["timestamptz"])
         if token.text.lower() == "lambda":
             raise _portable_error(where, "a `lambda`", PORTABLE_HINTS["list_transform"])
         if (following is not None and following.token_type == TokenType.L_PAREN
@@ -435,7 +444,10 @@ def check_portable(text: str, *, where: str) -> str:
                                                       "DECIMAL(p, s), DATE or STRING"))
     for dialect in DIALECTS.values():
         # The engine reads the text with the macros expanded (any zone: only the shape matters).
-        expanded = dialect.expand_macros(checked, "UTC")
+        try:
+            expanded = dialect.expand_macros(checked, "UTC")
+        except MacroArgumentError as exc:
+            raise ModelSQLError(f"{where}: {exc}", hint=_GENERIC_PORTABLE_HINT) from exc
         try:
             parsed = [e for e in sqlglot.parse(expanded, read=dialect.name) if e is not None]
         except (ParseError, TokenError) as exc:
