@@ -370,3 +370,5 @@ class Query:
     source: str = field(default="", compare=False, repr=False)
     # What the parser says about older spellings it accepted (`BY`, `OVER`, `GROUP BY month ALL`).
     notices: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    # Written `FROM ORGANIZATION ...`: every shop of the store (an organization store has several).
+    organization: bool = False

@@ -127,6 +127,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_import_arguments(import_parser)
 
+    organization = command("organization", "combine shops' stores into one organization store", """\
+  commerceql organization stores/east stores/west --out stores-org
+  commerceql organization stores/* --out org --name "Northwind Group"
+""")
+    organization.add_argument("shops", nargs="+", help="the shops' store folders (from commerceql import / sample)")
+    organization.add_argument("--out", required=True, help="folder to write the organization store to")
+    organization.add_argument("--name", help="the organization's name (default: the shops' names)")
+
     kernel = command("kernel", "manage the Jupyter kernel", """\
   commerceql kernel install --user
   commerceql kernel install --sys-prefix
@@ -295,6 +303,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from commerceql.importers.cli import run_import
 
             return run_import(args)
+        if args.command == "organization":
+            from commerceql.organization import build_organization
+
+            out = build_organization(args.shops, args.out, name=args.name)
+            print(f"wrote the organization store {out} ({len(args.shops)} shops); "
+                  f"query it with FROM ORGANIZATION ... GROUP BY shop_name")
+            return 0
         if args.command == "kernel":
             from commerceql_kernel.install import install_kernel_spec
 

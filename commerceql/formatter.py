@@ -314,7 +314,7 @@ def format_query(q: ast.Query) -> str:
     """The canonical multi-line text of a query (no trailing newline or `;`)."""
     if not q.tables:
         raise ValueError("a query needs at least one table")
-    lines = ["FROM " + _join(_format_name(t.name) for t in q.tables)]
+    lines = [("FROM ORGANIZATION " if q.organization else "FROM ") + _join(_format_name(t.name) for t in q.tables)]
     clauses: list[str] = []
     if q.show:
         clauses.append("SHOW " + _join(_format_show_item(i) for i in q.show))

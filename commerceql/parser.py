@@ -856,12 +856,13 @@ def _keyword_expected(word: str, expected: set[str]) -> bool:
 
 
 class _Clause:
-    __slots__ = ("kind", "value", "span")
+    __slots__ = ("kind", "value", "span", "organization")
 
-    def __init__(self, kind: str, value: Any, span: ast.Span | None) -> None:
+    def __init__(self, kind: str, value: Any, span: ast.Span | None, *, organization: bool = False) -> None:
         self.kind = kind
         self.value = value
         self.span = span
+        self.organization = organization  # FROM ORGANIZATION (every shop of the store)
 
 
 class _AllItem:
@@ -1123,6 +1124,7 @@ class _Builder:
             span=_meta_span(meta),
             source=self.text,
             notices=notices,
+            organization=any(c.kind == "FROM" and c.organization for c in flat),
         )
 
     def _older_forms(self, flat: list[_Clause]) -> tuple[list[_Clause], tuple[str, ...]]:
@@ -1192,14 +1194,11 @@ class _Builder:
     # -- clauses --------------------------------------------------------------------------------
 
     def from_clause(self, meta: Any, children: list[Any]) -> _Clause:
+        # FROM ORGANIZATION reads every shop of an organization store (commerceql/organization.py);
+        # on a one-shop store it is that shop, and the result says so.
         organization, *tables = children
-        if organization is not None:
-            raise _err(
-                "FROM ORGANIZATION (multi-store queries) is not supported by CommerceQL",
-                _token_span(organization),
-                "query one store: FROM sales",
-            )
-        return _Clause("FROM", tuple(_identifier(t) for t in tables), _meta_span(meta))
+        return _Clause("FROM", tuple(_identifier(t) for t in tables), _meta_span(meta),
+                       organization=organization is not None)
 
     def show_clause(self, meta: Any, items: list[ast.ShowItem]) -> _Clause:
         return _Clause("SHOW", tuple(items), _meta_span(meta))

@@ -289,6 +289,9 @@ class Store:
         total_rows = int(frame["__total_rows"][0]) if frame.height else 0
         frame = frame.drop("__total_rows")
         notices = list(compiled.plan.notices)
+        if compiled.plan.query.organization and not self.manifest.get("organization"):
+            notices.append(f"FROM ORGANIZATION: this store is one shop ({self.name}), so the organization is "
+                           "that shop; open a folder of shop stores to query several (docs/organizations.md)")
         empty_reasons = self.manifest.get("empty_tables")
         orders = self.model.table("orders")
         notices += period_notices(compiled.plan, self.data_range, clock_pinned=self.clock_pinned,
@@ -753,6 +756,11 @@ def connect(
 
         path = ensure_default_store()
     path = Path(path).expanduser()
+    if path.is_dir() and not (path / "manifest.json").exists():
+        from commerceql.organization import organization_cache, shops_in
+
+        if shops_in(path):  # a folder of shops' stores: one organization (FROM ORGANIZATION ...)
+            path = organization_cache(path)
     if engine not in ("duckdb", "spark"):
         raise CommerceQLDataError(f"unknown engine {engine!r}", hint="use engine='duckdb' or engine='spark'")
     if engine == "spark":

@@ -720,13 +720,6 @@ ERRORS = [
     ),
     ("FROM sales SHOW x SINCE startOfMonth(today)", "unexpected `today`", 1, 38, None),
     ('FROM sales SHOW x AS ""', "empty quoted name", 1, 22, None),
-    (
-        "FROM ORGANIZATION sales SHOW x",
-        "FROM ORGANIZATION (multi-store queries) is not supported",
-        1,
-        6,
-        None,
-    ),
     ("FROM customers SHOW x WHERE orders_placed MATCHES (date > -30d, date < -1d)", "`date` appears twice in one MATCHES", 1, 65, None),
     ("FROM sales SHOW x VISUALIZE x ANNOTATE events", "ANNOTATE is not supported", 1, 31, None),
     ("", "empty query", 1, 1, None),
