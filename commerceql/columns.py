@@ -48,7 +48,14 @@ class ColumnInfo:
 # `generated_name` reads one back for the resolver, which plans it as a typed reference.
 
 
+# Attribution models' suffixes (commerceql.attribution.SUFFIXES): Shopify names their columns
+# `{metric}__{model}`, not `comparison_...`; no period comparison's suffix is one of them.
+ATTRIBUTION_SUFFIXES = frozenset({"first_click", "last_click", "last_non_direct_click", "any_click", "linear"})
+
+
 def comparison_name(metric: str, suffix: str) -> str:
+    if suffix in ATTRIBUTION_SUFFIXES:
+        return f"{metric}__{suffix}"
     return f"comparison_{metric}__{suffix}"
 
 
@@ -84,6 +91,8 @@ class GeneratedName:
     @property
     def clause(self) -> str:
         """The clause that produces such a column, as the user would write it."""
+        if self.comparison in ATTRIBUTION_SUFFIXES and self.kind in ("comparison", "comparison_totals"):
+            return f"WITH {self.comparison.upper()}_ATTRIBUTION"
         return {
             "comparison": "COMPARE TO",
             "percent_change": "WITH PERCENT_CHANGE",
@@ -115,6 +124,10 @@ def generated_name(name: str) -> GeneratedName | None:
             elif cumulative:
                 kind = "cumulative"
             return GeneratedName(kind, metric, suffix)
+    metric, _, suffix = stem.rpartition("__")
+    if suffix in ATTRIBUTION_SUFFIXES and metric and "__" not in metric:  # net_sales__last_click
+        return GeneratedName("comparison_totals" if totals else "cumulative" if cumulative else "comparison",
+                             metric, suffix)
     if totals or cumulative:  # `a__b__totals` is no name of ours
         return None if "__" in stem or not stem else GeneratedName("totals" if totals else "cumulative", stem)
     metric, _, rest = name.rpartition("__")

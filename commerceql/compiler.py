@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from commerceql import ast, calculations, currency, derived
+from commerceql import ast, attribution, calculations, currency, derived
 from commerceql import dates as dates_module
 from commerceql.columns import (
     ColumnInfo,
@@ -593,13 +593,24 @@ class _Compiler:
     # -- aggregation per window and table ---------------------------------------------------------
     def aggregate_cte(self, table: Table, window_index: int, tops: dict[int, tuple[str, Table]]) -> str:
         window = self.plan.window if window_index == 0 else self.plan.comparisons[window_index - 1].window
+        credited = self.plan.comparisons[window_index - 1].attribution if window_index else None
         select: list[str] = []
         group: list[str] = []
         extra_joins: list[str] = []
         extra_filters: list[str] = []
         companions: dict[int, str] = {}
+        if credited is not None:
+            # An attribution column: the same rows, each order's channel read from the touchpoint
+            # the model credits (commerceql.attribution); ANY_CLICK repeats an order per channel.
+            touch = self.attribution_cte(credited)
+            extra_joins.append(f"\n  LEFT JOIN {touch} ON {touch}.order_id = {table.name}.order_id")
         for index, dimension in enumerate(self.dims):
-            if dimension.kind == "grain" and window_index > 0:
+            if credited is not None and dimension.kind == "model" and (
+                    column := attribution.CHANNEL_DIMENSIONS.get(dimension.source_name)) is not None:
+                value_sql = group_sql = f"{self.attribution_cte(credited)}.{column}"
+            elif credited is not None:
+                value_sql = group_sql = self.dimension_sql(dimension, table)
+            elif dimension.kind == "grain" and window_index > 0:
                 group_sql = self.dimension_sql(dimension, table)
                 value_sql = self.align(group_sql, dimension.source_name, window_index)
             else:
@@ -642,6 +653,15 @@ class _Compiler:
             + (f"\n  WHERE {' AND '.join(filters)}" if filters else "")
             + group_by
         )
+
+    def attribution_cte(self, suffix: str) -> str:
+        """The CTE of one attribution model's credited touchpoints (added on first use)."""
+        name = f"touch_{suffix}"
+        if all(existing != name for existing, _ in self.ctes):
+            model = next(m for m in attribution.MODELS.values() if m.suffix == suffix)
+            self.ctes.append((name, attribution.touchpoints_sql(model, self.dialect,
+                                                              self.relation(attribution.SESSIONS_RELATION))))
+        return name
 
     def where_sql_preview(self, table: Table) -> list[str]:
         """Dimension SQL the WHERE clause touches (to decide which joins it needs)."""
@@ -799,6 +819,12 @@ class _Compiler:
                     self.ctes.append((f"agg_{w}_{t_index}", self.aggregate_cte(table, w, tops)))
         for w in windows:
             for level in self.levels if w == 0 else ["rows"] + (["totals"] if plan.totals else []):
+                if level == "totals" and w and plan.comparisons[w - 1].attribution:
+                    # Crediting moves orders between channels, not in or out of the period: an
+                    # attribution column's total is the metric's own (ANY_CLICK's repeated orders
+                    # would otherwise count twice).
+                    self.ctes.append((f"lvl_{w}_totals", "SELECT * FROM lvl_0_totals"))
+                    continue
                 self.ctes.append((f"lvl_{w}_{level}", self.level_cte(w, level)))
 
         dim_names = [self.q(d.name) for d in self.dims]

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from commerceql.columns import ColumnInfo
+from commerceql.columns import ColumnInfo, comparison_totals_name, totals_name
 
 if TYPE_CHECKING:
     import polars as pl
@@ -331,11 +331,11 @@ def _total_cells(result: Result, shown: list[ColumnInfo], cut: bool) -> tuple[st
         if column.role == "metric":
             value, known = _first(frame, f"{column.name}__totals"), f"{column.name}__totals" in frame.columns
         elif column.role == "comparison" and column.base:
-            name = f"comparison_{column.base}__{column.comparison}__totals"
+            name = comparison_totals_name(column.base, str(column.comparison))
             value, known = _first(frame, name), name in frame.columns
         elif column.role == "percent_change" and column.base:
-            current = f"{column.base}__totals"
-            previous = f"comparison_{column.base}__{column.comparison}__totals"
+            current = totals_name(column.base)
+            previous = comparison_totals_name(column.base, str(column.comparison))
             if current in frame.columns and previous in frame.columns:
                 value, known = _percent_change(_first(frame, current), _first(frame, previous)), True
         if column.role in ("dimension", "time") and not labelled:

@@ -138,6 +138,9 @@ class PlannedComparison:
     # How reporting times map onto comparison times when the comparison is a pure shift
     # (previous_year: 12 calendar months back); None for an explicit comparison period.
     shift: Shift | None = None
+    # An attribution model's suffix (last_non_direct_click): the same period as the query, each
+    # order credited to the channel the model picks (commerceql.attribution); None for a period.
+    attribution: str | None = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from commerceql import ast, calculations
+from commerceql import ast, attribution, calculations
 from commerceql import dates as dates_module
 from commerceql.columns import GeneratedName, generated_name, output_columns
 from commerceql.errors import (
@@ -55,13 +55,6 @@ DEFAULT_LIMIT = 1000
 # Each condition becomes SQL the engine plans; thousands of ANDs take seconds and gigabytes.
 MAX_CONDITIONS = 1000
 SUPPORTED_MODIFIERS = ("TOTALS", "GROUP_TOTALS", "PERCENT_CHANGE", "CUMULATIVE_VALUES", "CURRENCY", "TIMEZONE")
-ATTRIBUTION_MODIFIERS = (
-    "FIRST_CLICK_ATTRIBUTION",
-    "LAST_CLICK_ATTRIBUTION",
-    "LAST_NON_DIRECT_CLICK_ATTRIBUTION",
-    "ANY_CLICK_ATTRIBUTION",
-    "LINEAR_ATTRIBUTION",
-)
 TIME_NAMES = (*TIME_GRAINS, *CYCLICAL_DIMENSIONS)
 # Functions analysts reach for that compute over neighbouring rows, which CommerceQL does not have.
 _WINDOW_FUNCTIONS = ("lag", "lead", "first_value", "last_value")
@@ -496,6 +489,7 @@ class Resolver:
             comparisons.append(
                 PlannedComparison(comparison.suffix, comparison.label, comparison.window, comparison.shift)
             )
+        attributions = self._attributions(modifiers, tables, dimensions, window)
 
         notices: list[str] = self.notices
         if self._sums:
@@ -541,6 +535,8 @@ class Resolver:
                 hint="add e.g. `COMPARE TO previous_period`",
             )
 
+        # Attribution columns are answered like comparisons over the same period (commerceql.attribution).
+        comparisons += attributions
         across = [m.name for m in metrics for n in m.model_metric_names()
                   if (base := scope.lookup(ast.Identifier(n))) is not None and base.metric is not None
                   and base.metric.across_time]
@@ -695,23 +691,59 @@ class Resolver:
                     found.setdefault(identifier.name, identifier)
         return list(found.values())
 
+    def _attributions(
+        self, modifiers: dict[str, str], tables: list[Table], dimensions: list[PlannedDimension], window: dates_module.DateWindow
+    ) -> list[PlannedComparison]:
+        """The attribution models of WITH, planned as same-period comparisons; refused where they mean nothing."""
+        planned: list[PlannedComparison] = []
+        for name in (n for n in modifiers if n in attribution.MODELS):
+            model = attribution.MODELS[name]
+            node = next(m for m in self.query.with_modifiers if m.name.upper() == name)
+            if [t.name for t in tables] != [attribution.ATTRIBUTED_TABLE]:
+                raise self.error(
+                    CommerceQLSemanticError,
+                    f"{name} credits orders to channels, and reads them from `sales` only",
+                    node, hint="FROM sales SHOW net_sales, orders GROUP BY referring_channel WITH " + name,
+                )
+            if self.query.compare_to:
+                raise self.error(
+                    CommerceQLSemanticError, f"{name} and COMPARE TO cannot be combined yet", node,
+                    hint="run the attribution and the comparison as two queries",
+                )
+            if not any(d.source_name in attribution.CHANNEL_DIMENSIONS for d in dimensions):
+                raise self.error(
+                    CommerceQLSemanticError,
+                    f"{name} credits each order to a channel, and this query groups by none",
+                    node, hint="add `GROUP BY referring_channel` (or order_referrer_source)",
+                )
+            top = next((d for d in dimensions if d.top is not None), None)
+            if top is not None:
+                raise self.error(
+                    CommerceQLSemanticError, f"{name} and TOP cannot be combined yet", node,
+                    hint=f"GROUP BY {top.source_name} without TOP, and ORDER BY ... LIMIT",
+                )
+            planned.append(PlannedComparison(model.suffix, model.label, window, None, attribution=model.suffix))
+        return planned
+
     def _modifiers(self) -> dict[str, str]:
         modifiers: dict[str, str] = {}
         for modifier in self.query.with_modifiers:
             name = modifier.name.upper()
-            if name in ATTRIBUTION_MODIFIERS:
+            if name in attribution.REFUSED_MODELS:
                 raise self.error(
                     CommerceQLSemanticError,
-                    f"{name} needs marketing attribution data, which CommerceQL stores do not have",
+                    attribution.REFUSED_MODELS[name],
                     modifier,
-                    hint="remove the attribution modifier",
+                    hint="ANY_CLICK_ATTRIBUTION credits every channel in full; LAST_NON_DIRECT_CLICK_ATTRIBUTION "
+                         "credits one (docs/language.md, Attribution)",
                 )
-            if name not in SUPPORTED_MODIFIERS:
+            if name not in SUPPORTED_MODIFIERS and name not in attribution.MODELS:
                 raise self.error(
                     CommerceQLNameError,
                     f"unknown WITH modifier `{modifier.name}`",
                     modifier,
-                    hint=did_you_mean(name, SUPPORTED_MODIFIERS) or f"use one of {', '.join(SUPPORTED_MODIFIERS)}",
+                    hint=did_you_mean(name, (*SUPPORTED_MODIFIERS, *attribution.MODELS))
+                    or f"use one of {', '.join(SUPPORTED_MODIFIERS)}",
                 )
             if name in modifiers:
                 raise self.error(CommerceQLSemanticError, f"WITH {name} is given twice", modifier)
@@ -1208,6 +1240,14 @@ class Resolver:
     def _check_generated(self, identifier: ast.Identifier, named: GeneratedName, plan: QueryPlan) -> None:
         """A generated column the query names exists only with the clause that makes it: say which."""
         suffixes = [c.suffix for c in plan.comparisons]
+        if named.comparison in attribution.SUFFIXES and named.comparison not in suffixes:
+            raise self.error(
+                CommerceQLSemanticError,
+                f"`{identifier.name}` is an attribution column, and this query has no {named.clause.removeprefix('WITH ')}",
+                identifier,
+                hint=f"add `{named.clause}` (and GROUP BY referring_channel or order_referrer_source)"
+                + (" and `WITH TOTALS`" if named.kind == "comparison_totals" and not plan.totals else ""),
+            )
         if named.comparison is not None:
             if not suffixes:
                 if re.fullmatch(r"(previous|last|this)_\w+|bfcm\d{4}", named.comparison):

@@ -51,6 +51,7 @@ from commerceql.errors import (
     CommerceQLError,
     CommerceQLExecutionError,
     CommerceQLNameError,
+    CommerceQLSemanticError,
 )
 from commerceql.model.semantic import SemanticModel, Table, builtin_model
 from commerceql.parser import parse, parse_script
@@ -262,7 +263,27 @@ class Store:
                 raise CommerceQLNameError(reason, span=identifier.span, source=parsed.source,
                                           hint="import that export with the others (commerceql import shopify ...) "
                                           "or query another table")
+        credited = next((c for c in plan.comparisons if c.attribution), None)
+        if credited is not None:
+            self._check_attribution_data(parsed, credited.attribution)
         return compile_plan(plan, self.engine.dialect)
+
+    def _check_attribution_data(self, parsed: ast.Query, suffix: str | None) -> None:
+        """Attribution reads the buyers' visits: a store without sessions is refused at the modifier."""
+        empty = self.manifest.get("empty_tables")
+        missing = self.manifest.get("missing_tables")
+        reason = next((r.get("sessions") for r in (empty, missing) if isinstance(r, dict) and r.get("sessions")), None)
+        if reason is None and self.manifest.get("row_counts", {}).get("sessions") == 0:
+            reason = "the store has no sessions"
+        if reason is None:
+            return
+        modifier = next(m for m in parsed.with_modifiers if m.name.upper() == f"{str(suffix).upper()}_ATTRIBUTION")
+        raise CommerceQLSemanticError(
+            f"{modifier.name.upper()} credits orders to the visits that led to them, and this store has no "
+            f"visits: {reason}",
+            span=modifier.span, source=parsed.source,
+            hint="group by order_referrer_source or referring_channel: the referrer the order itself records",
+        )
 
     @property
     def exchange_rates(self) -> ExchangeRates:

@@ -169,9 +169,11 @@ def test_currency_the_store_cannot_convert_to():
     assert "EUR" in (error.hint or "")
 
 
-def test_attribution_modifiers_are_refused_clearly():
+def test_attribution_without_a_channel_says_which_dimension_to_group_by():
+    # The models run grouped by a channel (tests/test_attribution.py); without one they mean nothing.
     error = error_for("FROM sales SHOW net_sales WITH LAST_CLICK_ATTRIBUTION")
-    assert "attribution data" in error.message
+    assert "groups by none" in error.message
+    assert "GROUP BY referring_channel" in (error.hint or "")
 
 
 def test_percent_change_without_comparison():
