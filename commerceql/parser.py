@@ -116,7 +116,7 @@ KEYWORDS = (
     "STARTS", "ENDS", "CONTAINS",
 )  # fmt: skip
 
-#: Modifiers of the WITH clause; the attribution ones parse but the resolver rejects them.
+#: Modifiers of the WITH clause (the resolver refuses LINEAR_ATTRIBUTION with its reason: commerceql.attribution).
 WITH_MODIFIERS = (
     "TOTALS", "GROUP_TOTALS", "PERCENT_CHANGE", "CUMULATIVE_VALUES", "CURRENCY", "TIMEZONE",
     "FIRST_CLICK_ATTRIBUTION", "LAST_CLICK_ATTRIBUTION", "LAST_NON_DIRECT_CLICK_ATTRIBUTION",
