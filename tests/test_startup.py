@@ -50,6 +50,22 @@ def test_package_imports_are_light() -> None:
     assert loaded_after("import commerceql, commerceql.sample, commerceql.importers") == []
 
 
+def test_a_query_on_the_current_sample_store_imports_no_generator(sample_store_path: Path) -> None:
+    """ensure_default_store() only reads the manifest when the store is current (the generator
+    and the importers' helpers load only to build it)."""
+    modules = ("commerceql.sample.generator", "commerceql.importers.common", "commerceql.staging")
+    code = ("import contextlib, io, commerceql.cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    assert commerceql.cli.main(['query', 'FROM sales SHOW net_sales DURING last_month']) == 0")
+    assert loaded_after(code, modules, env={"COMMERCEQL_SAMPLE_STORE": str(sample_store_path)}) == []
+
+
+def test_the_sample_defaults_agree_with_the_generator() -> None:
+    from commerceql.sample import defaults, generator
+
+    assert (defaults.GENERATOR_VERSION, defaults.FORMAT) == (generator.GENERATOR_VERSION, generator.FORMAT)
+
+
 def test_lazy_package_exports_are_the_real_objects() -> None:
     import commerceql.importers as importers
     import commerceql.sample as sample

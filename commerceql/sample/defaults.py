@@ -10,6 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+#: The generator version whose stores are current (commerceql.sample.generator.GENERATOR_VERSION,
+#: repeated here so checking the bundled store imports no NumPy; tests/test_startup.py checks they agree).
+GENERATOR_VERSION = 7
+FORMAT = "commerceql-store"
 DEFAULT_ORDERS = 50_000
 DEFAULT_YEARS = 3
 DEFAULT_SEED = 42

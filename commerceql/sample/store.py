@@ -7,15 +7,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from commerceql.importers.common import clean_stale_siblings, target_lock
 from commerceql.sample.defaults import (
     DEFAULT_ORDERS,
     DEFAULT_SEED,
     DEFAULT_YEARS,
+    FORMAT,
+    GENERATOR_VERSION,
     default_store_path,
 )
-from commerceql.sample.generator import FORMAT, GENERATOR_VERSION, generate_store
-from commerceql.staging import staged_folder
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -47,8 +46,12 @@ def ensure_default_store() -> Path:
     generations are removed under the lock.
     """
     path = default_store_path()
-    if _is_current(path):
+    if _is_current(path):  # the common case: no generator (NumPy, PyArrow) imported at all
         return path
+    from commerceql.importers.common import clean_stale_siblings, target_lock
+    from commerceql.sample.generator import generate_store
+    from commerceql.staging import staged_folder
+
     with target_lock(path, wait=True, what="sample store generation"):
         clean_stale_siblings(path)
         if _is_current(path):
