@@ -430,6 +430,52 @@ def test_export_button_writes_to_the_path_in_the_bar(widget, tmp_path):
     assert '<pre class="cql-error">' in widget.w_status.value and "export failed" in widget.w_status.value
 
 
+def test_export_target_puts_bare_names_in_the_exports_folder(tmp_path):
+    from commerceql.widget_export import EXPORTS_FOLDER, export_target
+
+    assert export_target("report.html", base=tmp_path) == tmp_path / EXPORTS_FOLDER / "report.html"
+    assert export_target("report", base=tmp_path) == tmp_path / EXPORTS_FOLDER / "report.html"
+    assert export_target("./report.html", base=tmp_path) == tmp_path / "report.html"  # a folder: as written
+    assert export_target("out/q3.htm", base=tmp_path) == tmp_path / "out" / "q3.htm"
+    assert export_target(tmp_path / "abs" / "x.html", base="/elsewhere") == tmp_path / "abs" / "x.html"
+    with pytest.raises(ValueError):
+        export_target("  ", base=tmp_path)
+
+
+def test_exports_leave_no_untracked_file_outside_the_exports_folder(store, tmp_path, monkeypatch):
+    """What an analyst's exports leave in a checkout: files under exports/, which .gitignore ignores."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    checkout = tmp_path / "checkout"
+    notebooks = checkout / "notebooks"
+    notebooks.mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parents[1] / ".gitignore", checkout / ".gitignore")
+    subprocess.run(["git", "init", "-q", str(checkout)], check=True)
+    subprocess.run(["git", "-C", str(checkout), "add", ".gitignore"], check=True)
+    monkeypatch.chdir(notebooks)  # a notebook's kernel runs in the notebook's folder
+
+    widget = store.explore(NOTEBOOK_QUERY)
+    assert widget.controls["export_path"].value == "exports/sales_explore.html"
+    default_file = notebooks / "exports" / "sales_explore.html"
+    assert str(default_file) in widget.w_export_target.value  # the bar says where the button writes
+    widget.controls["export"].click()
+    assert default_file.exists() and str(default_file) in widget.w_status.value
+    named = widget.export_html("net_sales_by_region.html")  # what notebooks/widgets_explorer.ipynb does
+    assert named == notebooks / "exports" / "net_sales_by_region.html" and named.exists()
+    widget.controls["export_path"].value = "by_region"
+    assert str(notebooks / "exports" / "by_region.html") in widget.w_export_target.value
+
+    status = subprocess.run(
+        ["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=all"],
+        check=True, capture_output=True, text=True,
+    ).stdout.splitlines()
+    assert status == ["A  .gitignore"], status
+
+
 def test_behind_commerceql_serve_a_bar_has_no_export(store, monkeypatch):
     """A served dashboard's page must not write files: every bar drops its export widgets, closed."""
     import ipywidgets
@@ -444,7 +490,7 @@ def test_behind_commerceql_serve_a_bar_has_no_export(store, monkeypatch):
         found.append(current)
         pending.extend(getattr(current, "children", ()) if isinstance(current, ipywidgets.Box) else ())
     assert served.export_removed
-    assert served.w_export not in found and served.w_export_path not in found
+    assert served.w_export not in found and served.w_export_path not in found and served.w_export_target not in found
     assert served.w_export.comm is None and served.w_export_path.comm is None  # closed: no widget message reaches them
     assert served.w_reset in found and served.result is not None
 
