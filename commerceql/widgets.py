@@ -523,6 +523,13 @@ _CSS = """<style>
 </style>"""
 
 
+def field_label(name: str) -> str:
+    """What the controls show for a metric or dimension: the header its column gets in the table."""
+    from commerceql.display import humanize
+
+    return humanize(name)
+
+
 def _label(name: str) -> str:
     if name.startswith("bfcm") and name[4:].isdigit():
         return f"BFCM {name[4:]}"
@@ -616,8 +623,10 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
             if name not in metric_names:
                 metric_names.append(name)
         self._metric_names = metric_names
+        # Options are (label, value): the reader sees the table's header ("Net sales"), the state
+        # and the query keep the raw name.
         self.w_metrics = w.SelectMultiple(
-            options=metric_names,
+            options=[(field_label(name), name) for name in metric_names],
             rows=7,
             description="Metrics",
             style=label,
@@ -787,8 +796,9 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
         for name in self._dimension_names:
             dimension = self.table.dimensions.get(name)
             description = dimension.description.lower() if dimension is not None else ""
-            if not needle or needle in name.lower() or needle in description:
-                options.append((name, name))
+            label = field_label(name)
+            if not needle or needle in name.lower() or needle in label.lower() or needle in description:
+                options.append((label, name))
         return options
 
     def _window_text(self, name: str) -> str | None:
@@ -919,7 +929,7 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
         current = self.w_dimension.value
         options = self._dimension_options(change["new"] or "")
         if current not in [value for _, value in options]:
-            options.insert(1, (current, current))
+            options.insert(1, (field_label(current), current))
         self._syncing = True
         try:
             self.w_dimension.options = options

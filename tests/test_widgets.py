@@ -270,6 +270,34 @@ def test_controls_show_the_query(widget, store):
     assert not widget.w_comparison.disabled
 
 
+def test_metric_and_dimension_lists_show_the_table_headers(store):
+    """The lists read like the table ("Net sales"), their values stay the raw names the query uses."""
+    from commerceql.display import column_headers, humanize
+
+    widget = store.explore(
+        "FROM sales SHOW net_sales, average_order_value GROUP BY billing_region DURING last_month "
+        "COMPARE TO previous_year VISUALIZE net_sales"
+    )
+    headers = column_headers(widget.result)
+    metric_labels = {value: label for label, value in widget.w_metrics.options}
+    assert metric_labels["net_sales"] == headers["net_sales"] == "Net sales"
+    assert metric_labels["average_order_value"] == headers["average_order_value"]
+    assert widget.w_metrics.value == ("net_sales", "average_order_value")  # values: raw names
+    dimension_labels = {value: label for label, value in widget.w_dimension.options}
+    assert dimension_labels["billing_region"] == headers["billing_region"] == "Billing region"
+    assert dimension_labels[""] == "none"
+    for name in store.model.table("sales").dimensions:
+        assert dimension_labels[name] == humanize(name)
+    # the chart's titles and legend say what the table's headers say
+    spec_text = json.dumps(widget.vegalite_spec)
+    assert f'"{headers["billing_region"]}"' in spec_text
+    assert f'"{headers["comparison_net_sales__previous_year"]}"' in spec_text
+    # searching matches the label too ("Billing" finds billing_region)
+    widget.controls["dimension_filter"].value = "Billing reg"
+    assert "billing_region" in [value for _, value in widget.w_dimension.options]
+    widget.close()
+
+
 def test_control_changes_rewrite_rerun_and_redraw(widget, store):
     widget.controls["dimension"].value = "billing_region"
     expected = "FROM sales SHOW net_sales GROUP BY billing_region DURING last_month VISUALIZE net_sales TYPE bar"
