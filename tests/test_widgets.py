@@ -664,3 +664,57 @@ def test_the_limit_comes_from_the_environment(monkeypatch):
     for bad in ("0", "-3", "many", ""):
         monkeypatch.setenv("COMMERCEQL_MAX_CONTROL_BARS", bad)
         assert LiveWidgets().limit == DEFAULT_MAX_LIVE_CONTROL_BARS
+
+
+# ---------------------------------------------------------------------------------------------
+# Saved notebooks keep their widgets (JupyterLab settings written by the kernel install)
+# ---------------------------------------------------------------------------------------------
+
+WIDGETS_PLUGIN = "@jupyter-widgets/jupyterlab-manager:plugin"
+
+
+def test_kernel_install_into_an_environment_makes_jupyterlab_save_widget_state(tmp_path):
+    """`commerceql kernel install --sys-prefix` (what `make setup` and `make lab` run) writes the
+    setting, and JupyterLab's own settings reader takes it as the widget manager's default."""
+    import sys
+    from pathlib import Path
+
+    from commerceql_kernel.install import LAB_OVERRIDES_FILE, install_kernel_spec, lab_settings_dir
+    from jupyterlab_server.settings_utils import get_settings
+
+    labextensions = Path(sys.prefix) / "share" / "jupyter" / "labextensions"
+    if not (labextensions / "@jupyter-widgets" / "jupyterlab-manager").exists():
+        pytest.skip("the ipywidgets JupyterLab extension is not installed in this environment")
+    prefix = tmp_path / "env"
+    settings_dir = lab_settings_dir(prefix)
+
+    def save_state_default() -> bool:
+        """The widget manager's `saveState` default as JupyterLab serves it from this environment."""
+        served, _warnings = get_settings(
+            str(settings_dir),
+            str(tmp_path / "no-schemas"),
+            str(tmp_path / "user-settings"),
+            schema_name=WIDGETS_PLUGIN,
+            labextensions_path=[str(labextensions)],
+        )
+        return served["schema"]["properties"]["saveState"]["default"]
+
+    assert save_state_default() is False  # JupyterLab's own default
+    kernel_dir = install_kernel_spec(prefix=str(prefix))
+    assert (Path(kernel_dir) / "kernel.json").exists()
+    written = settings_dir / "overrides.d" / LAB_OVERRIDES_FILE
+    assert json.loads(written.read_text(encoding="utf-8"))[WIDGETS_PLUGIN] == {"saveState": True}
+    assert save_state_default() is True
+
+    # A user's own overrides.json is left alone by a second install.
+    (settings_dir / "overrides.json").write_text('{"x:y": {"z": 1}}', encoding="utf-8")
+    install_kernel_spec(prefix=str(prefix))
+    assert json.loads((settings_dir / "overrides.json").read_text(encoding="utf-8")) == {"x:y": {"z": 1}}
+    assert save_state_default() is True
+
+
+def test_lab_settings_dir_of_the_running_environment_is_jupyterlabs(monkeypatch, tmp_path):
+    from commerceql_kernel.install import lab_settings_dir
+
+    monkeypatch.setenv("JUPYTERLAB_DIR", str(tmp_path / "lab"))
+    assert lab_settings_dir() == (tmp_path / "lab").resolve() / "settings"
