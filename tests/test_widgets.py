@@ -718,3 +718,37 @@ def test_lab_settings_dir_of_the_running_environment_is_jupyterlabs(monkeypatch,
 
     monkeypatch.setenv("JUPYTERLAB_DIR", str(tmp_path / "lab"))
     assert lab_settings_dir() == (tmp_path / "lab").resolve() / "settings"
+
+
+def test_the_python_examples_of_docs_widgets_run_and_print_what_the_doc_shows(store, capsys):
+    """docs/widgets.md, *From Python*: the blocks run in order, and the output written in the
+    comments under a line (the state's repr, the printed query) is what that line gives."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "widgets.md").read_text(encoding="utf-8")
+    section = doc.split("## From Python", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) >= 2
+    lines = blocks[0].splitlines()
+
+    def comments_after(prefix: str) -> tuple[int, list[str]]:
+        at = next(i for i, line in enumerate(lines) if line.startswith(prefix))
+        shown = []
+        for line in lines[at + 1 :]:
+            if not line.startswith("#"):
+                break
+            shown.append(line[2:])
+        return at, shown
+
+    state_at, shown_state = comments_after("state = ")
+    printed_at, shown_query = comments_after("print(format_query(new))")
+    namespace: dict[str, object] = {"store": store}
+    exec("\n".join(lines[: state_at + 1]), namespace)  # noqa: S102 - the documentation's own example
+    assert repr(namespace["state"]) == re.sub(r"\s+", " ", " ".join(shown_state).strip())
+    exec("\n".join(lines[state_at + 1 : printed_at + 1]), namespace)  # noqa: S102
+    assert capsys.readouterr().out.rstrip("\n") == "\n".join(shown_query)
+    exec("\n".join(lines[printed_at + 1 :]), namespace)  # noqa: S102
+    exec(blocks[1], namespace)  # noqa: S102 - the "On a widget" block
+    widget = namespace["w"]
+    assert widget.query == widget.original and widget.error is None
+    widget.close()
