@@ -66,7 +66,11 @@ test-fast: $(TEST_STAMP)
 # Containers often run as root, where Jupyter refuses to start without --allow-root.
 AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
+# The kernel install (idempotent) also writes JupyterLab's settings defaults into .venv
+# (share/jupyter/lab/settings/overrides.d/commerceql.json: widget state saved with the notebook, so
+# a notebook reopened without a kernel shows its widgets); re-run here for environments made before.
 lab: setup
+	$(BIN)/commerceql kernel install --sys-prefix
 	$(BIN)/jupyter lab notebooks/ $(AS_ROOT)
 
 dashboard: setup

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from commerceql.columns import ColumnInfo
-from commerceql.display import Currency
+from commerceql.display import ColumnLabels, Currency, column_labels
 from commerceql.errors import (
     CommerceQLError,
     CommerceQLNameError,
@@ -168,6 +168,9 @@ class ChartRequest:
     max_points: int | None = None  # VISUALIZE ... MAX n
     title: str | None = None
     currency: str = "USD"
+    # The words of the result's table (`display.result_labels(result)`): a chart's titles, axes and
+    # legends say what its table's headers say. None: worked out from the columns alone.
+    labels: ColumnLabels | None = None
 
 
 def validate_chart_type(name: str, span=None) -> str:
@@ -349,11 +352,8 @@ def _cyclical_labeler(grain: str, values: Sequence[Any]):
     return str
 
 
-def _humanize_suffix(suffix: str) -> str:
-    if re.fullmatch(r"\d{8}", suffix):
-        return f"{suffix[:4]}-{suffix[4:6]}-{suffix[6:]}"
-    text = suffix.replace("_sub_", " -").replace("_add_", " +")
-    return text.replace("_", " ")
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _lower_first(text: str) -> str:
@@ -474,6 +474,7 @@ class _Ctx:
     dims: list[_Dim]
     currency: _Currency
     request: ChartRequest
+    labels: ColumnLabels
     notes: list[str] = field(default_factory=list)
     keep_fields: set[str] = field(default_factory=set)  # row fields copied into chart records
 
@@ -481,9 +482,18 @@ class _Ctx:
         return next(d for d in self.dims if d.name == name)
 
 
-def _column_infos(df: pl.DataFrame, columns: Sequence[ColumnInfo]) -> dict[str, ColumnInfo]:
+def _column_infos(
+    df: pl.DataFrame, columns: Sequence[ColumnInfo], labels: ColumnLabels | None = None
+) -> tuple[dict[str, ColumnInfo], ColumnLabels]:
+    """Every column's ColumnInfo, its `display_name` set to the column's table header, and the labels.
+
+    The header goes into `display_name` because every title, axis and legend reads `info.label`.
+    """
     given = {c.name: c for c in columns or () if isinstance(c, ColumnInfo)}
-    return {name: given.get(name) or _infer_info(name, df.get_column(name)) for name in df.columns}
+    infos = {name: given.get(name) or _infer_info(name, df.get_column(name)) for name in df.columns}
+    if labels is None:
+        labels = column_labels(list(infos.values()))
+    return {name: replace(info, display_name=labels.header(name)) for name, info in infos.items()}, labels
 
 
 def _dimension_infos(df: pl.DataFrame, infos: dict[str, ColumnInfo]) -> list[ColumnInfo]:
@@ -523,7 +533,7 @@ def _resolve_metrics(df: pl.DataFrame, infos: dict[str, ColumnInfo], names: Sequ
                 continue
             if other.role == "comparison" and other.base == name:
                 suffix = other.comparison or other.name.rsplit("__", 1)[-1]
-                label = other.display_name or f"{info.label} ({_humanize_suffix(suffix)})"
+                label = other.label  # its table header: "Net sales (previous year)"
                 comparisons.append((other.name, suffix, label))
                 attached.add(other.name)
             elif other.role == "percent_change" and other.base == name:
@@ -707,7 +717,7 @@ def default_chart_type(df: pl.DataFrame, columns: Sequence[ColumnInfo], request:
     """
     if not isinstance(df, pl.DataFrame):
         raise CommerceQLSemanticError("cannot draw a chart: the result is not a table")
-    infos = _column_infos(df, columns)
+    infos, _labels = _column_infos(df, columns, request.labels)
     dims = _dimension_infos(df, infos)
     time_dims = [d for d in dims if _is_time_grain(d)]
     cyclical = [d for d in dims if d.type in _CYCLICAL]
@@ -852,7 +862,7 @@ def _long_records(
             series = [(metric.column, None, base)]
             if comparisons:
                 series += [
-                    (col, suffix, label if not group else f"{base} ({_humanize_suffix(suffix)})")
+                    (col, suffix, label if not group else f"{base} ({ctx.labels.phrase(suffix)})")
                     for col, suffix, label in metric.comparisons
                 ]
             for comparison_index, (column, suffix, label) in enumerate(series):
@@ -1354,7 +1364,7 @@ def _parts(ctx: _Ctx, metrics: list[_Metric]) -> tuple[list[dict], list[str], st
     if ctx.dims:
         metric = metrics[0]
         series = [(metric.column, "current", "Current")] + [
-            (c, s, _humanize_suffix(s).capitalize()) for c, s, _ in metric.comparisons
+            (c, s, _upper_first(ctx.labels.phrase(s))) for c, s, _ in metric.comparisons
         ]
         for row in ctx.rows:
             part = " · ".join(str(row[d.label_field]) for d in ctx.dims)
@@ -1375,7 +1385,7 @@ def _parts(ctx: _Ctx, metrics: list[_Metric]) -> tuple[list[dict], list[str], st
     types = {m.value_type for m in metrics}
     for metric in metrics:
         series = [(metric.column, "Current")] + [
-            (c, _humanize_suffix(s).capitalize()) for c, s, _ in metric.comparisons
+            (c, _upper_first(ctx.labels.phrase(s))) for c, s, _ in metric.comparisons
         ]
         for column, kind_label in series:
             value = row.get(column)
@@ -2221,7 +2231,7 @@ def _single_metric(ctx: _Ctx, metrics: list[_Metric]) -> dict:
             record[f"__change{index}"] = _format_change(change)
             record[f"__change_color{index}"] = colour
             record[f"__vs{index}"] = (
-                f"vs {_format_value(comparison, metric.value_type, ctx.currency)} {_humanize_suffix(suffix)}"
+                f"vs {_format_value(comparison, metric.value_type, ctx.currency)} {ctx.labels.phrase(suffix)}"
             )
             lines.append(index)
         width = max(
@@ -2384,7 +2394,7 @@ def _metric_columns(
             if pc:
                 columns.append(
                     (
-                        f"Change ({_humanize_suffix(suffix)})",
+                        ctx.infos[pc].label if pc in ctx.infos else f"% change vs {ctx.labels.phrase(suffix)}",
                         [_format_change(r.get(pc)) for r in ctx.rows],
                         True,
                     )
@@ -2466,11 +2476,11 @@ def _derived_title(metrics: list[_Metric], dims: list[_Dim]) -> str:
     return text
 
 
-def _subtitle(metrics: list[_Metric]) -> str | None:
+def _subtitle(metrics: list[_Metric], labels: ColumnLabels) -> str | None:
     suffixes = list(dict.fromkeys(s for m in metrics for _, s, _ in m.comparisons))
     if not suffixes:
         return None
-    return "Compared with " + _join_words([_humanize_suffix(s) for s in suffixes])
+    return "Compared with " + _join_words([labels.phrase(s) for s in suffixes])
 
 
 def _no_data_spec(message: str = "No data for this query") -> dict:
@@ -2627,7 +2637,7 @@ def _build_chart(df: pl.DataFrame, columns: Sequence[ColumnInfo], request: Chart
     if request.max_points is not None and request.max_points < 1:
         raise CommerceQLSemanticError(f"MAX must be a positive number, not {request.max_points}")
     currency = _Currency.of(request.currency)
-    infos = _column_infos(df, columns)
+    infos, labels = _column_infos(df, columns, request.labels)
     metrics = _resolve_metrics(df, infos, request.metrics)
     if not metrics:
         raise CommerceQLSemanticError(
@@ -2660,7 +2670,7 @@ def _build_chart(df: pl.DataFrame, columns: Sequence[ColumnInfo], request: Chart
     prepared = _json_ready(raw)
     rows = prepared.to_dicts()
     dims = _build_dims(raw, infos, rows, currency)
-    ctx = _Ctx(raw=raw, rows=rows, infos=infos, dims=dims, currency=currency, request=request)
+    ctx = _Ctx(raw=raw, rows=rows, infos=infos, dims=dims, currency=currency, request=request, labels=labels)
     ctx.keep_fields = {d.name for d in dims} | {d.label_field for d in dims}
 
     drawn_types = [t for t, _ in groups]
@@ -2673,7 +2683,7 @@ def _build_chart(df: pl.DataFrame, columns: Sequence[ColumnInfo], request: Chart
 
     title_text = request.title or _derived_title(metrics, dims)
     title: dict[str, Any] = {"text": title_text}
-    subtitle = _subtitle(metrics)
+    subtitle = _subtitle(metrics, labels)
     if subtitle and not request.title:
         title["subtitle"] = subtitle
     full = {

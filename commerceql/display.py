@@ -14,9 +14,10 @@ in two steps:
    right, money in the store currency, long texts wrapped (to a width in text, to a maximum
    width in HTML).
 
-Headers are written in one place (`column_headers`): "Net sales", "Net sales (previous year)",
-"% change vs previous year", alias text as written. The raw column name stays in
-`Result.columns` and is shown on hover (HTML `title=`).
+Headers are written in one place (`column_labels`; `column_headers(result)` for a result):
+"Net sales", "Net sales (previous year)", "% change vs previous year", alias text as written. The
+charts' titles, axes and legends and the explore widget's metric and dimension lists use the same
+words. The raw column name stays in `Result.columns` and is shown on hover (HTML `title=`).
 
 Money is formatted by `Currency` (symbol, placement, minor units from Babel's CLDR data), which the
 charts use too, so a table and a chart of the same result write the same amounts.
@@ -29,7 +30,7 @@ import functools
 import html
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, Literal
@@ -191,34 +192,82 @@ def humanize(name: str) -> str:
     return " ".join(out)
 
 
-def _comparison_phrase(result: Result | None, suffix: str | None) -> str:
-    """"previous year" for previous_year; the comparison's dates for an explicit period."""
+_MONTH_ABBREVIATIONS = frozenset(m[:3] for m in MONTHS)
+
+
+def comparison_phrase(suffix: str | None, title: str | None = None) -> str:
+    """The words for a comparison in a header or a chart: "previous year", "Jan 1 – Mar 31, 2024".
+
+    `title` is the plan's title of the comparison (`ComparisonPlan.label`); without one (a chart
+    drawn from a bare frame) the title of a named comparison is looked up, and a date suffix
+    (`20240101`) is written as a date.
+    """
     if suffix is None:
         return ""
-    label = None
-    if result is not None:
-        label = next((c.label for c in result.plan.comparisons if c.suffix == suffix), None)
+    label = title
+    if not label:
+        # The plan's own words for named comparisons ("Previous year, matching day of week"):
+        # dates.py keeps them; one table, so a chart of a bare frame says what its table says.
+        from commerceql.dates import _RELATIVE_TITLES
+
+        label = _RELATIVE_TITLES.get(suffix)
     if not label:
         if re.fullmatch(r"\d{8}", suffix):
             return f"{suffix[:4]}-{suffix[4:6]}-{suffix[6:]}"
         label = humanize(suffix)
     # "Previous year (Nov 29 – Dec 2, 2023)" -> "previous year"; the dates stay on hover.
     short = re.sub(r"\s*\([^()]*\)$", "", label) or label
-    if len(short) > 1 and short[0].isupper() and short[1].islower():
+    first_word = re.split(r"[\s,]", short, maxsplit=1)[0]
+    # Lower-case a leading word ("Previous year") so it reads inside a sentence, but never a
+    # month ("Jan 1 – Mar 31, 2024") or an acronym.
+    if len(short) > 1 and short[0].isupper() and short[1].islower() and first_word not in _MONTH_ABBREVIATIONS:
         short = short[0].lower() + short[1:]
     return short
 
 
-def column_headers(result: Result) -> dict[str, str]:
-    """The header of every column of `result`, by raw column name."""
-    columns = list(result.columns)
+@dataclass(frozen=True)
+class ColumnLabels:
+    """The words a reader sees for a result's columns: every table header and chart title uses them.
+
+    * headers: raw column name -> header ("Net sales", "Net sales (previous year)", "revenue").
+    * phrases: comparison suffix -> its words ("previous year"), for legends and subtitles.
+    """
+
+    headers: dict[str, str]
+    phrases: dict[str, str]
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name) or humanize(name)
+
+    def phrase(self, suffix: str) -> str:
+        return self.phrases.get(suffix) or comparison_phrase(suffix)
+
+
+def column_labels(
+    columns: Sequence[ColumnInfo],
+    *,
+    aliases: Collection[str] | None = None,
+    comparison_titles: Mapping[str, str] | None = None,
+) -> ColumnLabels:
+    """Headers and comparison phrases of `columns`.
+
+    `aliases` are the names the query wrote with AS (shown as written, never humanized); without
+    them, a metric's or dimension's `display_name` is taken for one (the resolver sets it only from
+    an alias). `comparison_titles` are the plan's comparison titles by suffix.
+    """
+    columns = list(columns)
+    if aliases is None:
+        aliases = {c.display_name for c in columns if c.display_name and c.role in ("metric", "dimension", "time")}
+    titles = dict(comparison_titles or {})
+    phrases = {c.comparison: comparison_phrase(c.comparison, titles.get(c.comparison)) for c in columns if c.comparison}
+    for suffix, title in titles.items():
+        phrases.setdefault(suffix, comparison_phrase(suffix, title))
     # Aliases the query wrote (`net_sales AS revenue`) are shown as written; a name the resolver
     # made up (`sum(net_sales)` -> sum_net_sales) is humanized like a model name.
-    written = {item.alias.name for item in result.query.show if item.alias is not None}
     base_labels: dict[str, str] = {}
     for column in columns:
         if column.role in ("metric", "dimension", "time"):
-            alias = column.display_name if column.display_name in written else None
+            alias = column.display_name if column.display_name in aliases else None
             base_labels[column.name] = alias or humanize(column.name)
     metric_count = sum(1 for c in columns if c.role == "metric")
 
@@ -228,10 +277,10 @@ def column_headers(result: Result) -> dict[str, str]:
 
     headers: dict[str, str] = {}
     for column in columns:
-        phrase = _comparison_phrase(result, column.comparison)
+        phrase = phrases.get(column.comparison, "") if column.comparison else ""
         if column.name in base_labels:
             label = base_labels[column.name]
-        elif column.display_name in written:
+        elif column.display_name in aliases:
             label = column.display_name
         elif column.role == "comparison":
             label = f"{base(column)} ({phrase})"
@@ -249,7 +298,21 @@ def column_headers(result: Result) -> dict[str, str]:
         else:
             label = humanize(column.name)
         headers[column.name] = label
-    return headers
+    return ColumnLabels(headers=headers, phrases=phrases)
+
+
+def result_labels(result: Result) -> ColumnLabels:
+    """`column_labels` of a result, with the aliases its query wrote and its plan's comparison titles."""
+    return column_labels(
+        result.columns,
+        aliases={item.alias.name for item in result.query.show if item.alias is not None},
+        comparison_titles={c.suffix: c.label for c in result.plan.comparisons if c.label},
+    )
+
+
+def column_headers(result: Result) -> dict[str, str]:
+    """The header of every column of `result`, by raw column name."""
+    return result_labels(result).headers
 
 
 # -------------------------------------------------------------------------------------------------

@@ -653,7 +653,58 @@ def _text_before(text: str, pos: int) -> str:
     return text[:pos].rstrip()
 
 
+# What DURING takes (dates.NAMED_RANGES, BFCM of every year written as one pattern).
+_DURING_FORMS = (
+    "today, yesterday, this_week, last_week, this_month, last_month, this_quarter, last_quarter, "
+    "this_year, last_year, this_weekend, last_weekend or bfcmYYYY (Black Friday to Cyber Monday, e.g. bfcm2024)"
+)
+_DATE_TEXT = r"\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?"
+# Two dates joined the way other tools write a range: 2025-01-01..2025-03-31, 2025-01-01 – 2025-03-31,
+# 2025-01-01/2025-03-31, 2025-01-01 to 2025-03-31. CommerceQL has no such operator.
+_DATE_RANGE_RE = re.compile(
+    rf"(?P<start>{_DATE_TEXT})\s*(?P<joint>\.{{2,3}}|[–—/-]|\bto\b)\s*(?P<end>{_DATE_TEXT})", re.IGNORECASE
+)
+
+
+def _date_range_error(text: str, pos: int) -> CommerceQLSyntaxError | None:
+    """The error for a date range written with an operator (`DURING 2025-01-01..2025-03-31`), when
+    the parser stopped inside one; None otherwise."""
+    found = next((m for m in _DATE_RANGE_RE.finditer(text) if m.start() <= pos < m.end()), None)
+    if found is None:
+        return None
+    start, end, written = found.group("start"), found.group("end"), found.group(0)
+    span = _first_line_span(_pos_span(text, found.start(), found.end()), text)
+    clause = re.search(r"\b(during|since|until|compare\s+to)\s*$", text[: found.start()], re.IGNORECASE)
+    keyword = " ".join(clause.group(1).upper().split()) if clause else ""
+    if keyword == "COMPARE TO":
+        return CommerceQLSyntaxError(
+            f"a comparison period is written COMPARE TO {start} UNTIL {end}, not `{written}`",
+            span=span,
+            source=text,
+            hint="the first and the last day are both included; CommerceQL has no date range operator",
+        )
+    if keyword == "DURING":
+        return CommerceQLSyntaxError(
+            f"DURING takes a named period, not a date range (`{written}`)",
+            span=span,
+            source=text,
+            hint=f"for dates, write SINCE {start} UNTIL {end} (both days included); DURING takes {_DURING_FORMS}",
+        )
+    return CommerceQLSyntaxError(
+        f"a date range is written SINCE {start} UNTIL {end}, not `{written}`",
+        span=span,
+        source=text,
+        hint="SINCE is the first day and UNTIL the last, both included; CommerceQL has no date range operator",
+    )
+
+
 def _translate_lark_error(error: UnexpectedInput, text: str) -> CommerceQLSyntaxError:
+    token = getattr(error, "token", None)
+    pos = token.start_pos if isinstance(error, UnexpectedToken) and token is not None else getattr(error, "pos_in_stream", None)
+    if pos is not None:
+        date_range = _date_range_error(text, pos)
+        if date_range is not None:
+            return date_range
     if isinstance(error, UnexpectedCharacters):
         return _unexpected_characters(error, text)
     if isinstance(error, UnexpectedToken):
@@ -1328,10 +1379,15 @@ class _Builder:
     def during_clause(self, meta: Any, children: list[Any]) -> _Clause:
         (period,) = children
         if not isinstance(period, ast.NamedDate):
+            if isinstance(period, ast.AbsoluteDate):
+                day = period.value.isoformat()
+                hint = f"for dates, write SINCE {day} UNTIL <last day>, both days included (SINCE {day} UNTIL {day} is that one day)"
+            else:
+                hint = "for a start date or an offset, use SINCE (and UNTIL) instead: SINCE -30d UNTIL today"
             raise _err(
                 "DURING takes a named period such as last_month, this_year or bfcm2024",
                 period.span,
-                "for a start date or an offset, use SINCE (and UNTIL) instead",
+                f"{hint}; DURING takes {_DURING_FORMS}",
             )
         return _Clause("DURING", period, _meta_span(meta))
 

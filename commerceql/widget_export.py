@@ -9,6 +9,10 @@
 * `standalone_html(...)` writes one HTML page with the query text, the chart and the table. Vega,
   Vega-Lite and Vega-Embed are inlined from vl-convert's bundle, so the page opens from disk in a
   browser with no Jupyter and no internet connection.
+* `export_target(path)`: where an export is written. A bare file name (`report.html`) goes into
+  the `exports/` folder of the working directory (a notebook's kernel runs in the notebook's
+  folder), which `.gitignore` ignores, so exporting never leaves stray files beside notebooks; a
+  path with a folder in it (`reports/q3.html`, `./q3.html`, `/tmp/q3.html`) is used as written.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import datetime as dt
 import functools
 import html
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +175,33 @@ def standalone_html(
         ]
     parts += [f'<div class="cql-table">{table_html}</div>', "</body></html>"]
     return "\n".join(parts)
+
+
+#: The folder (in the working directory) that receives exports named by a bare file name.
+EXPORTS_FOLDER = "exports"
+
+
+def _has_folder(text: str) -> bool:
+    separators = {"/", os.sep, os.altsep} - {None}
+    return text.startswith("~") or any(separator in text for separator in separators)
+
+
+def export_target(path: str | Path, base: str | Path | None = None) -> Path:
+    """The absolute file an export of `path` writes (`.html` added when the name has no such suffix).
+
+    A bare file name goes into `<base>/exports/`; a path with a folder in it (even `./name.html`)
+    is taken as written, relative to `base`. `base` defaults to the working directory.
+    """
+    text = str(path).strip()
+    if not text:
+        raise ValueError("an export needs a file name")
+    root = Path(base) if base is not None else Path.cwd()
+    target = Path(text).expanduser() if _has_folder(text) else Path(EXPORTS_FOLDER) / text
+    if not target.is_absolute():
+        target = root / target
+    if target.suffix.lower() not in (".html", ".htm"):
+        target = target.with_name(target.name + ".html")
+    return Path(os.path.abspath(target))
 
 
 def write_standalone_html(path: str | Path, **page: Any) -> Path:

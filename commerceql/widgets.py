@@ -513,6 +513,7 @@ _NONE = ""  # the "none" entry of a Dropdown (widgets need a real value)
 _CSS = """<style>
 .cql-explore .cql-query textarea{font-family:SFMono-Regular,Menlo,Consolas,monospace;font-size:12px}
 .cql-explore .cql-help{color:#6d7175;font-size:11px;line-height:1.3;max-width:260px;white-space:normal}
+.cql-explore .cql-export-note{color:#6d7175;font-size:11px;overflow-wrap:anywhere}
 .cql-explore .cql-status-ok{color:#4a4a4a;font-size:12px}
 .cql-explore .cql-status-note{color:#8a6100;font-size:12px}
 .cql-explore pre.cql-error{color:#b00020;background:#fff4f4;border:1px solid #f3c2c2;border-radius:4px;
@@ -520,6 +521,13 @@ _CSS = """<style>
 .cql-explore .cql-table-box{max-height:420px;overflow:auto}
 .cql-explore .cql-chart{max-width:100%;overflow-x:auto}
 </style>"""
+
+
+def field_label(name: str) -> str:
+    """What the controls show for a metric or dimension: the header its column gets in the table."""
+    from commerceql.display import humanize
+
+    return humanize(name)
 
 
 def _label(name: str) -> str:
@@ -591,7 +599,7 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
         """Take the *Export to* box and *Export HTML* button out of the bar and close them, so
         their comms are gone in the kernel: a page cannot set the path or click the button through
         a widget message either. `export_html()` from Python still works."""
-        export = (self.w_export_path, self.w_export)
+        export = (self.w_export_path, self.w_export, self.w_export_target)
         pending: list[Any] = [self]
         while pending:
             current = pending.pop()
@@ -615,8 +623,10 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
             if name not in metric_names:
                 metric_names.append(name)
         self._metric_names = metric_names
+        # Options are (label, value): the reader sees the table's header ("Net sales"), the state
+        # and the query keep the raw name.
         self.w_metrics = w.SelectMultiple(
-            options=metric_names,
+            options=[(field_label(name), name) for name in metric_names],
             rows=7,
             description="Metrics",
             style=label,
@@ -667,9 +677,19 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
             charts.append(("as written (mixed types)", AS_WRITTEN))
         self.w_chart_type = w.Dropdown(options=charts, description="Chart", style=aligned, layout=w.Layout(width="330px"))
 
-        default_export = export_path or f"{self.table.name}_explore.html"
-        self.w_export_path = w.Text(value=str(default_export), description="Export to", style=label, layout=w.Layout(width="360px"))
+        from commerceql.widget_export import EXPORTS_FOLDER
+
+        self.default_export = f"{EXPORTS_FOLDER}/{self.table.name}_explore.html"
+        default_export = export_path or self.default_export
+        self.w_export_path = w.Text(
+            value=str(default_export),
+            description="Export to",
+            style=label,
+            layout=w.Layout(width="360px"),
+            tooltip=f"a bare file name goes into {EXPORTS_FOLDER}/ beside the notebook; a path with a folder is used as written",
+        )
         self.w_export = w.Button(description="Export HTML", icon="download", tooltip="write chart + table + query as one offline HTML file")
+        self.w_export_target = w.HTML()  # the absolute file the button writes
         self.w_reset = w.Button(description="Reset", icon="undo", tooltip="back to the notebook's query")
         self.w_status = w.HTML()
         self.w_query = w.Textarea(
@@ -695,6 +715,7 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
             (self.w_chart_type, "cql-chart-type"),
             (self.w_export_path, "cql-export-path"),
             (self.w_export, "cql-export"),
+            (self.w_export_target, "cql-export-target"),
             (self.w_reset, "cql-reset"),
             (self.w_status, "cql-status"),
             (self.w_query, "cql-query"),
@@ -708,6 +729,8 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
         self.w_dimension_filter.observe(self._on_filter, names="value")
         self.w_query.observe(self._on_query_edit, names="value")
         self.w_export.on_click(self._on_export)
+        self.w_export_path.observe(lambda _change: self._show_export_target(), names="value")
+        self._show_export_target()
         self.w_reset.on_click(lambda _button: self.reset())
 
         wrap = w.Layout(flex_flow="row wrap", align_items="flex-start")
@@ -726,6 +749,7 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
                     layout=wrap,
                 ),
                 w.HBox([self.w_export_path, self.w_export, self.w_reset], layout=wrap),
+                self.w_export_target,
                 self.w_status,
             ],
             layout=w.Layout(border="1px solid #e1e3e5", padding="6px 8px", margin="0 0 6px 0"),
@@ -772,8 +796,9 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
         for name in self._dimension_names:
             dimension = self.table.dimensions.get(name)
             description = dimension.description.lower() if dimension is not None else ""
-            if not needle or needle in name.lower() or needle in description:
-                options.append((name, name))
+            label = field_label(name)
+            if not needle or needle in name.lower() or needle in label.lower() or needle in description:
+                options.append((label, name))
         return options
 
     def _window_text(self, name: str) -> str | None:
@@ -904,7 +929,7 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
         current = self.w_dimension.value
         options = self._dimension_options(change["new"] or "")
         if current not in [value for _, value in options]:
-            options.insert(1, (current, current))
+            options.insert(1, (field_label(current), current))
         self._syncing = True
         try:
             self.w_dimension.options = options
@@ -916,6 +941,16 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
         if self._syncing or change["new"] == self.query_text:
             return
         self._set_query_text(self.query_text)  # read-only: the controls are the way to change it
+
+    def _show_export_target(self) -> None:
+        """Say under the *Export to* box which file the button writes (it depends on the name typed)."""
+        from commerceql.widget_export import export_target
+
+        try:  # an empty box exports to the default file, as the button does
+            target = export_target(self.w_export_path.value)
+        except ValueError:
+            target = export_target(self.default_export)
+        self.w_export_target.value = f'<span class="cql-export-note">writes <code>{html.escape(str(target))}</code></span>'
 
     def _on_export(self, _button: Any) -> None:
         try:
@@ -1100,13 +1135,20 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
         return self.result.chart if self.result is not None else None
 
     def export_html(self, path: str | Path | None = None) -> Path:
-        """Write the current view (query text, chart, table) as one HTML file that opens offline."""
+        """Write the current view (query text, chart, table) as one HTML file that opens offline.
+
+        Returns the absolute path written. A bare file name (`"report.html"`) goes into `exports/`
+        in the working directory (the notebook's folder); a path with a folder in it is used as
+        written (`widget_export.export_target`). Without a path, the one in the *Export to* box.
+        """
         from commerceql.dates import format_window
         from commerceql.widget_export import write_standalone_html
 
         if self.result is None:
             raise CommerceQLSemanticError("there is no result to export yet", hint="fix the query shown in the status line first")
-        target = path or self.w_export_path.value or f"{self.table.name}_explore.html"
+        from commerceql.widget_export import export_target
+
+        target = export_target(path or self.w_export_path.value or self.default_export)
         window = self.result.plan.window
         subtitle = f"{self.store.name} · {self.table.name} · {format_window(window)}"
         written = write_standalone_html(

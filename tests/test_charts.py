@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -634,7 +635,7 @@ def test_donut_of_metrics_without_dimension():
     df = pl.DataFrame({"online": [70.0], "pos": [30.0]})
     cols = [C("online", "metric", "money"), C("pos", "metric", "money")]
     _, spec = draw(lambda: (df, cols), ["online", "pos"], "donut")
-    assert [r["__part"] for r in values(spec)] == ["Online", "Pos"]
+    assert [r["__part"] for r in values(spec)] == ["Online", "POS"]  # the table's headers (display.humanize)
 
 
 def test_funnel_orders_steps_by_value():
@@ -966,3 +967,89 @@ def test_other_types_render_to_png(tmp_path, fixture, metrics, chart_type):
     chart, _ = draw(fixture, metrics, chart_type)
     data = save_chart(chart, tmp_path / f"{chart_type}.png").read_bytes()
     assert data[:4] == b"\x89PNG" and len(data) > 2000
+
+
+# ---------------------------------------------------------------------------------------------
+# One source of labels: a chart says what its table's headers say
+# ---------------------------------------------------------------------------------------------
+
+
+def _titles(node) -> set[str]:
+    """Every title text in a spec (chart title and subtitle, axis, legend and tooltip titles)."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("title", "subtitle") and isinstance(value, str):
+                found.add(value)
+            found |= _titles(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _titles(item)
+    return found
+
+
+def _series(spec) -> set[str]:
+    return {r["__series"] for r in values(spec) if "__series" in r}
+
+
+def test_chart_titles_and_legends_use_the_table_headers():
+    from commerceql.display import column_labels
+
+    df, cols = monthly()
+    headers = column_labels(cols).headers
+    _, spec = draw(lambda: (df, cols), ["net_sales"], "line")
+    assert headers["month"] in _titles(spec)  # x axis: "Month"
+    assert headers["net_sales"] in _titles(spec)  # y axis: "Net sales"
+    assert headers["comparison_net_sales__previous_year"] == "Net sales (previous year)"
+    assert _series(spec) == {headers["net_sales"], headers["comparison_net_sales__previous_year"]}
+    assert spec["title"]["subtitle"] == "Compared with previous year"
+
+
+def test_chart_labels_keep_acronyms_and_aliases_like_the_table():
+    from commerceql.display import column_labels
+
+    df = pl.DataFrame({"utm_source": ["google", "email"], "revenue": [10.0, 5.0], "aov": [2.0, 1.0]})
+    cols = [
+        C("utm_source", "dimension", "string"),
+        C("revenue", "metric", "money", display_name="revenue"),  # `net_sales AS revenue`
+        C("aov", "metric", "money"),
+    ]
+    headers = column_labels(cols).headers
+    assert (headers["utm_source"], headers["revenue"], headers["aov"]) == ("UTM source", "revenue", "AOV")
+    _, spec = draw(lambda: (df, cols), ["revenue", "aov"], "bar")
+    assert {"UTM source", "revenue", "AOV"} <= _titles(spec) | _series(spec)
+    assert spec["title"]["text"] == "revenue and AOV by UTM source"
+
+
+def test_a_named_comparison_reads_as_in_the_plan_without_a_plan():
+    df, cols = monthly()
+    df = df.rename({"comparison_net_sales__previous_year": "comparison_net_sales__previous_year_match_day_of_week"})
+    cols = [
+        replace(c, name="comparison_net_sales__previous_year_match_day_of_week", comparison="previous_year_match_day_of_week")
+        if c.role == "comparison" else c
+        for c in cols
+    ]
+    _, spec = draw(lambda: (df, cols), ["net_sales"], "line")
+    assert "Net sales (previous year, matching day of week)" in _series(spec)
+    assert spec["title"]["subtitle"] == "Compared with previous year, matching day of week"
+
+
+def test_labels_given_with_the_request_are_the_charts_words(sample_store_path):
+    """A result's own labels (its plan's comparison titles) reach the chart through the request."""
+    import commerceql as cql
+    from commerceql.charts import build_chart_spec
+    from commerceql.display import column_headers, result_labels
+
+    with cql.connect(sample_store_path) as store:
+        result = store.query(
+            "FROM sales SHOW net_sales AS revenue GROUP BY billing_region DURING last_quarter "
+            "COMPARE TO 2024-01-01 UNTIL 2024-03-31 VISUALIZE revenue"
+        )
+        headers = column_headers(result)
+        request = ChartRequest(metrics=("revenue",), chart_types=("bar",), labels=result_labels(result))
+        spec = build_chart_spec(result.df, result.columns, request)
+    comparison = next(name for name in headers if name.startswith("comparison_revenue__"))
+    assert headers[comparison] == "revenue (Jan 1 – Mar 31, 2024)"  # a month keeps its capital
+    assert {headers["revenue"], headers[comparison]} == _series(spec)
+    assert headers["billing_region"] in _titles(spec)
+    assert spec["title"]["subtitle"] == "Compared with Jan 1 – Mar 31, 2024"

@@ -270,6 +270,34 @@ def test_controls_show_the_query(widget, store):
     assert not widget.w_comparison.disabled
 
 
+def test_metric_and_dimension_lists_show_the_table_headers(store):
+    """The lists read like the table ("Net sales"), their values stay the raw names the query uses."""
+    from commerceql.display import column_headers, humanize
+
+    widget = store.explore(
+        "FROM sales SHOW net_sales, average_order_value GROUP BY billing_region DURING last_month "
+        "COMPARE TO previous_year VISUALIZE net_sales"
+    )
+    headers = column_headers(widget.result)
+    metric_labels = {value: label for label, value in widget.w_metrics.options}
+    assert metric_labels["net_sales"] == headers["net_sales"] == "Net sales"
+    assert metric_labels["average_order_value"] == headers["average_order_value"]
+    assert widget.w_metrics.value == ("net_sales", "average_order_value")  # values: raw names
+    dimension_labels = {value: label for label, value in widget.w_dimension.options}
+    assert dimension_labels["billing_region"] == headers["billing_region"] == "Billing region"
+    assert dimension_labels[""] == "none"
+    for name in store.model.table("sales").dimensions:
+        assert dimension_labels[name] == humanize(name)
+    # the chart's titles and legend say what the table's headers say
+    spec_text = json.dumps(widget.vegalite_spec)
+    assert f'"{headers["billing_region"]}"' in spec_text
+    assert f'"{headers["comparison_net_sales__previous_year"]}"' in spec_text
+    # searching matches the label too ("Billing" finds billing_region)
+    widget.controls["dimension_filter"].value = "Billing reg"
+    assert "billing_region" in [value for _, value in widget.w_dimension.options]
+    widget.close()
+
+
 def test_control_changes_rewrite_rerun_and_redraw(widget, store):
     widget.controls["dimension"].value = "billing_region"
     expected = "FROM sales SHOW net_sales GROUP BY billing_region DURING last_month VISUALIZE net_sales TYPE bar"
@@ -430,6 +458,52 @@ def test_export_button_writes_to_the_path_in_the_bar(widget, tmp_path):
     assert '<pre class="cql-error">' in widget.w_status.value and "export failed" in widget.w_status.value
 
 
+def test_export_target_puts_bare_names_in_the_exports_folder(tmp_path):
+    from commerceql.widget_export import EXPORTS_FOLDER, export_target
+
+    assert export_target("report.html", base=tmp_path) == tmp_path / EXPORTS_FOLDER / "report.html"
+    assert export_target("report", base=tmp_path) == tmp_path / EXPORTS_FOLDER / "report.html"
+    assert export_target("./report.html", base=tmp_path) == tmp_path / "report.html"  # a folder: as written
+    assert export_target("out/q3.htm", base=tmp_path) == tmp_path / "out" / "q3.htm"
+    assert export_target(tmp_path / "abs" / "x.html", base="/elsewhere") == tmp_path / "abs" / "x.html"
+    with pytest.raises(ValueError):
+        export_target("  ", base=tmp_path)
+
+
+def test_exports_leave_no_untracked_file_outside_the_exports_folder(store, tmp_path, monkeypatch):
+    """What an analyst's exports leave in a checkout: files under exports/, which .gitignore ignores."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    checkout = tmp_path / "checkout"
+    notebooks = checkout / "notebooks"
+    notebooks.mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parents[1] / ".gitignore", checkout / ".gitignore")
+    subprocess.run(["git", "init", "-q", str(checkout)], check=True)
+    subprocess.run(["git", "-C", str(checkout), "add", ".gitignore"], check=True)
+    monkeypatch.chdir(notebooks)  # a notebook's kernel runs in the notebook's folder
+
+    widget = store.explore(NOTEBOOK_QUERY)
+    assert widget.controls["export_path"].value == "exports/sales_explore.html"
+    default_file = notebooks / "exports" / "sales_explore.html"
+    assert str(default_file) in widget.w_export_target.value  # the bar says where the button writes
+    widget.controls["export"].click()
+    assert default_file.exists() and str(default_file) in widget.w_status.value
+    named = widget.export_html("net_sales_by_region.html")  # what notebooks/widgets_explorer.ipynb does
+    assert named == notebooks / "exports" / "net_sales_by_region.html" and named.exists()
+    widget.controls["export_path"].value = "by_region"
+    assert str(notebooks / "exports" / "by_region.html") in widget.w_export_target.value
+
+    status = subprocess.run(
+        ["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=all"],
+        check=True, capture_output=True, text=True,
+    ).stdout.splitlines()
+    assert status == ["A  .gitignore"], status
+
+
 def test_behind_commerceql_serve_a_bar_has_no_export(store, monkeypatch):
     """A served dashboard's page must not write files: every bar drops its export widgets, closed."""
     import ipywidgets
@@ -444,7 +518,7 @@ def test_behind_commerceql_serve_a_bar_has_no_export(store, monkeypatch):
         found.append(current)
         pending.extend(getattr(current, "children", ()) if isinstance(current, ipywidgets.Box) else ())
     assert served.export_removed
-    assert served.w_export not in found and served.w_export_path not in found
+    assert served.w_export not in found and served.w_export_path not in found and served.w_export_target not in found
     assert served.w_export.comm is None and served.w_export_path.comm is None  # closed: no widget message reaches them
     assert served.w_reset in found and served.result is not None
 
@@ -590,3 +664,91 @@ def test_the_limit_comes_from_the_environment(monkeypatch):
     for bad in ("0", "-3", "many", ""):
         monkeypatch.setenv("COMMERCEQL_MAX_CONTROL_BARS", bad)
         assert LiveWidgets().limit == DEFAULT_MAX_LIVE_CONTROL_BARS
+
+
+# ---------------------------------------------------------------------------------------------
+# Saved notebooks keep their widgets (JupyterLab settings written by the kernel install)
+# ---------------------------------------------------------------------------------------------
+
+WIDGETS_PLUGIN = "@jupyter-widgets/jupyterlab-manager:plugin"
+
+
+def test_kernel_install_into_an_environment_makes_jupyterlab_save_widget_state(tmp_path):
+    """`commerceql kernel install --sys-prefix` (what `make setup` and `make lab` run) writes the
+    setting, and JupyterLab's own settings reader takes it as the widget manager's default."""
+    import sys
+    from pathlib import Path
+
+    from commerceql_kernel.install import LAB_OVERRIDES_FILE, install_kernel_spec, lab_settings_dir
+    from jupyterlab_server.settings_utils import get_settings
+
+    labextensions = Path(sys.prefix) / "share" / "jupyter" / "labextensions"
+    if not (labextensions / "@jupyter-widgets" / "jupyterlab-manager").exists():
+        pytest.skip("the ipywidgets JupyterLab extension is not installed in this environment")
+    prefix = tmp_path / "env"
+    settings_dir = lab_settings_dir(prefix)
+
+    def save_state_default() -> bool:
+        """The widget manager's `saveState` default as JupyterLab serves it from this environment."""
+        served, _warnings = get_settings(
+            str(settings_dir),
+            str(tmp_path / "no-schemas"),
+            str(tmp_path / "user-settings"),
+            schema_name=WIDGETS_PLUGIN,
+            labextensions_path=[str(labextensions)],
+        )
+        return served["schema"]["properties"]["saveState"]["default"]
+
+    assert save_state_default() is False  # JupyterLab's own default
+    kernel_dir = install_kernel_spec(prefix=str(prefix))
+    assert (Path(kernel_dir) / "kernel.json").exists()
+    written = settings_dir / "overrides.d" / LAB_OVERRIDES_FILE
+    assert json.loads(written.read_text(encoding="utf-8"))[WIDGETS_PLUGIN] == {"saveState": True}
+    assert save_state_default() is True
+
+    # A user's own overrides.json is left alone by a second install.
+    (settings_dir / "overrides.json").write_text('{"x:y": {"z": 1}}', encoding="utf-8")
+    install_kernel_spec(prefix=str(prefix))
+    assert json.loads((settings_dir / "overrides.json").read_text(encoding="utf-8")) == {"x:y": {"z": 1}}
+    assert save_state_default() is True
+
+
+def test_lab_settings_dir_of_the_running_environment_is_jupyterlabs(monkeypatch, tmp_path):
+    from commerceql_kernel.install import lab_settings_dir
+
+    monkeypatch.setenv("JUPYTERLAB_DIR", str(tmp_path / "lab"))
+    assert lab_settings_dir() == (tmp_path / "lab").resolve() / "settings"
+
+
+def test_the_python_examples_of_docs_widgets_run_and_print_what_the_doc_shows(store, capsys):
+    """docs/widgets.md, *From Python*: the blocks run in order, and the output written in the
+    comments under a line (the state's repr, the printed query) is what that line gives."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "widgets.md").read_text(encoding="utf-8")
+    section = doc.split("## From Python", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) >= 2
+    lines = blocks[0].splitlines()
+
+    def comments_after(prefix: str) -> tuple[int, list[str]]:
+        at = next(i for i, line in enumerate(lines) if line.startswith(prefix))
+        shown = []
+        for line in lines[at + 1 :]:
+            if not line.startswith("#"):
+                break
+            shown.append(line[2:])
+        return at, shown
+
+    state_at, shown_state = comments_after("state = ")
+    printed_at, shown_query = comments_after("print(format_query(new))")
+    namespace: dict[str, object] = {"store": store}
+    exec("\n".join(lines[: state_at + 1]), namespace)  # noqa: S102 - the documentation's own example
+    assert repr(namespace["state"]) == re.sub(r"\s+", " ", " ".join(shown_state).strip())
+    exec("\n".join(lines[state_at + 1 : printed_at + 1]), namespace)  # noqa: S102
+    assert capsys.readouterr().out.rstrip("\n") == "\n".join(shown_query)
+    exec("\n".join(lines[printed_at + 1 :]), namespace)  # noqa: S102
+    exec(blocks[1], namespace)  # noqa: S102 - the "On a widget" block
+    widget = namespace["w"]
+    assert widget.query == widget.original and widget.error is None
+    widget.close()
