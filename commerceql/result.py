@@ -94,6 +94,7 @@ class Result:
 
     def _chart_request(self, chart_types: tuple[str | None, ...] | None = None) -> Any:
         from commerceql import charts
+        from commerceql.display import result_labels
 
         metrics = tuple(name for name, _ in self.plan.visualize) or tuple(m.name for m in self.plan.metrics)
         types = chart_types or charts.propagate_chart_types([t for _, t in self.plan.visualize])
@@ -103,6 +104,8 @@ class Result:
             max_points=self.plan.visualize_max,
             title=None,
             currency=self.currency,
+            # the table's own words (explicit comparison dates, aliases) on the chart too
+            labels=result_labels(self),
         )
 
     def build_chart(self, chart_types: tuple[str | None, ...] | None = None) -> Any:

@@ -325,7 +325,7 @@ def test_served_dashboard_in_chromium(sample_store_path):
 
                     # -- group by company tier instead of billing region
                     before = revision(page)
-                    select(page, ".cql-dimension", "company_tier")
+                    select(page, ".cql-dimension", "Company tier")
                     wait_for_update(page, before)
                     assert table_columns(page) == ["company_tier", "net_sales", "orders"]
                     assert {row[0] for row in table_rows(page)} == TIERS

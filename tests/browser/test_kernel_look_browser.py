@@ -354,12 +354,12 @@ def test_control_bar_is_there(kernel_page: Page) -> None:
     assert bar.is_visible()
     assert page.locator(f"{BAR} select").count() >= 3  # dimension, date range, comparison, chart type...
     dimension = page.locator(".cql-explore .cql-dimension select")
-    assert dimension.count() == 1 and dimension.input_value() == "sales_channel"
+    assert dimension.count() == 1 and dimension.input_value() == "Sales channel"
     # the bar starts from the cell's query: its metrics, comparison and chart type are selected
     metrics = page.eval_on_selector_all(
         ".cql-explore .cql-metrics select option", "options => options.filter(o => o.selected).map(o => o.value)"
     )
-    assert set(metrics) == {"net_sales", "orders", "average_order_value"}, metrics
+    assert set(metrics) == {"Net sales", "Orders", "Average order value"}, metrics
     assert page.locator(".cql-explore .cql-comparison select").input_value() == "previous_year"
     assert page.locator(".cql-explore .cql-chart-type select").input_value() == "bar"
     date_range = page.locator(".cql-explore .cql-date-range select").input_value()

@@ -208,7 +208,7 @@ def test_explore_widget_in_jupyterlab(sample_store_path):
 
                     # -- group by billing_region instead
                     before = revision(page)
-                    select(page, ".cql-dimension", "billing_region")
+                    select(page, ".cql-dimension", "Billing region")
                     latencies["dimension"] = wait_for_update(page, before)
                     assert table_headers(page) == ["Billing region", "Net sales"]
                     assert "GROUP BY billing_region" in page.locator(".cql-explore .cql-query textarea").input_value()
@@ -271,7 +271,7 @@ def test_explore_widget_in_jupyterlab(sample_store_path):
                     page.locator(".cql-explore .cql-export-path input").press("Enter")
                     page.locator(".cql-explore .cql-export button, .cql-explore button.cql-export").first.click()
                     page.wait_for_selector(".cql-explore .cql-status .cql-export-result", timeout=WAIT_MS)
-                    exported = server.root / "exported_view.html"
+                    exported = server.root / "exports" / "exported_view.html"
                     assert exported.exists(), status_text(page)
                     page_html = exported.read_text(encoding="utf-8")
                     assert "<script src=" not in page_html and "GROUP BY billing_region" in page_html
@@ -324,7 +324,7 @@ def test_control_bar_in_the_commerceql_kernel(sample_store_path, tmp_path):
                     page.wait_for_selector(".cql-explore .cql-chart svg text", timeout=WAIT_MS)
                     assert table_headers(page) == ["Sales channel", "Net sales"]
                     before = revision(page)
-                    select(page, ".cql-dimension", "billing_region")
+                    select(page, ".cql-dimension", "Billing region")
                     wait_for_update(page, before)
                     assert table_headers(page) == ["Billing region", "Net sales"]
                     assert "GROUP BY billing_region" in page.locator(".cql-explore .cql-query textarea").input_value()
