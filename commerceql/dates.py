@@ -671,7 +671,7 @@ _RELATIVE_SHIFTS: dict[str, Shift] = {
     "previous_minute": Shift(delta=timedelta(minutes=-1)),
     "previous_second": Shift(delta=timedelta(seconds=-1)),
 }
-_RELATIVE_TITLES = {
+RELATIVE_TITLES = {
     "previous_period": "Previous period",
     "previous_year": "Previous year",
     "previous_year_match_day_of_week": "Previous year, matching day of week",
@@ -837,7 +837,7 @@ def resolve_comparison(
                 span=operator_span,
                 hint="dates must fall between the years 1 and 9999",
             ) from exc
-        label = f"{_RELATIVE_TITLES[relative]} ({format_window(window)})"
+        label = f"{RELATIVE_TITLES[relative]} ({format_window(window)})"
         return Comparison(window=window, suffix=relative, label=label, shift=shift)
 
     assert start_expr is not None

@@ -208,9 +208,9 @@ def comparison_phrase(suffix: str | None, title: str | None = None) -> str:
     if not label:
         # The plan's own words for named comparisons ("Previous year, matching day of week"):
         # dates.py keeps them; one table, so a chart of a bare frame says what its table says.
-        from commerceql.dates import _RELATIVE_TITLES
+        from commerceql.dates import RELATIVE_TITLES
 
-        label = _RELATIVE_TITLES.get(suffix)
+        label = RELATIVE_TITLES.get(suffix)
     if not label:
         if re.fullmatch(r"\d{8}", suffix):
             return f"{suffix[:4]}-{suffix[4:6]}-{suffix[6:]}"
