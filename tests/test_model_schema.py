@@ -376,3 +376,26 @@ def test_the_model_reference_lists_every_table_dimension_metric_and_segment() ->
         for name in [*table.dimensions, *table.metrics, *table.unavailable]:
             assert f"| `{name}` |" in text, f"{table.name}.{name}"
     assert "| `big_spenders` | `amount_spent > 1000` | Customers who spent over 1,000. |" in text
+
+
+def test_the_checks_after_the_schema_point_into_the_file_too(sample_store_path: Path, tmp_path: Path) -> None:
+    """Unsafe SQL keeps its message (docs/security.md quotes it) and render() shows the file's line."""
+    from commerceql.model.sql_guard import ModelSQLError
+
+    text = GOOD.replace('"-{discounts} / NULLIF({gross_sales}, 0)"', "SUM(LENGTH(read_text('/etc/passwd')))")
+    with pytest.raises(ModelSQLError) as info:
+        cql.connect(_store(sample_store_path, tmp_path, text))
+    assert info.value.message.startswith("model/custom.yaml: metrics.discount_rate.sql: function read_text")
+    line, column = _position(text, "SUM(LENGTH")
+    assert (info.value.line, info.value.column) == (line, column)
+    assert f"{line} | {text.splitlines()[line - 1]}" in info.value.render()
+
+
+def test_a_document_node_without_its_text_names_the_line_in_the_message_only() -> None:
+    text = GOOD.replace("type: percent", "type: ratio")
+    (document, node), = load_yaml_with_nodes(text)
+    with pytest.raises(CommerceQLDataError) as info:
+        builtin_model().extended([document], origin="custom.yaml", nodes=[node])
+    line, column = _position(text, "ratio")
+    assert info.value.message.startswith(f"custom.yaml:{line}:{column}: metrics.discount_rate.type: ")
+    assert info.value.span is None and info.value.source is None

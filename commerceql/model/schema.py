@@ -305,17 +305,21 @@ def _model_error(
     problem: _Problem, instance: Mapping[Any, Any], origin: str, node: yaml.Node | None, source: str | None
 ) -> CommerceQLDataError:
     field_path = ".".join(str(part) for part in problem.path)
-    span = _span(node, problem.path, problem.at_key) if node is not None else None
+    span = span_in_yaml(node, problem.path, problem.at_key) if node is not None else None
     if span is not None:
         where = f"{origin}:{span.line}:{span.column}"
     else:
         name = instance.get("name")
         where = f"{origin} (table `{name}`)" if isinstance(name, str) else origin
     text = f"{where}: {field_path}: {problem.message}" if field_path else f"{where}: {problem.message}"
-    return CommerceQLDataError(text, hint=problem.hint, span=span, source=source if span is not None else None)
+    # The error carries the span only with the file's text: a surface attaches the query's text to
+    # an error that has none (with_source), and the caret would then point into the query.
+    located = span is not None and source is not None
+    return CommerceQLDataError(text, hint=problem.hint, span=span if located else None,
+                               source=source if located else None)
 
 
-def _span(node: yaml.Node, path: Sequence[Any], at_key: bool) -> Span | None:
+def span_in_yaml(node: yaml.Node, path: Sequence[Any], at_key: bool) -> Span | None:
     """Where `path` is in the YAML: its key (or the document start for the root), or its value."""
     import yaml
 

@@ -64,7 +64,7 @@ from commerceql.model.accounts import field_sql as account_field_sql
 from commerceql.model.accounts import join_on as account_join_on
 from commerceql.model.schema import DIMENSION_TYPES as _DIMENSION_TYPE_NAMES
 from commerceql.model.schema import METRIC_TYPES as _METRIC_TYPE_NAMES
-from commerceql.model.schema import check_document
+from commerceql.model.schema import check_document, span_in_yaml
 
 
 def check_expression(sql: str, **checks: Any) -> None:
@@ -231,13 +231,18 @@ class SemanticModel:
                     f"{origin}: document {index + 1} must be a mapping (name:, metrics:, dimensions: ...), "
                     f"not {_type_name(document)}"
                 )
+            node = nodes[index] if nodes is not None and index < len(nodes) else None
             if not trusted:
-                node = nodes[index] if nodes is not None and index < len(nodes) else None
                 check_document(document, origin, node=node, source=source)
             name = document.get("name")
             base = tables.get(name) if isinstance(name, str) else None
-            table = _parse_table(document, origin, base=base, trusted=trusted)
-            _check_aliases(table, origin)
+            try:
+                table = _parse_table(document, origin, base=base, trusted=trusted)
+                _check_aliases(table, origin)
+            except CommerceQLDataError as error:
+                if node is not None:
+                    _point_into_file(error, origin, node, source)
+                raise
             tables[table.name] = table
         return SemanticModel(_with_segment_dimensions(tables))
 
@@ -254,6 +259,17 @@ class SemanticModel:
             model = model.extended([document for document, _ in loaded], origin=_display(path, relative_to),
                                    nodes=[node for _, node in loaded], source=text)
         return model
+
+
+def _point_into_file(error: CommerceQLDataError, origin: str, node: yaml.Node, source: str | None) -> None:
+    """Give a check's error (unsafe SQL, a replaced metric, a bad alias) the span of its field in the
+    file, so `render()` shows the line; the message, which names the field path, stays as it is."""
+    match = re.match(rf"{re.escape(origin)}: ([a-z_][A-Za-z0-9_.]*):", error.message)
+    if error.span is not None or match is None or source is None:
+        return
+    span = span_in_yaml(node, match.group(1).split("."), at_key=False)
+    if span is not None:
+        error.span, error.source = span, source
 
 
 def _with_segment_dimensions(tables: dict[str, Table]) -> dict[str, Table]:
