@@ -399,3 +399,19 @@ def test_a_document_node_without_its_text_names_the_line_in_the_message_only() -
     line, column = _position(text, "ratio")
     assert info.value.message.startswith(f"custom.yaml:{line}:{column}: metrics.discount_rate.type: ")
     assert info.value.span is None and info.value.source is None
+
+
+def test_the_format_checker_modules_kept_out_of_jsonschemas_import_still_import() -> None:
+    """schema._validator keeps slow optional modules away while jsonschema loads; afterwards they import normally."""
+    code = ("import importlib, importlib.util, sys\n"
+            "from commerceql.model.schema import _FORMAT_CHECKER_MODULES, _validator\n"
+            "_validator()\n"
+            "assert all(sys.modules.get(m, True) is not None for m in _FORMAT_CHECKER_MODULES)\n"
+            "present = [m for m in _FORMAT_CHECKER_MODULES if importlib.util.find_spec(m) is not None]\n"
+            "for m in present:\n    importlib.import_module(m)\n"
+            "from jsonschema import validate\n"
+            "validate({'a': 1}, {'properties': {'a': {'type': 'integer'}}})\n"
+            "print(len(present))")
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.strip().isdigit()

@@ -13,9 +13,10 @@ key or value (from the YAML node marks, when the document came from a file), the
 for an enum. What a schema cannot say (a metric's SQL is safe, an `alias_of` target exists, a
 segment's condition parses) is checked afterwards by `commerceql.model.semantic`.
 
-Only untrusted (user) documents are checked when they load: the built-in files are validated by
-the test suite (tests/test_model_schema.py), and importing jsonschema costs a process ~0.1 s that
-a query on the built-in model should not pay (as with sqlglot, see semantic.check_expression).
+Only untrusted (user) documents are checked when they load. The built-in files are validated by
+the test suite (tests/test_model_schema.py) instead: checking them (~0.2 s) and importing jsonschema
+(~0.1 s) is time a query on the built-in model should not pay (as with sqlglot, see
+semantic.check_expression).
 """
 
 from __future__ import annotations
@@ -170,20 +171,29 @@ _REQUIRED_HINTS = {
 _RANK = {"name": 0, "unknown": 1, "type": 2, "value": 3, "required": 4}
 
 
+# The optional modules jsonschema's format checkers import when it loads (jsonschema/_format.py).
+_FORMAT_CHECKER_MODULES = ("fqdn", "idna", "rfc3987", "rfc3986_validator", "rfc3987_syntax", "rfc3339_validator",
+                           "webcolors", "jsonpointer", "uri_template", "isoduration")
+
+
 @cache
 def _validator() -> jsonschema.protocols.Validator:
     """The schema's validator, built on first use (only a user model needs it)."""
-    # jsonschema imports every format checker that is installed; rfc3987_syntax compiles an Earley
-    # grammar when imported (~1.4 s). The model schema uses no `format`, so that module is kept
-    # out while jsonschema loads (unless something already imported it); later imports are normal.
-    blocked = "rfc3987_syntax" not in sys.modules
-    if blocked:
-        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # makes its import fail
+    # Importing jsonschema imports every format checker that is installed, and with Jupyter's
+    # dependencies that is slow: rfc3987_syntax compiles an Earley grammar (~1.4 s), isoduration
+    # imports arrow (~0.1 s). The model schema uses no `format`, so when this is the first import of
+    # jsonschema those modules are kept out while it loads (jsonschema skips a checker whose module
+    # fails to import); the entries are removed again, so a later `import idna` works as usual. Only
+    # jsonschema's FormatChecker in this process lacks those formats.
+    blocked = [] if "jsonschema" in sys.modules else [m for m in _FORMAT_CHECKER_MODULES if m not in sys.modules]
+    for module in blocked:
+        sys.modules[module] = None  # type: ignore[assignment]  # makes `import module` fail
     try:
         from jsonschema.validators import Draft202012Validator
     finally:
-        if blocked:
-            del sys.modules["rfc3987_syntax"]
+        for module in blocked:
+            if sys.modules.get(module, False) is None:
+                del sys.modules[module]
     return Draft202012Validator(MODEL_SCHEMA)
 
 
