@@ -1,15 +1,19 @@
 """Write (or --check) docs/reference.md: every table, dimension, metric and segment of the built-in model.
 
+Also docs/model.schema.json, the JSON Schema every model file is checked against
+(`commerceql.model.schema.MODEL_SCHEMA`), for editors that complete and check YAML with a schema.
+
 Generated from the model itself (`builtin_model()`, which reads commerceql/model/tables/*.yaml), so
 the reference lists exactly the names a query can use, with their type and description, and a
 test (tests/test_model_schema.py) fails when the committed file differs from what this writes.
 
-    python docs/model_reference.py          # rewrite docs/reference.md
-    python docs/model_reference.py --check  # exit 1 when it is out of date
+    python docs/model_reference.py          # rewrite docs/reference.md and docs/model.schema.json
+    python docs/model_reference.py --check  # exit 1 when either is out of date
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -18,9 +22,11 @@ from metric_reference import FIRST, _cell
 from commerceql.model.accounts import ACCOUNT_FIELDS, ACCOUNT_KINDS
 from commerceql.model.accounts import field_name as account_field_name
 from commerceql.model.accounts import field_sql as account_field_sql
+from commerceql.model.schema import MODEL_SCHEMA
 from commerceql.model.semantic import Dimension, SemanticModel, Table, builtin_model
 
 DOC = Path(__file__).resolve().parent / "reference.md"
+SCHEMA = Path(__file__).resolve().parent / "model.schema.json"
 
 INTRODUCTION = """\
 # Model reference
@@ -33,7 +39,10 @@ when it differs from the model, so it cannot go stale. Do not edit it by hand.
 Conventions and the reasoning behind each metric: [metrics.md](metrics.md). The per-customer and
 per-company fields every table with an account gets: [accounts.md](accounts.md). Saved segments:
 [segments.md](segments.md). A store's own metrics and dimensions (`STORE/model/*.yaml`, same format)
-add to these; `commerceql schema` and `%schema` list a store's full model.
+add to these; `commerceql schema` and `%schema` list a store's full model. Such files are checked
+against the JSON Schema [model.schema.json](model.schema.json) when they load; an editor with a YAML
+language server checks and completes them as you type with the first line
+`# yaml-language-server: $schema=PATH/TO/docs/model.schema.json`.
 
 Every table with a time column also groups by time grains (`GROUP BY day`, `week`, `month`, ...)
 and takes date ranges (`SINCE`, `UNTIL`, `DURING`) on that column, in the store's time zone
@@ -127,16 +136,22 @@ def render(model: SemanticModel | None = None) -> str:
     return "".join(out)
 
 
+def render_schema() -> str:
+    return json.dumps(MODEL_SCHEMA, indent=2, ensure_ascii=False) + "\n"
+
+
 def main(argv: list[str]) -> int:
-    new = render()
+    outputs = {DOC: render(), SCHEMA: render_schema()}
     if "--check" in argv:
-        old = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
-        if new != old:
-            print("docs/reference.md is out of date with the model; run python docs/model_reference.py",
+        stale = [path.name for path, new in outputs.items()
+                 if not path.exists() or path.read_text(encoding="utf-8") != new]
+        if stale:
+            print(f"docs/{' and docs/'.join(stale)} out of date with the model; run python docs/model_reference.py",
                   file=sys.stderr)
             return 1
         return 0
-    DOC.write_text(new, encoding="utf-8")
+    for path, new in outputs.items():
+        path.write_text(new, encoding="utf-8")
     return 0
 
 
