@@ -415,3 +415,11 @@ def test_the_format_checker_modules_kept_out_of_jsonschemas_import_still_import(
     process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert process.returncode == 0, process.stderr
     assert process.stdout.strip().isdigit()
+
+
+@pytest.mark.parametrize("path", sorted(BUILTIN_TABLES_DIR.glob("*.yaml")), ids=lambda path: path.name)
+def test_reading_with_nodes_gives_the_values_safe_load_gives(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    loaded = load_yaml_with_nodes(text)
+    assert [document for document, _ in loaded] == list(yaml.safe_load_all(text))
+    assert all(isinstance(node, yaml.MappingNode) for _, node in loaded)

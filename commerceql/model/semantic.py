@@ -42,7 +42,8 @@ as bound parameters, and identifiers in compiled SQL come only from here. See do
 
 Every user document is first checked against the model's JSON Schema (`MODEL_SCHEMA` in
 `commerceql.model.schema`): unknown keys, a metric or dimension without `description`, values of the
-wrong type are model errors naming the file, line and column. docs/reference.md lists every table, dimension, metric and segment of the model.
+wrong type are model errors naming the file, line and column. docs/reference.md, generated from
+the model, lists every table, dimension, metric and segment.
 """
 
 from __future__ import annotations
@@ -454,17 +455,8 @@ def _read_yaml_with_nodes(path: Path) -> tuple[str, list[tuple[Mapping[str, Any]
 
 
 def _read_yaml(path: Path) -> list[Mapping[str, Any]]:
-    try:
-        documents = [d for d in load_yaml_documents(path.read_text(encoding="utf-8")) if d is not None]
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise CommerceQLDataError(f"cannot read model file {path}: {exc}") from exc
-    for document in documents:
-        if not isinstance(document, Mapping):
-            raise CommerceQLDataError(
-                f"model file {path} must hold a mapping per table (name:, metrics:, dimensions: ...), "
-                f"not {_type_name(document)}"
-            )
-    return documents
+    """A model file's (non-empty) documents."""
+    return [document for document, _ in _read_yaml_with_nodes(path)[1]]
 
 
 def _require(document: Mapping[str, Any], key: str, origin: str, what: str) -> Any:
