@@ -29,6 +29,8 @@ dimensions of that table; a file naming a new table adds it. Format:
       net_sales:
         override: true               # replacing an existing metric must be said out loud
         sql: SUM(sales.net_sales) - SUM(sales.taxes)
+        type: money
+        description: Net sales less the taxes booked with them.
 
 Only the built-in files are trusted. A store's `model/*.yaml` may come from anyone, so every
 `sql:` and join `on:` of a user document must be one expression over the table's own alias and
@@ -37,13 +39,18 @@ statements or comments). Replacing an existing metric, dimension or join, or cha
 `relation` / `time_column`, needs `override: true` (on the entry, or at the top of the document
 for table settings) and raises a ModelOverrideWarning. User query text never reaches SQL except
 as bound parameters, and identifiers in compiled SQL come only from here. See docs/security.md.
+
+Every user document is first checked against the model's JSON Schema (`MODEL_SCHEMA` in
+`commerceql.model.schema`): unknown keys, a metric or dimension without `description`, values of the
+wrong type are model errors naming the file, line and column. docs/reference.md, generated from
+the model, lists every table, dimension, metric and segment.
 """
 
 from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -56,6 +63,9 @@ from commerceql.model.accounts import ACCOUNT_FIELDS, ACCOUNT_KINDS
 from commerceql.model.accounts import field_name as account_field_name
 from commerceql.model.accounts import field_sql as account_field_sql
 from commerceql.model.accounts import join_on as account_join_on
+from commerceql.model.schema import DIMENSION_TYPES as _DIMENSION_TYPE_NAMES
+from commerceql.model.schema import METRIC_TYPES as _METRIC_TYPE_NAMES
+from commerceql.model.schema import check_document, span_in_yaml
 
 
 def check_expression(sql: str, **checks: Any) -> None:
@@ -68,10 +78,8 @@ def check_expression(sql: str, **checks: Any) -> None:
 
 BUILTIN_TABLES_DIR = Path(__file__).parent / "tables"
 
-DIMENSION_TYPES = frozenset(
-    {"string", "number", "integer", "boolean", "date", "timestamp", "array", "money"}
-)
-METRIC_TYPES = frozenset({"money", "percent", "count", "number", "duration"})
+DIMENSION_TYPES = frozenset(_DIMENSION_TYPE_NAMES)
+METRIC_TYPES = frozenset(_METRIC_TYPE_NAMES)
 
 _METRIC_REFERENCE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -201,13 +209,21 @@ class SemanticModel:
         return self.tables.get(name)
 
     def extended(
-        self, documents: Iterable[Mapping[str, Any]], origin: str = "<user model>", *, trusted: bool = False
+        self,
+        documents: Iterable[Mapping[str, Any]],
+        origin: str = "<user model>",
+        *,
+        trusted: bool = False,
+        nodes: Sequence[yaml.Node] | None = None,
+        source: str | None = None,
     ) -> SemanticModel:
         """A new model with user documents merged in (new tables, or fields added to existing ones).
 
-        Untrusted documents (the default) have every SQL expression checked by `sql_guard`, and may
-        replace an existing metric, dimension, join, relation or time column only with
-        `override: true` (a ModelOverrideWarning says so). `trusted` is for the built-in files.
+        Untrusted documents (the default) are checked against the model schema, have every SQL
+        expression checked by `sql_guard`, and may replace an existing metric, dimension, join,
+        relation or time column only with `override: true` (a ModelOverrideWarning says so).
+        `trusted` is for the built-in files (validated by the test suite, not at every start-up).
+        `nodes` (the documents' YAML nodes) and `source` (the file's text) let errors name the line.
         """
         tables = dict(self.tables)
         for index, document in enumerate(documents):
@@ -216,10 +232,18 @@ class SemanticModel:
                     f"{origin}: document {index + 1} must be a mapping (name:, metrics:, dimensions: ...), "
                     f"not {_type_name(document)}"
                 )
+            node = nodes[index] if nodes is not None and index < len(nodes) else None
+            if not trusted:
+                check_document(document, origin, node=node, source=source)
             name = document.get("name")
             base = tables.get(name) if isinstance(name, str) else None
-            table = _parse_table(document, origin, base=base, trusted=trusted)
-            _check_aliases(table, origin)
+            try:
+                table = _parse_table(document, origin, base=base, trusted=trusted)
+                _check_aliases(table, origin)
+            except CommerceQLDataError as error:
+                if node is not None:
+                    _point_into_file(error, origin, node, source)
+                raise
             tables[table.name] = table
         return SemanticModel(_with_segment_dimensions(tables))
 
@@ -232,8 +256,21 @@ class SemanticModel:
         model = self
         for path in paths:
             path = Path(path)
-            model = model.extended(_read_yaml(path), origin=_display(path, relative_to))
+            text, loaded = _read_yaml_with_nodes(path)
+            model = model.extended([document for document, _ in loaded], origin=_display(path, relative_to),
+                                   nodes=[node for _, node in loaded], source=text)
         return model
+
+
+def _point_into_file(error: CommerceQLDataError, origin: str, node: yaml.Node, source: str | None) -> None:
+    """Give a check's error (unsafe SQL, a replaced metric, a bad alias) the span of its field in the
+    file, so `render()` shows the line; the message, which names the field path, stays as it is."""
+    match = re.match(rf"{re.escape(origin)}: ([a-z_][A-Za-z0-9_.]*):", error.message)
+    if error.span is not None or match is None or source is None:
+        return
+    span = span_in_yaml(node, match.group(1).split("."), at_key=False)
+    if span is not None:
+        error.span, error.source = span, source
 
 
 def _with_segment_dimensions(tables: dict[str, Table]) -> dict[str, Table]:
@@ -375,18 +412,51 @@ def load_yaml_documents(text: str) -> list[Any]:
         return list(yaml.load_all(text, Loader=yaml.SafeLoader))
 
 
-def _read_yaml(path: Path) -> list[Mapping[str, Any]]:
+def load_yaml_with_nodes(text: str) -> list[tuple[Any, yaml.Node]]:
+    """Every document of a YAML text with its node, whose marks give each key's line and column.
+
+    The values are those of `load_yaml_documents`: `load_all` composes each document's node and
+    constructs the value from it, so keeping the node costs nothing more (libyaml when present).
+    """
+
+    def read(loader_class: Any) -> list[tuple[Any, yaml.Node]]:
+        loader = loader_class(text)
+        try:
+            documents = []
+            while loader.check_node():
+                node = loader.get_node()
+                documents.append((loader.construct_document(node), node))
+            return documents
+        finally:
+            loader.dispose()
+
     try:
-        documents = [d for d in load_yaml_documents(path.read_text(encoding="utf-8")) if d is not None]
+        return read(_FAST_SAFE_LOADER)
+    except yaml.YAMLError:
+        if _FAST_SAFE_LOADER is yaml.SafeLoader:
+            raise
+        return read(yaml.SafeLoader)  # for its error message, which names the line with an excerpt
+
+
+def _read_yaml_with_nodes(path: Path) -> tuple[str, list[tuple[Mapping[str, Any], yaml.Node]]]:
+    """A model file's text and its (non-empty) documents with their nodes."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        loaded = [(document, node) for document, node in load_yaml_with_nodes(text) if document is not None]
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise CommerceQLDataError(f"cannot read model file {path}: {exc}") from exc
-    for document in documents:
+    for document, _ in loaded:
         if not isinstance(document, Mapping):
             raise CommerceQLDataError(
                 f"model file {path} must hold a mapping per table (name:, metrics:, dimensions: ...), "
                 f"not {_type_name(document)}"
             )
-    return documents
+    return text, loaded
+
+
+def _read_yaml(path: Path) -> list[Mapping[str, Any]]:
+    """A model file's (non-empty) documents."""
+    return [document for document, _ in _read_yaml_with_nodes(path)[1]]
 
 
 def _require(document: Mapping[str, Any], key: str, origin: str, what: str) -> Any:
