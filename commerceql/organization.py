@@ -63,11 +63,21 @@ def is_store(path: Path) -> bool:
     return (path / "manifest.json").is_file()
 
 
+#: Folders inside a store that are its own parts, never shops: an import's versions (`v-<stamp>-...`,
+#: commerceql.importers.common.VERSION_PREFIX) and hidden staging folders. A store folder whose
+#: manifest is missing (a killed first import) must not open as an organization of its versions.
+_STORE_PARTS = ("v-", ".")
+
+
 def shops_in(folder: Path) -> list[Path]:
-    """The store folders directly inside `folder` (sorted by name: the shops' order)."""
+    """The store folders directly inside `folder` (sorted by name: the shops' order), or none when
+    `folder` is itself a store or holds a store's own parts."""
     if not folder.is_dir() or is_store(folder):
         return []
-    return sorted(child for child in folder.iterdir() if child.is_dir() and is_store(child))
+    children = [child for child in folder.iterdir() if child.is_dir()]
+    if any(child.name.startswith("v-") for child in children):
+        return []
+    return sorted(child for child in children if not child.name.startswith(_STORE_PARTS) and is_store(child))
 
 
 def _read_shop(path: Path, position: int) -> Shop:

@@ -103,7 +103,7 @@ def test_a_store_is_a_versioned_folder_with_the_manifest_written_last(first_stor
 def test_a_model_written_by_the_import_is_found_through_the_model_link(tmp_path: Path) -> None:
     mapping = _mapping(tmp_path)
     mapping.write_text(MAPPING + '\n[model.sales.metrics.doubled]\nsql = "SUM(sales.gross_sales) * 2"\n'
-                       'type = "money"\n', encoding="utf-8")
+                       'type = "money"\ndescription = "Twice the gross sales."\n', encoding="utf-8")
     out = tmp_path / "store"
     import_table(_source(tmp_path / "v1", ["10.00"]), mapping, out)
     import_table(_source(tmp_path / "v2", ["4.00"]), mapping, out, overwrite=True)

@@ -79,7 +79,7 @@ def test_an_engine_specific_expression_is_a_model_error_naming_file_field_and_fu
     small_store: Path, tmp_path: Path, field: str, sql: str, construct: str, hint: str
 ) -> None:
     section, name, _ = field.split(".")
-    entry = {"sql": sql, "type": "number"} if section == "metrics" else {"sql": sql}
+    entry = {"sql": sql, "description": "A test field."} | ({"type": "number"} if section == "metrics" else {})
     folder = _with_model(small_store, tmp_path, {"name": "sales", section: {name: entry}})
     with pytest.raises(ModelSQLError) as caught:
         cql.connect(folder)
@@ -102,10 +102,12 @@ def test_the_portable_spellings_load_and_answer_like_hand_written_sql(small_stor
     document = {
         "name": "sales",
         "dimensions": {
-            "quantity_label": {"sql": "CAST(sales.quantity AS STRING)"},
-            "sale_local_day": {"sql": "local_date(sales.happened_at)", "type": "date"},
+            "quantity_label": {"sql": "CAST(sales.quantity AS STRING)", "description": "Quantity as text."},
+            "sale_local_day": {"sql": "local_date(sales.happened_at)", "type": "date",
+                               "description": "Store-local day of the sale."},
         },
-        "metrics": {"units_over_two": {"sql": "count_if(sales.quantity > 2)", "type": "count", "additive": True}},
+        "metrics": {"units_over_two": {"sql": "count_if(sales.quantity > 2)", "type": "count", "additive": True,
+                                       "description": "Sales rows of more than two units."}},
     }
     with cql.connect(_with_model(small_store, tmp_path, document)) as store:
         got = store.query("FROM sales SHOW units_over_two GROUP BY quantity_label SINCE 2023-01-01 UNTIL 2025-12-31")

@@ -161,6 +161,15 @@ def test_a_folder_of_shops_opens_as_one_organization(shops, tmp_path, monkeypatc
         assert again.path == first  # reused while no shop changed
 
 
+def test_a_store_folder_that_lost_its_manifest_is_not_an_organization(shops, tmp_path):
+    """A killed first import leaves only its version folder (`v-...`, with its own manifest)."""
+    broken = tmp_path / "store"
+    shutil.copytree(shops / "east", broken / "v-20260101-abcd")
+    assert shops_in(broken) == []
+    with pytest.raises(CommerceQLDataError, match="has no manifest.json"):
+        cql.connect(broken)
+
+
 def test_a_one_shop_store_answers_from_organization_with_a_notice(shops):
     with cql.connect(shops / "east") as store:
         result = store.query(f"FROM ORGANIZATION sales SHOW net_sales {PERIOD}")

@@ -192,7 +192,7 @@ def test_a_store_model_is_checked_before_any_server_is_contacted(sample_store_pa
         (store / file_name).symlink_to(sample_store_path / file_name)
     (store / "model").mkdir()
     (store / "model" / "evil.yaml").write_text(
-        "name: sales\nmetrics:\n  leak:\n    sql: SUM(LENGTH(read_text('/etc/passwd')))\n", encoding="utf-8"
+        "name: sales\nmetrics:\n  leak:\n    sql: SUM(LENGTH(read_text('/etc/passwd')))\n    description: Leak.\n", encoding="utf-8"
     )
     with pytest.raises(ModelSQLError, match="read_text"):
         cql.connect(store, engine="spark", spark_remote=f"sc://127.0.0.1:{_free_port()}")

@@ -165,7 +165,7 @@ def test_glob_characters_in_a_store_path_read_only_that_store(
 def test_an_evil_model_is_refused_at_connect_naming_file_and_field(
     small_store: Path, tmp_path: Path, sql: str, problem: str
 ) -> None:
-    model = {"name": "sales", "metrics": {"stolen": {"sql": sql, "type": "number"}}}
+    model = {"name": "sales", "metrics": {"stolen": {"sql": sql, "type": "number", "description": "Stolen."}}}
     folder = _store_with_model(small_store, tmp_path, model)
     with pytest.raises(ModelSQLError) as info:
         cql.connect(folder)
@@ -175,7 +175,8 @@ def test_an_evil_model_is_refused_at_connect_naming_file_and_field(
 
 
 def test_the_example_message_for_read_csv(small_store: Path, tmp_path: Path) -> None:
-    model = {"name": "sales", "metrics": {"net_sales": {"override": True, "sql": "SUM(read_csv('/etc/passwd'))"}}}
+    model = {"name": "sales", "metrics": {"net_sales": {"override": True, "sql": "SUM(read_csv('/etc/passwd'))",
+                                          "description": "Stolen."}}}
     with pytest.raises(ModelSQLError) as info:
         cql.connect(_store_with_model(small_store, tmp_path, model))
     assert info.value.message == "model/evil.yaml: metrics.net_sales.sql: function read_csv is not allowed in model SQL"
@@ -184,12 +185,12 @@ def test_the_example_message_for_read_csv(small_store: Path, tmp_path: Path) -> 
 @pytest.mark.parametrize(
     "document",
     [
-        {"name": "sales", "dimensions": {"leak": {"sql": "read_text('/etc/passwd')"}}},
+        {"name": "sales", "dimensions": {"leak": {"sql": "read_text('/etc/passwd')", "description": "Leak."}}},
         {"name": "sales", "joins": {"evil": {"relation": "products", "on": "true OR (SELECT 1) = 1"}}},
         {"name": "sales", "joins": {"x; DROP": {"relation": "products", "on": "sales.product_id = x.product_id"}}},
-        {"name": "stolen", "relation": "read_csv('/etc/passwd')", "metrics": {"n": {"sql": "COUNT(*)"}}},
-        {"name": "stolen", "relation": "duckdb_settings", "metrics": {"n": {"sql": "COUNT(*)"}}},
-        {"name": "sales", "metrics": {"a": {"sql": "'{net_sales}'"}}},
+        {"name": "stolen", "relation": "read_csv('/etc/passwd')", "metrics": {"n": {"sql": "COUNT(*)", "description": "N."}}},
+        {"name": "stolen", "relation": "duckdb_settings", "metrics": {"n": {"sql": "COUNT(*)", "description": "N."}}},
+        {"name": "sales", "metrics": {"a": {"sql": "'{net_sales}'", "description": "A."}}},
     ],
 )
 def test_joins_dimensions_relations_and_references_are_checked(
@@ -233,7 +234,8 @@ def test_the_builtin_model_read_as_untrusted_is_the_same_model() -> None:
 
 
 def test_overriding_a_builtin_metric_needs_override_true(small_store: Path, tmp_path: Path) -> None:
-    model = {"name": "sales", "metrics": {"net_sales": {"sql": "SUM(sales.gross_sales)", "type": "money"}}}
+    model = {"name": "sales", "metrics": {"net_sales": {"sql": "SUM(sales.gross_sales)", "type": "money",
+                                                        "description": "Gross sales."}}}
     with pytest.raises(CommerceQLDataError) as info:
         cql.connect(_store_with_model(small_store, tmp_path, model))
     assert "replaces the existing metric `net_sales`" in info.value.message
@@ -242,7 +244,7 @@ def test_overriding_a_builtin_metric_needs_override_true(small_store: Path, tmp_
 
 def test_an_explicit_override_works_and_warns(small_store: Path, tmp_path: Path) -> None:
     model = {"name": "sales", "metrics": {"net_sales": {"override": True, "sql": "SUM(sales.gross_sales)",
-                                                        "type": "money"}}}
+                                                        "type": "money", "description": "Gross sales."}}}
     folder = _store_with_model(small_store, tmp_path, model)
     with pytest.warns(ModelOverrideWarning, match="net_sales"), cql.connect(folder) as store:
         result = store.query("FROM sales SHOW net_sales").df["net_sales"][0]
@@ -256,7 +258,8 @@ def test_changing_a_builtin_relation_needs_override(small_store: Path, tmp_path:
 
 
 def test_new_metrics_need_no_override_and_do_not_warn(small_store: Path, tmp_path: Path) -> None:
-    model = {"name": "sales", "metrics": {"units": {"sql": "SUM(sales.quantity)", "type": "count"}}}
+    model = {"name": "sales", "metrics": {"units": {"sql": "SUM(sales.quantity)", "type": "count",
+                                                    "description": "Units sold."}}}
     with warnings.catch_warnings():
         warnings.simplefilter("error", ModelOverrideWarning)
         with cql.connect(_store_with_model(small_store, tmp_path, model)) as store:
@@ -430,7 +433,7 @@ def test_an_evil_model_given_with_a_duckdb_file_store_is_refused(small_store: Pa
     with duckdb.connect(str(path)) as con:
         con.execute(f"CREATE TABLE sales AS SELECT * FROM read_parquet('{small_store / 'sales.parquet'}')")
     evil = tmp_path / "evil.yaml"
-    evil.write_text(yaml.safe_dump({"name": "sales", "metrics": {"m": {"sql": "SUM(glob('/*'))"}}}))
+    evil.write_text(yaml.safe_dump({"name": "sales", "metrics": {"m": {"sql": "SUM(glob('/*'))", "description": "M."}}}))
     with pytest.raises(ModelSQLError, match="function glob is not allowed"):
         cql.connect(path, model=[evil])
 
