@@ -8,17 +8,18 @@ DuckDB and Spark alike. The `profitability` table needs no relation of its own: 
 docs/metrics.md (Notes per table); `tests/test_commerce_tables.py` checks the metrics against
 Polars over the raw files.
 
-discount_orders (the `discounts` table): one row per order of the store (test orders excluded, as
-in `sales`) on its order date, with what its order lines were discounted. Discounts are negative
-amounts, as in `sales`, and cover the order's product lines (line discounts, the order discount
-allocated to the lines, and B2B price-list discounts). The discount type of an order is
-'Discount code' when a code was applied, else 'Price list' when its lines carry price-list
-(contract) discounts, else 'Automatic or manual' when it still has a discount; empty without one.
+discount_lines (the `discounts` table): one row per order line (the order-date rows of `sales`
+other than shipping; test orders are not in `sales`) with what it was discounted and its order's
+discount code and type. Discounts are negative amounts, as in `sales`, and cover line discounts,
+the order discount allocated to the lines, and B2B price-list discounts. An order's discount
+type is 'Discount code' when a code was applied, else 'Price list' when its lines carry
+price-list (contract) discounts, else 'Automatic or manual' when it still has a discount; empty
+without one. Orders are counted as distinct order ids, so the table groups by product as well.
 
-    order_id, order_name, ordered_at (the model's time column), customer_id, sales_channel,
-    billing_country, billing_region, shipping_country, shipping_region, is_first_order,
-    discount_code, discount_type, is_discounted, quantity, gross_sales, discounts,
-    contract_discounts
+    sale_id, order_id, order_name, ordered_at (the model's time column), customer_id,
+    sales_channel, billing_country, billing_region, shipping_country, shipping_region,
+    is_first_order, product_id, variant_id, discount_code, discount_type, is_discounted_order,
+    is_discounted_line, quantity, gross_sales, discounts, contract_discounts
 
 order_fulfillments (the `fulfillments` table): two kinds of row per order (test orders excluded),
 `fulfillment_event` 'order' at the order's creation and 'fulfillment' at its fulfilment (only when
@@ -44,29 +45,31 @@ from __future__ import annotations
 from commerceql.derived import DerivedContext
 
 
-def discount_orders_sql(c: DerivedContext) -> str:
-    """One row per order with its product lines' discounts (the `discount_orders` relation)."""
+def discount_lines_sql(c: DerivedContext) -> str:
+    """One row per order line with its discounts and its order's discount type (the `discount_lines` relation)."""
     q = c.dialect.quote_identifier
+    lines = f"(SELECT * FROM {q('sales')} WHERE event_type = 'order' AND line_type <> 'shipping')"
     per_order = (
-        "SELECT s.order_id, MAX(s.order_name) AS order_name, MIN(s.happened_at) AS ordered_at, "
-        "MAX(s.customer_id) AS customer_id, MAX(s.sales_channel) AS sales_channel, "
-        "MAX(s.billing_country) AS billing_country, MAX(s.billing_region) AS billing_region, "
-        "MAX(s.shipping_country) AS shipping_country, MAX(s.shipping_region) AS shipping_region, "
-        "MAX(CASE WHEN s.is_first_order THEN 1 ELSE 0 END) = 1 AS is_first_order, "
-        "MAX(s.discount_code) AS discount_code, "
-        "COALESCE(SUM(s.quantity) FILTER (WHERE s.line_type = 'product'), 0) AS quantity, "
-        "COALESCE(SUM(s.gross_sales) FILTER (WHERE s.line_type = 'product'), 0) AS gross_sales, "
-        "COALESCE(SUM(s.discounts) FILTER (WHERE s.line_type = 'product'), 0) AS discounts, "
-        "COALESCE(SUM(s.contract_discounts) FILTER (WHERE s.line_type = 'product'), 0) AS contract_discounts "
-        f"FROM {q('sales')} AS s WHERE s.event_type = 'order' GROUP BY s.order_id"
+        "SELECT s.order_id, MAX(s.discount_code) AS order_discount_code, "
+        "SUM(COALESCE(s.discounts, 0)) AS order_discounts, "
+        "SUM(COALESCE(s.contract_discounts, 0)) AS order_contract_discounts "
+        f"FROM {lines} AS s GROUP BY s.order_id"
+    )
+    order_type = (
+        "CASE WHEN o.order_discounts = 0 THEN NULL "
+        "WHEN o.order_discount_code IS NOT NULL THEN 'Discount code' "
+        "WHEN o.order_contract_discounts <> 0 THEN 'Price list' "
+        "ELSE 'Automatic or manual' END"
     )
     return (
-        "SELECT d.*, d.discounts <> 0 AS is_discounted, CASE "
-        "WHEN d.discounts = 0 THEN NULL "
-        "WHEN d.discount_code IS NOT NULL THEN 'Discount code' "
-        "WHEN d.contract_discounts <> 0 THEN 'Price list' "
-        "ELSE 'Automatic or manual' END AS discount_type "
-        f"FROM ({per_order}) AS d"
+        "SELECT s.sale_id, s.order_id, s.order_name, s.happened_at AS ordered_at, s.customer_id, s.sales_channel, "
+        "s.billing_country, s.billing_region, s.shipping_country, s.shipping_region, s.is_first_order, "
+        "s.product_id, s.variant_id, o.order_discount_code AS discount_code, "
+        f"{order_type} AS discount_type, o.order_discounts <> 0 AS is_discounted_order, "
+        "COALESCE(s.discounts, 0) <> 0 AS is_discounted_line, "
+        "COALESCE(s.quantity, 0) AS quantity, COALESCE(s.gross_sales, 0) AS gross_sales, "
+        "COALESCE(s.discounts, 0) AS discounts, COALESCE(s.contract_discounts, 0) AS contract_discounts "
+        f"FROM {lines} AS s JOIN ({per_order}) AS o ON o.order_id = s.order_id"
     )
 
 

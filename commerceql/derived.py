@@ -40,7 +40,7 @@ OTHER_RELATIONS: dict[str, tuple[str, str]] = {
     # inventory per variant, location and period from the daily snapshots (commerceql.inventory)
     "inventory_periods": ("commerceql.inventory", "inventory_periods_sql"),
     # the `discounts`, `fulfillments` and `returns` tables (commerceql.commerce_tables)
-    "discount_orders": ("commerceql.commerce_tables", "discount_orders_sql"),
+    "discount_lines": ("commerceql.commerce_tables", "discount_lines_sql"),
     "order_fulfillments": ("commerceql.commerce_tables", "order_fulfillments_sql"),
     "return_lines": ("commerceql.commerce_tables", "return_lines_sql"),
 }
@@ -93,7 +93,7 @@ class DerivedContext:
 # manifest names one of them under `missing_tables` (an import without that export) cannot answer.
 RELATION_TABLES: dict[str, tuple[str, ...]] = {
     "inventory_periods": ("inventory_levels",),
-    "discount_orders": ("sales",),
+    "discount_lines": ("sales",),
     "order_fulfillments": ("orders",),
     "return_lines": ("refunds", "refund_line_items"),
 }

@@ -136,6 +136,25 @@ def test_discounts_by_month_in_the_store_zone_with_a_filter(store, order_discoun
     assert result["discounted_orders"].to_list() == expected["discounted"].to_list()
 
 
+def test_discounts_by_product_type_count_distinct_orders(store, orders, line_items, sample_store_path):
+    """Per product type: the lines' discounts, and the orders whose line of that type was discounted."""
+    result = store.query(
+        "FROM discounts SHOW product_and_order_discounts, discounted_orders, orders, gross_sales, quantity_ordered "
+        "GROUP BY product_type DURING last_year").df
+    products = raw(sample_store_path, "products").select("product_id", "product_type")
+    year = orders.filter(between("created_at", *YEAR_2024)).select("order_id")
+    lines = line_items.join(year, on="order_id").join(products, on="product_id", how="left")
+    got = by_key(result, "product_type")
+    assert set(got) == set(lines["product_type"].unique())
+    for kind, row in got.items():
+        rows = lines.filter(pl.col("product_type").is_null() if kind is None else pl.col("product_type") == kind)
+        assert row["product_and_order_discounts"] == -rows["total_discount"].sum()
+        assert row["discounted_orders"] == rows.filter(pl.col("total_discount") > 0)["order_id"].n_unique()
+        assert row["orders"] == rows["order_id"].n_unique()
+        assert row["gross_sales"] == rows["gross"].sum()
+        assert row["quantity_ordered"] == rows["quantity"].sum()
+
+
 def test_discounts_equal_the_sales_tables_discounts(store):
     """The same amount from two tables: discounts on order rows of sales, by channel, last year."""
     ours = store.query("FROM discounts SHOW product_and_order_discounts GROUP BY sales_channel DURING last_year").df
@@ -390,6 +409,7 @@ SPARK_QUERIES = [
     "FROM discounts SHOW product_and_order_discounts, discounted_orders, orders, discounted_order_rate, "
     "average_discount_per_order GROUP BY discount_code WITH TOTALS DURING last_year",
     "FROM discounts SHOW applied_discounts, discount_rate GROUP BY discount_type TIMESERIES month DURING last_quarter",
+    "FROM discounts SHOW product_and_order_discounts, discounted_orders, orders GROUP BY product_type DURING last_year",
     "FROM fulfillments SHOW orders_fulfilled, units_fulfilled, average_hours_order_to_fulfillment, "
     "median_hours_order_to_fulfillment, unfulfilled_orders, fulfillment_rate GROUP BY shipping_method DURING last_month",
     "FROM fulfillments SHOW orders_fulfilled, percent_fulfilled_within_24_hours, unfulfilled_orders "
