@@ -36,7 +36,8 @@ whose kind is 'return' (cancellations put goods back but are not returns), on th
 
     refund_line_item_id, refund_id, order_id, line_item_id, product_id, variant_id, returned_at
     (time column), quantity, subtotal (value of the goods, before tax), tax, reason (the line's
-    return reason, empty when the store has none), restock_type, is_restocked, ordered_quantity
+    return reason, empty when the store has none), restock_type, is_restocked (empty when the
+    store does not say), ordered_quantity
     (of the line), line_price, order_name, sales_channel, customer_id
 """
 
@@ -105,7 +106,7 @@ def return_lines_sql(c: DerivedContext) -> str:
         "SELECT rl.refund_line_item_id, rl.refund_id, rl.order_id, rl.line_item_id, "
         "COALESCE(rl.product_id, li.product_id) AS product_id, COALESCE(rl.variant_id, li.variant_id) AS variant_id, "
         "r.created_at AS returned_at, rl.quantity, rl.subtotal, rl.tax, rl.reason, rl.restock_type, "
-        "COALESCE(rl.restock_type = 'return', FALSE) AS is_restocked, "
+        "CASE WHEN rl.restock_type IS NOT NULL THEN rl.restock_type = 'return' END AS is_restocked, "
         "li.quantity AS ordered_quantity, li.price AS line_price, "
         "o.name AS order_name, o.sales_channel, o.customer_id "
         f"FROM {q('refund_line_items')} AS rl "
