@@ -39,6 +39,10 @@ OTHER_RELATIONS: dict[str, tuple[str, str]] = {
     "session_conversions": ("commerceql.funnels", "conversion_sql"),
     # inventory per variant, location and period from the daily snapshots (commerceql.inventory)
     "inventory_periods": ("commerceql.inventory", "inventory_periods_sql"),
+    # the `discounts`, `fulfillments` and `returns` tables (commerceql.commerce_tables)
+    "discount_lines": ("commerceql.commerce_tables", "discount_lines_sql"),
+    "order_fulfillments": ("commerceql.commerce_tables", "order_fulfillments_sql"),
+    "return_lines": ("commerceql.commerce_tables", "return_lines_sql"),
 }
 ABANDONED_CHECKOUTS = "customer_abandoned_checkouts"
 DERIVED_RELATIONS = (*ACCOUNT_FACTS, *COHORT_GRAINS, ABANDONED_CHECKOUTS, *OTHER_RELATIONS)
@@ -87,7 +91,12 @@ class DerivedContext:
 
 # The store tables a model relation reads, when it is not a store table itself: a store whose
 # manifest names one of them under `missing_tables` (an import without that export) cannot answer.
-RELATION_TABLES: dict[str, tuple[str, ...]] = {"inventory_periods": ("inventory_levels",)}
+RELATION_TABLES: dict[str, tuple[str, ...]] = {
+    "inventory_periods": ("inventory_levels",),
+    "discount_lines": ("sales",),
+    "order_fulfillments": ("orders",),
+    "return_lines": ("refunds", "refund_line_items"),
+}
 
 
 def missing_data(relation: str, table_name: str, manifest: Mapping[str, object]) -> str | None:

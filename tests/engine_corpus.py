@@ -67,7 +67,7 @@ def docs_examples() -> list[str]:
 FEATURE_MODULES = (
     "test_cohorts", "test_churn", "test_funnels", "test_older_forms", "test_sales_schema", "test_inventory",
     "test_payments", "test_currency", "test_generated_columns", "test_top_within_groups",
-    "test_window_calculations", "test_attribution",
+    "test_window_calculations", "test_attribution", "test_commerce_tables",
 )
 
 
