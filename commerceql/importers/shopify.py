@@ -8,12 +8,21 @@ Transactions) into a CommerceQL store folder.
 How it works (see docs/importing.md for the rules and assumptions):
 
 1. Every file is classified by its header (columns are matched by name, so every header generation
-   works) and streamed record by record into Parquet "staging" parts of raw strings, with the
-   line number where each record starts. Timestamps are scanned on the way to learn their style
-   (UTC offsets, or day-first/month-first dates of a spreadsheet copy) and the store's time zone.
+   works) and staged as Parquet of raw strings, with the line number where each record starts:
+   DuckDB's CSV reader (strict) writes the fields and the count of line breaks inside each record,
+   and the line numbers are their running sum, checked against the file's line count as Python's
+   csv module counts it (`_stage_columnar`). A file that is not plain UTF-8, or that DuckDB cannot
+   read record for record as Python does, is read by Python's csv module instead (`_stage`), with
+   its exact errors. Timestamps are scanned to learn their style (UTC offsets, or day-first or
+   month-first dates of a spreadsheet copy) and the store's time zone.
 2. Orders (and abandoned checkouts) are read back grouped by order `Name` (DuckDB sorts out of core),
    and each order is turned into sales-fact rows in integer cents: product lines and shipping on the
-   order date, reversals on the refund or cancellation date.
+   order date, reversals on the refund or cancellation date. `ColumnarOrders` does it with Polars
+   expressions, in chunks of whole orders, for the orders of the common kind (including refunds
+   split into whole units or spread in proportion); the others, and any import with a value the
+   columnar path cannot parse, go through `OrderBuilder` row by row (its errors name file, line and
+   column). Both give the same numbers (tests/test_import_shopify_vectorised.py);
+   COMMERCEQL_SHOPIFY_ROWWISE=1 runs only the row-by-row code.
 3. DuckDB assembles the store tables (ids, customers, products, first orders) and writes Parquet
    files with the exact schema of the sample store; the reconciliation runs a CommerceQL query on the
    new store before it is moved into place.
@@ -22,6 +31,7 @@ How it works (see docs/importing.md for the rules and assumptions):
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import shutil
 import time
@@ -461,7 +471,10 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
     every = "concat(" + ", ".join(f"c{i}" for i in range(width)) + ")"
     selected = ", ".join(f"coalesce(c{classified.columns[k]}, '') AS {sql_ident(k)}" for k in keys)
-    raw = work / f"raw-{index:03d}.parquet"
+    # the staged file: the fields DuckDB read, and beside it their line numbers (joined by position)
+    folder = work / f"staged-{index:03d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = folder / "fields.parquet"
     con = duckdb.connect()
     try:
         con.execute(f"SET memory_limit = '{os.environ.get('COMMERCEQL_IMPORT_MEMORY', '512MB')}'")
@@ -476,7 +489,7 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
                        " - (strlen(a) - strlen(replace(a, chr(13) || chr(10), ''))) // 2")
         try:
             con.execute(f"""
-                COPY (SELECT {selected}{',' if keys else ''} CAST({breaks} AS INTEGER) AS _breaks
+                COPY (SELECT {selected}{',' if keys else ''} CAST({breaks} AS INTEGER) AS _breaks, a = '' AS _blank
                       FROM (SELECT *, {every} AS a FROM read_csv({sql_path(path)}, header = true, columns = {columns},
                             delim = ',', quote = '"', escape = '"', strict_mode = true, null_padding = false,
                             auto_detect = false, encoding = 'utf-8')))
@@ -494,6 +507,8 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
     if header_lines + int(spans.sum() or 0) != physical:
         raise _NotColumnar("blank lines, or records DuckDB splits differently")
     lines = spans.cum_sum() - spans + header_lines + 1
+    if count and bool(pl.from_arrow(raw_file.read(columns=["_blank"]).column(0)).any()):
+        raise _NotColumnar("a record with every field empty (a blank line to Python's reader?)")
     staged = StagedFile(index=index, classified=classified, source=source)
     head_keys = [k for k in HEAD_KEYS if k in classified.columns]
     cur = "currency" if "currency" in classified.columns else None
@@ -515,19 +530,15 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
     def plain(value: str) -> str:
         return value.strip()
 
-    # ---- in batches (bounded memory): the staged rows and the statistics _stage gathers row by row
-    folder = work / f"staged-{index:03d}"
-    folder.mkdir(parents=True, exist_ok=True)
+    # ---- in batches (bounded memory), over the columns they need: the statistics _stage gathers
     upper_bools = 0
-    writer = None
-    offset = 0
-    batches = raw_file.iter_batches(batch_size=100_000, columns=keys) if keys else iter(())
+    needed = [k for k in (
+        "li_requires_shipping", "li_taxable", "published", "tax_exempt", "total", "subtotal", "li_price", "price",
+        "amount", "total_spent", "customer_id", "order_id", "id", *head_keys, cur, country, "name",
+        "financial_status") if k is not None and k in classified.columns]
+    batches = raw_file.iter_batches(batch_size=100_000, columns=list(dict.fromkeys(needed))) if needed else iter(())
     for batch in batches:
-        frame = pl.from_arrow(batch).with_columns(
-            pl.lit(index, dtype=pl.Int32).alias("_file"), lines.slice(offset, batch.num_rows).alias("_line"))
-        offset += batch.num_rows
-        if frame.select(pl.all_horizontal(pl.col(k) == "" for k in keys)).to_series().any():
-            raise _NotColumnar("a record with every field empty (a blank line to Python's reader?)")
+        frame = pl.from_arrow(batch)
         for k in ("li_requires_shipping", "li_taxable", "published", "tax_exempt"):
             if k in classified.columns:
                 upper_bools += int(frame.get_column(k).is_in(["TRUE", "FALSE"]).sum())
@@ -555,15 +566,7 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
             tally(staged.currencies, frame.get_column(cur), upper)
         elif classified.kind == "customers" and country is not None:
             tally(staged.countries, frame.get_column(country), plain)
-        table = frame.select([*keys, "_file", "_line"]).to_arrow()
-        if writer is None:
-            writer = pq.ParquetWriter(folder / "part-00000.parquet", table.schema, compression="lz4")
-        writer.write_table(table)
-    if writer is not None:
-        writer.close()
-    else:
-        schema = {**{k: pl.String for k in keys}, "_file": pl.Int32, "_line": pl.Int64}
-        pl.DataFrame(schema=schema).write_parquet(folder / "part-00000.parquet")
+    lines.to_frame("_line").write_parquet(folder / "lines.parquet", compression="lz4")
     # ---- what needs a whole column: contiguity of order names and the timestamp styles
     if "name" in classified.columns and count:
         names = pl.from_arrow(raw_file.read(columns=["name"]).column(0))
@@ -572,8 +575,9 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
     for k in keys:
         if k in ORDER_TIMESTAMPS:
             style[k] = _columnar_style(pl.from_arrow(raw_file.read(columns=[k]).column(0)), k)
-    raw.unlink()
-    staged.staged = f"read_parquet({sql_literal(glob_path(folder) + '/*.parquet')})"
+    fields = ", ".join(f"f.{sql_ident(k)}" for k in keys)
+    staged.staged = (f"(SELECT {fields}{', ' if keys else ''}CAST({index} AS INTEGER) AS _file, l._line "
+                     f"FROM read_parquet({sql_path(raw)}) f POSITIONAL JOIN read_parquet({sql_path(folder / 'lines.parquet')}) l)")
     progress.update(path.stat().st_size)
     progress.close()
     return _finish_stage(staged, style, upper_bools, count)
@@ -1516,7 +1520,7 @@ class _Unsupported(Exception):
 
 
 # Every order's rows in one chunk: chunks end at an order boundary once they hold this many rows.
-COLUMNAR_CHUNK_ROWS = 100_000
+COLUMNAR_CHUNK_ROWS = 50_000
 # Off: every order goes through the row-by-row OrderBuilder (tests compare both paths).
 COLUMNAR = os.environ.get("COMMERCEQL_SHOPIFY_ROWWISE", "") != "1"
 
@@ -1601,28 +1605,67 @@ def _write_part(folder: Path, part: int, frame: Any, types: dict[str, pa.DataTyp
 
 
 def _cents_array(column: pa.Array) -> pa.Array:
-    import numpy as np
-
+    """Integer cents as DECIMAL(18,2): the same 128-bit integers, read with two decimals."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    column = column.cast(pa.int64())
-    cents = column.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    words = np.empty((len(cents), 2), dtype=np.int64)
-    words[:, 0] = cents
-    words[:, 1] = cents >> 63
-    validity = None
-    null_count = column.null_count
-    if null_count:
-        mask = column.is_valid().to_numpy(zero_copy_only=False)
-        validity = pa.py_buffer(np.packbits(mask, bitorder="little").tobytes())
-    return pa.Array.from_buffers(MONEY_CENTS, len(cents), [validity, pa.py_buffer(words.tobytes())], null_count)
+    whole = column.cast(pa.int64()).cast(pa.decimal128(19, 0))  # same 16-byte layout
+    return pa.Array.from_buffers(MONEY_CENTS, len(whole), whole.buffers(), whole.null_count, whole.offset)
 
 
-def _mapped(series: Any, function: Any, dtype: Any) -> Any:
-    """`function` applied to every distinct value of `series` in Python (the row path's own parsers and
-    cleaners, so results agree exactly), broadcast back with a join. Raises _Unsupported on a bad value."""
+# Printable ASCII that starts and ends with a visible character: str.strip() leaves it as it is.
+_PLAIN = r"^[!-~]([ -~]*[!-~])?$"
+# ... and does not start with the apostrophe clean_text takes off
+_PLAIN_TEXT = r"^[!-&(-~]([ -~]*[!-~])?$"
+# Amounts parse_cents reads on its fast path: 12, 12.50, -3.00
+_PLAIN_CENTS = r"^-?[0-9]{1,15}\.[0-9]{2}$|^[0-9]{1,15}$"
+
+
+def _fast_values(series: Any, function: Any) -> tuple[Any, Any] | None:
+    """(mask, values) of the values of `series` Polars can compute exactly as `function` does, or None."""
     import polars as pl
 
+    value = pl.col("v")
+    if function is clean_text:
+        mask, result = value.str.contains(_PLAIN_TEXT), value
+    elif function is _strip:
+        mask, result = value.str.contains(_PLAIN) | (value == ""), value
+    elif function is _email:
+        mask, result = value.str.contains(_PLAIN), value.str.to_lowercase()
+    elif function is _cents_of:
+        mask = value.str.contains(_PLAIN_CENTS)
+        whole = value.str.extract(r"^-?([0-9]+)", 1).cast(pl.Int64)
+        fraction = value.str.extract(r"\.([0-9]{2})$", 1).cast(pl.Int64).fill_null(0)
+        sign = pl.when(value.str.starts_with("-")).then(-1).otherwise(1)
+        result = sign * (whole * 100 + fraction)
+    else:
+        return None
+    frame = series.rename("v").to_frame().select(
+        m=mask.fill_null(False), r=pl.when(mask.fill_null(False)).then(result))
+    return frame.get_column("m"), frame.get_column("r")
+
+
+def _strip(value: str | None) -> str:
+    return (value or "").strip()
+
+
+def _mapped(series: Any, function: Any, dtype: Any, *, fast: bool = True) -> Any:
+    """`function` applied to every distinct value of `series` in Python (the row path's own parsers and
+    cleaners, so results agree exactly), broadcast back with a join. Raises _Unsupported on a bad value.
+
+    Values whose result Polars computes exactly (plain ASCII text, amounts like 12.50) skip Python.
+    """
+    import polars as pl
+
+    computed = _fast_values(series, function) if fast and series.dtype == pl.String else None
+    if computed is not None:
+        mask, values = computed
+        if bool(mask.all()):
+            return values.cast(dtype).rename(series.name)
+        others = pl.select(pl.when(pl.lit(mask)).then(None).otherwise(pl.lit(series))).to_series()
+        rest = _mapped(others, function, dtype, fast=False)
+        # the null stand-ins for fast values map to function(None); the fast results replace them
+        return pl.select(pl.when(pl.lit(mask)).then(pl.lit(values.cast(dtype))).otherwise(pl.lit(rest))).to_series(
+        ).rename(series.name)
     unique = series.unique(maintain_order=False)
     values = unique.to_list()
     try:
@@ -1780,7 +1823,7 @@ class ColumnarOrders:
         df = df.with_columns(
             _grp=pl.col("name").ne_missing(pl.col("name").shift(1)).cum_sum().cast(pl.Int64),
             _head=pl.any_horizontal([truthy(k) for k in HEAD_KEYS]),
-            _name=_mapped(df.get_column("name"), lambda v: (v or "").strip(), pl.String),
+            _name=_mapped(df.get_column("name"), _strip, pl.String),
         )
         currency = _mapped(df.get_column("currency"), lambda v: (v or "").strip().upper() or ctx.currency, pl.String)
         payment = _mapped(df.get_column("payment_method"), lambda v: "bogus" in (v or "").lower(), pl.Boolean)
@@ -1857,10 +1900,7 @@ class ColumnarOrders:
         counts: _FirstSeenCounter = ctx.counts  # type: ignore[assignment]
 
         parse_ts = ctx.parse_ts
-
-        def stripped(value: str | None) -> str:
-            return (value or "").strip()
-
+        stripped = _strip
         df = df.with_columns(
             _li_name=_mapped(df.get_column("li_name"), stripped, pl.String),
             _li_qty_text=_mapped(df.get_column("li_qty"), stripped, pl.String),
@@ -2041,49 +2081,170 @@ class ColumnarOrders:
             _partial=c("_refund") & c("_amount").is_not_null() & (c("_amount") < c("_booked"))
             & (c("_amount") > 0),
         )
-        partial = o.filter(c("_partial")).get_column("_grp")
-        if partial.len():
-            o = o.filter(~c("_partial"))
-            b = b.filter(~c("_grp").is_in(partial.implode()))
-            tip_rows = tip_rows.filter(~c("_grp").is_in(partial.implode()))
-            gift_rows = gift_rows.filter(~c("_grp").is_in(partial.implode()))
-        o = o.with_columns(
+        first_rows = df.group_by("_grp").agg(_first_row=c("_row").min())
+        o = o.join(first_rows, on="_grp", how="left").with_columns(_order_seq=c("_first_row"))
+        # partial refunds: the plan _ReversalState makes (whole units, else in proportion), where the
+        # plan can be computed here; the others go to OrderBuilder
+        plans = self.partial_plans(o.filter(c("_partial")), b)
+        planned = plans[0].get_column("_grp")
+        unplanned = o.filter(c("_partial") & ~c("_grp").is_in(planned.implode())).get_column("_grp")
+        if unplanned.len():
+            keep = ~c("_grp").is_in(unplanned.implode())
+            o, b, tip_rows, gift_rows = o.filter(keep), b.filter(keep), tip_rows.filter(keep), gift_rows.filter(keep)
+        o = o.join(plans[0], on="_grp", how="left").with_columns(
+            _planned=c("_partial"),
             _excess=pl.when(c("_take_all") & c("_amount").is_not_null()).then(c("_amount") - c("_booked"))
             .otherwise(0),
             _rule=pl.when(c("_cancel")).then(pl.lit("cancellation date"))
             .when(c("_refund")).then(pl.lit("last known date (no refund date in the export)"))
             .otherwise(pl.lit(None, dtype=pl.String)),
         )
-        first_rows = df.group_by("_grp").agg(_first_row=c("_row").min())
-        o = o.join(first_rows, on="_grp", how="left").with_columns(_order_seq=c("_first_row"))
         b = b.join(o.select("_grp", "_order_seq", "_created", "_take_all", "_when", "_cancel"), on="_grp",
                    how="inner")
-        # the reversal takes every line with something left, the adjustment and the shipping
-        b = b.with_columns(
-            _part=c("_take_all") & ((c("_qty") != 0) | (c("_net") != 0) | (c("_tax") != 0)),
-        )
-        part_sums = b.filter(c("_part")).group_by("_grp").agg(
-            _p_lines=pl.len(), _p_items=c("_qty").sum(), _p_net=c("_net").sum(), _p_tax=c("_tax").sum())
+        # a reversal of everything takes every line with something left, the adjustment and the shipping
+        taken = b.filter(c("_take_all") & ((c("_qty") != 0) | (c("_net") != 0) | (c("_tax") != 0))).select(
+            "_grp", "_row", _kq=c("_qty"), _np=c("_net"), _tp=c("_tax"))
+        parts = pl.concat([taken, plans[1]], how="vertical").join(
+            o.select("_grp", "_order_seq", "_when", "_cancel"), on="_grp", how="inner").sort("_row")
+        part_sums = parts.group_by("_grp").agg(
+            _p_lines=pl.len(), _p_items=c("_kq").sum(), _p_net=c("_np").sum(), _p_tax=c("_tp").sum())
         o = o.join(part_sums, on="_grp", how="left").with_columns(
             pl.col("_p_lines", "_p_items", "_p_net", "_p_tax").fill_null(0),
         ).with_columns(
-            _unitemized=c("_take_all") & (c("_adjustment") != 0) & ((c("_adj_gross") != 0) | (c("_adj_tax") != 0)),
-            _ship_part=c("_take_all") & ((c("_ship_charge") != 0) | (c("_ship_tax") != 0)),
+            _unitemized=pl.when(c("_planned")).then(c("_ru"))
+            .otherwise(c("_take_all") & (c("_adjustment") != 0) & ((c("_adj_gross") != 0) | (c("_adj_tax") != 0))),
+            _rs=pl.when(c("_planned")).then(c("_rs")).when(c("_take_all")).then(c("_ship_charge")).otherwise(0),
+            _rst=pl.when(c("_planned")).then(c("_rst")).when(c("_take_all")).then(c("_ship_tax")).otherwise(0),
         ).with_columns(
-            _reversal=c("_take_all") & ((c("_p_lines") > 0) | c("_unitemized") | c("_ship_part")),
+            _ru_net=pl.when(c("_planned")).then(c("_ru_net")).otherwise(c("_adj_gross")),
+            _ru_tax=pl.when(c("_planned")).then(c("_ru_tax")).otherwise(c("_adj_tax")),
+            _ship_part=(c("_take_all") | c("_planned")) & ((c("_rs") != 0) | (c("_rst") != 0)),
+        ).with_columns(
+            _reversal=(c("_take_all") | c("_planned")) & ((c("_p_lines") > 0) | c("_unitemized") | c("_ship_part")),
         ).with_columns(
             _refund_seq=c("_order_seq") * REFUND_SEQ_STRIDE + 1,
-            _ref_sub=c("_p_net") + pl.when(c("_unitemized")).then(c("_adj_gross")).otherwise(0),
-            _ref_tax=c("_p_tax") + pl.when(c("_unitemized")).then(c("_adj_tax")).otherwise(0)
-            + pl.when(c("_ship_part")).then(c("_ship_tax")).otherwise(0),
-            _ref_ship=pl.when(c("_ship_part")).then(c("_ship_charge")).otherwise(0),
+            _ref_sub=c("_p_net") + pl.when(c("_unitemized")).then(c("_ru_net")).otherwise(0),
+            _ref_tax=c("_p_tax") + pl.when(c("_unitemized")).then(c("_ru_tax")).otherwise(0)
+            + pl.when(c("_ship_part")).then(c("_rst")).otherwise(0),
+            _ref_ship=pl.when(c("_ship_part")).then(c("_rs")).otherwise(0),
         ).with_columns(
             _reversed=pl.when(c("_reversal")).then(-(c("_ref_sub") + c("_ref_tax") + c("_ref_ship"))).otherwise(0),
         ).with_columns(
             _expected=pl.when(c("_total").is_null()).then(c("_booked") + c("_reversed"))
             .otherwise(c("_total") - c("_tips") - c("_gift_cards") - c("_residual") + c("_reversed")),
         )
-        return self.simple_frames(o, b, tip_rows, gift_rows, counts)
+        return self.simple_frames(o, b, parts, tip_rows, gift_rows, counts)
+
+    # most units of the lines of one partially refunded order whose combinations are searched here
+    MAX_COMBINATIONS = 4096
+
+    def partial_plans(self, p: Any, b: Any) -> tuple[Any, Any]:
+        """What _ReversalState.plan gives for one partial refund of each order in `p`.
+
+        (orders: _grp, _rs, _rst shipping and its tax taken, _ru / _ru_net / _ru_tax the adjustment row,
+        _prop spread in proportion; parts: _grp, _row, _kq units, _np net, _tp tax per line taken).
+        `_subset` keeps, for every partial sum, the first choice of units in lexicographic order (line
+        by line, fewest units first), so the same search runs here level by level, keeping the
+        smallest mixed-radix rank per sum. Orders with more combinations than MAX_COMBINATIONS, or
+        negative line values (where the search's pruning would matter), are left out (OrderBuilder).
+        """
+        pl = self.pl
+        c = pl.col
+        order_cols = {"_grp": pl.Int64, "_rs": pl.Int64, "_rst": pl.Int64, "_ru": pl.Boolean, "_ru_net": pl.Int64,
+                      "_ru_tax": pl.Int64, "_prop": pl.Boolean}
+        part_cols = {"_grp": pl.Int64, "_row": pl.Int64, "_kq": pl.Int64, "_np": pl.Int64, "_tp": pl.Int64}
+        if not p.height:
+            return pl.DataFrame(schema=order_cols), pl.DataFrame(schema=part_cols)
+
+        def scaled(value: Any, k: Any, units: Any) -> Any:
+            num = value * k
+            q = num.abs() // units + (2 * (num.abs() % units) >= units).cast(pl.Int64)
+            return pl.when(units == 0).then(0).when(num < 0).then(-q).otherwise(q)
+
+        p = p.select("_grp", "_amount", "_ship_charge", "_ship_tax", "_adjustment", "_adj_gross", "_adj_tax")
+        lines = b.join(p.select("_grp"), on="_grp", how="inner").select("_grp", "_row", "_qty", "_net", "_tax").sort(
+            "_row")
+        cand = lines.filter(c("_qty") > 0).with_columns(
+            _v=c("_net") + c("_tax"), _pos=pl.int_range(pl.len()).over("_grp"), _radix=c("_qty") + 1)
+        sizes = cand.group_by("_grp").agg(
+            _combos=c("_radix").cast(pl.Float64).log(2).sum(), _negative=(c("_v") < 0).any(), _n=pl.len())
+        p = p.join(sizes, on="_grp", how="left").with_columns(
+            pl.col("_combos").fill_null(0.0), pl.col("_negative").fill_null(False), pl.col("_n").fill_null(0))
+        p = p.filter((c("_combos") <= math.log2(self.MAX_COMBINATIONS) + 1e-9) & ~c("_negative"))
+        if not p.height:
+            return pl.DataFrame(schema=order_cols), pl.DataFrame(schema=part_cols)
+        cand = cand.join(p.select("_grp", "_amount"), on="_grp", how="inner")
+        states = p.select("_grp", _s=pl.lit(0, dtype=pl.Int64), _rank=pl.lit(0, dtype=pl.Int64))
+        for position in range(int(p.get_column("_n").max() or 0)):
+            level = cand.filter(c("_pos") == position).select("_grp", "_qty", "_v", "_radix", "_amount")
+            moving = states.join(level, on="_grp", how="inner")
+            resting = states.join(level.select("_grp"), on="_grp", how="anti")
+            moving = moving.with_columns(_k=pl.int_ranges(0, c("_radix"))).explode("_k").with_columns(
+                _s=c("_s") + scaled(c("_v"), c("_k"), c("_qty")), _rank=c("_rank") * c("_radix") + c("_k"))
+            moving = moving.filter(c("_s") <= c("_amount")).group_by("_grp", "_s").agg(_rank=c("_rank").min())
+            states = pl.concat([resting, moving.select("_grp", "_s", "_rank")], how="vertical")
+        p = p.with_columns(_ship_value=c("_ship_charge") + c("_ship_tax"))
+        direct = states.join(p.select("_grp", "_amount"), on="_grp").filter(c("_s") == c("_amount")).select(
+            "_grp", _direct=c("_rank"))
+        via_ship = states.join(p.select("_grp", "_amount", "_ship_value"), on="_grp").filter(
+            (c("_ship_value") != 0) & (c("_s") == c("_amount") - c("_ship_value"))).select("_grp", _via=c("_rank"))
+        p = p.join(direct, on="_grp", how="left").join(via_ship, on="_grp", how="left").with_columns(
+            _with_ship=c("_direct").is_null() & c("_via").is_not_null(),
+        ).with_columns(
+            _found=pl.when(c("_direct").is_not_null()).then(c("_direct")).otherwise(c("_via")),
+        ).with_columns(
+            _prop=c("_found").is_null() | ((c("_found") == 0) & ~c("_with_ship")),
+        )
+        # ---- whole units: decode each line's units from the rank (mixed radix, first line most significant)
+        chosen = p.filter(~c("_prop"))
+        units = cand.join(chosen.select("_grp", "_found"), on="_grp", how="inner").sort("_grp", "_pos").with_columns(
+            _stride=(c("_radix").reverse().cum_prod().reverse() // c("_radix")).over("_grp"),
+        ).with_columns(_kq=(c("_found") // c("_stride")) % c("_radix")).filter(c("_kq") > 0).with_columns(
+            _total_part=scaled(c("_v"), c("_kq"), c("_qty")),
+            _tp=pl.when(c("_kq") == c("_qty")).then(c("_tax")).otherwise(scaled(c("_tax"), c("_kq"), c("_qty"))),
+        ).with_columns(_np=c("_total_part") - c("_tp"))
+        subset_orders = chosen.select(
+            "_grp", _rs=pl.when(c("_with_ship")).then(c("_ship_charge")).otherwise(0),
+            _rst=pl.when(c("_with_ship")).then(c("_ship_tax")).otherwise(0), _ru=pl.lit(False),
+            _ru_net=pl.lit(0, dtype=pl.Int64), _ru_tax=pl.lit(0, dtype=pl.Int64), _prop=pl.lit(False))
+        # ---- in proportion: every line's net and tax, the shipping and its tax, the adjustment row
+        spread = p.filter(c("_prop"))
+        big = 1 << 62
+        pieces = pl.concat([
+            lines.join(spread.select("_grp"), on="_grp", how="inner").select(
+                "_grp", "_row", _idx=c("_row") * 2, _piece=pl.lit("net"), _p=c("_net")),
+            lines.join(spread.select("_grp"), on="_grp", how="inner").select(
+                "_grp", "_row", _idx=c("_row") * 2 + 1, _piece=pl.lit("tax"), _p=c("_tax")),
+            spread.select("_grp", _row=pl.lit(None, dtype=pl.Int64), _idx=pl.lit(big, dtype=pl.Int64),
+                          _piece=pl.lit("ship"), _p=c("_ship_charge")),
+            spread.select("_grp", _row=pl.lit(None, dtype=pl.Int64), _idx=pl.lit(big + 1, dtype=pl.Int64),
+                          _piece=pl.lit("ship_tax"), _p=c("_ship_tax")),
+            spread.filter(c("_adjustment") != 0).select(
+                "_grp", _row=pl.lit(None, dtype=pl.Int64), _idx=pl.lit(big + 2, dtype=pl.Int64),
+                _piece=pl.lit("unit_net"), _p=c("_adj_gross")),
+            spread.filter(c("_adjustment") != 0).select(
+                "_grp", _row=pl.lit(None, dtype=pl.Int64), _idx=pl.lit(big + 3, dtype=pl.Int64),
+                _piece=pl.lit("unit_tax"), _p=c("_adj_tax")),
+        ], how="vertical").join(spread.select("_grp", "_amount"), on="_grp", how="inner").with_columns(
+            _w=pl.max_horizontal(c("_p"), 0))
+        pieces = _allocate_columns(pieces, "_amount", "_w", "_share") if pieces.height else pieces.with_columns(
+            _share=pl.lit(0, dtype=pl.Int64))
+        line_shares = pieces.filter(c("_row").is_not_null()).group_by("_grp", "_row").agg(
+            _np=c("_share").filter(c("_piece") == "net").sum(), _tp=c("_share").filter(c("_piece") == "tax").sum(),
+        ).filter((c("_np") != 0) | (c("_tp") != 0)).with_columns(_kq=pl.lit(0, dtype=pl.Int64))
+        order_shares = pieces.filter(c("_row").is_null()).group_by("_grp").agg(
+            _rs=c("_share").filter(c("_piece") == "ship").sum(),
+            _rst=c("_share").filter(c("_piece") == "ship_tax").sum(),
+            _ru_net=c("_share").filter(c("_piece") == "unit_net").sum(),
+            _ru_tax=c("_share").filter(c("_piece") == "unit_tax").sum(),
+        )
+        spread_orders = spread.select("_grp", "_adjustment").join(order_shares, on="_grp", how="left").select(
+            "_grp", c("_rs").fill_null(0), c("_rst").fill_null(0), _ru=c("_adjustment") != 0,
+            _ru_net=c("_ru_net").fill_null(0), _ru_tax=c("_ru_tax").fill_null(0), _prop=pl.lit(True))
+        orders = pl.concat([subset_orders.cast(order_cols), spread_orders.cast(order_cols)], how="vertical")
+        parts = pl.concat([units.select(list(part_cols)).cast(part_cols),
+                           line_shares.select(list(part_cols)).cast(part_cols)], how="vertical")
+        return orders, parts
 
     def timestamps(self, series: Any, parse_ts: TimestampParser) -> Any:
         """Export timestamps -> UTC microseconds: Shopify's own format in Polars, others by the parser."""
@@ -2150,7 +2311,7 @@ class ColumnarOrders:
         )
         return o
 
-    def simple_frames(self, o: Any, b: Any, tip_rows: Any, gift_rows: Any,
+    def simple_frames(self, o: Any, b: Any, parts: Any, tip_rows: Any, gift_rows: Any,
                       counts: _FirstSeenCounter) -> dict[str, Any]:
         pl = self.pl
         c = pl.col
@@ -2175,6 +2336,7 @@ class ColumnarOrders:
         note("orders_total_residual", o.filter(c("_count_residual")), 4)
         note("orders_shipping_tax_unknown", o.filter(c("_count_unknown").fill_null(False)), 5)
         note("orders_shipping_tax_split", o.filter(c("_count_split")), 5)
+        note("refunds_allocated_proportionally", o.filter(c("_reversal") & c("_prop").fill_null(False)), 6)
         note("reversal_events", o.filter(c("_reversal")), 7)
         # ---- sales rows on the order date
         line_sales = b.select(
@@ -2209,24 +2371,23 @@ class ColumnarOrders:
                                pl.lit(0, dtype=pl.Int32), zero, c("_ship_tax"), c("_ship_charge"), big + 2)
         # ---- reversal rows
         kind = pl.when(c("_cancel")).then(pl.lit("cancellation")).otherwise(pl.lit("refund"))
-        rev_lines = b.filter(c("_part")).with_columns(_refund_seq=c("_order_seq") * REFUND_SEQ_STRIDE + 1)
+        rev_lines = parts.with_columns(_refund_seq=c("_order_seq") * REFUND_SEQ_STRIDE + 1)
         rev_line_sales = rev_lines.select(
             order_seq=c("_order_seq"), line_seq=c("_row"), refund_seq=c("_refund_seq"), happened_at=c("_when"),
-            event_type=kind, line_type=pl.lit("product"), quantity=(-c("_qty")).cast(pl.Int32), gross_sales=zero,
-            discounts=zero, sales_reversals=-c("_net"), net_sales=-c("_net"), taxes=-c("_tax"),
-            shipping_charges=zero, total_sales=-c("_net") - c("_tax"), _k=c("_row") + 2 * big,
+            event_type=kind, line_type=pl.lit("product"), quantity=(-c("_kq")).cast(pl.Int32), gross_sales=zero,
+            discounts=zero, sales_reversals=-c("_np"), net_sales=-c("_np"), taxes=-c("_tp"),
+            shipping_charges=zero, total_sales=-c("_np") - c("_tp"), _k=c("_row") + 2 * big,
         )
         rev = o.filter(c("_reversal"))
-        rev_adj_sales = order_row(rev.filter(c("_unitemized")), "adjustment", null_i32, zero, -c("_adj_tax"), zero,
-                                  3 * big, kind, "_when", -c("_adj_gross"), c("_refund_seq"))
+        rev_adj_sales = order_row(rev.filter(c("_unitemized")), "adjustment", null_i32, zero, -c("_ru_tax"), zero,
+                                  3 * big, kind, "_when", -c("_ru_net"), c("_refund_seq"))
         rev_ship_sales = order_row(rev.filter(c("_ship_part")), "shipping", pl.lit(0, dtype=pl.Int32), zero,
-                                   -c("_ship_tax"), -c("_ship_charge"), 3 * big + 1, kind, "_when", None,
-                                   c("_refund_seq"))
+                                   -c("_rst"), -c("_rs"), 3 * big + 1, kind, "_when", None, c("_refund_seq"))
         sales = pl.concat([line_sales, adjustment_sales, gift_sales, ship_sales, rev_line_sales, rev_adj_sales,
                            rev_ship_sales], how="vertical")
         refund_lines = rev_lines.select(
             refund_seq=c("_refund_seq"), order_seq=c("_order_seq"), line_seq=c("_row"),
-            quantity=c("_qty").cast(pl.Int32), subtotal=c("_net"), tax=c("_tax"), _k=c("_row"),
+            quantity=c("_kq").cast(pl.Int32), subtotal=c("_np"), tax=c("_tp"), _k=c("_row"),
         )
         refunds = rev.select(
             refund_seq=c("_refund_seq"), order_seq=c("_order_seq"), created_at=c("_when"),
