@@ -78,6 +78,7 @@ dashboard: setup
 
 bench: setup $(TEST_STAMP) java-deps
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.importer $(IMPORTER_BENCH_ARGS)
 
 bench-scale: setup $(TEST_STAMP)
 	$(BIN)/python -m benchmarks.scale $(BENCH_SCALE_ARGS)

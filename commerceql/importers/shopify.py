@@ -8,12 +8,21 @@ Transactions) into a CommerceQL store folder.
 How it works (see docs/importing.md for the rules and assumptions):
 
 1. Every file is classified by its header (columns are matched by name, so every header generation
-   works) and streamed record by record into Parquet "staging" parts of raw strings, with the
-   line number where each record starts. Timestamps are scanned on the way to learn their style
-   (UTC offsets, or day-first/month-first dates of a spreadsheet copy) and the store's time zone.
+   works) and staged as Parquet of raw strings, with the line number where each record starts:
+   DuckDB's CSV reader (strict) writes the fields and the count of line breaks inside each record,
+   and the line numbers are their running sum, checked against the file's line count as Python's
+   csv module counts it (`_stage_columnar`). A file that is not plain UTF-8, or that DuckDB cannot
+   read record for record as Python does, is read by Python's csv module instead (`_stage`), with
+   its exact errors. Timestamps are scanned to learn their style (UTC offsets, or day-first or
+   month-first dates of a spreadsheet copy) and the store's time zone.
 2. Orders (and abandoned checkouts) are read back grouped by order `Name` (DuckDB sorts out of core),
    and each order is turned into sales-fact rows in integer cents: product lines and shipping on the
-   order date, reversals on the refund or cancellation date.
+   order date, reversals on the refund or cancellation date. `ColumnarOrders` does it with Polars
+   expressions, in chunks of whole orders, for the orders of the common kind (including refunds
+   split into whole units or spread in proportion); the others, and any import with a value the
+   columnar path cannot parse, go through `OrderBuilder` row by row (its errors name file, line and
+   column). Both give the same numbers (tests/test_import_shopify_vectorised.py);
+   COMMERCEQL_SHOPIFY_ROWWISE=1 runs only the row-by-row code.
 3. DuckDB assembles the store tables (ids, customers, products, first orders) and writes Parquet
    files with the exact schema of the sample store; the reconciliation runs a CommerceQL query on the
    new store before it is moved into place.
@@ -22,7 +31,9 @@ How it works (see docs/importing.md for the rules and assumptions):
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
+import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -51,6 +62,7 @@ from commerceql.importers.common import (
     TimestampParser,
     TimestampStyle,
     ValueError_,
+    arrow_batches,
     arrow_rows,
     atomic_store_dir,
     check_currency,
@@ -59,6 +71,7 @@ from commerceql.importers.common import (
     country_code,
     country_name,
     detect_timezone,
+    glob_path,
     is_scientific,
     new_connection,
     normalize_header,
@@ -69,6 +82,8 @@ from commerceql.importers.common import (
     parse_int,
     sales_channel_of,
     sha256_of,
+    sniff_text,
+    sql_ident,
     sql_literal,
     sql_path,
     write_manifest,
@@ -376,6 +391,12 @@ def _stage(classified: Classified, index: int, source: SourceFile, work: Path, p
     progress.close()
     staged.contiguous = contiguous
     staged.staged = stager.close()
+    return _finish_stage(staged, style, upper_bools, count)
+
+
+def _finish_stage(staged: StagedFile, style: dict[str, TimestampStyle], upper_bools: int, count: int) -> StagedFile:
+    """The notes and kind a staged file's statistics imply (both staging paths)."""
+    classified, source, path = staged.classified, staged.source, staged.classified.path
     staged.styles = style
     source.records = count
     if upper_bools:
@@ -397,6 +418,233 @@ def _stage(classified: Classified, index: int, source: SourceFile, work: Path, p
             classified.kind = "checkouts"
             source.kind = "checkouts"
     return staged
+
+
+class _NotColumnar(Exception):
+    """The file needs the row-by-row reader (its exact errors, or a layout DuckDB reads differently)."""
+
+
+# Timestamp styles as TimestampStyle.observe tells them apart, in ASCII-only patterns: a value they
+# do not match is judged by observe itself (the row-by-row stage runs).
+_TS_OFFSET_RE = (r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})[ T]([0-9]{1,2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]+)?)?"
+                 r"[ \t\n\r\f\v]*(Z|UTC|[+-][0-9]{2}:?[0-9]{2})$")
+_TS_NAIVE_RE = r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:[ T]([0-9]{1,2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]+)?)?)?$"
+_TS_SLASH_RE = (r"^([0-9]{1,2})[/.]([0-9]{1,2})[/.]([0-9]{2}|[0-9]{4})(?:[ T,]+([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?"
+                r"(?:[ \t\n\r\f\v]*([AaPp])\.?[Mm]\.?)?)?$")
+_SAMPLES_CAP = 20_000  # TimestampStyle keeps the first this many (hour, offset) samples
+
+
+def _physical_lines(path: Path) -> tuple[int, int]:
+    """(lines as Python's csv reader counts them: \\n, \\r\\n and a lone \\r each end one, lone \\r)."""
+    newlines = returns = pairs = 0
+    previous_cr = False
+    last = b""
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 24), b""):
+            newlines += block.count(b"\n")
+            returns += block.count(b"\r")
+            pairs += block.count(b"\r\n") + (1 if previous_cr and block.startswith(b"\n") else 0)
+            previous_cr = block.endswith(b"\r")
+            last = block[-1:]
+    lines = newlines + returns - pairs
+    return lines + (0 if last in (b"\n", b"\r") else 1), returns - pairs
+
+
+def _stage_columnar(classified: Classified, index: int, source: SourceFile, work: Path, header_lines: int,
+                    progress_enabled: bool) -> StagedFile:
+    """`_stage` with DuckDB's CSV reader and Polars: the same staged Parquet and statistics.
+
+    Raises _NotColumnar when the file is not plain UTF-8 CSV that DuckDB reads record for record as
+    Python's csv module does (checked by the line count), or holds a value the statistics would have
+    to judge one by one; the row-by-row stage then reads it and gives its exact errors.
+    """
+    import polars as pl
+
+    path = classified.path
+    encoding, _first = sniff_text(path)
+    if encoding != "utf-8-sig":
+        raise _NotColumnar("not UTF-8")
+    width = len(classified.header)
+    keys = list(classified.columns)
+    progress = Progress(path.name, path.stat().st_size, progress_enabled)
+    progress.update(0)
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
+    every = "concat(" + ", ".join(f"c{i}" for i in range(width)) + ")"
+    selected = ", ".join(f"coalesce(c{classified.columns[k]}, '') AS {sql_ident(k)}" for k in keys)
+    # the staged file: the fields DuckDB read, and beside it their line numbers (joined by position)
+    folder = work / f"staged-{index:03d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = folder / "fields.parquet"
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET memory_limit = '{os.environ.get('COMMERCEQL_IMPORT_MEMORY', '512MB')}'")
+        con.execute("SET threads TO 2")
+        con.execute("SET preserve_insertion_order = true")
+        con.execute(f"SET temp_directory = {sql_literal(str(work / 'duckdb_tmp'))}")
+        physical, lone_returns = _physical_lines(path)
+        # line breaks inside the record's fields, counted in bytes (\\r\\n is one, as in Python's reader)
+        breaks = "strlen(a) - strlen(replace(a, chr(10), ''))"
+        if lone_returns:
+            breaks += (" + strlen(a) - strlen(replace(a, chr(13), ''))"
+                       " - (strlen(a) - strlen(replace(a, chr(13) || chr(10), ''))) // 2")
+        try:
+            con.execute(f"""
+                COPY (SELECT {selected}{',' if keys else ''} CAST({breaks} AS INTEGER) AS _breaks, a = '' AS _blank
+                      FROM (SELECT *, {every} AS a FROM read_csv({sql_path(path)}, header = true, columns = {columns},
+                            delim = ',', quote = '"', escape = '"', strict_mode = true, null_padding = false,
+                            auto_detect = false, encoding = 'utf-8')))
+                TO {sql_literal(str(raw))} (FORMAT parquet, COMPRESSION lz4, ROW_GROUP_SIZE 100000)
+            """)
+        except duckdb.Error as exc:
+            raise _NotColumnar(str(exc)) from None
+    finally:
+        con.close()
+    import pyarrow.parquet as pq
+
+    raw_file = pq.ParquetFile(raw)
+    count = raw_file.metadata.num_rows
+    spans = pl.from_arrow(raw_file.read(columns=["_breaks"]).column(0)).cast(pl.Int64) + 1
+    if header_lines + int(spans.sum() or 0) != physical:
+        raise _NotColumnar("blank lines, or records DuckDB splits differently")
+    lines = spans.cum_sum() - spans + header_lines + 1
+    if count and bool(pl.from_arrow(raw_file.read(columns=["_blank"]).column(0)).any()):
+        raise _NotColumnar("a record with every field empty (a blank line to Python's reader?)")
+    staged = StagedFile(index=index, classified=classified, source=source)
+    head_keys = [k for k in HEAD_KEYS if k in classified.columns]
+    cur = "currency" if "currency" in classified.columns else None
+    country = "billing_country" if "billing_country" in classified.columns else None
+    if classified.kind == "customers":
+        country = next((k for k in ("country_code", "country") if k in classified.columns), None)
+
+    def tally(counter: Counter, values: Any, clean: Any) -> None:
+        values = values.filter(values != "")
+        if not values.len():
+            return
+        cleaned = _mapped(values, clean, pl.String)
+        for value, n in cleaned.to_frame("v").group_by("v", maintain_order=True).len().iter_rows():
+            counter[value] += n
+
+    def upper(value: str) -> str:  # the row stage's own expressions
+        return value.strip().upper()
+
+    def plain(value: str) -> str:
+        return value.strip()
+
+    # ---- in batches (bounded memory), over the columns they need: the statistics _stage gathers
+    upper_bools = 0
+    needed = [k for k in (
+        "li_requires_shipping", "li_taxable", "published", "tax_exempt", "total", "subtotal", "li_price", "price",
+        "amount", "total_spent", "customer_id", "order_id", "id", *head_keys, cur, country, "name",
+        "financial_status") if k is not None and k in classified.columns]
+    batches = raw_file.iter_batches(batch_size=100_000, columns=list(dict.fromkeys(needed))) if needed else iter(())
+    for batch in batches:
+        frame = pl.from_arrow(batch)
+        for k in ("li_requires_shipping", "li_taxable", "published", "tax_exempt"):
+            if k in classified.columns:
+                upper_bools += int(frame.get_column(k).is_in(["TRUE", "FALSE"]).sum())
+        for k in ("total", "subtotal", "li_price", "price", "amount", "total_spent"):
+            if k in classified.columns:
+                values = frame.get_column(k)
+                staged.money_values += int((values != "").sum())
+                staged.money_with_decimals += int(values.str.contains(".", literal=True).sum())
+        for k in ("customer_id", "order_id", "id"):
+            if k in classified.columns:
+                staged.scientific_ids += int(_mapped(frame.get_column(k), is_scientific, pl.Boolean).sum())
+        if head_keys:
+            heads = frame.filter(pl.any_horizontal(pl.col(k) != "" for k in head_keys))
+            staged.head_rows += heads.height
+            if cur is not None:
+                tally(staged.currencies, heads.get_column(cur), upper)
+            if country is not None:
+                tally(staged.countries, heads.get_column(country), plain)
+            if "financial_status" in classified.columns:
+                staged.financial_statuses += int((heads.get_column("financial_status") != "").sum())
+            if "name" in classified.columns and "id" in classified.columns and heads.height:
+                ids = _mapped(heads.get_column("id"), plain, pl.String)
+                staged.names_like_ids += int((heads.get_column("name").str.strip_chars_start("#") == ids).sum())
+        if classified.kind == "transactions" and cur is not None:
+            tally(staged.currencies, frame.get_column(cur), upper)
+        elif classified.kind == "customers" and country is not None:
+            tally(staged.countries, frame.get_column(country), plain)
+    lines.to_frame("_line").write_parquet(folder / "lines.parquet", compression="lz4")
+    # ---- what needs a whole column: contiguity of order names and the timestamp styles
+    if "name" in classified.columns and count:
+        names = pl.from_arrow(raw_file.read(columns=["name"]).column(0))
+        staged.contiguous = names.rle_id().n_unique() == names.n_unique()
+    style = {}
+    for k in keys:
+        if k in ORDER_TIMESTAMPS:
+            style[k] = _columnar_style(pl.from_arrow(raw_file.read(columns=[k]).column(0)), k)
+    fields = ", ".join(f"f.{sql_ident(k)}" for k in keys)
+    staged.staged = (f"(SELECT {fields}{', ' if keys else ''}CAST({index} AS INTEGER) AS _file, l._line "
+                     f"FROM read_parquet({sql_path(raw)}) f POSITIONAL JOIN read_parquet({sql_path(folder / 'lines.parquet')}) l)")
+    progress.update(path.stat().st_size)
+    progress.close()
+    return _finish_stage(staged, style, upper_bools, count)
+
+
+def _columnar_style(column: Any, key: str) -> TimestampStyle:
+    """TimestampStyle.observe over a whole column at once (same counts and samples)."""
+    import polars as pl
+
+    values = _mapped(column, lambda v: v.strip(), pl.String)
+    values = values.filter(values != "")
+    style = TimestampStyle()
+    if not values.len():
+        return style
+    df = values.to_frame("t").with_row_index("i")
+    t = pl.col("t")
+    fast_format = (t.str.len_chars() == 25) & (t.str.slice(19, 1) == " ") & t.str.slice(20, 1).is_in(["+", "-"]) \
+        & (t.str.slice(10, 1) == " ") & (t.str.slice(4, 1) == "-")
+    df = df.with_columns(
+        _fast=fast_format, _offset=t.str.contains(_TS_OFFSET_RE), _naive=t.str.contains(_TS_NAIVE_RE),
+        _slash=t.str.contains(_TS_SLASH_RE),
+    )
+    if not df.select((pl.col("_offset") | pl.col("_naive") | pl.col("_slash")).all()).item():
+        raise _NotColumnar(f"a value of {key} that observe() must judge")
+    offsets = df.filter(pl.col("_offset"))
+    naive = df.filter(~pl.col("_offset") & pl.col("_naive"))
+    slash = df.filter(~pl.col("_offset") & ~pl.col("_naive") & pl.col("_slash"))
+    style.offset = offsets.height
+    style.naive_iso = naive.height
+    style.slash = slash.height
+    if slash.height:
+        parts = slash.select(
+            a=t.str.extract(_TS_SLASH_RE, 1).cast(pl.Int64), b=t.str.extract(_TS_SLASH_RE, 2).cast(pl.Int64),
+            hour=t.str.extract(_TS_SLASH_RE, 4), second=t.str.extract(_TS_SLASH_RE, 6),
+        )
+        style.first_over_12 = int((parts.get_column("a") > 12).sum())
+        style.second_over_12 = int((parts.get_column("b") > 12).sum())
+        style.no_seconds += int((parts.get_column("hour").is_not_null() & parts.get_column("second").is_null()).sum())
+    if offsets.height:
+        o = offsets.with_columns(
+            y=t.str.extract(_TS_OFFSET_RE, 1).cast(pl.Int32), mo=t.str.extract(_TS_OFFSET_RE, 2).cast(pl.Int8),
+            d=t.str.extract(_TS_OFFSET_RE, 3).cast(pl.Int8), hh=t.str.extract(_TS_OFFSET_RE, 4).cast(pl.Int64),
+            mi=t.str.extract(_TS_OFFSET_RE, 5).cast(pl.Int64), ss=t.str.extract(_TS_OFFSET_RE, 6),
+            zone=t.str.extract(_TS_OFFSET_RE, 7),
+        )
+        style.no_seconds += int(o.get_column("ss").null_count())
+        digits = pl.col("zone").str.replace(":", "", literal=True)
+        o = o.with_columns(
+            day=pl.date(pl.col("y"), pl.col("mo"), pl.col("d")),
+            minutes=pl.when(pl.col("zone").is_in(["Z", "UTC"])).then(0).otherwise(
+                pl.when(pl.col("zone").str.starts_with("-")).then(-1).otherwise(1)
+                * (digits.str.slice(1, 2).cast(pl.Int64) * 60 + digits.str.slice(3, 2).cast(pl.Int64))),
+        )
+        if o.get_column("day").null_count():
+            raise _NotColumnar("an impossible date")
+        o = o.with_columns(
+            instant=pl.col("day").cast(pl.Int64) * 86400 + pl.col("hh") * 3600 + pl.col("mi") * 60
+            + pl.col("ss").cast(pl.Int64).fill_null(0) - pl.col("minutes") * 60,
+            seen_key=pl.when(pl.col("_fast")).then(t.str.slice(0, 13) + t.str.slice(19)),
+        )
+        # observe() samples a Shopify-format value only the first time its local hour and offset
+        # appear; any other offset value every time (setdefault keeps the first per bucket)
+        o = o.filter(~pl.col("_fast") | pl.col("seen_key").is_first_distinct())
+        o = o.with_columns(bucket=pl.col("instant") // 3600).filter(
+            pl.struct("bucket", "minutes").is_first_distinct()).head(_SAMPLES_CAP)
+        style.samples = {(b, m): i for b, m, i in o.select("bucket", "minutes", "instant").iter_rows()}
+    return style
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,6 +674,11 @@ class Line:
     tax_left: int = 0
 
 
+# Refunds of the order with seq n take the seqs n * REFUND_SEQ_STRIDE + 1, + 2, ... (only their
+# order within one order matters: refund and sale ids are numbered by order id first).
+REFUND_SEQ_STRIDE = 1 << 20
+
+
 class _Context:
     def __init__(self, report: ImportReport, files: dict[int, StagedFile], parse_ts: TimestampParser,
                  currency: str, refund_events: dict[str, list[tuple[int, int, int, int]]]) -> None:
@@ -440,6 +693,8 @@ class _Context:
         self.refund_seq = 0
         self.counts: Counter = Counter()
         self.totals: Counter = Counter()  # reconciliation sums (cents)
+        # the stream position of the order OrderBuilder builds for the columnar path (_FirstSeenCounter)
+        self.position = 0
 
     def path(self, file_index: int) -> str:
         return self.files[file_index].source.path
@@ -675,8 +930,12 @@ class OrderBuilder:
         has_prices = ctx.has(f, "li_price") or not has_lines
         has_money = has_prices and (ctx.has(f, "li_price") or ctx.has(f, "subtotal") or ctx.has(f, "total"))
 
-        ctx.order_seq += 1
+        # The columnar path gives every staged row its stream position (`_row`): its orders and lines
+        # take their seqs from it, so orders built here interleave with its own in stream order.
+        ctx.order_seq = rows[0]["_row"] if "_row" in rows[0] else ctx.order_seq + 1
         order_seq = ctx.order_seq
+        if "_row" in rows[0]:
+            ctx.refund_seq = order_seq * REFUND_SEQ_STRIDE
         lines: list[Line] = []
         tips = 0
         gift_cards = 0
@@ -704,7 +963,7 @@ class OrderBuilder:
                 gift_cards += qty * price
                 ctx.counts["gift_card_lines"] += 1
                 continue
-            ctx.line_seq += 1
+            ctx.line_seq = r["_row"] if "_row" in r else ctx.line_seq + 1
             lines.append(Line(
                 seq=ctx.line_seq, file=r["_file"], line=r["_line"], name=title or "(no title)", sku=sku,
                 vendor=clean_text(r.get("vendor")), qty=qty, price=price,
@@ -1252,6 +1511,953 @@ def _grouped(con: duckdb.DuckDBPyConnection, sql: str, key: str) -> Iterator[lis
 
 
 # ---------------------------------------------------------------------------------------------
+# phase 2, columnar: the orders of the common kind built with Polars expressions, chunk by chunk
+
+
+class _Unsupported(Exception):
+    """The columnar builder cannot take this import (a value it would have to parse is not clean):
+    the row-by-row builder runs instead, with its exact errors and messages."""
+
+
+# Every order's rows in one chunk: chunks end at an order boundary once they hold this many rows.
+COLUMNAR_CHUNK_ROWS = 50_000
+# Off: every order goes through the row-by-row OrderBuilder (tests compare both paths).
+COLUMNAR = os.environ.get("COMMERCEQL_SHOPIFY_ROWWISE", "") != "1"
+
+def _polars_schema(types: dict[str, pa.DataType]) -> dict[str, Any]:
+    import polars as pl
+
+    out: dict[str, Any] = {}
+    for name, typ in types.items():
+        if typ == MONEY_CENTS or typ == TIMESTAMP_US or typ == pa.int64():
+            out[name] = pl.Int64
+        elif typ == pa.int32():
+            out[name] = pl.Int32
+        elif typ == pa.bool_():
+            out[name] = pl.Boolean
+        else:
+            out[name] = pl.String
+    return out
+
+
+class _Collector:
+    """What OrderBuilder writes for the orders the columnar path hands it (a Stager's add_dict)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def add_dict(self, values: dict[str, Any]) -> None:
+        self.rows.append(values)
+
+
+class _FirstSeenCounter(Counter):
+    """ctx.counts that remembers where each key was first counted, so the report lists the counts
+    in the order the row-by-row builder counts them, whichever path built the order."""
+
+    def __init__(self, ctx: _Context) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.first: dict[str, tuple[int, int, int]] = {}
+        self._order = -1
+        self._touched: dict[str, int] = {}
+
+    def __setitem__(self, key: str, value: int) -> None:
+        # counted by OrderBuilder for the order at ctx.position: where in it, by first touch
+        if self._order != self.ctx.position:
+            self._order, self._touched = self.ctx.position, {}
+        step = self._touched.setdefault(key, len(self._touched))
+        where = (self.ctx.position, step, 0)
+        if key not in self.first or where < self.first[key]:
+            self.first[key] = where
+        super().__setitem__(key, value)
+
+    def note(self, key: str, amount: int, where: tuple[int, int, int], *, always: bool = False) -> None:
+        """Count `amount` found by the columnar path; `where` is (order seq, step, row) of its first."""
+        if amount <= 0 and not always:
+            return
+        if key not in self.first or where < self.first[key]:
+            self.first[key] = where
+        super().__setitem__(key, self.get(key, 0) + amount)
+
+    def ordered(self) -> Counter:
+        out: Counter = Counter()
+        for key in sorted(self, key=lambda k: self.first.get(k, (0, 0, 0))):
+            out[key] = self[key]
+        return out
+
+
+def _write_part(folder: Path, part: int, frame: Any, types: dict[str, pa.DataType]) -> None:
+    """One staged Parquet part with exactly a Stager's column types (cents as DECIMAL(18,2))."""
+    import pyarrow.parquet as pq
+
+    arrays = []
+    for name, typ in types.items():
+        column = frame.get_column(name).to_arrow()
+        if typ == MONEY_CENTS:
+            arrays.append(_cents_array(column))
+        elif typ == TIMESTAMP_US:
+            arrays.append(column.cast(pa.int64()).cast(TIMESTAMP_US))
+        else:
+            arrays.append(column.cast(typ))
+    table = pa.Table.from_arrays(arrays, names=list(types))
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, folder / f"part-{part:05d}.parquet", compression="lz4")
+
+
+def _cents_array(column: pa.Array) -> pa.Array:
+    """Integer cents as DECIMAL(18,2): the same 128-bit integers, read with two decimals."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    whole = column.cast(pa.int64()).cast(pa.decimal128(19, 0))  # same 16-byte layout
+    return pa.Array.from_buffers(MONEY_CENTS, len(whole), whole.buffers(), whole.null_count, whole.offset)
+
+
+# Printable ASCII that starts and ends with a visible character: str.strip() leaves it as it is.
+_PLAIN = r"^[!-~]([ -~]*[!-~])?$"
+# ... and does not start with the apostrophe clean_text takes off
+_PLAIN_TEXT = r"^[!-&(-~]([ -~]*[!-~])?$"
+# Amounts parse_cents reads on its fast path: 12, 12.50, -3.00
+_PLAIN_CENTS = r"^-?[0-9]{1,15}\.[0-9]{2}$|^[0-9]{1,15}$"
+
+
+def _fast_values(series: Any, function: Any) -> tuple[Any, Any] | None:
+    """(mask, values) of the values of `series` Polars can compute exactly as `function` does, or None."""
+    import polars as pl
+
+    value = pl.col("v")
+    if function is clean_text:
+        mask, result = value.str.contains(_PLAIN_TEXT), value
+    elif function is _strip:
+        mask, result = value.str.contains(_PLAIN) | (value == ""), value
+    elif function is _email:
+        mask, result = value.str.contains(_PLAIN), value.str.to_lowercase()
+    elif function is _cents_of:
+        mask = value.str.contains(_PLAIN_CENTS)
+        whole = value.str.extract(r"^-?([0-9]+)", 1).cast(pl.Int64)
+        fraction = value.str.extract(r"\.([0-9]{2})$", 1).cast(pl.Int64).fill_null(0)
+        sign = pl.when(value.str.starts_with("-")).then(-1).otherwise(1)
+        result = sign * (whole * 100 + fraction)
+    else:
+        return None
+    frame = series.rename("v").to_frame().select(
+        m=mask.fill_null(False), r=pl.when(mask.fill_null(False)).then(result))
+    return frame.get_column("m"), frame.get_column("r")
+
+
+def _strip(value: str | None) -> str:
+    return (value or "").strip()
+
+
+def _mapped(series: Any, function: Any, dtype: Any, *, fast: bool = True) -> Any:
+    """`function` applied to every distinct value of `series` in Python (the row path's own parsers and
+    cleaners, so results agree exactly), broadcast back with a join. Raises _Unsupported on a bad value.
+
+    Values whose result Polars computes exactly (plain ASCII text, amounts like 12.50) skip Python.
+    """
+    import polars as pl
+
+    computed = _fast_values(series, function) if fast and series.dtype == pl.String else None
+    if computed is not None:
+        mask, values = computed
+        if bool(mask.all()):
+            return values.cast(dtype).rename(series.name)
+        others = pl.select(pl.when(pl.lit(mask)).then(None).otherwise(pl.lit(series))).to_series()
+        rest = _mapped(others, function, dtype, fast=False)
+        # the null stand-ins for fast values map to function(None); the fast results replace them
+        return pl.select(pl.when(pl.lit(mask)).then(pl.lit(values.cast(dtype))).otherwise(pl.lit(rest))).to_series(
+        ).rename(series.name)
+    unique = series.unique(maintain_order=False)
+    values = unique.to_list()
+    try:
+        results = [function(v) for v in values]
+    except Exception as exc:  # a value the row path would refuse (or fail on): it runs instead
+        raise _Unsupported(str(exc)) from None
+    table = pl.DataFrame({"k": pl.Series(values, dtype=series.dtype), "v": pl.Series(results, dtype=dtype)})
+    joined = series.rename("k").to_frame().join(table, on="k", how="left", nulls_equal=True, maintain_order="left")
+    return joined.get_column("v")
+
+
+def _cents_of(text: str | None) -> int | None:
+    return parse_cents(text)
+
+
+def _allocate_columns(items: Any, amount: str, weight: str, out: str) -> Any:
+    """`_allocate` over every group (`_grp`) of `items` at once: `amount` (per item, equal within a
+    group) split in proportion to `weight`, largest remainder first, ties by `_idx`."""
+    import polars as pl
+
+    a = pl.col(amount).abs()
+    w = pl.col(weight)
+    total = w.sum().over("_grp")
+    frame = items.with_columns(
+        _a_total=total, _a_n=pl.len().over("_grp"),
+        _a_first=(pl.col("_idx") == pl.col("_idx").min().over("_grp")),
+    ).with_columns(
+        _a_share=pl.when(pl.col("_a_total") > 0).then(a * w // pl.col("_a_total")).otherwise(0),
+        _a_rem=pl.when(pl.col("_a_total") > 0).then(a * w % pl.col("_a_total")).otherwise(0),
+    ).with_columns(_a_left=a - pl.col("_a_share").sum().over("_grp"))
+    frame = frame.sort(["_grp", "_a_rem", "_idx"], descending=[False, True, False]).with_columns(
+        _a_pos=pl.int_range(pl.len()).over("_grp")
+    )
+    sign = pl.when(pl.col(amount) < 0).then(-1).otherwise(1)
+    value = (
+        pl.when(pl.col(amount) == 0).then(0)
+        .when(pl.col("_a_n") == 1).then(pl.col(amount))
+        .when(pl.col("_a_total") == 0).then(pl.when(pl.col("_a_first")).then(pl.col(amount)).otherwise(0))
+        .otherwise(sign * (pl.col("_a_share") + (pl.col("_a_pos") < pl.col("_a_left")).cast(pl.Int64)))
+    )
+    frame = frame.with_columns(value.cast(pl.Int64).alias(out)).sort(["_grp", "_idx"])
+    return frame.drop(["_a_total", "_a_n", "_a_first", "_a_share", "_a_rem", "_a_left", "_a_pos"])
+
+
+def _tax_rate_of(key: tuple[Any, ...]) -> tuple[int, int] | None:
+    """The order's combined tax rate (see _tax_rate) as an exact fraction, from its tax line names and
+    whether each line has an amount; None without a rate."""
+    names, amounts = key[:5], key[5:]
+    total = Decimal(0)
+    found = False
+    for name, has_amount in zip(names, amounts, strict=True):
+        if not name:
+            continue
+        match = _RATE.search(name)
+        if match is None:
+            if has_amount:
+                return None
+            continue
+        total += Decimal(match.group(1)) / 100
+        found = True
+    if not (found and total > 0):
+        return None
+    numerator, denominator = total.as_integer_ratio()
+    return numerator, denominator
+
+
+def _has_amount(value: str | None) -> bool:
+    text = clean_text(value)
+    return bool(text) and text.strip("0.") != ""
+
+
+class ColumnarOrders:
+    """Builds the orders of the common kind with Polars expressions, the same numbers as OrderBuilder.
+
+    An order is built here when its rows are one order of one file with its order-level row, in the
+    store currency, not a test order, and reversed at most once and wholly (a cancellation, or a
+    refund of the whole booked total). Every other order (name reused, orphan rows, overlapping
+    exports, another currency, test orders, refund transactions, partial refunds) is handed to
+    OrderBuilder in stream order, so the report's skipped rows and warnings come in the same order.
+    """
+
+    def __init__(self, ctx: _Context, work: Path, order_files: list[StagedFile]) -> None:
+        import polars as pl
+
+        self.pl = pl
+        self.ctx = ctx
+        self.work = work
+        self.part = 0
+        self.collectors = {key: _Collector() for key in ("orders", "lines", "sales", "refunds", "refund_lines")}
+        self.builder = OrderBuilder(ctx, self.collectors)  # type: ignore[arg-type]
+        self.types = {"orders": ORDER_STAGE_COLUMNS, "lines": LINE_STAGE_COLUMNS, "sales": SALE_STAGE_COLUMNS,
+                      "refunds": REFUND_STAGE_COLUMNS, "refund_lines": REFUND_LINE_STAGE_COLUMNS}
+        columns = {st.index: set(st.classified.columns) for st in order_files}
+        self.file_paths = {st.index: st.source.path for st in order_files}
+
+        def files_with(*keys: str) -> list[int]:
+            return [i for i, present in columns.items() if any(k in present for k in keys)]
+
+        # the columnar path needs line items with prices (has_lines and has_prices in OrderBuilder)
+        self.supported_files = [i for i in files_with("li_price") if i in files_with("li_name", "li_qty")]
+        self.files_with_total = files_with("total")
+        self.refund_names = set(ctx.refund_events)
+
+    # -- the stream --------------------------------------------------------------------------
+    def run(self, con: duckdb.DuckDBPyConnection, grouped_sql: str, bar: Progress) -> dict[str, str]:
+        pl = self.pl
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        row = 1
+        done = 0
+        carry = None
+        for batch in arrow_batches(con, grouped_sql, batch_size=50_000):
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            if pending_rows < COLUMNAR_CHUNK_ROWS:
+                continue
+            frame = pl.from_arrow(pa.Table.from_batches(pending))
+            pending, pending_rows = [], 0
+            if carry is not None:
+                frame = pl.concat([carry, frame])
+            names = frame.get_column("name")
+            changes = (names.ne_missing(names.shift(1))).arg_true()
+            cut = int(changes[-1]) if len(changes) else 0
+            if cut == 0:
+                carry = frame
+                continue
+            chunk, carry = frame.slice(0, cut), frame.slice(cut)
+            chunk = chunk.with_columns(pl.int_range(row, row + chunk.height, dtype=pl.Int64).alias("_row"))
+            row += chunk.height
+            self.chunk(chunk)
+            done += chunk.height
+            bar.update(done)
+        if pending:
+            frame = pl.from_arrow(pa.Table.from_batches(pending))
+            carry = frame if carry is None else pl.concat([carry, frame])
+        if carry is not None and carry.height:
+            chunk = carry.with_columns(pl.int_range(row, row + carry.height, dtype=pl.Int64).alias("_row"))
+            self.chunk(chunk)
+        staged = {}
+        for key, types in self.types.items():
+            folder = self.work / key
+            if not folder.exists() or not any(folder.glob("*.parquet")):
+                _write_part(folder, 0, pl.DataFrame(schema=_polars_schema(types)), types)
+            staged[key] = f"read_parquet({sql_literal(glob_path(folder) + '/*.parquet')})"
+        return staged
+
+    # -- one chunk of whole orders -----------------------------------------------------------
+    def chunk(self, df: Any) -> None:
+        pl = self.pl
+        ctx = self.ctx
+
+        def truthy(key: str) -> Any:
+            return pl.col(key).is_not_null() & (pl.col(key) != "")
+
+        df = df.with_columns(
+            _grp=pl.col("name").ne_missing(pl.col("name").shift(1)).cum_sum().cast(pl.Int64),
+            _head=pl.any_horizontal([truthy(k) for k in HEAD_KEYS]),
+            _name=_mapped(df.get_column("name"), _strip, pl.String),
+        )
+        currency = _mapped(df.get_column("currency"), lambda v: (v or "").strip().upper() or ctx.currency, pl.String)
+        payment = _mapped(df.get_column("payment_method"), lambda v: "bogus" in (v or "").lower(), pl.Boolean)
+        df = df.with_columns(_currency=currency, _test=payment)
+        groups = df.group_by("_grp").agg(
+            _heads=pl.col("_head").sum(), _files=pl.col("_file").n_unique(), _name0=pl.col("_name").first(),
+        )
+        heads = df.filter(pl.col("_head")).select("_grp", "_currency", "_test", "_file", "_name")
+        candidate = groups.join(heads.unique("_grp", keep="first"), on="_grp", how="left").filter(
+            (pl.col("_heads") == 1) & (pl.col("_files") == 1) & (pl.col("_name0") != "")
+            & (pl.col("_currency") == ctx.currency) & ~pl.col("_test")
+            & pl.col("_file").is_in(pl.Series(self.supported_files, dtype=pl.Int32).implode())
+            & ~pl.col("_name").is_in(pl.Series(sorted(self.refund_names), dtype=pl.String).implode())
+        ).get_column("_grp")
+        simple = df.filter(pl.col("_grp").is_in(candidate.implode()))
+        built = self.simple_orders(simple) if simple.height else None
+        simple_groups = built["orders"].get_column("_grp") if built is not None else pl.Series([], dtype=pl.Int64)
+        rows_view = df.filter(~pl.col("_grp").is_in(simple_groups.implode()))
+        self.complex_orders(rows_view)
+        frames = {key: self.collected(key) for key in self.collectors}
+        if built is not None:
+            for key in frames:
+                frames[key] = pl.concat([frames[key], built[key].select(frames[key].columns)], how="vertical")
+        sort_keys = {"orders": ["order_seq"], "lines": ["line_seq"], "sales": ["order_seq", "_k"],
+                     "refunds": ["refund_seq"], "refund_lines": ["refund_seq", "_k"]}
+        for key, frame in frames.items():
+            frame = frame.sort(sort_keys[key])
+            if frame.height:
+                _write_part(self.work / key, self.part, frame, self.types[key])
+        self.part += 1
+
+    def collected(self, key: str) -> Any:
+        pl = self.pl
+        schema = _polars_schema(self.types[key])
+        names = list(schema)
+        rows = [tuple(r.get(n) for n in names) for r in self.collectors[key].rows]
+        self.collectors[key].rows = []
+        frame = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+        if key in ("sales", "refund_lines"):
+            frame = frame.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_k"))
+        return frame
+
+    def complex_orders(self, rows_view: Any) -> None:
+        if not rows_view.height:
+            return
+        keep = [c for c in rows_view.columns if not c.startswith("_") or c in ("_file", "_line", "_row")]
+        group: list[dict[str, Any]] = []
+        current = None
+        for row, grp in zip(rows_view.select(keep).iter_rows(named=True),
+                            rows_view.get_column("_grp").to_list(), strict=True):
+            if grp != current and group:
+                self.complex_group(group)
+                group = []
+            current = grp
+            group.append(row)
+        if group:
+            self.complex_group(group)
+
+    def complex_group(self, group: list[dict[str, Any]]) -> None:
+        ctx = self.ctx
+        ctx.position = group[0]["_row"]
+        if not (group[0].get("name") or "").strip():
+            for r in group:
+                ctx.report.skip(ctx.path(r["_file"]), r["_line"], "row without an order Name")
+            return
+        for rows in _split_groups(group, ctx):
+            ctx.position = rows[0]["_row"]
+            self.builder.build(rows)
+
+    # -- the orders of the common kind -------------------------------------------------------
+    def simple_orders(self, df: Any) -> dict[str, Any] | None:
+        pl = self.pl
+        ctx = self.ctx
+        counts: _FirstSeenCounter = ctx.counts  # type: ignore[assignment]
+
+        parse_ts = ctx.parse_ts
+        stripped = _strip
+        df = df.with_columns(
+            _li_name=_mapped(df.get_column("li_name"), stripped, pl.String),
+            _li_qty_text=_mapped(df.get_column("li_qty"), stripped, pl.String),
+        )
+        line_rows = df.filter((pl.col("_li_name") != "") | (pl.col("_li_qty_text") != ""))
+        # ---- line rows
+        lf = line_rows
+        qty = _mapped(lf.get_column("li_qty"), parse_int, pl.Int64)
+        if qty.null_count():
+            raise _Unsupported("a line item without a quantity")
+        lf = lf.with_columns(
+            _qty=qty,
+            _price=_mapped(lf.get_column("li_price"), _cents_of, pl.Int64).fill_null(0),
+            _sku=_mapped(lf.get_column("li_sku"), clean_text, pl.String),
+            _requires=_mapped(lf.get_column("li_requires_shipping"), parse_bool, pl.Boolean),
+        ).with_columns(_amount=pl.col("_qty") * pl.col("_price"))
+        lower = _mapped(lf.get_column("_li_name"), lambda v: v.lower(), pl.String)
+        lf = lf.with_columns(_lower=lower).with_columns(
+            _tip=pl.col("_lower").is_in(["tip", "tips"]) & pl.col("_sku").is_null(),
+        ).with_columns(
+            _gift=~pl.col("_tip") & pl.col("_lower").str.contains("gift card", literal=True)
+            & pl.col("_requires").ne_missing(True),
+        )
+        tip_rows = lf.filter(pl.col("_tip"))
+        gift_rows = lf.filter(pl.col("_gift"))
+        booked = lf.filter(~pl.col("_tip") & ~pl.col("_gift"))
+        booked = booked.with_columns(
+            _title=pl.when(pl.col("_li_name") == "").then(pl.lit("(no title)")).otherwise(pl.col("_li_name")),
+            _vendor=_mapped(booked.get_column("vendor"), clean_text, pl.String),
+            _compare_at=_mapped(booked.get_column("li_compare_at"), _cents_of, pl.Int64),
+            _ld=_mapped(booked.get_column("li_discount"), _cents_of, pl.Int64).fill_null(0),
+        ).with_columns(_gross=pl.col("_qty") * pl.col("_price"))
+        per_line = lf.group_by("_grp").agg(
+            _lines_gross_export=pl.col("_amount").sum(),
+            _tips=pl.col("_amount").filter(pl.col("_tip")).sum(),
+            _gift_cards=pl.col("_amount").filter(pl.col("_gift")).sum(),
+        )
+        per_booked = booked.group_by("_grp").agg(
+            _G=pl.col("_gross").sum(), _LD=pl.col("_ld").sum(), _nB=pl.len(), _items=pl.col("_qty").sum(),
+        )
+        # ---- order-level rows
+        heads = df.filter(pl.col("_head"))
+        emails = _mapped(df.get_column("email"), _email, pl.String)
+        first_email = df.with_columns(_em=emails).filter(pl.col("_em").is_not_null()).group_by("_grp").agg(
+            _first_email=pl.col("_em").first())
+        o = heads
+        o = o.with_columns(
+            **{f"_m_{k}": _mapped(o.get_column(k), _cents_of, pl.Int64) for k in ORDER_MONEY},
+            _created=self.timestamps(o.get_column("created_at"), parse_ts),
+            _paid=self.timestamps(o.get_column("paid_at"), parse_ts),
+            _fulfilled=self.timestamps(o.get_column("fulfilled_at"), parse_ts),
+            _cancelled=self.timestamps(o.get_column("cancelled_at"), parse_ts),
+            _status=_mapped(o.get_column("financial_status"), lambda v: (v or "").strip().lower(), pl.String),
+            _head_email=_mapped(o.get_column("email"), _email, pl.String),
+        )
+        if o.get_column("_created").null_count():
+            raise _Unsupported("an order without a creation date")
+        o = o.join(per_line, on="_grp", how="left").join(per_booked, on="_grp", how="left").join(
+            first_email, on="_grp", how="left")
+        o = o.with_columns(
+            pl.col("_lines_gross_export", "_tips", "_gift_cards", "_G", "_LD", "_nB", "_items").fill_null(0),
+        ).with_columns(
+            _total=pl.when(pl.col("_m_total").is_null() & pl.col("_file").is_in(self.files_with_total))
+            .then(0).otherwise(pl.col("_m_total")),
+        )
+        c = pl.col
+        da = c("_m_discount_amount")
+        shipping0 = c("_m_shipping").fill_null(0)
+        taxes0 = c("_m_taxes").fill_null(0)
+        duties0 = c("_m_duties").fill_null(0)
+        o = o.with_columns(
+            _sub_used=pl.when(c("_m_subtotal").is_null()).then(c("_G") - da.fill_null(0))
+            .otherwise(c("_m_subtotal") - c("_gift_cards")),
+            _total_goods=c("_total") - c("_gift_cards"),
+            _ship0=shipping0, _taxes0=taxes0, _duties0=duties0,
+        ).with_columns(_pd0=c("_G") - c("_sub_used")).with_columns(
+            _lvs=(c("_pd0") < 0) | (da.is_not_null() & (c("_pd0") > da)),
+        ).with_columns(
+            _pdisc=pl.when(c("_lvs")).then(pl.min_horizontal(pl.max_horizontal(da.fill_null(0), 0), c("_G")))
+            .otherwise(c("_pd0")),
+            _sdisc=pl.when(~c("_lvs") & da.is_not_null() & (da > c("_pd0")))
+            .then(pl.min_horizontal(da - c("_pd0"), c("_ship0"))).otherwise(0),
+        ).with_columns(
+            _adjustment=c("_sub_used") - (c("_G") - c("_pdisc")),
+            _odisc=c("_pdisc") - c("_LD"),
+        )
+        # ---- _tax_mode
+        ship_arg = c("_ship0") - c("_sdisc")
+        base = c("_sub_used") + ship_arg + c("_duties0") + c("_tips")
+        infer = da.is_null() & (ship_arg != 0)
+        opt1 = c("_total_goods") == base + c("_taxes0")
+        opt2 = (c("_taxes0") != 0) & (c("_total_goods") == base)
+        opt3 = infer & (c("_total_goods") == base - ship_arg + c("_taxes0"))
+        opt4 = infer & (c("_taxes0") != 0) & (c("_total_goods") == base - ship_arg)
+        o = o.with_columns(
+            _has_total=c("_total_goods").is_not_null(),
+            _o1=opt1.fill_null(False), _o2=opt2.fill_null(False), _o3=opt3.fill_null(False),
+            _o4=opt4.fill_null(False), _ship_arg=ship_arg, _base=base,
+        ).with_columns(
+            _matched=c("_o1") | c("_o2") | c("_o3") | c("_o4"),
+        ).with_columns(
+            _included=c("_has_total") & ~c("_o1") & (c("_o2") | (~c("_o3") & c("_o4"))),
+            _inferred=pl.when(c("_has_total") & ~c("_o1") & ~c("_o2") & (c("_o3") | c("_o4")))
+            .then(c("_ship_arg")).otherwise(0),
+            _residual=pl.when(c("_has_total") & ~c("_matched"))
+            .then(c("_total_goods") - (c("_base") + c("_taxes0"))).otherwise(0),
+            _count_inferred=c("_has_total") & ~c("_o1") & ~c("_o2") & (c("_o3") | c("_o4")),
+            _count_residual=c("_has_total") & ~c("_matched"),
+        ).with_columns(_ship_charge0=c("_ship0") - c("_sdisc") - c("_inferred"))
+        # ---- the tax on shipping included in tax-inclusive prices
+        o = self.shipping_tax_included(o)
+        o = o.with_columns(_goods_taxes=c("_taxes0") - c("_sti"))
+        # ---- discounts per line
+        b = booked.join(o.select("_grp", "_odisc", "_pdisc"), on="_grp", how="inner").with_columns(
+            _idx=c("_row"),
+            _amt=pl.when(c("_odisc") >= 0).then(c("_odisc")).otherwise(c("_pdisc")),
+            _w=pl.when(c("_odisc") >= 0).then(pl.max_horizontal(c("_gross") - c("_ld"), 0))
+            .otherwise(pl.max_horizontal(c("_ld"), 0)),
+        )
+        b = _allocate_columns(b, "_amt", "_w", "_share")
+        b = b.with_columns(
+            _disc=pl.when(c("_odisc") >= 0).then(c("_ld") + c("_share")).otherwise(c("_share")),
+        ).with_columns(_net=c("_gross") - c("_disc"))
+        # ---- taxes and duties per line (and the adjustment), in proportion to net sales
+        adj_items = o.select("_grp", "_adjustment").with_columns(
+            _idx=pl.lit(1 << 62, dtype=pl.Int64), _net=c("_adjustment"), _is_adj=pl.lit(True))
+        items = pl.concat([
+            b.select("_grp", "_idx", "_net").with_columns(_is_adj=pl.lit(False)),
+            adj_items.select("_grp", "_idx", "_net", "_is_adj"),
+        ]).join(o.select("_grp", "_goods_taxes", "_duties0"), on="_grp", how="inner").with_columns(
+            _w=pl.max_horizontal(c("_net"), 0))
+        items = items.with_columns(_W=c("_w").sum().over("_grp"))
+        items = _allocate_columns(items, "_goods_taxes", "_w", "_tshare")
+        items = _allocate_columns(items, "_duties0", "_w", "_dshare")
+        line_taxes = items.filter(~c("_is_adj")).select("_grp", "_idx", "_tshare", "_dshare", "_W")
+        adj_taxes = items.filter(c("_is_adj")).select("_grp", _adj_t=c("_tshare"), _adj_d=c("_dshare"),
+                                                      _W=c("_W"))
+        o = o.join(adj_taxes, on="_grp", how="left")
+        b = b.join(line_taxes, on=["_grp", "_idx"], how="left").join(
+            o.select("_grp", "_included"), on="_grp", how="left")
+        positive = c("_W") > 0
+        b = b.with_columns(
+            _tax=pl.when(positive).then(c("_tshare") + c("_dshare")).otherwise(0),
+            _gross=pl.when(positive & c("_included")).then(c("_gross") - c("_tshare")).otherwise(c("_gross")),
+            _net=pl.when(positive & c("_included")).then(c("_net") - c("_tshare")).otherwise(c("_net")),
+        )
+        o = o.with_columns(
+            _adj_tax=pl.when(positive).then(c("_adj_t") + c("_adj_d")).otherwise(0),
+            _adj_gross=pl.when(positive).then(c("_adjustment") - pl.when(c("_included")).then(c("_adj_t"))
+                                              .otherwise(0)).otherwise(c("_adjustment")),
+            _ship_tax=pl.when(positive).then(c("_sti")).otherwise(c("_taxes0") + c("_duties0")),
+            _ship_charge=pl.when(positive).then(c("_ship_charge0") - c("_sti"))
+            .otherwise(pl.when(c("_included")).then(c("_ship_charge0") - c("_taxes0"))
+                       .otherwise(c("_ship_charge0"))),
+        )
+        sums = b.group_by("_grp").agg(_sum_gross=c("_gross").sum(), _sum_disc=c("_disc").sum(),
+                                      _sum_tax=c("_tax").sum(), _sum_total=(c("_net") + c("_tax")).sum())
+        o = o.join(sums, on="_grp", how="left").with_columns(
+            pl.col("_sum_gross", "_sum_disc", "_sum_tax", "_sum_total").fill_null(0))
+        o = o.with_columns(
+            _booked=c("_sum_total")
+            + pl.when(c("_adjustment") != 0).then(c("_adj_gross") + c("_adj_tax")).otherwise(0)
+            + c("_ship_tax") + c("_ship_charge"),
+        )
+        # ---- reversals: a cancellation, or a refund of everything (partial refunds: OrderBuilder)
+        refunded = c("_m_refunded_amount")
+        last_known = pl.max_horizontal(c("_created"), c("_paid"), c("_fulfilled"))
+        amount_none = (c("_status") == "refunded") & (refunded >= c("_booked"))
+        o = o.with_columns(
+            _cancel=c("_cancelled").is_not_null(),
+            _refund=c("_cancelled").is_null() & refunded.is_not_null() & (refunded != 0),
+        ).with_columns(
+            _amount=pl.when(c("_refund") & ~amount_none).then(refunded).otherwise(None),
+            _when=pl.max_horizontal(pl.when(c("_cancel")).then(c("_cancelled")).otherwise(last_known),
+                                    c("_created")),
+        ).with_columns(
+            _take_all=c("_cancel") | (c("_refund") & (c("_amount").is_null() | (c("_amount") >= c("_booked")))),
+            _partial=c("_refund") & c("_amount").is_not_null() & (c("_amount") < c("_booked"))
+            & (c("_amount") > 0),
+        )
+        first_rows = df.group_by("_grp").agg(_first_row=c("_row").min())
+        o = o.join(first_rows, on="_grp", how="left").with_columns(_order_seq=c("_first_row"))
+        # partial refunds: the plan _ReversalState makes (whole units, else in proportion), where the
+        # plan can be computed here; the others go to OrderBuilder
+        plans = self.partial_plans(o.filter(c("_partial")), b)
+        planned = plans[0].get_column("_grp")
+        unplanned = o.filter(c("_partial") & ~c("_grp").is_in(planned.implode())).get_column("_grp")
+        if unplanned.len():
+            keep = ~c("_grp").is_in(unplanned.implode())
+            o, b, tip_rows, gift_rows = o.filter(keep), b.filter(keep), tip_rows.filter(keep), gift_rows.filter(keep)
+        o = o.join(plans[0], on="_grp", how="left").with_columns(
+            _planned=c("_partial"),
+            _excess=pl.when(c("_take_all") & c("_amount").is_not_null()).then(c("_amount") - c("_booked"))
+            .otherwise(0),
+            _rule=pl.when(c("_cancel")).then(pl.lit("cancellation date"))
+            .when(c("_refund")).then(pl.lit("last known date (no refund date in the export)"))
+            .otherwise(pl.lit(None, dtype=pl.String)),
+        )
+        b = b.join(o.select("_grp", "_order_seq", "_created", "_take_all", "_when", "_cancel"), on="_grp",
+                   how="inner")
+        # a reversal of everything takes every line with something left, the adjustment and the shipping
+        taken = b.filter(c("_take_all") & ((c("_qty") != 0) | (c("_net") != 0) | (c("_tax") != 0))).select(
+            "_grp", "_row", _kq=c("_qty"), _np=c("_net"), _tp=c("_tax"))
+        parts = pl.concat([taken, plans[1]], how="vertical").join(
+            o.select("_grp", "_order_seq", "_when", "_cancel"), on="_grp", how="inner").sort("_row")
+        part_sums = parts.group_by("_grp").agg(
+            _p_lines=pl.len(), _p_items=c("_kq").sum(), _p_net=c("_np").sum(), _p_tax=c("_tp").sum())
+        o = o.join(part_sums, on="_grp", how="left").with_columns(
+            pl.col("_p_lines", "_p_items", "_p_net", "_p_tax").fill_null(0),
+        ).with_columns(
+            _unitemized=pl.when(c("_planned")).then(c("_ru"))
+            .otherwise(c("_take_all") & (c("_adjustment") != 0) & ((c("_adj_gross") != 0) | (c("_adj_tax") != 0))),
+            _rs=pl.when(c("_planned")).then(c("_rs")).when(c("_take_all")).then(c("_ship_charge")).otherwise(0),
+            _rst=pl.when(c("_planned")).then(c("_rst")).when(c("_take_all")).then(c("_ship_tax")).otherwise(0),
+        ).with_columns(
+            _ru_net=pl.when(c("_planned")).then(c("_ru_net")).otherwise(c("_adj_gross")),
+            _ru_tax=pl.when(c("_planned")).then(c("_ru_tax")).otherwise(c("_adj_tax")),
+            _ship_part=(c("_take_all") | c("_planned")) & ((c("_rs") != 0) | (c("_rst") != 0)),
+        ).with_columns(
+            _reversal=(c("_take_all") | c("_planned")) & ((c("_p_lines") > 0) | c("_unitemized") | c("_ship_part")),
+        ).with_columns(
+            _refund_seq=c("_order_seq") * REFUND_SEQ_STRIDE + 1,
+            _ref_sub=c("_p_net") + pl.when(c("_unitemized")).then(c("_ru_net")).otherwise(0),
+            _ref_tax=c("_p_tax") + pl.when(c("_unitemized")).then(c("_ru_tax")).otherwise(0)
+            + pl.when(c("_ship_part")).then(c("_rst")).otherwise(0),
+            _ref_ship=pl.when(c("_ship_part")).then(c("_rs")).otherwise(0),
+        ).with_columns(
+            _reversed=pl.when(c("_reversal")).then(-(c("_ref_sub") + c("_ref_tax") + c("_ref_ship"))).otherwise(0),
+        ).with_columns(
+            _expected=pl.when(c("_total").is_null()).then(c("_booked") + c("_reversed"))
+            .otherwise(c("_total") - c("_tips") - c("_gift_cards") - c("_residual") + c("_reversed")),
+        )
+        return self.simple_frames(o, b, parts, tip_rows, gift_rows, counts)
+
+    # most units of the lines of one partially refunded order whose combinations are searched here
+    MAX_COMBINATIONS = 4096
+
+    def partial_plans(self, p: Any, b: Any) -> tuple[Any, Any]:
+        """What _ReversalState.plan gives for one partial refund of each order in `p`.
+
+        (orders: _grp, _rs, _rst shipping and its tax taken, _ru / _ru_net / _ru_tax the adjustment row,
+        _prop spread in proportion; parts: _grp, _row, _kq units, _np net, _tp tax per line taken).
+        `_subset` keeps, for every partial sum, the first choice of units in lexicographic order (line
+        by line, fewest units first), so the same search runs here level by level, keeping the
+        smallest mixed-radix rank per sum. Orders with more combinations than MAX_COMBINATIONS, or
+        negative line values (where the search's pruning would matter), are left out (OrderBuilder).
+        """
+        pl = self.pl
+        c = pl.col
+        order_cols = {"_grp": pl.Int64, "_rs": pl.Int64, "_rst": pl.Int64, "_ru": pl.Boolean, "_ru_net": pl.Int64,
+                      "_ru_tax": pl.Int64, "_prop": pl.Boolean}
+        part_cols = {"_grp": pl.Int64, "_row": pl.Int64, "_kq": pl.Int64, "_np": pl.Int64, "_tp": pl.Int64}
+        if not p.height:
+            return pl.DataFrame(schema=order_cols), pl.DataFrame(schema=part_cols)
+
+        def scaled(value: Any, k: Any, units: Any) -> Any:
+            num = value * k
+            q = num.abs() // units + (2 * (num.abs() % units) >= units).cast(pl.Int64)
+            return pl.when(units == 0).then(0).when(num < 0).then(-q).otherwise(q)
+
+        p = p.select("_grp", "_amount", "_ship_charge", "_ship_tax", "_adjustment", "_adj_gross", "_adj_tax")
+        lines = b.join(p.select("_grp"), on="_grp", how="inner").select("_grp", "_row", "_qty", "_net", "_tax").sort(
+            "_row")
+        cand = lines.filter(c("_qty") > 0).with_columns(
+            _v=c("_net") + c("_tax"), _pos=pl.int_range(pl.len()).over("_grp"), _radix=c("_qty") + 1)
+        sizes = cand.group_by("_grp").agg(
+            _combos=c("_radix").cast(pl.Float64).log(2).sum(), _negative=(c("_v") < 0).any(), _n=pl.len())
+        p = p.join(sizes, on="_grp", how="left").with_columns(
+            pl.col("_combos").fill_null(0.0), pl.col("_negative").fill_null(False), pl.col("_n").fill_null(0))
+        p = p.filter((c("_combos") <= math.log2(self.MAX_COMBINATIONS) + 1e-9) & ~c("_negative"))
+        if not p.height:
+            return pl.DataFrame(schema=order_cols), pl.DataFrame(schema=part_cols)
+        cand = cand.join(p.select("_grp", "_amount"), on="_grp", how="inner")
+        states = p.select("_grp", _s=pl.lit(0, dtype=pl.Int64), _rank=pl.lit(0, dtype=pl.Int64))
+        for position in range(int(p.get_column("_n").max() or 0)):
+            level = cand.filter(c("_pos") == position).select("_grp", "_qty", "_v", "_radix", "_amount")
+            moving = states.join(level, on="_grp", how="inner")
+            resting = states.join(level.select("_grp"), on="_grp", how="anti")
+            moving = moving.with_columns(_k=pl.int_ranges(0, c("_radix"))).explode("_k").with_columns(
+                _s=c("_s") + scaled(c("_v"), c("_k"), c("_qty")), _rank=c("_rank") * c("_radix") + c("_k"))
+            moving = moving.filter(c("_s") <= c("_amount")).group_by("_grp", "_s").agg(_rank=c("_rank").min())
+            states = pl.concat([resting, moving.select("_grp", "_s", "_rank")], how="vertical")
+        p = p.with_columns(_ship_value=c("_ship_charge") + c("_ship_tax"))
+        direct = states.join(p.select("_grp", "_amount"), on="_grp").filter(c("_s") == c("_amount")).select(
+            "_grp", _direct=c("_rank"))
+        via_ship = states.join(p.select("_grp", "_amount", "_ship_value"), on="_grp").filter(
+            (c("_ship_value") != 0) & (c("_s") == c("_amount") - c("_ship_value"))).select("_grp", _via=c("_rank"))
+        p = p.join(direct, on="_grp", how="left").join(via_ship, on="_grp", how="left").with_columns(
+            _with_ship=c("_direct").is_null() & c("_via").is_not_null(),
+        ).with_columns(
+            _found=pl.when(c("_direct").is_not_null()).then(c("_direct")).otherwise(c("_via")),
+        ).with_columns(
+            _prop=c("_found").is_null() | ((c("_found") == 0) & ~c("_with_ship")),
+        )
+        # ---- whole units: decode each line's units from the rank (mixed radix, first line most significant)
+        chosen = p.filter(~c("_prop"))
+        units = cand.join(chosen.select("_grp", "_found"), on="_grp", how="inner").sort("_grp", "_pos").with_columns(
+            _stride=(c("_radix").reverse().cum_prod().reverse() // c("_radix")).over("_grp"),
+        ).with_columns(_kq=(c("_found") // c("_stride")) % c("_radix")).filter(c("_kq") > 0).with_columns(
+            _total_part=scaled(c("_v"), c("_kq"), c("_qty")),
+            _tp=pl.when(c("_kq") == c("_qty")).then(c("_tax")).otherwise(scaled(c("_tax"), c("_kq"), c("_qty"))),
+        ).with_columns(_np=c("_total_part") - c("_tp"))
+        subset_orders = chosen.select(
+            "_grp", _rs=pl.when(c("_with_ship")).then(c("_ship_charge")).otherwise(0),
+            _rst=pl.when(c("_with_ship")).then(c("_ship_tax")).otherwise(0), _ru=pl.lit(False),
+            _ru_net=pl.lit(0, dtype=pl.Int64), _ru_tax=pl.lit(0, dtype=pl.Int64), _prop=pl.lit(False))
+        # ---- in proportion: every line's net and tax, the shipping and its tax, the adjustment row
+        spread = p.filter(c("_prop"))
+        big = 1 << 62
+        pieces = pl.concat([
+            lines.join(spread.select("_grp"), on="_grp", how="inner").select(
+                "_grp", "_row", _idx=c("_row") * 2, _piece=pl.lit("net"), _p=c("_net")),
+            lines.join(spread.select("_grp"), on="_grp", how="inner").select(
+                "_grp", "_row", _idx=c("_row") * 2 + 1, _piece=pl.lit("tax"), _p=c("_tax")),
+            spread.select("_grp", _row=pl.lit(None, dtype=pl.Int64), _idx=pl.lit(big, dtype=pl.Int64),
+                          _piece=pl.lit("ship"), _p=c("_ship_charge")),
+            spread.select("_grp", _row=pl.lit(None, dtype=pl.Int64), _idx=pl.lit(big + 1, dtype=pl.Int64),
+                          _piece=pl.lit("ship_tax"), _p=c("_ship_tax")),
+            spread.filter(c("_adjustment") != 0).select(
+                "_grp", _row=pl.lit(None, dtype=pl.Int64), _idx=pl.lit(big + 2, dtype=pl.Int64),
+                _piece=pl.lit("unit_net"), _p=c("_adj_gross")),
+            spread.filter(c("_adjustment") != 0).select(
+                "_grp", _row=pl.lit(None, dtype=pl.Int64), _idx=pl.lit(big + 3, dtype=pl.Int64),
+                _piece=pl.lit("unit_tax"), _p=c("_adj_tax")),
+        ], how="vertical").join(spread.select("_grp", "_amount"), on="_grp", how="inner").with_columns(
+            _w=pl.max_horizontal(c("_p"), 0))
+        pieces = _allocate_columns(pieces, "_amount", "_w", "_share") if pieces.height else pieces.with_columns(
+            _share=pl.lit(0, dtype=pl.Int64))
+        line_shares = pieces.filter(c("_row").is_not_null()).group_by("_grp", "_row").agg(
+            _np=c("_share").filter(c("_piece") == "net").sum(), _tp=c("_share").filter(c("_piece") == "tax").sum(),
+        ).filter((c("_np") != 0) | (c("_tp") != 0)).with_columns(_kq=pl.lit(0, dtype=pl.Int64))
+        order_shares = pieces.filter(c("_row").is_null()).group_by("_grp").agg(
+            _rs=c("_share").filter(c("_piece") == "ship").sum(),
+            _rst=c("_share").filter(c("_piece") == "ship_tax").sum(),
+            _ru_net=c("_share").filter(c("_piece") == "unit_net").sum(),
+            _ru_tax=c("_share").filter(c("_piece") == "unit_tax").sum(),
+        )
+        spread_orders = spread.select("_grp", "_adjustment").join(order_shares, on="_grp", how="left").select(
+            "_grp", c("_rs").fill_null(0), c("_rst").fill_null(0), _ru=c("_adjustment") != 0,
+            _ru_net=c("_ru_net").fill_null(0), _ru_tax=c("_ru_tax").fill_null(0), _prop=pl.lit(True))
+        orders = pl.concat([subset_orders.cast(order_cols), spread_orders.cast(order_cols)], how="vertical")
+        parts = pl.concat([units.select(list(part_cols)).cast(part_cols),
+                           line_shares.select(list(part_cols)).cast(part_cols)], how="vertical")
+        return orders, parts
+
+    def timestamps(self, series: Any, parse_ts: TimestampParser) -> Any:
+        """Export timestamps -> UTC microseconds: Shopify's own format in Polars, others by the parser."""
+        pl = self.pl
+        value = pl.col("s")
+        shopify = value.str.contains(r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} [+-][0-9]{2}[0-5][0-9]$")
+        parsed = value.str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%d %H:%M:%S %z", strict=False).dt.epoch("us")
+        fast_us = pl.DataFrame({"s": series}).select(
+            pl.when(shopify.fill_null(False)).then(parsed).otherwise(None).cast(pl.Int64)).to_series()
+        if not (fast_us.is_null() & series.is_not_null()).any():
+            return fast_us
+
+        def parse(value: str | None) -> int | None:
+            try:
+                return parse_ts(value)
+            except ValueError_ as exc:
+                raise _Unsupported(str(exc)) from None
+
+        rest = pl.DataFrame({"s": series, "f": fast_us}).select(
+            pl.when(pl.col("f").is_null()).then(pl.col("s"))).to_series()
+        slow = _mapped(rest, parse, pl.Int64)
+        return pl.DataFrame({"f": fast_us, "p": slow}).select(pl.coalesce("f", "p")).to_series()
+
+    def shipping_tax_included(self, o: Any) -> Any:
+        pl = self.pl
+        c = pl.col
+        needs = c("_included") & (c("_ship_charge0") > 0) & (c("_taxes0") > 0)
+        o = o.with_columns(_needs_rate=needs)
+        names = [f"tax{i}_name" for i in range(1, 6)]
+        values = [f"tax{i}_value" for i in range(1, 6)]
+        rated = o.filter(c("_needs_rate"))
+        if rated.height:
+            cleaned = {n: _mapped(rated.get_column(n), clean_text, pl.String) for n in names}
+            flags = {v: _mapped(rated.get_column(v), _has_amount, pl.Boolean) for v in values}
+            keys = pl.DataFrame({**cleaned, **flags})
+            unique = keys.unique(maintain_order=True)
+            rates = [_tax_rate_of(tuple(r)) for r in unique.iter_rows()]
+            unique = unique.with_columns(
+                _num=pl.Series([r[0] if r else None for r in rates], dtype=pl.Int64),
+                _den=pl.Series([r[1] if r else None for r in rates], dtype=pl.Int64),
+            )
+            rate_cols = keys.join(unique, on=names + values, how="left", nulls_equal=True, maintain_order="left")
+            rated = rated.select("_grp").with_columns(rate_cols.select("_num", "_den"))
+            o = o.join(rated, on="_grp", how="left")
+        else:
+            o = o.with_columns(_num=pl.lit(None, dtype=pl.Int64), _den=pl.lit(None, dtype=pl.Int64))
+
+        def included(amount: Any) -> Any:
+            # round half up (away from zero) of amount × num / (den + num), exactly in integers
+            x = amount * c("_num")
+            d = c("_den") + c("_num")
+            q = (2 * x.abs() + d) // (2 * d)
+            return pl.when(x < 0).then(-q).otherwise(q)
+
+        goods = c("_sub_used")
+        ship = c("_ship_charge0")
+        on_goods = included(goods)
+        on_both = included(goods + ship)
+        split = needs & c("_num").is_not_null() & ((on_both - c("_taxes0")).abs() < (on_goods - c("_taxes0")).abs())
+        o = o.with_columns(
+            _sti=pl.when(split).then(pl.min_horizontal(included(ship), c("_taxes0"))).otherwise(0),
+            _count_unknown=needs & c("_num").is_null(),
+            _count_split=split.fill_null(False),
+        )
+        return o
+
+    def simple_frames(self, o: Any, b: Any, parts: Any, tip_rows: Any, gift_rows: Any,
+                      counts: _FirstSeenCounter) -> dict[str, Any]:
+        pl = self.pl
+        c = pl.col
+        null_i64 = pl.lit(None, dtype=pl.Int64)
+        # ---- counts, each with where the row path would count it first
+        seq_of = o.select("_grp", "_order_seq")
+
+        def note(key: str, frame: Any, step: int, row: str | None = None) -> None:
+            if not frame.height:
+                return
+            first = frame.sort(["_order_seq"] + ([row] if row else [])).row(0, named=True)
+            counts.note(key, frame.height, (first["_order_seq"], step, first[row] if row else 0))
+
+        for key, rows in (("tip_lines", tip_rows), ("gift_card_lines", gift_rows)):
+            note(key, rows.join(seq_of, on="_grp", how="inner"), 0, "_row")
+        note("orders", o, 1)
+        if o.height:  # the row path counts line items (perhaps 0) for every order it builds
+            first = o.sort("_order_seq").row(0, named=True)
+            counts.note("line_items", int(o.get_column("_nB").sum()), (first["_order_seq"], 2, 0), always=True)
+        note("orders_lines_vs_subtotal", o.filter(c("_lvs")), 3)
+        note("orders_shipping_discount_inferred", o.filter(c("_count_inferred")), 4)
+        note("orders_total_residual", o.filter(c("_count_residual")), 4)
+        note("orders_shipping_tax_unknown", o.filter(c("_count_unknown").fill_null(False)), 5)
+        note("orders_shipping_tax_split", o.filter(c("_count_split")), 5)
+        note("refunds_allocated_proportionally", o.filter(c("_reversal") & c("_prop").fill_null(False)), 6)
+        note("reversal_events", o.filter(c("_reversal")), 7)
+        # ---- sales rows on the order date
+        line_sales = b.select(
+            order_seq=c("_order_seq"), line_seq=c("_row"), refund_seq=null_i64, happened_at=c("_created"),
+            event_type=pl.lit("order"), line_type=pl.lit("product"), quantity=c("_qty").cast(pl.Int32),
+            gross_sales=c("_gross"), discounts=-c("_disc"), sales_reversals=pl.lit(0, dtype=pl.Int64),
+            net_sales=c("_gross") - c("_disc"), taxes=c("_tax"), shipping_charges=pl.lit(0, dtype=pl.Int64),
+            total_sales=c("_gross") - c("_disc") + c("_tax"), _k=c("_row"),
+        )
+        big = 1 << 40
+
+        def order_row(frame: Any, line_type: str, quantity: Any, gross: Any, taxes: Any, shipping: Any,
+                      k: int, event: Any = None, when: str = "_created", reversals: Any = None,
+                      refund_seq: Any = None) -> Any:
+            zero = pl.lit(0, dtype=pl.Int64)
+            reversals = zero if reversals is None else reversals
+            return frame.select(
+                order_seq=c("_order_seq"), line_seq=null_i64,
+                refund_seq=null_i64 if refund_seq is None else refund_seq, happened_at=c(when),
+                event_type=pl.lit("order") if event is None else event, line_type=pl.lit(line_type),
+                quantity=quantity, gross_sales=gross, discounts=zero, sales_reversals=reversals,
+                net_sales=gross + reversals, taxes=taxes, shipping_charges=shipping,
+                total_sales=gross + reversals + taxes + shipping, _k=pl.lit(k, dtype=pl.Int64),
+            )
+
+        zero = pl.lit(0, dtype=pl.Int64)
+        null_i32 = pl.lit(None, dtype=pl.Int32)
+        adjustment_sales = order_row(o.filter(c("_adjustment") != 0), "adjustment", null_i32, c("_adj_gross"),
+                                     c("_adj_tax"), zero, big)
+        gift_sales = order_row(o.filter(c("_gift_cards") != 0), "gift_card", null_i32, zero, zero, zero, big + 1)
+        ship_sales = order_row(o.filter((c("_ship_charge") != 0) | (c("_ship_tax") != 0)), "shipping",
+                               pl.lit(0, dtype=pl.Int32), zero, c("_ship_tax"), c("_ship_charge"), big + 2)
+        # ---- reversal rows
+        kind = pl.when(c("_cancel")).then(pl.lit("cancellation")).otherwise(pl.lit("refund"))
+        rev_lines = parts.with_columns(_refund_seq=c("_order_seq") * REFUND_SEQ_STRIDE + 1)
+        rev_line_sales = rev_lines.select(
+            order_seq=c("_order_seq"), line_seq=c("_row"), refund_seq=c("_refund_seq"), happened_at=c("_when"),
+            event_type=kind, line_type=pl.lit("product"), quantity=(-c("_kq")).cast(pl.Int32), gross_sales=zero,
+            discounts=zero, sales_reversals=-c("_np"), net_sales=-c("_np"), taxes=-c("_tp"),
+            shipping_charges=zero, total_sales=-c("_np") - c("_tp"), _k=c("_row") + 2 * big,
+        )
+        rev = o.filter(c("_reversal"))
+        rev_adj_sales = order_row(rev.filter(c("_unitemized")), "adjustment", null_i32, zero, -c("_ru_tax"), zero,
+                                  3 * big, kind, "_when", -c("_ru_net"), c("_refund_seq"))
+        rev_ship_sales = order_row(rev.filter(c("_ship_part")), "shipping", pl.lit(0, dtype=pl.Int32), zero,
+                                   -c("_rst"), -c("_rs"), 3 * big + 1, kind, "_when", None, c("_refund_seq"))
+        sales = pl.concat([line_sales, adjustment_sales, gift_sales, ship_sales, rev_line_sales, rev_adj_sales,
+                           rev_ship_sales], how="vertical")
+        refund_lines = rev_lines.select(
+            refund_seq=c("_refund_seq"), order_seq=c("_order_seq"), line_seq=c("_row"),
+            quantity=c("_kq").cast(pl.Int32), subtotal=c("_np"), tax=c("_tp"), _k=c("_row"),
+        )
+        refunds = rev.select(
+            refund_seq=c("_refund_seq"), order_seq=c("_order_seq"), created_at=c("_when"),
+            kind=pl.when(c("_cancel")).then(pl.lit("cancellation")).otherwise(pl.lit("return")),
+            line_count=c("_p_lines").cast(pl.Int32), item_count=c("_p_items").cast(pl.Int32),
+            refunded_subtotal=c("_ref_sub"), refunded_tax=c("_ref_tax"), refunded_shipping=c("_ref_ship"),
+            total_refunded=c("_ref_sub") + c("_ref_tax") + c("_ref_ship"),
+        )
+        lines = b.select(
+            line_seq=c("_row"), order_seq=c("_order_seq"), file=c("_file").cast(pl.Int32),
+            line=c("_line").cast(pl.Int64), name=c("_title"), sku=c("_sku"), vendor=c("_vendor"),
+            quantity=c("_qty").cast(pl.Int32), price=c("_price"), compare_at=c("_compare_at"), gross=c("_gross"),
+            line_discount=c("_ld"), allocated_order_discount=c("_disc") - c("_ld"), total_discount=c("_disc"),
+            net=c("_net"), tax=c("_tax"),
+        )
+        orders = self.order_records(o)
+        return {"orders": orders, "lines": lines, "sales": sales, "refunds": refunds,
+                "refund_lines": refund_lines}
+
+    def order_records(self, o: Any) -> Any:
+        pl = self.pl
+        c = pl.col
+
+        def text(key: str) -> Any:
+            return _mapped(o.get_column(key), clean_text, pl.String)
+
+        billing_country = _mapped(text("billing_country"), country_name, pl.String)
+        shipping_country = _mapped(text("shipping_country"), country_name, pl.String)
+        source = text("source")
+        o = o.with_columns(
+            _shopify_id=_mapped(o.get_column("id"), _int_or_none, pl.Int64),
+            _billing_name=pl.coalesce(text("billing_name"), text("shipping_name")),
+            _financial_status=text("financial_status"), _fulfillment_status=text("fulfillment_status"),
+            _source=source, _channel=_mapped(source, sales_channel_of, pl.String),
+            _discount_code=text("discount_code"), _shipping_method=text("shipping_method"),
+            _billing_country=billing_country,
+            _billing_region=pl.coalesce(text("billing_province_name"), text("billing_province")),
+            _billing_city=text("billing_city"), _shipping_country=shipping_country,
+            _shipping_region=pl.coalesce(text("shipping_province_name"), text("shipping_province")),
+            _shipping_city=text("shipping_city"),
+            _accepts=_mapped(o.get_column("accepts_marketing"), parse_bool, pl.Boolean),
+        )
+        gross = c("_sum_gross") + c("_adj_gross")
+        discounts = c("_sum_disc")
+        taxes = c("_sum_tax") + c("_adj_tax") + c("_ship_tax")
+        return o.select(
+            order_seq=c("_order_seq"), name=c("_name"), file=c("_file").cast(pl.Int32), line=c("_line"),
+            shopify_id=c("_shopify_id"), created_at=c("_created"), paid_at=c("_paid"), fulfilled_at=c("_fulfilled"),
+            cancelled_at=c("_cancelled"), email=pl.coalesce(c("_head_email"), c("_first_email")),
+            billing_name=c("_billing_name"), financial_status=c("_financial_status"),
+            fulfillment_status=c("_fulfillment_status"), currency=c("_currency"), source_name=c("_source"),
+            sales_channel=c("_channel"), discount_code=c("_discount_code"), shipping_method=c("_shipping_method"),
+            billing_country=c("_billing_country"), billing_region=c("_billing_region"),
+            billing_city=c("_billing_city"), shipping_country=c("_shipping_country"),
+            shipping_region=c("_shipping_region"), shipping_city=c("_shipping_city"), accepts_marketing=c("_accepts"),
+            is_test=pl.lit(False), line_count=c("_nB").cast(pl.Int32), item_count=c("_items").cast(pl.Int32),
+            line_items_total=gross, total_discounts=discounts, subtotal=gross - discounts, shipping=c("_ship_charge"),
+            taxes=taxes, total=gross - discounts + c("_ship_charge") + taxes,
+            total_refunded=c("_m_refunded_amount"), taxes_included=c("_included"),
+            export_total=c("_total"), export_subtotal=c("_m_subtotal"), export_shipping=c("_m_shipping"),
+            export_taxes=c("_m_taxes"), export_discount=c("_m_discount_amount"),
+            export_lines_gross=c("_lines_gross_export"), export_refunded=c("_m_refunded_amount"), tips=c("_tips"),
+            gift_cards=c("_gift_cards"), duties=c("_m_duties"), lines_vs_subtotal=-c("_adjustment"),
+            adjustment=c("_adjustment"), shipping_tax_included=c("_sti"), total_residual=c("_residual"),
+            booked_total=c("_booked"), reversed_total=c("_reversed"), refund_excess=c("_excess"),
+            expected_total_sales=c("_expected"), refund_date_rule=c("_rule"), _grp=c("_grp"),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
 # the import
 
 
@@ -1338,7 +2544,16 @@ def _run(con: duckdb.DuckDBPyConnection, files: list[Path], tmp: Path, work: Pat
             source.note = classified.reason
             report.ignored.append(source)
             continue
-        st = _stage(classified, index, source, work, progress)
+        st = None
+        if COLUMNAR and not any("\n" in h or "\r" in h for h in header):
+            try:
+                st = _stage_columnar(classified, index, source, work, 1, progress)
+            except _NotColumnar:
+                shutil.rmtree(work / f"staged-{index:03d}", ignore_errors=True)
+                classified = classify(path, header)  # as it was (staging may have made it a checkout)
+                source = SourceFile(path=str(path), kind=classified.kind, sha256=source.sha256, bytes=source.bytes)
+        if st is None:
+            st = _stage(classified, index, source, work, progress)
         staged[index] = st
         report.files.append(source)
         if st.spreadsheet:
@@ -1445,15 +2660,8 @@ def _run(con: duckdb.DuckDBPyConnection, files: list[Path], tmp: Path, work: Pat
             report.notes.append(f"{Path(st.source.path).name}: order ids are in scientific notation; "
                                 "transactions are matched to orders by order name instead")
     ctx = _Context(report, staged, parse_ts, store_currency, refund_events)
-    out = {
-        "orders": Stager(work / "orders", list(ORDER_STAGE_COLUMNS), ORDER_STAGE_COLUMNS),
-        "lines": Stager(work / "lines", list(LINE_STAGE_COLUMNS), LINE_STAGE_COLUMNS),
-        "sales": Stager(work / "sales", list(SALE_STAGE_COLUMNS), SALE_STAGE_COLUMNS),
-        "refunds": Stager(work / "refunds", list(REFUND_STAGE_COLUMNS), REFUND_STAGE_COLUMNS),
-        "refund_lines": Stager(work / "refund_lines", list(REFUND_LINE_STAGE_COLUMNS), REFUND_LINE_STAGE_COLUMNS),
-    }
-    builder = OrderBuilder(ctx, out)
     order_files = by_kind.get("orders", [])
+    staged_sql: dict[str, str] | None = None
     if order_files:
         union = _union(con, order_files, list(ORDER_COLUMNS))
         if len(order_files) == 1 and order_files[0].contiguous:
@@ -1462,20 +2670,27 @@ def _run(con: duckdb.DuckDBPyConnection, files: list[Path], tmp: Path, work: Pat
         else:
             grouped_sql = f"SELECT * FROM ({union}) ORDER BY name, _file, _line"
         total_rows = sum(st.source.records for st in order_files)
-        bar = Progress("building orders", total_rows, progress, unit="rows")
-        done = 0
-        for group in _grouped(con, grouped_sql, "name"):
-            done += len(group)
-            if done % 2000 < len(group):
-                bar.update(done)
-            if not (group[0].get("name") or "").strip():
-                for r in group:
-                    report.skip(ctx.path(r["_file"]), r["_line"], "row without an order Name")
-                continue
-            for rows in _split_groups(group, ctx):
-                builder.build(rows)
-        bar.close()
-    staged_sql = {key: stager.close() for key, stager in out.items()}
+        if COLUMNAR:
+            skipped, warnings = len(report.skipped), list(report.warnings)
+            columnar_ctx = _Context(report, staged, parse_ts, store_currency, refund_events)
+            counts = _FirstSeenCounter(columnar_ctx)
+            columnar_ctx.counts = counts
+            bar = Progress("building orders", total_rows, progress, unit="rows")
+            try:
+                staged_sql = ColumnarOrders(columnar_ctx, work, order_files).run(con, grouped_sql, bar)
+            except _Unsupported:
+                # a value the row builder must judge (and perhaps refuse, naming its line): it starts over
+                del report.skipped[skipped:]
+                report.warnings[:] = warnings
+                for key in ("orders", "lines", "sales", "refunds", "refund_lines"):
+                    shutil.rmtree(work / key, ignore_errors=True)
+            else:
+                columnar_ctx.counts = counts.ordered()
+                ctx = columnar_ctx
+            bar.close()
+    if staged_sql is None:
+        staged_sql = _build_rows(con, grouped_sql if order_files else None, ctx, work, total_rows if order_files else 0,
+                                 progress)
     unused = sorted(set(refund_events) - ctx.used_refund_events)
     if unused and order_files:
         report.notes.append(f"{len(unused)} orders with refund transactions are not in the orders export "
@@ -1528,6 +2743,35 @@ def _run(con: duckdb.DuckDBPyConnection, files: list[Path], tmp: Path, work: Pat
         "variants_in_store": report.row_counts.get("variants", 0),
         "rows_skipped": len(report.skipped),
     }
+
+
+def _build_rows(con: duckdb.DuckDBPyConnection, grouped_sql: str | None, ctx: _Context, work: Path, total_rows: int,
+                progress: bool) -> dict[str, str]:
+    """Phase 2 row by row: every order through OrderBuilder (the reference the columnar path matches)."""
+    report = ctx.report
+    out = {
+        "orders": Stager(work / "orders", list(ORDER_STAGE_COLUMNS), ORDER_STAGE_COLUMNS),
+        "lines": Stager(work / "lines", list(LINE_STAGE_COLUMNS), LINE_STAGE_COLUMNS),
+        "sales": Stager(work / "sales", list(SALE_STAGE_COLUMNS), SALE_STAGE_COLUMNS),
+        "refunds": Stager(work / "refunds", list(REFUND_STAGE_COLUMNS), REFUND_STAGE_COLUMNS),
+        "refund_lines": Stager(work / "refund_lines", list(REFUND_LINE_STAGE_COLUMNS), REFUND_LINE_STAGE_COLUMNS),
+    }
+    builder = OrderBuilder(ctx, out)
+    if grouped_sql is not None:
+        bar = Progress("building orders", total_rows, progress, unit="rows")
+        done = 0
+        for group in _grouped(con, grouped_sql, "name"):
+            done += len(group)
+            if done % 2000 < len(group):
+                bar.update(done)
+            if not (group[0].get("name") or "").strip():
+                for r in group:
+                    report.skip(ctx.path(r["_file"]), r["_line"], "row without an order Name")
+                continue
+            for rows in _split_groups(group, ctx):
+                builder.build(rows)
+        bar.close()
+    return {key: stager.close() for key, stager in out.items()}
 
 
 def _default_name(files: list[Path], out_dir: Path) -> str:

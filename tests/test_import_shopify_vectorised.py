@@ -1,0 +1,158 @@
+"""The columnar Shopify importer against the row-by-row one it replaces, on every real export.
+
+`commerceql.importers.shopify` stages files with DuckDB's CSV reader and builds the common kind of
+order with Polars expressions; anything else (partial refunds, reused names, other currencies, a
+value that does not parse ...) goes through the row-by-row `OrderBuilder`, and a file DuckDB cannot
+read record for record as Python's csv module does is staged row by row. These tests import each
+real folder both ways (`shopify.COLUMNAR` off and on) and require every store table and the import
+report to be equal, value for value.
+
+The rows of some tables (orders, customers) come out of DuckDB's window functions in an order that
+varies from run to run even on the row-by-row path alone, so tables are compared sorted by all their
+columns: equal as sets of rows, every value equal.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from commerceql.importers import shopify
+
+REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
+SHOPIFY = REALDATA / "shopify"
+needs_realdata = pytest.mark.skipif(
+    not SHOPIFY.is_dir() and os.environ.get("CI") != "true",
+    reason=f"real Shopify exports not found at {SHOPIFY} (they are required when CI=true)",
+)
+FOLDERS = sorted(p.name for p in SHOPIFY.iterdir() if p.is_dir()) if SHOPIFY.is_dir() else ["kidsliving"]
+
+
+def _table(store: Path, table: str) -> pl.DataFrame:
+    manifest = json.loads((store / "manifest.json").read_text(encoding="utf-8"))
+    return pl.read_parquet(store / manifest["tables"][table])
+
+
+def _comparable(report: shopify.ImportReport) -> dict[str, Any]:
+    document = report.to_dict()
+    for varying in ("seconds", "out_dir", "store_name"):
+        document.pop(varying)
+    return document
+
+
+def _import_both(monkeypatch: pytest.MonkeyPatch, sources: list[Path], root: Path, **options: Any):
+    stores, reports = {}, {}
+    for columnar in (False, True):
+        monkeypatch.setattr(shopify, "COLUMNAR", columnar)
+        out = root / ("columnar" if columnar else "rows")
+        reports[columnar] = shopify.import_shopify(sources, out, **options)
+        stores[columnar] = out
+    return stores, reports
+
+
+def _assert_same_store(stores: dict[bool, Path], reports: dict[bool, Any]) -> None:
+    old, new = reports[False], reports[True]
+    assert _comparable(new) == _comparable(old)
+    # the report lists its counts in the order the row path first counted them
+    assert list(new.counts) == list(old.counts)
+    assert new.render().splitlines()[1:-1] == old.render().splitlines()[1:-1]
+    manifest = json.loads((stores[False] / "manifest.json").read_text(encoding="utf-8"))
+    for table in manifest["tables"]:
+        before, after = _table(stores[False], table), _table(stores[True], table)
+        keys = [name for name, dtype in before.schema.items() if not isinstance(dtype, pl.List)]
+        assert_frame_equal(after.sort(keys, nulls_last=True), before.sort(keys, nulls_last=True),
+                           check_row_order=True), table
+
+
+@needs_realdata
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_columnar_import_equals_row_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str) -> None:
+    stores, reports = _import_both(monkeypatch, [SHOPIFY / folder], tmp_path)
+    _assert_same_store(stores, reports)
+
+
+@needs_realdata
+def test_small_chunks_cut_only_between_orders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of a few hundred rows: many cuts, each between two orders, and the carried rows."""
+    monkeypatch.setattr(shopify, "COLUMNAR_CHUNK_ROWS", 300)
+    folder = SHOPIFY / "monfrere_tactical_audit"
+    sources = [folder / "Shopify_orders_export_2.csv", folder / "Shopify_inventory_export_1.csv"]
+    stores, reports = _import_both(monkeypatch, sources, tmp_path)
+    _assert_same_store(stores, reports)
+
+
+@needs_realdata
+def test_several_order_files_sorted_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two order exports (and their customers) at once: the stream is sorted by name, orders overlap."""
+    sources = [SHOPIFY / "customer_vip" / "orders_export_1.csv", SHOPIFY / "customer_vip" / "customers_export_1.csv",
+               SHOPIFY / "explorer_analytics" / "orders_export_1.csv"]
+    stores, reports = _import_both(monkeypatch, sources, tmp_path, currency="USD")
+    _assert_same_store(stores, reports)
+
+
+@needs_realdata
+def test_the_columnar_path_is_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The common case really runs columnar: DuckDB stages the file and most orders skip OrderBuilder."""
+    staged: list[str] = []
+    built: list[int] = []
+    by_rows: list[int] = []
+    stage, simple, complex_group = shopify._stage_columnar, shopify.ColumnarOrders.simple_orders, \
+        shopify.ColumnarOrders.complex_group
+
+    def stage_spy(classified: Any, *args: Any) -> Any:
+        result = stage(classified, *args)
+        staged.append(classified.path.name)
+        return result
+
+    def simple_spy(self: Any, frame: pl.DataFrame) -> Any:
+        result = simple(self, frame)
+        built.append(result["orders"].height if result else 0)
+        return result
+
+    def complex_spy(self: Any, group: list[dict[str, Any]]) -> None:
+        by_rows.append(1)
+        complex_group(self, group)
+
+    monkeypatch.setattr(shopify, "_stage_columnar", stage_spy)
+    monkeypatch.setattr(shopify.ColumnarOrders, "simple_orders", simple_spy)
+    monkeypatch.setattr(shopify.ColumnarOrders, "complex_group", complex_spy)
+    report = shopify.import_shopify([SHOPIFY / "monfrere_tactical_audit" / "Shopify_orders_export_2.csv"],
+                                    tmp_path / "s")
+    assert staged == ["Shopify_orders_export_2.csv"]
+    assert sum(built) + len(by_rows) == report.counts["orders"]
+    assert sum(built) > 0.8 * report.counts["orders"]
+
+
+@needs_realdata
+@pytest.mark.parametrize("column", ["Lineitem price", "Total", "Created at", "Lineitem quantity"])
+def test_bad_value_gives_the_row_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, column: str) -> None:
+    """A value the columnar path cannot take: the same error as the row path, with file, line and column."""
+    with open(SHOPIFY / "kidsliving" / "orders_export.csv", newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        rows = list(reader)
+    position = header.index(column)
+    target = next(i for i, row in enumerate(rows) if i > 3 and row[position])
+    rows[target][position] = "12,5O" if column != "Created at" else "yesterday"
+    bad = tmp_path / "orders_export.csv"
+    with open(bad, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    errors = {}
+    for columnar in (False, True):
+        monkeypatch.setattr(shopify, "COLUMNAR", columnar)
+        with pytest.raises(shopify.CommerceQLImportError) as info:
+            shopify.import_shopify([bad], tmp_path / f"s-{columnar}")
+        errors[columnar] = info.value
+        assert not (tmp_path / f"s-{columnar}").exists()
+    assert errors[True].render() == errors[False].render()
+    assert errors[True].column_name == column
+    assert errors[True].line_number == target + 2
