@@ -82,6 +82,44 @@ class CommerceQLKernelTests(jupyter_kernel_test.KernelTests):
         prepare()
         super().setUpClass()
 
+    def execute_helper(
+        self,
+        code: str,
+        timeout: int = 60,
+        silent: bool = False,
+        store_history: bool = True,
+        stop_on_error: bool = True,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """jupyter_kernel_test's helper, without its two timing assumptions.
+
+        Its version reads IOPub expecting `busy` first and gives up when two messages are more
+        than 0.1 s apart. ipykernel 7 sends IOPub messages through one pipe per sending thread,
+        so on a loaded machine the `idle` of a request was once seen before its `busy` (CI, 2-core
+        machine at load 6), and outputs can be slower than 0.1 s apart. This one checks the same
+        things: the execute_reply, exactly one `busy` and one `idle` for the request, the echoed
+        `execute_input`, every message valid and parented to the request; it waits up to `timeout`.
+        """
+        from jupyter_kernel_test.msgspec_v5 import validate_message
+
+        msg_id = self.kc.execute(code=code, silent=silent, store_history=store_history, stop_on_error=stop_on_error)
+        reply = self.get_non_kernel_info_reply(timeout=timeout)
+        assert reply is not None
+        validate_message(reply, "execute_reply", msg_id)
+        states: list[str] = []
+        outputs: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while not {"busy", "idle"} <= set(states):
+            message = self.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            validate_message(message, message["msg_type"], msg_id)
+            if message["msg_type"] == "status":
+                states.append(message["content"]["execution_state"])
+            elif message["msg_type"] == "execute_input":
+                self.assertEqual(message["content"]["code"], code)
+            else:
+                outputs.append(message)
+        self.assertEqual(sorted(states), ["busy", "idle"])
+        return reply, outputs
+
     def test_error_is_rendered_not_a_python_traceback(self) -> None:
         self.flush_channels()
         reply, outputs = self.execute_helper("FROM sales\n  SHOW net_sale")
