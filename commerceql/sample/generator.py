@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from commerceql.sample import _vocab as V
 from commerceql.sample._arrow import (
+    ChunkedTable,
     bools,
     categorical,
     ints,
@@ -1694,35 +1695,54 @@ class _Builder:
             "region": categorical(loc.region[sloc], loc.regions),
         }
 
-    def _sessions_table(self) -> dict[str, pa.Array]:
+    def _sessions_table(self) -> ChunkedTable:
+        """The sessions, converted to Arrow one row group at a time by the writer (the largest table:
+        a whole Arrow copy of it would double what the generator holds)."""
         loc = self.loc
-        cust = self.s_cust
-        n = self.n_sessions
-        anonymous = cust < 0
-        customer_id = np.zeros(n, dtype=np.int64)
-        customer_id[~anonymous] = self.customer_id[cust[~anonymous]]
-        return {
-            "session_id": ints(np.arange(1, n + 1)),
-            "started_at": timestamp(self.s_started),
-            "duration_seconds": ints(self.s_duration, type=pa.int32()),
-            "pageviews": ints(self.s_pageviews, type=pa.int32()),
-            "bounced": bools(self.s_pageviews <= 1),
-            "visitor_id": ints(self.s_visitor),
-            "customer_id": ints(customer_id, null=anonymous),
-            "referrer_source": categorical(self.s_source, self.src_labels),
-            "referring_channel": categorical(self.s_channel, self.chan_labels),
-            "device_type": categorical(self.s_device, DEVICES),
-            "country": categorical(loc.country[self.s_loc], loc.countries),
-            "region": categorical(loc.region[self.s_loc], loc.regions),
-            "landing_page_path": categorical(self.s_page, self.paths),
-            "landing_page_type": categorical(self.s_page_type, self.type_labels),
-            "human_or_bot": categorical(self.s_bot.view(np.int8), ["human", "bot"]),
-            "added_to_cart": bools(self.s_cart),
-            "reached_checkout": bools(self.s_reached),
-            "completed_checkout": bools(self.s_completed),
-            "order_id": ints(self.s_order + 1, null=self.s_order < 0),
-            "sales_channel": categorical(np.where(self.s_portal, np.int8(WHOLESALE), np.int8(ONLINE)), CHANNELS),
-        }
+        customer_of = self.customer_id
+        # the columns as they are now: the builder drops its references once checkouts are built,
+        # while the writer may still be reading these
+        started, duration, pageviews, visitor, cust = (
+            self.s_started, self.s_duration, self.s_pageviews, self.s_visitor, self.s_cust)
+        source, channel, device, where, page = self.s_source, self.s_channel, self.s_device, self.s_loc, self.s_page
+        page_type, bot, cart, reached, completed = (
+            self.s_page_type, self.s_bot, self.s_cart, self.s_reached, self.s_completed)
+        order, portal = self.s_order, self.s_portal
+        src_labels, chan_labels, paths, type_labels = self.src_labels, self.chan_labels, self.paths, self.type_labels
+
+        def rows(first: int, stop: int) -> dict[str, pa.Array]:
+            rows_cust = cust[first:stop]
+            anonymous = rows_cust < 0
+            customer_id = np.zeros(stop - first, dtype=np.int64)
+            customer_id[~anonymous] = customer_of[rows_cust[~anonymous]]
+            rows_pageviews = pageviews[first:stop]
+            rows_loc = where[first:stop]
+            rows_order = order[first:stop]
+            return {
+                "session_id": ints(np.arange(first + 1, stop + 1)),
+                "started_at": timestamp(started[first:stop]),
+                "duration_seconds": ints(duration[first:stop], type=pa.int32()),
+                "pageviews": ints(rows_pageviews, type=pa.int32()),
+                "bounced": bools(rows_pageviews <= 1),
+                "visitor_id": ints(visitor[first:stop]),
+                "customer_id": ints(customer_id, null=anonymous),
+                "referrer_source": categorical(source[first:stop], src_labels),
+                "referring_channel": categorical(channel[first:stop], chan_labels),
+                "device_type": categorical(device[first:stop], DEVICES),
+                "country": categorical(loc.country[rows_loc], loc.countries),
+                "region": categorical(loc.region[rows_loc], loc.regions),
+                "landing_page_path": categorical(page[first:stop], paths),
+                "landing_page_type": categorical(page_type[first:stop], type_labels),
+                "human_or_bot": categorical(bot[first:stop].view(np.int8), ["human", "bot"]),
+                "added_to_cart": bools(cart[first:stop]),
+                "reached_checkout": bools(reached[first:stop]),
+                "completed_checkout": bools(completed[first:stop]),
+                "order_id": ints(rows_order + 1, null=rows_order < 0),
+                "sales_channel": categorical(np.where(portal[first:stop], np.int8(WHOLESALE), np.int8(ONLINE)),
+                                             CHANNELS),
+            }
+
+        return ChunkedTable(self.n_sessions, rows)
 
     def _drafts_table(self) -> dict[str, pa.Array]:
         n = len(self.q_t)
