@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from commerceql.sample import _vocab as V
 from commerceql.sample._arrow import (
+    ROW_GROUP,
     ChunkedTable,
     bools,
     categorical,
@@ -81,6 +82,20 @@ CARD_BRANDS = ("visa", "master", "american_express", "discover")
 FEE_BP = np.array([290, 290, 349, 0, 0])
 FEE_FIXED = np.array([30, 30, 49, 0, 0])
 FEE_BP_IN_PERSON, FEE_FIXED_IN_PERSON = 260, 10
+
+# share of human online-store sessions that place an order (the default rate: ~30 sessions per order)
+HUMAN_CONVERSION = 0.033
+# Above this many orders the default is LARGE_STORE_SESSIONS_PER_ORDER: at the small store's rate the
+# sessions table would grow 30x faster than the order lines (30M rows and ~3 GB of memory at 1M orders).
+LARGE_STORE_ORDERS = 100_000
+LARGE_STORE_SESSIONS_PER_ORDER = 10.0
+
+
+def default_sessions_per_order(orders: int) -> float | None:
+    """Human online-store sessions per online order when none is asked for. None: the small store's
+    rate (3.3% of human sessions convert); large stores get 10 (10% convert: a high-intent trade
+    store's rate, and memory bounded by the orders rather than by 30x the orders)."""
+    return None if orders <= LARGE_STORE_ORDERS else LARGE_STORE_SESSIONS_PER_ORDER
 
 CHANNELS = ("Online Store", "Point of Sale", "Wholesale", "Draft Orders")
 SOURCES = ("web", "pos", "b2b_portal", "shopify_draft_order")
@@ -258,22 +273,36 @@ def generate_store(
     anchor: Any = None,
     name: str = STORE_NAME,
     on_table: Callable[[str], None] | None = None,
+    sessions_per_order: float | None = None,
+    row_group_size: int = ROW_GROUP,
 ) -> Path:
     """Write a sample store (Parquet files + manifest.json) into `out_dir` and return its path.
 
+    `sessions_per_order`: human online-store sessions per online order (its converting session
+    included; bots come on top, 8% of the human sessions). None: `default_sessions_per_order(orders)`
+    (the manifest records the rate only when it is not the small store's 1 / HUMAN_CONVERSION).
+    `row_group_size`: rows per Parquet row group, which is also how many rows of a large table are
+    converted to Arrow at a time (the files' bytes depend on it; tests lower it to write several).
     `on_table(name)` is called as each table has been built (for a progress bar)."""
     if orders < 20:
         raise ValueError("a sample store needs at least 20 orders")
     if not 1 <= years <= 20:
         raise ValueError("years must be between 1 and 20")
+    if sessions_per_order is not None and not 1.0 <= sessions_per_order <= 1000.0:
+        raise ValueError("sessions per order must be between 1 and 1000")
+    if row_group_size < 1:
+        raise ValueError("row_group_size must be positive")
+    if sessions_per_order is None:
+        sessions_per_order = default_sessions_per_order(orders)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     as_of, manifest_as_of = resolve_as_of(anchor)
-    builder = _Builder(orders=orders, years=years, seed=seed, as_of=as_of)
+    builder = _Builder(orders=orders, years=years, seed=seed, as_of=as_of, sessions_per_order=sessions_per_order)
     futures = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
         for table, columns in builder.tables():
-            futures[table] = pool.submit(write_table, out / f"{table}.parquet", columns, builder.SORTED[table])
+            futures[table] = pool.submit(write_table, out / f"{table}.parquet", columns, builder.SORTED[table],
+                                         row_group_size)
             del columns
             if on_table is not None:
                 on_table(table)
@@ -286,7 +315,9 @@ def generate_store(
         "timezone": TIMEZONE,
         "as_of": manifest_as_of,
         "data_start": builder.start.isoformat(),
-        "generator": {"version": GENERATOR_VERSION, "seed": seed, "orders": orders, "years": years},
+        "generator": {"version": GENERATOR_VERSION, "seed": seed, "orders": orders, "years": years,
+                      # recorded unless it is the small store's rate: such stores keep the manifest they had
+                      **({} if sessions_per_order is None else {"sessions_per_order": sessions_per_order})},
         "tables": {t: f"{t}.parquet" for t in TABLES},
         "row_counts": counts,
     }
@@ -295,8 +326,10 @@ def generate_store(
 
 
 class _Builder:
-    def __init__(self, *, orders: int, years: int, seed: int, as_of: dt.datetime) -> None:
+    def __init__(self, *, orders: int, years: int, seed: int, as_of: dt.datetime,
+                 sessions_per_order: float | None = None) -> None:
         self.n_orders = orders
+        self.sessions_per_order = sessions_per_order
         self.years = years
         local = as_of.astimezone(ZoneInfo(TIMEZONE))
         # data start: the first day of the month after (as_of - years), so the store holds `years`
@@ -952,7 +985,9 @@ class _Builder:
         cal, cat = self.cal, self.cat
         conv_orders = np.flatnonzero((self.o_chan == ONLINE) & ~self.o_is_test)
         nc = len(conv_orders)
-        n_human = int(round(nc / 0.033))
+        # the default rate written as a division, as it always was: the same float, the same count
+        n_human = int(round(nc / HUMAN_CONVERSION if self.sessions_per_order is None
+                            else nc * self.sessions_per_order))
         nn = max(n_human - nc, 0)
         nb = int(round(0.08 * n_human))
         src = V.TRAFFIC_SOURCES
@@ -1598,34 +1633,42 @@ class _Builder:
         skus, smap = _unique_labels(cat.v_sku + [s or cat.v_sku[i] for i, s in enumerate(cat.v_old_sku)])
         return titles, tmap, skus, smap
 
-    def _line_items_table(self) -> dict[str, pa.Array]:
+    def _line_items_table(self) -> ChunkedTable:
+        """The order lines; the writer converts them to Arrow a row group at a time."""
         cat = self.cat
         titles, tmap, skus, smap = self._title_labels()
-        L = self.n_lines
-        return {
-            "line_item_id": ints(np.arange(1, L + 1)),
-            "order_id": ints(self.l_order + 1),
-            "product_id": ints(self.l_product + 1),
-            "variant_id": ints(self.l_variant + 1),
-            "title": categorical(tmap[self.l_title_idx], titles),
-            "variant_title": categorical(*_remap(self.l_variant, cat.v_title)),
-            "sku": categorical(smap[self.l_sku_idx], skus),
-            "quantity": ints(self.l_qty, type=pa.int32()),
-            "price": money(self.l_price),
-            "gross": money(self.l_gross),
-            "line_discount": money(self.l_line_disc),
-            "allocated_order_discount": money(self.l_alloc),
-            "total_discount": money(self.l_line_disc + self.l_alloc),
-            "net": money(self.l_net),
-            "tax": money(self.l_tax),
-            "unit_cost": money(self.cat.v_cost[self.l_variant]),
-            "cost": money(self.l_cost),
-            "price_list": categorical(self._line_price_list(), PRICE_LISTS),
-            "contract_price": money(self.l_contract_price, null=~self.l_b2b),
-            "volume_break": categorical(self.l_break, VOLUME_BREAKS),
-            "contract_discount": money(self.l_contract_disc),
-            "volume_break_discount": money(self.l_break_disc),
-        }
+        variant_titles, variant_title_of = _unique_labels(cat.v_title)
+        price_list = self._line_price_list()
+
+        def rows(first: int, stop: int) -> dict[str, pa.Array]:
+            r = slice(first, stop)
+            variant = self.l_variant[r]
+            return {
+                "line_item_id": ints(np.arange(first + 1, stop + 1)),
+                "order_id": ints(self.l_order[r] + 1),
+                "product_id": ints(self.l_product[r] + 1),
+                "variant_id": ints(variant + 1),
+                "title": categorical(tmap[self.l_title_idx[r]], titles),
+                "variant_title": categorical(variant_title_of[variant], variant_titles),
+                "sku": categorical(smap[self.l_sku_idx[r]], skus),
+                "quantity": ints(self.l_qty[r], type=pa.int32()),
+                "price": money(self.l_price[r]),
+                "gross": money(self.l_gross[r]),
+                "line_discount": money(self.l_line_disc[r]),
+                "allocated_order_discount": money(self.l_alloc[r]),
+                "total_discount": money(self.l_line_disc[r] + self.l_alloc[r]),
+                "net": money(self.l_net[r]),
+                "tax": money(self.l_tax[r]),
+                "unit_cost": money(cat.v_cost[variant]),
+                "cost": money(self.l_cost[r]),
+                "price_list": categorical(price_list[r], PRICE_LISTS),
+                "contract_price": money(self.l_contract_price[r], null=~self.l_b2b[r]),
+                "volume_break": categorical(self.l_break[r], VOLUME_BREAKS),
+                "contract_discount": money(self.l_contract_disc[r]),
+                "volume_break_discount": money(self.l_break_disc[r]),
+            }
+
+        return ChunkedTable(self.n_lines, rows)
 
     def _line_price_list(self) -> np.ndarray:
         """The price list of each line's company (-1 for DTC lines)."""
@@ -1776,8 +1819,8 @@ class _Builder:
             "payment_due_at": timestamp(self.q_due, null=self.q_due < 0),
         }
 
-    def _sales_table(self) -> dict[str, pa.Array]:
-        loc = self.loc
+    def _sales_table(self) -> ChunkedTable:
+        """The sales rows, sorted; the writer converts them to Arrow a row group at a time."""
         real = ~self.o_is_test
         # order rows: product lines, then shipping lines
         li = np.flatnonzero(real[self.l_order])
@@ -1809,9 +1852,26 @@ class _Builder:
         order, happened, event, is_ship, line = order[srt], happened[srt], event[srt], is_ship[srt], line[srt]
         qty, gross, disc, rev, tax, ship, cost, net, total, contract, breaks = (
             a[srt] for a in (qty, gross, disc, rev, tax, ship, cost, net, total, contract, breaks))
+        titles, tmap, skus, smap = self._title_labels()
+        row_arrays = (order, happened, event, is_ship, line, qty, gross, disc, rev, tax, ship, cost, net, total,
+                      contract, breaks)
+
+        def rows(first: int, stop: int) -> dict[str, pa.Array]:
+            return self._sales_columns(first, *(values[first:stop] for values in row_arrays),
+                                       titles, tmap, skus, smap)
+
+        return ChunkedTable(N, rows)
+
+    def _sales_columns(self, first: int, order: np.ndarray, happened: np.ndarray, event: np.ndarray,
+                       is_ship: np.ndarray, line: np.ndarray, qty: np.ndarray, gross: np.ndarray, disc: np.ndarray,
+                       rev: np.ndarray, tax: np.ndarray, ship: np.ndarray, cost: np.ndarray, net: np.ndarray,
+                       total: np.ndarray, contract: np.ndarray, breaks: np.ndarray, titles: list[str],
+                       tmap: np.ndarray, skus: list[str], smap: np.ndarray) -> dict[str, pa.Array]:
+        """The Arrow columns of sales rows first, first + 1, ... (one row group of `_sales_table`)."""
+        loc = self.loc
+        N = len(order)
         has_line = line >= 0
         ln = np.maximum(line, 0)
-        titles, tmap, skus, smap = self._title_labels()
         ship_loc = self.o_ship[order]
         no_ship = ship_loc < 0
         shp = np.maximum(ship_loc, 0)
@@ -1821,7 +1881,7 @@ class _Builder:
         names = ("#" + names).to_arrow()
         code = self.o_code[order]
         return {
-            "sale_id": ints(np.arange(1, N + 1)),
+            "sale_id": ints(np.arange(first + 1, first + N + 1)),
             "order_id": ints(order + 1),
             "order_name": names,
             "line_item_id": ints(ln + 1, null=~has_line),
