@@ -325,6 +325,19 @@ def generate_store(
     return out
 
 
+class _SomeRows:
+    """The values of a column at some of its rows (sorted positions), indexed like the whole column."""
+
+    def __init__(self, positions: np.ndarray, values: np.ndarray) -> None:
+        self.positions, self.values = positions, values
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        at = np.searchsorted(self.positions, rows)
+        if len(rows) and not np.array_equal(self.positions[np.minimum(at, len(self.positions) - 1)], rows):
+            raise IndexError("a row that was not kept")  # a generator bug, not bad input
+        return self.values[at]
+
+
 class _Builder:
     def __init__(self, *, orders: int, years: int, seed: int, as_of: dt.datetime,
                  sessions_per_order: float | None = None) -> None:
@@ -371,6 +384,7 @@ class _Builder:
         # sessions first: the largest table is written while the rest is generated
         self._sessions(r[10])
         yield "sessions", self._sessions_table()
+        self._keep_checkout_sessions()
         self._lines(r[6])
         self._money(r[7])
         self._fulfil_and_cancel(r[8])
@@ -382,9 +396,6 @@ class _Builder:
         yield "companies", self._companies_table()
         yield "customers", self._customers_table(r[13])
         self._checkouts(r[11])
-        for name in ("s_source", "s_channel", "s_page", "s_page_type", "s_pageviews", "s_bot", "s_cart",
-                     "s_reached", "s_completed", "s_visitor", "s_order", "s_portal"):
-            delattr(self, name)
         yield "checkouts", self._checkouts_table()
         for name in ("s_started", "s_duration", "s_cust", "s_device", "s_loc", "s_conv_pos",
                      "s_nonconv_reached_pos", "s_portal_conv_pos", "s_portal_reached_pos"):
@@ -1155,6 +1166,18 @@ class _Builder:
         self.o_src[pt["orders"]] = self.s_source[pos_p[:nw]]
         self.o_chn[pt["orders"]] = self.s_channel[pos_p[:nw]]
 
+    def _keep_checkout_sessions(self) -> None:
+        """Keep only what checkouts read of the sessions (start, duration, customer, device and
+        location of the sessions with a checkout): the whole columns go as soon as the sessions file
+        is written, instead of living on while the orders' lines and money are built."""
+        with_checkout = np.unique(np.concatenate([self.s_conv_pos, self.s_nonconv_reached_pos,
+                                                  self.s_portal_conv_pos, self.s_portal_reached_pos]))
+        for name in ("s_started", "s_duration", "s_cust", "s_device", "s_loc"):
+            setattr(self, name, _SomeRows(with_checkout, getattr(self, name)[with_checkout]))
+        for name in ("s_source", "s_channel", "s_page", "s_page_type", "s_pageviews", "s_bot", "s_cart",
+                     "s_reached", "s_completed", "s_visitor", "s_order", "s_portal"):
+            delattr(self, name)
+
     def _portal_sessions(self, rng: np.random.Generator, product_page_offset: int, portal_page_offset: int,
                          product_weights: np.ndarray) -> dict[str, np.ndarray]:
         """B2B portal sessions, sorted by start: one per Wholesale order (the buyer logs in and
@@ -1836,22 +1859,26 @@ class _Builder:
         event = np.concatenate([np.zeros(n_li + n_so, dtype=np.int64), rev_event[self.rl_refund], rev_event[rs]])
         is_ship = np.concatenate([np.zeros(n_li), np.ones(n_so), np.zeros(n_rl), np.ones(n_rs)]).astype(bool)
         line = np.concatenate([li, np.full(n_so, -1), self.rl_line, np.full(n_rs, -1)])
-        z = lambda k: np.zeros(k, dtype=np.int64)  # noqa: E731
-        qty = np.concatenate([self.l_qty[li], z(n_so), -self.rl_qty, z(n_rs)])
-        gross = np.concatenate([self.l_gross[li], z(n_so), z(n_rl), z(n_rs)])
-        disc = np.concatenate([-(self.l_line_disc + self.l_alloc)[li], z(n_so), z(n_rl), z(n_rs)])
-        contract = np.concatenate([-self.l_contract_disc[li], z(n_so), z(n_rl), z(n_rs)])
-        breaks = np.concatenate([-self.l_break_disc[li], z(n_so), z(n_rl), z(n_rs)])
-        rev = np.concatenate([z(n_li), z(n_so), -self.rl_sub, z(n_rs)])
-        tax = np.concatenate([self.l_tax[li], z(n_so), -self.rl_tax, z(n_rs)])
-        ship = np.concatenate([z(n_li), self.o_shipping[so], z(n_rl), -self.r_ship[rs]])
-        cost = np.concatenate([self.l_cost[li], z(n_so), -self.rl_cost, z(n_rs)])
-        net = gross + disc + rev
-        total = net + tax + ship
         srt = np.lexsort((np.where(line >= 0, line, np.iinfo(np.int64).max), event, order, happened))
         order, happened, event, is_ship, line = order[srt], happened[srt], event[srt], is_ship[srt], line[srt]
-        qty, gross, disc, rev, tax, ship, cost, net, total, contract, breaks = (
-            a[srt] for a in (qty, gross, disc, rev, tax, ship, cost, net, total, contract, breaks))
+        z = lambda k: np.zeros(k, dtype=np.int64)  # noqa: E731
+
+        def in_sale_order(parts: list[np.ndarray], sort: np.ndarray = srt) -> np.ndarray:
+            # one column at a time, straight into the sorted order: no unsorted copy of every column
+            # alive at once (the sales table is the largest after sessions)
+            return np.concatenate(parts)[sort]
+
+        qty = in_sale_order([self.l_qty[li], z(n_so), -self.rl_qty, z(n_rs)])
+        gross = in_sale_order([self.l_gross[li], z(n_so), z(n_rl), z(n_rs)])
+        disc = in_sale_order([-(self.l_line_disc + self.l_alloc)[li], z(n_so), z(n_rl), z(n_rs)])
+        contract = in_sale_order([-self.l_contract_disc[li], z(n_so), z(n_rl), z(n_rs)])
+        breaks = in_sale_order([-self.l_break_disc[li], z(n_so), z(n_rl), z(n_rs)])
+        rev = in_sale_order([z(n_li), z(n_so), -self.rl_sub, z(n_rs)])
+        tax = in_sale_order([self.l_tax[li], z(n_so), -self.rl_tax, z(n_rs)])
+        ship = in_sale_order([z(n_li), self.o_shipping[so], z(n_rl), -self.r_ship[rs]])
+        cost = in_sale_order([self.l_cost[li], z(n_so), -self.rl_cost, z(n_rs)])
+        net = gross + disc + rev
+        total = net + tax + ship
         titles, tmap, skus, smap = self._title_labels()
         row_arrays = (order, happened, event, is_ship, line, qty, gross, disc, rev, tax, ship, cost, net, total,
                       contract, breaks)
@@ -1925,7 +1952,7 @@ class _Builder:
         root = self.seed_sequence
         return np.random.default_rng(np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, index)))
 
-    def _inventory_table(self, rng: np.random.Generator) -> dict[str, pa.Array]:
+    def _inventory_table(self, rng: np.random.Generator) -> ChunkedTable:
         """Daily inventory per variant and location, from the units the orders took and the refunds put back.
 
         The warehouse stocks every variant from the day its product was created (or the first day of
@@ -2004,24 +2031,32 @@ class _Builder:
         trailing = running.copy()
         trailing[30:] -= running[:-30]
         del running
-        exists = (np.arange(n_days)[:, None] >= first_day[None, :]).ravel()
-        day_index = np.repeat(np.arange(n_days), n_items)[exists]
-        item = np.tile(np.arange(n_items), n_days)[exists]
+        # the rows: (day, item) cells from each item's first day, day by day; converted to Arrow a row
+        # group at a time by the writer
+        cell = np.flatnonzero((np.arange(n_days)[:, None] >= first_day[None, :]).ravel())
         epoch_day = (cal.dates - np.datetime64("1970-01-01", "D")).astype(np.int32)
-        return {
-            "day": pa.array(epoch_day[day_index], type=pa.int32()).cast(pa.date32()),
-            "variant_id": ints(item_variant[item] + 1),
-            "product_id": ints(product[item] + 1),
-            "location": categorical(item_loc[item], INVENTORY_LOCATIONS),
-            "is_tracked": bools(np.ones(len(item), dtype=bool)),
-            "starting_units": ints(starting.ravel()[exists], type=pa.int32()),
-            "units_received": ints(received.ravel()[exists], type=pa.int32()),
-            "units_sold": ints(sold.ravel()[exists], type=pa.int32()),
-            "units_returned": ints(returned.ravel()[exists], type=pa.int32()),
-            "ending_units": ints(ending.ravel()[exists], type=pa.int32()),
-            "incoming_units": ints(incoming.ravel()[exists], type=pa.int32()),
-            "units_sold_trailing_30_days": ints(trailing.ravel()[exists], type=pa.int32()),
-        }
+        matrices = (starting, received, sold, returned, ending, incoming, trailing)
+
+        def rows(first: int, stop: int) -> dict[str, pa.Array]:
+            at = cell[first:stop]
+            day_index, item = np.divmod(at, n_items)
+            starting, received, sold, returned, ending, incoming, trailing = (m.ravel()[at] for m in matrices)
+            return {
+                "day": pa.array(epoch_day[day_index], type=pa.int32()).cast(pa.date32()),
+                "variant_id": ints(item_variant[item] + 1),
+                "product_id": ints(product[item] + 1),
+                "location": categorical(item_loc[item], INVENTORY_LOCATIONS),
+                "is_tracked": bools(np.ones(len(item), dtype=bool)),
+                "starting_units": ints(starting, type=pa.int32()),
+                "units_received": ints(received, type=pa.int32()),
+                "units_sold": ints(sold, type=pa.int32()),
+                "units_returned": ints(returned, type=pa.int32()),
+                "ending_units": ints(ending, type=pa.int32()),
+                "incoming_units": ints(incoming, type=pa.int32()),
+                "units_sold_trailing_30_days": ints(trailing, type=pa.int32()),
+            }
+
+        return ChunkedTable(len(cell), rows)
 
     def _transactions_table(self, rng: np.random.Generator) -> dict[str, pa.Array]:
         """Payment transactions of the orders: what was charged, refunded, voided, and what it cost.
