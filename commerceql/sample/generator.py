@@ -397,6 +397,8 @@ class _Builder:
         yield "customers", self._customers_table(r[13])
         self._checkouts(r[11])
         yield "checkouts", self._checkouts_table()
+        for name in [name for name in vars(self) if name.startswith("ck_")]:
+            delattr(self, name)
         for name in ("s_started", "s_duration", "s_cust", "s_device", "s_loc", "s_conv_pos",
                      "s_nonconv_reached_pos", "s_portal_conv_pos", "s_portal_reached_pos"):
             delattr(self, name)
@@ -1860,32 +1862,50 @@ class _Builder:
         is_ship = np.concatenate([np.zeros(n_li), np.ones(n_so), np.zeros(n_rl), np.ones(n_rs)]).astype(bool)
         line = np.concatenate([li, np.full(n_so, -1), self.rl_line, np.full(n_rs, -1)])
         srt = np.lexsort((np.where(line >= 0, line, np.iinfo(np.int64).max), event, order, happened))
-        order, happened, event, is_ship, line = order[srt], happened[srt], event[srt], is_ship[srt], line[srt]
-        z = lambda k: np.zeros(k, dtype=np.int64)  # noqa: E731
-
-        def in_sale_order(parts: list[np.ndarray], sort: np.ndarray = srt) -> np.ndarray:
-            # one column at a time, straight into the sorted order: no unsorted copy of every column
-            # alive at once (the sales table is the largest after sessions)
-            return np.concatenate(parts)[sort]
-
-        qty = in_sale_order([self.l_qty[li], z(n_so), -self.rl_qty, z(n_rs)])
-        gross = in_sale_order([self.l_gross[li], z(n_so), z(n_rl), z(n_rs)])
-        disc = in_sale_order([-(self.l_line_disc + self.l_alloc)[li], z(n_so), z(n_rl), z(n_rs)])
-        contract = in_sale_order([-self.l_contract_disc[li], z(n_so), z(n_rl), z(n_rs)])
-        breaks = in_sale_order([-self.l_break_disc[li], z(n_so), z(n_rl), z(n_rs)])
-        rev = in_sale_order([z(n_li), z(n_so), -self.rl_sub, z(n_rs)])
-        tax = in_sale_order([self.l_tax[li], z(n_so), -self.rl_tax, z(n_rs)])
-        ship = in_sale_order([z(n_li), self.o_shipping[so], z(n_rl), -self.r_ship[rs]])
-        cost = in_sale_order([self.l_cost[li], z(n_so), -self.rl_cost, z(n_rs)])
-        net = gross + disc + rev
-        total = net + tax + ship
+        del order, happened, event, is_ship, line
+        # No column is materialised whole: each row group gathers its rows from the four parts (order
+        # lines, shipping lines, refund lines, refunded shipping) by their position before the sort.
+        part_start = np.array([0, n_li, n_li + n_so, n_li + n_so + n_rl])
+        Part = Callable[[np.ndarray], np.ndarray] | int
+        columns: dict[str, tuple[Part, Part, Part, Part]] = {
+            "order": (lambda j: self.l_order[li[j]], lambda j: so[j], lambda j: self.rl_order[j],
+                      lambda j: self.r_order[rs[j]]),
+            "happened": (lambda j: self.o_t[self.l_order[li[j]]], lambda j: self.o_t[so[j]],
+                         lambda j: self.r_t[self.rl_refund[j]], lambda j: self.r_t[rs[j]]),
+            "event": (0, 0, lambda j: rev_event[self.rl_refund[j]], lambda j: rev_event[rs[j]]),
+            "is_ship": (0, 1, 0, 1),
+            "line": (lambda j: li[j], -1, lambda j: self.rl_line[j], -1),
+            "qty": (lambda j: self.l_qty[li[j]], 0, lambda j: -self.rl_qty[j], 0),
+            "gross": (lambda j: self.l_gross[li[j]], 0, 0, 0),
+            "disc": (lambda j: -(self.l_line_disc[li[j]] + self.l_alloc[li[j]]), 0, 0, 0),
+            "rev": (0, 0, lambda j: -self.rl_sub[j], 0),
+            "tax": (lambda j: self.l_tax[li[j]], 0, lambda j: -self.rl_tax[j], 0),
+            "ship": (0, lambda j: self.o_shipping[so[j]], 0, lambda j: -self.r_ship[rs[j]]),
+            "cost": (lambda j: self.l_cost[li[j]], 0, lambda j: -self.rl_cost[j], 0),
+            "contract": (lambda j: -self.l_contract_disc[li[j]], 0, 0, 0),
+            "breaks": (lambda j: -self.l_break_disc[li[j]], 0, 0, 0),
+        }
         titles, tmap, skus, smap = self._title_labels()
-        row_arrays = (order, happened, event, is_ship, line, qty, gross, disc, rev, tax, ship, cost, net, total,
-                      contract, breaks)
 
         def rows(first: int, stop: int) -> dict[str, pa.Array]:
-            return self._sales_columns(first, *(values[first:stop] for values in row_arrays),
-                                       titles, tmap, skus, smap)
+            source = srt[first:stop]
+            part = np.searchsorted(part_start, source, side="right") - 1
+            local = source - part_start[part]
+            in_part = [np.flatnonzero(part == k) for k in range(4)]
+
+            def gather(parts: tuple[Part, Part, Part, Part]) -> np.ndarray:
+                out = np.zeros(len(source), dtype=np.int64)
+                for rows_k, value in zip(in_part, parts, strict=True):
+                    out[rows_k] = value(local[rows_k]) if callable(value) else value
+                return out
+
+            v = {name: gather(parts) for name, parts in columns.items()}
+            gross, disc, rev, tax, ship = v["gross"], v["disc"], v["rev"], v["tax"], v["ship"]
+            net = gross + disc + rev
+            total = net + tax + ship
+            return self._sales_columns(first, v["order"], v["happened"], v["event"], v["is_ship"].astype(bool),
+                                       v["line"], v["qty"], gross, disc, rev, tax, ship, v["cost"], net, total,
+                                       v["contract"], v["breaks"], titles, tmap, skus, smap)
 
         return ChunkedTable(N, rows)
 
