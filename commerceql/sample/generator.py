@@ -303,6 +303,10 @@ def generate_store(
         for table, columns in builder.tables():
             futures[table] = pool.submit(write_table, out / f"{table}.parquet", columns, builder.SORTED[table],
                                          row_group_size)
+            if isinstance(columns, ChunkedTable):
+                # the large tables: their source columns stay alive until written, so the next table
+                # is built only once they are (bounded memory before speed; small tables overlap)
+                futures[table].result()
             del columns
             if on_table is not None:
                 on_table(table)
