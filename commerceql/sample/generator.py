@@ -2,7 +2,9 @@
 
 `generate_store(out_dir, orders=..., years=..., seed=...)` writes one Parquet file per physical table
 plus `manifest.json`. Everything is vectorised with numpy; the same seed and size give byte-identical
-files. See docs/data-model.md for the tables and for how the data is shaped.
+files. The largest tables are converted to Arrow and written one row group at a time (`ChunkedTable`),
+with the same bytes as a whole-table write. See docs/data-model.md for the tables and for how the
+data is shaped.
 
 Money is computed in integer cents throughout and written as DECIMAL(18,2), so every identity holds
 to the cent. Instants are int64 microseconds (UTC) and written as TIMESTAMPTZ.
