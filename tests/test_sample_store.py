@@ -400,7 +400,7 @@ def test_row_group_at_a_time_output_is_deterministic_and_holds_the_same_rows(tmp
 
 
 def test_chunked_writer_writes_the_bytes_of_the_whole_table(tmp_path: Path) -> None:
-    from commerceql.sample._arrow import ChunkedTable, categorical, ints, money, write_table
+    from commerceql.sample._arrow import ChunkedTable, _writer_options, categorical, ints, money, write_table
 
     n = 10_500
     values = np.arange(n, dtype=np.int64) * 7 % 1_003
@@ -410,9 +410,15 @@ def test_chunked_writer_writes_the_bytes_of_the_whole_table(tmp_path: Path) -> N
         return {"id": ints(np.arange(first + 1, stop + 1)), "cents": money(part - 500),
                 "kind": categorical(part % 3, ["a", "b", "c"], null=part % 11 == 0)}
 
+    whole = pa.table(columns(0, n))
+    # the reference: pyarrow's own one-call write of the whole table, with the writer's options
+    pq.write_table(whole, tmp_path / "reference.parquet", row_group_size=4_000,
+                   **_writer_options(whole.schema, ("id",)))
     assert write_table(tmp_path / "whole.parquet", columns(0, n), ("id",), row_group=4_000) == n
     assert write_table(tmp_path / "chunked.parquet", ChunkedTable(n, columns), ("id",), row_group=4_000) == n
-    assert (tmp_path / "whole.parquet").read_bytes() == (tmp_path / "chunked.parquet").read_bytes()
+    reference = (tmp_path / "reference.parquet").read_bytes()
+    assert (tmp_path / "whole.parquet").read_bytes() == reference
+    assert (tmp_path / "chunked.parquet").read_bytes() == reference
     assert pq.ParquetFile(tmp_path / "chunked.parquet").metadata.num_row_groups == 3
 
 
