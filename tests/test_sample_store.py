@@ -7,11 +7,16 @@ CommerceQL compiler), on the bundled store (50k orders, 3 years, seed 42) unless
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 
 from commerceql.dialect import DUCKDB
 from commerceql.model import builtin_model
@@ -371,6 +376,83 @@ def test_same_seed_and_size_give_byte_identical_files(tmp_path: Path) -> None:
     assert con.execute(f"SELECT COUNT(*) FROM '{a / 'orders.parquet'}'").fetchone()[0] == 2_000
     assert con.execute(f"SELECT MIN(created_at) >= TIMESTAMPTZ '2024-01-01 00:00:00-05' "
                        f"FROM '{a / 'orders.parquet'}'").fetchone()[0]
+
+
+def _file_hashes(store: Path) -> dict[str, str]:
+    return {file.name: hashlib.sha256(file.read_bytes()).hexdigest() for file in sorted(store.iterdir())}
+
+
+def test_row_group_at_a_time_output_is_deterministic_and_holds_the_same_rows(tmp_path: Path) -> None:
+    # 1,000 rows a row group: sessions, sales, line_items and inventory_levels span several, so the
+    # chunked conversion is exercised; twice the same bytes, and the same rows as one row group a table
+    a = generate_store(tmp_path / "a", orders=2_000, years=2, seed=7, row_group_size=1_000)
+    b = generate_store(tmp_path / "b", orders=2_000, years=2, seed=7, row_group_size=1_000)
+    whole = generate_store(tmp_path / "whole", orders=2_000, years=2, seed=7)
+    assert _file_hashes(a) == _file_hashes(b)
+    con = duckdb.connect(config={"memory_limit": "1GB"})
+    for table in ("sessions", "sales", "line_items", "inventory_levels"):
+        groups = pq.ParquetFile(a / f"{table}.parquet").metadata.num_row_groups
+        total = one(con, f"SELECT COUNT(*) FROM '{whole / f'{table}.parquet'}'")
+        assert groups == -(-total // 1_000) and groups >= 2, table
+        for left, right in ((a, whole), (whole, a)):
+            assert one(con, f"""SELECT COUNT(*) FROM (SELECT * FROM '{left / f'{table}.parquet'}'
+                                EXCEPT ALL SELECT * FROM '{right / f'{table}.parquet'}')""") == 0, table
+
+
+def test_chunked_writer_writes_the_bytes_of_the_whole_table(tmp_path: Path) -> None:
+    from commerceql.sample._arrow import ChunkedTable, _writer_options, categorical, ints, money, write_table
+
+    n = 10_500
+    values = np.arange(n, dtype=np.int64) * 7 % 1_003
+
+    def columns(first: int, stop: int) -> dict[str, pa.Array]:
+        part = values[first:stop]
+        return {"id": ints(np.arange(first + 1, stop + 1)), "cents": money(part - 500),
+                "kind": categorical(part % 3, ["a", "b", "c"], null=part % 11 == 0)}
+
+    whole = pa.table(columns(0, n))
+    # the reference: pyarrow's own one-call write of the whole table, with the writer's options
+    pq.write_table(whole, tmp_path / "reference.parquet", row_group_size=4_000,
+                   **_writer_options(whole.schema, ("id",)))
+    assert write_table(tmp_path / "whole.parquet", columns(0, n), ("id",), row_group=4_000) == n
+    assert write_table(tmp_path / "chunked.parquet", ChunkedTable(n, columns), ("id",), row_group=4_000) == n
+    reference = (tmp_path / "reference.parquet").read_bytes()
+    assert (tmp_path / "whole.parquet").read_bytes() == reference
+    assert (tmp_path / "chunked.parquet").read_bytes() == reference
+    assert pq.ParquetFile(tmp_path / "chunked.parquet").metadata.num_row_groups == 3
+
+
+def test_sessions_per_order_sets_the_online_stores_session_count(tmp_path: Path) -> None:
+    default = generate_store(tmp_path / "default", orders=2_000, years=2, seed=7)
+    fewer = generate_store(tmp_path / "fewer", orders=2_000, years=2, seed=7, sessions_per_order=5.0)
+    con = duckdb.connect(config={"memory_limit": "1GB"})
+    human_online = """SELECT COUNT(*) FROM '{}' WHERE human_or_bot = 'human' AND sales_channel = 'Online Store'"""
+    online_orders = f"""SELECT COUNT(*) FROM '{fewer / 'orders.parquet'}'
+                        WHERE sales_channel = 'Online Store' AND NOT is_test"""
+    n_orders = one(con, online_orders)
+    assert one(con, human_online.format(fewer / "sessions.parquet")) == round(n_orders * 5.0)
+    # the default: 3.3% of human online-store sessions convert
+    assert one(con, human_online.format(default / "sessions.parquet")) == round(n_orders / 0.033)
+    # every online order still has its converting session, and abandoned checkouts their sessions
+    assert one(con, f"""SELECT COUNT(*) FROM '{fewer / 'sessions.parquet'}'
+                        WHERE sales_channel = 'Online Store' AND order_id IS NOT NULL""") == n_orders
+    assert one(con, f"""SELECT COUNT(*) FROM '{fewer / 'checkouts.parquet'}' c
+                        ANTI JOIN '{fewer / 'sessions.parquet'}' s USING (session_id)""") == 0
+    assert json.loads((fewer / "manifest.json").read_text())["generator"]["sessions_per_order"] == 5.0
+    assert "sessions_per_order" not in json.loads((default / "manifest.json").read_text())["generator"]
+    # the orders themselves do not depend on how many sessions did not convert
+    assert one(con, f"""SELECT COUNT(*) FROM (SELECT order_id, total FROM '{default / 'orders.parquet'}'
+                        EXCEPT ALL SELECT order_id, total FROM '{fewer / 'orders.parquet'}')""") == 0
+    with pytest.raises(ValueError, match="sessions per order"):
+        generate_store(tmp_path / "bad", orders=300, years=1, sessions_per_order=0.5)
+
+
+def test_large_stores_default_to_fewer_sessions_per_order() -> None:
+    from commerceql.sample.generator import LARGE_STORE_ORDERS, default_sessions_per_order
+
+    assert default_sessions_per_order(50_000) is None  # the bundled store keeps its files
+    assert default_sessions_per_order(LARGE_STORE_ORDERS) is None
+    assert default_sessions_per_order(LARGE_STORE_ORDERS + 1) == 10.0
 
 
 def test_anchor_today_leaves_as_of_open(tmp_path: Path) -> None:
@@ -906,6 +988,14 @@ def test_cli_writes_a_store_and_prints_a_summary(tmp_path: Path, capsys) -> None
     (tmp_path / "other" / "notes.txt").write_text("keep me")
     args = parser.parse_args(["--orders", "300", "--out", str(tmp_path / "other")])
     assert run_sample(args) == 2
+    args = parser.parse_args(["--orders", "300", "--years", "1", "--sessions-per-order", "4",
+                              "--out", str(tmp_path / "few")])
+    assert run_sample(args) == 0
+    manifest = json.loads((tmp_path / "few" / "manifest.json").read_text())
+    assert manifest["generator"]["sessions_per_order"] == 4.0
+    args = parser.parse_args(["--orders", "300", "--sessions-per-order", "0", "--out", str(tmp_path / "none")])
+    assert run_sample(args) == 2
+    assert "sessions per order must be between 1 and 1000" in capsys.readouterr().err
 
 
 def test_cli_shows_progress_table_by_table_when_asked(tmp_path: Path, capsys) -> None:

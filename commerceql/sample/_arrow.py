@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -80,30 +82,60 @@ def string_lists(offsets: np.ndarray, values: Sequence[str]) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(np.asarray(offsets, dtype=np.int32)), pa.array(values, type=pa.string()))
 
 
-def write_table(path: Path, columns: dict[str, pa.Array], sorted_columns: Sequence[str] = ()) -> int:
-    """Write one Parquet file, deterministically.
+# Builds the Arrow columns of rows [start, stop) of a table (numpy slices turned into Arrow arrays):
+# how a large table is written a row group at a time instead of as one whole in-memory copy.
+RowSlicer = Callable[[int, int], "dict[str, pa.Array] | pa.Table"]
 
-    Dictionary (categorical) and list columns are dictionary-encoded; other columns are plain (their
-    values are mostly unique), with min/max statistics so DuckDB can skip row groups on time and id filters.
-    Sorted integer/timestamp columns (ids, the time column) use delta encoding.
-    """
-    table = pa.table(columns)
+
+@dataclass(frozen=True)
+class ChunkedTable:
+    """A table of `num_rows` rows handed to the writer slice by slice (see `RowSlicer`)."""
+
+    num_rows: int
+    rows: RowSlicer
+
+
+def _writer_options(schema: pa.Schema, sorted_columns: Sequence[str]) -> dict[str, Any]:
     dictionary, stats = [], []
-    for f in table.schema:
+    for f in schema:
         if pa.types.is_dictionary(f.type) or pa.types.is_list(f.type):
             dictionary.append(f.name)
         elif not pa.types.is_string(f.type):
             stats.append(f.name)
     encoding = {name: "DELTA_BINARY_PACKED" for name in sorted_columns}
-    pq.write_table(
-        table,
-        path,
-        compression="zstd",
-        compression_level=1,
-        row_group_size=ROW_GROUP,
-        use_dictionary=dictionary,
-        write_statistics=stats,
-        column_encoding=encoding or None,
-        store_schema=True,
-    )
-    return table.num_rows
+    return {
+        "compression": "zstd",
+        "compression_level": 1,
+        "use_dictionary": dictionary,
+        "write_statistics": stats,
+        "column_encoding": encoding or None,
+        "store_schema": True,
+    }
+
+
+def write_table(path: Path, columns: dict[str, pa.Array] | ChunkedTable, sorted_columns: Sequence[str] = (),
+                row_group: int = ROW_GROUP) -> int:
+    """Write one Parquet file, deterministically.
+
+    Dictionary (categorical) and list columns are dictionary-encoded; other columns are plain (their
+    values are mostly unique), with min/max statistics so DuckDB can skip row groups on time and id filters.
+    Sorted integer/timestamp columns (ids, the time column) use delta encoding.
+
+    A `ChunkedTable` is converted and written one row group at a time, so only one row group's
+    Arrow copy is alive at once. The row groups are the same as those of the whole table written in
+    one go, and so are the bytes (the sample store's files do not depend on how they were written).
+    """
+    if isinstance(columns, ChunkedTable):
+        chunked = columns
+    else:
+        whole = pa.table(columns)
+        chunked = ChunkedTable(whole.num_rows, lambda start, stop: whole.slice(start, stop - start))
+    first = chunked.rows(0, min(row_group, chunked.num_rows))
+    first_table = first if isinstance(first, pa.Table) else pa.table(first)
+    with pq.ParquetWriter(path, first_table.schema, **_writer_options(first_table.schema, sorted_columns)) as writer:
+        writer.write_table(first_table, row_group_size=row_group)
+        del first, first_table
+        for start in range(row_group, chunked.num_rows, row_group):
+            part = chunked.rows(start, min(start + row_group, chunked.num_rows))
+            writer.write_table(part if isinstance(part, pa.Table) else pa.table(part), row_group_size=row_group)
+    return chunked.num_rows

@@ -2,7 +2,9 @@
 
 `generate_store(out_dir, orders=..., years=..., seed=...)` writes one Parquet file per physical table
 plus `manifest.json`. Everything is vectorised with numpy; the same seed and size give byte-identical
-files. See docs/data-model.md for the tables and for how the data is shaped.
+files. The largest tables are converted to Arrow and written one row group at a time (`ChunkedTable`),
+with the same bytes as a whole-table write. See docs/data-model.md for the tables and for how the
+data is shaped.
 
 Money is computed in integer cents throughout and written as DECIMAL(18,2), so every identity holds
 to the cent. Instants are int64 microseconds (UTC) and written as TIMESTAMPTZ.
@@ -26,6 +28,8 @@ import pyarrow as pa
 
 from commerceql.sample import _vocab as V
 from commerceql.sample._arrow import (
+    ROW_GROUP,
+    ChunkedTable,
     bools,
     categorical,
     ints,
@@ -80,6 +84,20 @@ CARD_BRANDS = ("visa", "master", "american_express", "discover")
 FEE_BP = np.array([290, 290, 349, 0, 0])
 FEE_FIXED = np.array([30, 30, 49, 0, 0])
 FEE_BP_IN_PERSON, FEE_FIXED_IN_PERSON = 260, 10
+
+# share of human online-store sessions that place an order (the default rate: ~30 sessions per order)
+HUMAN_CONVERSION = 0.033
+# Above this many orders the default is LARGE_STORE_SESSIONS_PER_ORDER: at the small store's rate the
+# sessions table would grow 30x faster than the order lines (30M rows and ~3 GB of memory at 1M orders).
+LARGE_STORE_ORDERS = 100_000
+LARGE_STORE_SESSIONS_PER_ORDER = 10.0
+
+
+def default_sessions_per_order(orders: int) -> float | None:
+    """Human online-store sessions per online order when none is asked for. None: the small store's
+    rate (3.3% of human sessions convert); large stores get 10 (10% convert: a high-intent trade
+    store's rate, and memory bounded by the orders rather than by 30x the orders)."""
+    return None if orders <= LARGE_STORE_ORDERS else LARGE_STORE_SESSIONS_PER_ORDER
 
 CHANNELS = ("Online Store", "Point of Sale", "Wholesale", "Draft Orders")
 SOURCES = ("web", "pos", "b2b_portal", "shopify_draft_order")
@@ -257,22 +275,40 @@ def generate_store(
     anchor: Any = None,
     name: str = STORE_NAME,
     on_table: Callable[[str], None] | None = None,
+    sessions_per_order: float | None = None,
+    row_group_size: int = ROW_GROUP,
 ) -> Path:
     """Write a sample store (Parquet files + manifest.json) into `out_dir` and return its path.
 
+    `sessions_per_order`: human online-store sessions per online order (its converting session
+    included; bots come on top, 8% of the human sessions). None: `default_sessions_per_order(orders)`
+    (the manifest records the rate only when it is not the small store's 1 / HUMAN_CONVERSION).
+    `row_group_size`: rows per Parquet row group, which is also how many rows of a large table are
+    converted to Arrow at a time (the files' bytes depend on it; tests lower it to write several).
     `on_table(name)` is called as each table has been built (for a progress bar)."""
     if orders < 20:
         raise ValueError("a sample store needs at least 20 orders")
     if not 1 <= years <= 20:
         raise ValueError("years must be between 1 and 20")
+    if sessions_per_order is not None and not 1.0 <= sessions_per_order <= 1000.0:
+        raise ValueError("sessions per order must be between 1 and 1000")
+    if row_group_size < 1:
+        raise ValueError("row_group_size must be positive")
+    if sessions_per_order is None:
+        sessions_per_order = default_sessions_per_order(orders)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     as_of, manifest_as_of = resolve_as_of(anchor)
-    builder = _Builder(orders=orders, years=years, seed=seed, as_of=as_of)
+    builder = _Builder(orders=orders, years=years, seed=seed, as_of=as_of, sessions_per_order=sessions_per_order)
     futures = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
         for table, columns in builder.tables():
-            futures[table] = pool.submit(write_table, out / f"{table}.parquet", columns, builder.SORTED[table])
+            futures[table] = pool.submit(write_table, out / f"{table}.parquet", columns, builder.SORTED[table],
+                                         row_group_size)
+            if isinstance(columns, ChunkedTable):
+                # the large tables: their source columns stay alive until written, so the next table
+                # is built only once they are (bounded memory before speed; small tables overlap)
+                futures[table].result()
             del columns
             if on_table is not None:
                 on_table(table)
@@ -285,7 +321,9 @@ def generate_store(
         "timezone": TIMEZONE,
         "as_of": manifest_as_of,
         "data_start": builder.start.isoformat(),
-        "generator": {"version": GENERATOR_VERSION, "seed": seed, "orders": orders, "years": years},
+        "generator": {"version": GENERATOR_VERSION, "seed": seed, "orders": orders, "years": years,
+                      # recorded unless it is the small store's rate: such stores keep the manifest they had
+                      **({} if sessions_per_order is None else {"sessions_per_order": sessions_per_order})},
         "tables": {t: f"{t}.parquet" for t in TABLES},
         "row_counts": counts,
     }
@@ -293,9 +331,24 @@ def generate_store(
     return out
 
 
+class _SomeRows:
+    """The values of a column at some of its rows (sorted positions), indexed like the whole column."""
+
+    def __init__(self, positions: np.ndarray, values: np.ndarray) -> None:
+        self.positions, self.values = positions, values
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        at = np.searchsorted(self.positions, rows)
+        if len(rows) and not np.array_equal(self.positions[np.minimum(at, len(self.positions) - 1)], rows):
+            raise IndexError("a row that was not kept")  # a generator bug, not bad input
+        return self.values[at]
+
+
 class _Builder:
-    def __init__(self, *, orders: int, years: int, seed: int, as_of: dt.datetime) -> None:
+    def __init__(self, *, orders: int, years: int, seed: int, as_of: dt.datetime,
+                 sessions_per_order: float | None = None) -> None:
         self.n_orders = orders
+        self.sessions_per_order = sessions_per_order
         self.years = years
         local = as_of.astimezone(ZoneInfo(TIMEZONE))
         # data start: the first day of the month after (as_of - years), so the store holds `years`
@@ -337,6 +390,7 @@ class _Builder:
         # sessions first: the largest table is written while the rest is generated
         self._sessions(r[10])
         yield "sessions", self._sessions_table()
+        self._keep_checkout_sessions()
         self._lines(r[6])
         self._money(r[7])
         self._fulfil_and_cancel(r[8])
@@ -348,10 +402,9 @@ class _Builder:
         yield "companies", self._companies_table()
         yield "customers", self._customers_table(r[13])
         self._checkouts(r[11])
-        for name in ("s_source", "s_channel", "s_page", "s_page_type", "s_pageviews", "s_bot", "s_cart",
-                     "s_reached", "s_completed", "s_visitor", "s_order", "s_portal"):
-            delattr(self, name)
         yield "checkouts", self._checkouts_table()
+        for name in [name for name in vars(self) if name.startswith("ck_")]:
+            delattr(self, name)
         for name in ("s_started", "s_duration", "s_cust", "s_device", "s_loc", "s_conv_pos",
                      "s_nonconv_reached_pos", "s_portal_conv_pos", "s_portal_reached_pos"):
             delattr(self, name)
@@ -951,7 +1004,9 @@ class _Builder:
         cal, cat = self.cal, self.cat
         conv_orders = np.flatnonzero((self.o_chan == ONLINE) & ~self.o_is_test)
         nc = len(conv_orders)
-        n_human = int(round(nc / 0.033))
+        # the default rate written as a division, as it always was: the same float, the same count
+        n_human = int(round(nc / HUMAN_CONVERSION if self.sessions_per_order is None
+                            else nc * self.sessions_per_order))
         nn = max(n_human - nc, 0)
         nb = int(round(0.08 * n_human))
         src = V.TRAFFIC_SOURCES
@@ -1118,6 +1173,18 @@ class _Builder:
         self.s_portal_reached_pos = pos_p[nw:][pt["reached"][nw:]]
         self.o_src[pt["orders"]] = self.s_source[pos_p[:nw]]
         self.o_chn[pt["orders"]] = self.s_channel[pos_p[:nw]]
+
+    def _keep_checkout_sessions(self) -> None:
+        """Keep only what checkouts read of the sessions (start, duration, customer, device and
+        location of the sessions with a checkout): the whole columns go as soon as the sessions file
+        is written, instead of living on while the orders' lines and money are built."""
+        with_checkout = np.unique(np.concatenate([self.s_conv_pos, self.s_nonconv_reached_pos,
+                                                  self.s_portal_conv_pos, self.s_portal_reached_pos]))
+        for name in ("s_started", "s_duration", "s_cust", "s_device", "s_loc"):
+            setattr(self, name, _SomeRows(with_checkout, getattr(self, name)[with_checkout]))
+        for name in ("s_source", "s_channel", "s_page", "s_page_type", "s_pageviews", "s_bot", "s_cart",
+                     "s_reached", "s_completed", "s_visitor", "s_order", "s_portal"):
+            delattr(self, name)
 
     def _portal_sessions(self, rng: np.random.Generator, product_page_offset: int, portal_page_offset: int,
                          product_weights: np.ndarray) -> dict[str, np.ndarray]:
@@ -1597,34 +1664,42 @@ class _Builder:
         skus, smap = _unique_labels(cat.v_sku + [s or cat.v_sku[i] for i, s in enumerate(cat.v_old_sku)])
         return titles, tmap, skus, smap
 
-    def _line_items_table(self) -> dict[str, pa.Array]:
+    def _line_items_table(self) -> ChunkedTable:
+        """The order lines; the writer converts them to Arrow a row group at a time."""
         cat = self.cat
         titles, tmap, skus, smap = self._title_labels()
-        L = self.n_lines
-        return {
-            "line_item_id": ints(np.arange(1, L + 1)),
-            "order_id": ints(self.l_order + 1),
-            "product_id": ints(self.l_product + 1),
-            "variant_id": ints(self.l_variant + 1),
-            "title": categorical(tmap[self.l_title_idx], titles),
-            "variant_title": categorical(*_remap(self.l_variant, cat.v_title)),
-            "sku": categorical(smap[self.l_sku_idx], skus),
-            "quantity": ints(self.l_qty, type=pa.int32()),
-            "price": money(self.l_price),
-            "gross": money(self.l_gross),
-            "line_discount": money(self.l_line_disc),
-            "allocated_order_discount": money(self.l_alloc),
-            "total_discount": money(self.l_line_disc + self.l_alloc),
-            "net": money(self.l_net),
-            "tax": money(self.l_tax),
-            "unit_cost": money(self.cat.v_cost[self.l_variant]),
-            "cost": money(self.l_cost),
-            "price_list": categorical(self._line_price_list(), PRICE_LISTS),
-            "contract_price": money(self.l_contract_price, null=~self.l_b2b),
-            "volume_break": categorical(self.l_break, VOLUME_BREAKS),
-            "contract_discount": money(self.l_contract_disc),
-            "volume_break_discount": money(self.l_break_disc),
-        }
+        variant_titles, variant_title_of = _unique_labels(cat.v_title)
+        price_list = self._line_price_list()
+
+        def rows(first: int, stop: int) -> dict[str, pa.Array]:
+            r = slice(first, stop)
+            variant = self.l_variant[r]
+            return {
+                "line_item_id": ints(np.arange(first + 1, stop + 1)),
+                "order_id": ints(self.l_order[r] + 1),
+                "product_id": ints(self.l_product[r] + 1),
+                "variant_id": ints(variant + 1),
+                "title": categorical(tmap[self.l_title_idx[r]], titles),
+                "variant_title": categorical(variant_title_of[variant], variant_titles),
+                "sku": categorical(smap[self.l_sku_idx[r]], skus),
+                "quantity": ints(self.l_qty[r], type=pa.int32()),
+                "price": money(self.l_price[r]),
+                "gross": money(self.l_gross[r]),
+                "line_discount": money(self.l_line_disc[r]),
+                "allocated_order_discount": money(self.l_alloc[r]),
+                "total_discount": money(self.l_line_disc[r] + self.l_alloc[r]),
+                "net": money(self.l_net[r]),
+                "tax": money(self.l_tax[r]),
+                "unit_cost": money(cat.v_cost[variant]),
+                "cost": money(self.l_cost[r]),
+                "price_list": categorical(price_list[r], PRICE_LISTS),
+                "contract_price": money(self.l_contract_price[r], null=~self.l_b2b[r]),
+                "volume_break": categorical(self.l_break[r], VOLUME_BREAKS),
+                "contract_discount": money(self.l_contract_disc[r]),
+                "volume_break_discount": money(self.l_break_disc[r]),
+            }
+
+        return ChunkedTable(self.n_lines, rows)
 
     def _line_price_list(self) -> np.ndarray:
         """The price list of each line's company (-1 for DTC lines)."""
@@ -1694,35 +1769,54 @@ class _Builder:
             "region": categorical(loc.region[sloc], loc.regions),
         }
 
-    def _sessions_table(self) -> dict[str, pa.Array]:
+    def _sessions_table(self) -> ChunkedTable:
+        """The sessions, converted to Arrow one row group at a time by the writer (the largest table:
+        a whole Arrow copy of it would double what the generator holds)."""
         loc = self.loc
-        cust = self.s_cust
-        n = self.n_sessions
-        anonymous = cust < 0
-        customer_id = np.zeros(n, dtype=np.int64)
-        customer_id[~anonymous] = self.customer_id[cust[~anonymous]]
-        return {
-            "session_id": ints(np.arange(1, n + 1)),
-            "started_at": timestamp(self.s_started),
-            "duration_seconds": ints(self.s_duration, type=pa.int32()),
-            "pageviews": ints(self.s_pageviews, type=pa.int32()),
-            "bounced": bools(self.s_pageviews <= 1),
-            "visitor_id": ints(self.s_visitor),
-            "customer_id": ints(customer_id, null=anonymous),
-            "referrer_source": categorical(self.s_source, self.src_labels),
-            "referring_channel": categorical(self.s_channel, self.chan_labels),
-            "device_type": categorical(self.s_device, DEVICES),
-            "country": categorical(loc.country[self.s_loc], loc.countries),
-            "region": categorical(loc.region[self.s_loc], loc.regions),
-            "landing_page_path": categorical(self.s_page, self.paths),
-            "landing_page_type": categorical(self.s_page_type, self.type_labels),
-            "human_or_bot": categorical(self.s_bot.view(np.int8), ["human", "bot"]),
-            "added_to_cart": bools(self.s_cart),
-            "reached_checkout": bools(self.s_reached),
-            "completed_checkout": bools(self.s_completed),
-            "order_id": ints(self.s_order + 1, null=self.s_order < 0),
-            "sales_channel": categorical(np.where(self.s_portal, np.int8(WHOLESALE), np.int8(ONLINE)), CHANNELS),
-        }
+        customer_of = self.customer_id
+        # the columns as they are now: the builder drops its references once checkouts are built,
+        # while the writer may still be reading these
+        started, duration, pageviews, visitor, cust = (
+            self.s_started, self.s_duration, self.s_pageviews, self.s_visitor, self.s_cust)
+        source, channel, device, where, page = self.s_source, self.s_channel, self.s_device, self.s_loc, self.s_page
+        page_type, bot, cart, reached, completed = (
+            self.s_page_type, self.s_bot, self.s_cart, self.s_reached, self.s_completed)
+        order, portal = self.s_order, self.s_portal
+        src_labels, chan_labels, paths, type_labels = self.src_labels, self.chan_labels, self.paths, self.type_labels
+
+        def rows(first: int, stop: int) -> dict[str, pa.Array]:
+            rows_cust = cust[first:stop]
+            anonymous = rows_cust < 0
+            customer_id = np.zeros(stop - first, dtype=np.int64)
+            customer_id[~anonymous] = customer_of[rows_cust[~anonymous]]
+            rows_pageviews = pageviews[first:stop]
+            rows_loc = where[first:stop]
+            rows_order = order[first:stop]
+            return {
+                "session_id": ints(np.arange(first + 1, stop + 1)),
+                "started_at": timestamp(started[first:stop]),
+                "duration_seconds": ints(duration[first:stop], type=pa.int32()),
+                "pageviews": ints(rows_pageviews, type=pa.int32()),
+                "bounced": bools(rows_pageviews <= 1),
+                "visitor_id": ints(visitor[first:stop]),
+                "customer_id": ints(customer_id, null=anonymous),
+                "referrer_source": categorical(source[first:stop], src_labels),
+                "referring_channel": categorical(channel[first:stop], chan_labels),
+                "device_type": categorical(device[first:stop], DEVICES),
+                "country": categorical(loc.country[rows_loc], loc.countries),
+                "region": categorical(loc.region[rows_loc], loc.regions),
+                "landing_page_path": categorical(page[first:stop], paths),
+                "landing_page_type": categorical(page_type[first:stop], type_labels),
+                "human_or_bot": categorical(bot[first:stop].view(np.int8), ["human", "bot"]),
+                "added_to_cart": bools(cart[first:stop]),
+                "reached_checkout": bools(reached[first:stop]),
+                "completed_checkout": bools(completed[first:stop]),
+                "order_id": ints(rows_order + 1, null=rows_order < 0),
+                "sales_channel": categorical(np.where(portal[first:stop], np.int8(WHOLESALE), np.int8(ONLINE)),
+                                             CHANNELS),
+            }
+
+        return ChunkedTable(self.n_sessions, rows)
 
     def _drafts_table(self) -> dict[str, pa.Array]:
         n = len(self.q_t)
@@ -1756,8 +1850,8 @@ class _Builder:
             "payment_due_at": timestamp(self.q_due, null=self.q_due < 0),
         }
 
-    def _sales_table(self) -> dict[str, pa.Array]:
-        loc = self.loc
+    def _sales_table(self) -> ChunkedTable:
+        """The sales rows, sorted; the writer converts them to Arrow a row group at a time."""
         real = ~self.o_is_test
         # order rows: product lines, then shipping lines
         li = np.flatnonzero(real[self.l_order])
@@ -1773,25 +1867,64 @@ class _Builder:
         event = np.concatenate([np.zeros(n_li + n_so, dtype=np.int64), rev_event[self.rl_refund], rev_event[rs]])
         is_ship = np.concatenate([np.zeros(n_li), np.ones(n_so), np.zeros(n_rl), np.ones(n_rs)]).astype(bool)
         line = np.concatenate([li, np.full(n_so, -1), self.rl_line, np.full(n_rs, -1)])
-        z = lambda k: np.zeros(k, dtype=np.int64)  # noqa: E731
-        qty = np.concatenate([self.l_qty[li], z(n_so), -self.rl_qty, z(n_rs)])
-        gross = np.concatenate([self.l_gross[li], z(n_so), z(n_rl), z(n_rs)])
-        disc = np.concatenate([-(self.l_line_disc + self.l_alloc)[li], z(n_so), z(n_rl), z(n_rs)])
-        contract = np.concatenate([-self.l_contract_disc[li], z(n_so), z(n_rl), z(n_rs)])
-        breaks = np.concatenate([-self.l_break_disc[li], z(n_so), z(n_rl), z(n_rs)])
-        rev = np.concatenate([z(n_li), z(n_so), -self.rl_sub, z(n_rs)])
-        tax = np.concatenate([self.l_tax[li], z(n_so), -self.rl_tax, z(n_rs)])
-        ship = np.concatenate([z(n_li), self.o_shipping[so], z(n_rl), -self.r_ship[rs]])
-        cost = np.concatenate([self.l_cost[li], z(n_so), -self.rl_cost, z(n_rs)])
-        net = gross + disc + rev
-        total = net + tax + ship
         srt = np.lexsort((np.where(line >= 0, line, np.iinfo(np.int64).max), event, order, happened))
-        order, happened, event, is_ship, line = order[srt], happened[srt], event[srt], is_ship[srt], line[srt]
-        qty, gross, disc, rev, tax, ship, cost, net, total, contract, breaks = (
-            a[srt] for a in (qty, gross, disc, rev, tax, ship, cost, net, total, contract, breaks))
+        del order, happened, event, is_ship, line
+        # No column is materialised whole: each row group gathers its rows from the four parts (order
+        # lines, shipping lines, refund lines, refunded shipping) by their position before the sort.
+        part_start = np.array([0, n_li, n_li + n_so, n_li + n_so + n_rl])
+        Part = Callable[[np.ndarray], np.ndarray] | int
+        columns: dict[str, tuple[Part, Part, Part, Part]] = {
+            "order": (lambda j: self.l_order[li[j]], lambda j: so[j], lambda j: self.rl_order[j],
+                      lambda j: self.r_order[rs[j]]),
+            "happened": (lambda j: self.o_t[self.l_order[li[j]]], lambda j: self.o_t[so[j]],
+                         lambda j: self.r_t[self.rl_refund[j]], lambda j: self.r_t[rs[j]]),
+            "event": (0, 0, lambda j: rev_event[self.rl_refund[j]], lambda j: rev_event[rs[j]]),
+            "is_ship": (0, 1, 0, 1),
+            "line": (lambda j: li[j], -1, lambda j: self.rl_line[j], -1),
+            "qty": (lambda j: self.l_qty[li[j]], 0, lambda j: -self.rl_qty[j], 0),
+            "gross": (lambda j: self.l_gross[li[j]], 0, 0, 0),
+            "disc": (lambda j: -(self.l_line_disc[li[j]] + self.l_alloc[li[j]]), 0, 0, 0),
+            "rev": (0, 0, lambda j: -self.rl_sub[j], 0),
+            "tax": (lambda j: self.l_tax[li[j]], 0, lambda j: -self.rl_tax[j], 0),
+            "ship": (0, lambda j: self.o_shipping[so[j]], 0, lambda j: -self.r_ship[rs[j]]),
+            "cost": (lambda j: self.l_cost[li[j]], 0, lambda j: -self.rl_cost[j], 0),
+            "contract": (lambda j: -self.l_contract_disc[li[j]], 0, 0, 0),
+            "breaks": (lambda j: -self.l_break_disc[li[j]], 0, 0, 0),
+        }
+        titles, tmap, skus, smap = self._title_labels()
+
+        def rows(first: int, stop: int) -> dict[str, pa.Array]:
+            source = srt[first:stop]
+            part = np.searchsorted(part_start, source, side="right") - 1
+            local = source - part_start[part]
+            in_part = [np.flatnonzero(part == k) for k in range(4)]
+
+            def gather(parts: tuple[Part, Part, Part, Part]) -> np.ndarray:
+                out = np.zeros(len(source), dtype=np.int64)
+                for rows_k, value in zip(in_part, parts, strict=True):
+                    out[rows_k] = value(local[rows_k]) if callable(value) else value
+                return out
+
+            v = {name: gather(parts) for name, parts in columns.items()}
+            gross, disc, rev, tax, ship = v["gross"], v["disc"], v["rev"], v["tax"], v["ship"]
+            net = gross + disc + rev
+            total = net + tax + ship
+            return self._sales_columns(first, v["order"], v["happened"], v["event"], v["is_ship"].astype(bool),
+                                       v["line"], v["qty"], gross, disc, rev, tax, ship, v["cost"], net, total,
+                                       v["contract"], v["breaks"], titles, tmap, skus, smap)
+
+        return ChunkedTable(N, rows)
+
+    def _sales_columns(self, first: int, order: np.ndarray, happened: np.ndarray, event: np.ndarray,
+                       is_ship: np.ndarray, line: np.ndarray, qty: np.ndarray, gross: np.ndarray, disc: np.ndarray,
+                       rev: np.ndarray, tax: np.ndarray, ship: np.ndarray, cost: np.ndarray, net: np.ndarray,
+                       total: np.ndarray, contract: np.ndarray, breaks: np.ndarray, titles: list[str],
+                       tmap: np.ndarray, skus: list[str], smap: np.ndarray) -> dict[str, pa.Array]:
+        """The Arrow columns of sales rows first, first + 1, ... (one row group of `_sales_table`)."""
+        loc = self.loc
+        N = len(order)
         has_line = line >= 0
         ln = np.maximum(line, 0)
-        titles, tmap, skus, smap = self._title_labels()
         ship_loc = self.o_ship[order]
         no_ship = ship_loc < 0
         shp = np.maximum(ship_loc, 0)
@@ -1801,7 +1934,7 @@ class _Builder:
         names = ("#" + names).to_arrow()
         code = self.o_code[order]
         return {
-            "sale_id": ints(np.arange(1, N + 1)),
+            "sale_id": ints(np.arange(first + 1, first + N + 1)),
             "order_id": ints(order + 1),
             "order_name": names,
             "line_item_id": ints(ln + 1, null=~has_line),
@@ -1845,7 +1978,7 @@ class _Builder:
         root = self.seed_sequence
         return np.random.default_rng(np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, index)))
 
-    def _inventory_table(self, rng: np.random.Generator) -> dict[str, pa.Array]:
+    def _inventory_table(self, rng: np.random.Generator) -> ChunkedTable:
         """Daily inventory per variant and location, from the units the orders took and the refunds put back.
 
         The warehouse stocks every variant from the day its product was created (or the first day of
@@ -1924,24 +2057,32 @@ class _Builder:
         trailing = running.copy()
         trailing[30:] -= running[:-30]
         del running
-        exists = (np.arange(n_days)[:, None] >= first_day[None, :]).ravel()
-        day_index = np.repeat(np.arange(n_days), n_items)[exists]
-        item = np.tile(np.arange(n_items), n_days)[exists]
+        # the rows: (day, item) cells from each item's first day, day by day; converted to Arrow a row
+        # group at a time by the writer
+        cell = np.flatnonzero((np.arange(n_days)[:, None] >= first_day[None, :]).ravel())
         epoch_day = (cal.dates - np.datetime64("1970-01-01", "D")).astype(np.int32)
-        return {
-            "day": pa.array(epoch_day[day_index], type=pa.int32()).cast(pa.date32()),
-            "variant_id": ints(item_variant[item] + 1),
-            "product_id": ints(product[item] + 1),
-            "location": categorical(item_loc[item], INVENTORY_LOCATIONS),
-            "is_tracked": bools(np.ones(len(item), dtype=bool)),
-            "starting_units": ints(starting.ravel()[exists], type=pa.int32()),
-            "units_received": ints(received.ravel()[exists], type=pa.int32()),
-            "units_sold": ints(sold.ravel()[exists], type=pa.int32()),
-            "units_returned": ints(returned.ravel()[exists], type=pa.int32()),
-            "ending_units": ints(ending.ravel()[exists], type=pa.int32()),
-            "incoming_units": ints(incoming.ravel()[exists], type=pa.int32()),
-            "units_sold_trailing_30_days": ints(trailing.ravel()[exists], type=pa.int32()),
-        }
+        matrices = (starting, received, sold, returned, ending, incoming, trailing)
+
+        def rows(first: int, stop: int) -> dict[str, pa.Array]:
+            at = cell[first:stop]
+            day_index, item = np.divmod(at, n_items)
+            starting, received, sold, returned, ending, incoming, trailing = (m.ravel()[at] for m in matrices)
+            return {
+                "day": pa.array(epoch_day[day_index], type=pa.int32()).cast(pa.date32()),
+                "variant_id": ints(item_variant[item] + 1),
+                "product_id": ints(product[item] + 1),
+                "location": categorical(item_loc[item], INVENTORY_LOCATIONS),
+                "is_tracked": bools(np.ones(len(item), dtype=bool)),
+                "starting_units": ints(starting, type=pa.int32()),
+                "units_received": ints(received, type=pa.int32()),
+                "units_sold": ints(sold, type=pa.int32()),
+                "units_returned": ints(returned, type=pa.int32()),
+                "ending_units": ints(ending, type=pa.int32()),
+                "incoming_units": ints(incoming, type=pa.int32()),
+                "units_sold_trailing_30_days": ints(trailing, type=pa.int32()),
+            }
+
+        return ChunkedTable(len(cell), rows)
 
     def _transactions_table(self, rng: np.random.Generator) -> dict[str, pa.Array]:
         """Payment transactions of the orders: what was charged, refunded, voided, and what it cost.
