@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from commerceql.attribution import SUFFIXES
+
 if TYPE_CHECKING:
     from commerceql.plan import QueryPlan
 
@@ -48,9 +50,9 @@ class ColumnInfo:
 # `generated_name` reads one back for the resolver, which plans it as a typed reference.
 
 
-# Attribution models' suffixes (commerceql.attribution.SUFFIXES): Shopify names their columns
-# `{metric}__{model}`, not `comparison_...`; no period comparison's suffix is one of them.
-ATTRIBUTION_SUFFIXES = frozenset({"first_click", "last_click", "last_non_direct_click", "any_click", "linear"})
+# Attribution models' columns are named `{metric}__{model}` (Shopify's), not `comparison_...`; no
+# period comparison's suffix is one of the models' suffixes.
+ATTRIBUTION_SUFFIXES = SUFFIXES
 
 
 def comparison_name(metric: str, suffix: str) -> str:

@@ -66,7 +66,8 @@ def is_store(path: Path) -> bool:
 #: Folders inside a store that are its own parts, never shops: an import's versions (`v-<stamp>-...`,
 #: commerceql.importers.common.VERSION_PREFIX) and hidden staging folders. A store folder whose
 #: manifest is missing (a killed first import) must not open as an organization of its versions.
-_STORE_PARTS = ("v-", ".")
+_VERSION_PREFIX = "v-"
+_STORE_PARTS = (_VERSION_PREFIX, ".")
 
 
 def shops_in(folder: Path) -> list[Path]:
@@ -75,7 +76,7 @@ def shops_in(folder: Path) -> list[Path]:
     if not folder.is_dir() or is_store(folder):
         return []
     children = [child for child in folder.iterdir() if child.is_dir()]
-    if any(child.name.startswith("v-") for child in children):
+    if any(child.name.startswith(_VERSION_PREFIX) for child in children):
         return []
     return sorted(child for child in children if not child.name.startswith(_STORE_PARTS) and is_store(child))
 
