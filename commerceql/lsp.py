@@ -94,6 +94,13 @@ def load_context(data: str | Path | None) -> ModelContext:
     from commerceql import store as store_module
 
     path = Path(data).expanduser()
+    if path.is_dir() and not (path / "manifest.json").exists():
+        from commerceql.organization import organization_cache, shops_in
+
+        # A folder of shops' stores is one organization, as `connect` opens it: its model (shop_name,
+        # shop_id) comes from the built organization, cached outside the folder.
+        if shops_in(path):
+            path = organization_cache(path)
     if path.is_dir():
         manifest = store_module._load_manifest(path)
         model_dir = store_module._model_dir(path, manifest)

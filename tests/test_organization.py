@@ -237,3 +237,15 @@ def test_an_organization_answers_alike_on_spark(organization):
         for query in queries:
             expected, got = organization.query(query), spark.query(query)
             assert frame_difference(expected.df, got.df, null_is_zero=True) is None, query
+
+
+def test_the_language_server_reads_a_folder_of_shops_as_the_organization(shops, tmp_path, monkeypatch):
+    """`commerceql lsp --data FOLDER` on a folder of shops checks against the organization's model,
+    where shop_name is a dimension, as `connect(FOLDER)` answers; one shop's store says it is unavailable."""
+    from commerceql.lsp import diagnose, load_context
+
+    monkeypatch.setenv("COMMERCEQL_CACHE", str(tmp_path / "cache"))
+    text = "FROM ORGANIZATION sales SHOW net_sales GROUP BY shop_name"
+    assert diagnose(text, load_context(shops)) == []
+    one_shop = diagnose(text, load_context(shops / SHOPS[0][0]))
+    assert [d.range.start.character for d in one_shop] == [text.index("shop_name")]
