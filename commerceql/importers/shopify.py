@@ -527,9 +527,6 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
     def upper(value: str) -> str:  # the row stage's own expressions
         return value.strip().upper()
 
-    def plain(value: str) -> str:
-        return value.strip()
-
     # ---- in batches (bounded memory), over the columns they need: the statistics _stage gathers
     upper_bools = 0
     needed = [k for k in (
@@ -556,16 +553,16 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
             if cur is not None:
                 tally(staged.currencies, heads.get_column(cur), upper)
             if country is not None:
-                tally(staged.countries, heads.get_column(country), plain)
+                tally(staged.countries, heads.get_column(country), _strip)
             if "financial_status" in classified.columns:
                 staged.financial_statuses += int((heads.get_column("financial_status") != "").sum())
             if "name" in classified.columns and "id" in classified.columns and heads.height:
-                ids = _mapped(heads.get_column("id"), plain, pl.String)
+                ids = _mapped(heads.get_column("id"), _strip, pl.String)
                 staged.names_like_ids += int((heads.get_column("name").str.strip_chars_start("#") == ids).sum())
         if classified.kind == "transactions" and cur is not None:
             tally(staged.currencies, frame.get_column(cur), upper)
         elif classified.kind == "customers" and country is not None:
-            tally(staged.countries, frame.get_column(country), plain)
+            tally(staged.countries, frame.get_column(country), _strip)
     lines.to_frame("_line").write_parquet(folder / "lines.parquet", compression="lz4")
     # ---- what needs a whole column: contiguity of order names and the timestamp styles
     if "name" in classified.columns and count:
@@ -587,7 +584,7 @@ def _columnar_style(column: Any, key: str) -> TimestampStyle:
     """TimestampStyle.observe over a whole column at once (same counts and samples)."""
     import polars as pl
 
-    values = _mapped(column, lambda v: v.strip(), pl.String)
+    values = _mapped(column, _strip, pl.String)  # the staged fields are never null
     values = values.filter(values != "")
     style = TimestampStyle()
     if not values.len():
@@ -1637,6 +1634,13 @@ def _fast_values(series: Any, function: Any) -> tuple[Any, Any] | None:
         fraction = value.str.extract(r"\.([0-9]{2})$", 1).cast(pl.Int64).fill_null(0)
         sign = pl.when(value.str.starts_with("-")).then(-1).otherwise(1)
         result = sign * (whole * 100 + fraction)
+    elif function is _int_or_none:
+        # up to 18 ASCII digits: below 2**63, and exactly what clean_text + int() read; '' is None
+        digits = value.str.contains(r"^[0-9]{1,18}$")
+        mask, result = digits | (value == ""), pl.when(digits).then(value.cast(pl.Int64, strict=False))
+    elif function is is_scientific:
+        # ASCII digits only (or nothing) cannot be a number in scientific notation
+        mask, result = value.str.contains(r"^[0-9]*$"), pl.lit(False)
     else:
         return None
     frame = series.rename("v").to_frame().select(
@@ -3164,8 +3168,9 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
         SELECT l.line_seq, row_number() OVER (ORDER BY o.order_id, l.line_seq) AS line_item_id
         FROM lines l JOIN orders_final o USING (order_seq)
     """)
-    con.execute(f"""
-        CREATE TEMP TABLE sales_final AS
+    # written straight from the query: no other statement reads the sales rows, and materialising
+    # them first (a temp table of every sale) cost more than the sort itself under the memory cap
+    counts["sales"] = write_table(con, tmp, "sales", f"""
         SELECT row_number() OVER (ORDER BY s.happened_at, o.order_id,
                                   CASE s.event_type WHEN 'order' THEN 0 ELSE 1 END, s.refund_seq,
                                   CASE s.line_type WHEN 'product' THEN 0 ELSE 1 END, s.line_seq) AS sale_id,
@@ -3182,7 +3187,6 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
         LEFT JOIN lines l ON l.line_seq = s.line_seq
         LEFT JOIN line_ids li ON li.line_seq = s.line_seq
     """)
-    counts["sales"] = write_table(con, tmp, "sales", "SELECT * FROM sales_final")
     con.execute(f"""
         CREATE TEMP TABLE refund_ids AS
         SELECT r.refund_seq, row_number() OVER (ORDER BY r.created_at, o.order_id, r.refund_seq) AS refund_id,
