@@ -177,14 +177,20 @@ def compare(ours: pl.DataFrame, theirs: pl.DataFrame) -> str | None:
     return None
 
 
-def timed(function: Callable[[], object], repeat: int) -> float:
-    function()  # warm-up (and parquet metadata cache)
+def timed_runs(function: Callable[[], object], repeat: int) -> list[float]:
+    """Seconds of each of `repeat` runs of `function`, after one warm-up run (Parquet metadata cache)."""
+    function()
     runs = []
     for _ in range(repeat):
         start = time.perf_counter()
         function()
         runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
+    return runs
+
+
+def timed(function: Callable[[], object], repeat: int) -> float:
+    """Median seconds of `repeat` runs of `function`, after one warm-up run."""
+    return statistics.median(timed_runs(function, repeat))
 
 
 def store_for_lines(target_lines: int) -> Path:

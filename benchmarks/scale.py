@@ -4,11 +4,13 @@ The store is the bundled sample store with its `sales` and `line_items` tables r
 (`copy` × the sample, order / line / sale ids offset per copy, every other column unchanged) until
 `sales` has at least `--rows` rows, written once under `benchmarks/.data/sales-<rows>/`. Queries
 read the Parquet files in place: nothing is loaded into memory first. Each benchmark query of
-`benchmarks/run.py` runs in a fresh process per side (CommerceQL, then the hand-written DuckDB SQL
-on the same store connection, so the same memory limit and threads), which prints
+`benchmarks/run.py` runs in a fresh process per side (CommerceQL, or the hand-written DuckDB SQL
+on the same store connection, so the same memory limit and threads), `--rounds` times with the
+sides alternating (ours, hand, then hand, ours, ...) so that a change in the machine's load during
+the run falls on both sides alike, which prints
 
-- the median time over `--repeat` runs after a warm-up run, and the ratio CommerceQL / hand SQL
-  (target ≤ 1.1×),
+- the median time over every round's `--repeat` runs (each process warms up first), and the ratio
+  CommerceQL / hand SQL (target ≤ 1.1×),
 - the process's peak RSS (target < 4 GB), and
 - whether DuckDB spilled to disk (the largest size its temp folder reached while the query ran).
 
@@ -32,6 +34,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT / ".data"
@@ -124,7 +127,7 @@ class _SpillWatch:
 def _child(path: Path, index: int, side: str, repeat: int, out: Path) -> int:
     """Run one query on one side; print a JSON line with its figures; write its answer to `out`."""
     import commerceql as cql
-    from benchmarks.run import QUERIES, timed
+    from benchmarks.run import QUERIES, timed_runs
 
     name, text, sql = QUERIES[index]
     before = set(Path(tempfile.gettempdir()).glob("commerceql-duckdb-*"))
@@ -132,10 +135,10 @@ def _child(path: Path, index: int, side: str, repeat: int, out: Path) -> int:
         spill_folders = sorted(set(Path(tempfile.gettempdir()).glob("commerceql-duckdb-*")) - before)
         run = (lambda: store.query(text).df) if side == "ours" else (lambda: store.sql(sql))
         with _SpillWatch(spill_folders) as spill:
-            median = timed(run, repeat)
+            times = timed_runs(run, repeat)
         run().write_parquet(out)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
-    print(json.dumps({"seconds": median, "rss_gb": peak_kb / 1e6, "spilled_gb": spill.largest / 1e9}))
+    print(json.dumps({"times": times, "rss_gb": peak_kb / 1e6, "spilled_gb": spill.largest / 1e9}))
     return 0
 
 
@@ -149,24 +152,43 @@ def _run_side(path: Path, index: int, side: str, repeat: int, out: Path) -> dict
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 
-def run(rows: int, repeat: int, check: bool) -> int:
+def _rounds(path: Path, index: int, repeat: int, rounds: int, folder: Path) -> dict[str, dict[str, Any]]:
+    """Both sides of query `index`, `rounds` times, the side going first alternating per round;
+    per side: the median over all rounds' runs, the largest RSS and spill, its answer's file."""
+    runs: dict[str, list[dict[str, Any]]] = {"ours": [], "hand": []}
+    for round_number in range(rounds):
+        sides = ("ours", "hand") if round_number % 2 == 0 else ("hand", "ours")
+        for side in sides:
+            out = folder / f"{index}-{side}-{round_number}.parquet"
+            runs[side].append({**_run_side(path, index, side, repeat, out), "out": out})
+    return {
+        side: {
+            "seconds": statistics.median(t for figures in per_round for t in figures["times"]),
+            "rss_gb": max(figures["rss_gb"] for figures in per_round),
+            "spilled_gb": max(figures["spilled_gb"] for figures in per_round),
+            "out": per_round[0]["out"],
+        }
+        for side, per_round in runs.items()
+    }
+
+
+def run(rows: int, repeat: int, check: bool, rounds: int = 2) -> int:
     """Print the figures; return the number of queries whose answers disagree (0 = all agree)."""
     import polars as pl
 
     from benchmarks.run import QUERIES, compare
 
     path = scale_store(rows)
-    print(f"\n== scale: {rows:,}+ sales rows from Parquet ({path.name}); median of {repeat} runs, "
-          f"one process per side ==")
+    print(f"\n== scale: {rows:,}+ sales rows from Parquet ({path.name}); median of {rounds} x {repeat} runs, "
+          f"one process per side and round, sides alternating ==")
     print(f"  {'query':<36} {'CommerceQL':>11} {'hand SQL':>10} {'ratio':>7} {'peak RSS':>9} {'spilled':>8}")
     mismatches = 0
     ratios = []
     with tempfile.TemporaryDirectory() as folder:
         for index, (name, _text, _sql) in enumerate(QUERIES):
-            ours_file, theirs_file = Path(folder) / f"{index}-ours.parquet", Path(folder) / f"{index}-hand.parquet"
-            ours = _run_side(path, index, "ours", repeat, ours_file)
-            theirs = _run_side(path, index, "hand", repeat, theirs_file)
-            problem = compare(pl.read_parquet(ours_file), pl.read_parquet(theirs_file))
+            sides = _rounds(path, index, repeat, rounds, Path(folder))
+            ours, theirs = sides["ours"], sides["hand"]
+            problem = compare(pl.read_parquet(ours["out"]), pl.read_parquet(theirs["out"]))
             if problem:
                 mismatches += 1
                 print(f"  {name:<36} MISMATCH: {problem}")
@@ -193,11 +215,13 @@ def main(argv: list[str] | None = None) -> int:
         return _child(Path(path), int(index), side, int(repeat), Path(out))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000_000, help="sales rows at least (default 100M)")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per process (after a warm-up run)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="processes per side, the sides alternating (default 2: ours, hand, hand, ours)")
     parser.add_argument("--check", action="store_true", help="exit 1 when an answer disagrees (for CI)")
     args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (1 min) at start")
-    mismatches = run(args.rows, args.repeat, args.check)
+    mismatches = run(args.rows, args.repeat, args.check, args.rounds)
     return 1 if args.check and mismatches else 0
 
 
