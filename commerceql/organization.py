@@ -31,6 +31,7 @@ import duckdb
 
 from commerceql.dialect import quote_literal
 from commerceql.errors import CommerceQLDataError
+from commerceql.store_gaps import common_gaps, unavailable_fields
 
 #: Where ids of one kind overlap between shops, shop k's ids move up by k x ID_OFFSET_STEP.
 ID_OFFSET_STEP = 10**15
@@ -67,6 +68,9 @@ def is_store(path: Path) -> bool:
 #: commerceql.importers.common.VERSION_PREFIX) and hidden staging folders. A store folder whose
 #: manifest is missing (a killed first import) must not open as an organization of its versions.
 _VERSION_PREFIX = "v-"
+#: Part of the cache key: changed whenever build_organization writes something new (2: the shops'
+#: common `unavailable_fields`), so an organization cached by an older CommerceQL is rebuilt.
+ORGANIZATION_LAYOUT = "organization-2"
 _STORE_PARTS = (_VERSION_PREFIX, ".")
 
 
@@ -303,6 +307,9 @@ def _merge_missing(manifest: dict[str, Any], shops: Sequence[Shop], written: dic
                   if all(table in other for other in per_shop[1:])}
         if common:
             manifest[key] = common
+    gaps = common_gaps([unavailable_fields(shop.manifest) for shop in shops])
+    if gaps:
+        manifest["unavailable_fields"] = gaps
 
 
 def organization_cache(folder: Path) -> Path:
@@ -313,7 +320,7 @@ def organization_cache(folder: Path) -> Path:
     shops = shops_in(folder)
     if not shops:
         raise CommerceQLDataError(f"{folder} holds no store folders")
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(ORGANIZATION_LAYOUT.encode())
     for path in shops:
         digest.update(str(path.resolve()).encode())
         digest.update((path / "manifest.json").read_bytes())

@@ -58,6 +58,7 @@ from commerceql.parser import parse, parse_script
 from commerceql.plan import AccountSettings
 from commerceql.resolver import resolve
 from commerceql.result import Result
+from commerceql.store_gaps import unavailable_fields
 from commerceql.value_hints import MAX_LISTED_VALUES, is_empty_answer, unmatched_value_notices
 
 Clock = Callable[[], dt.datetime]
@@ -148,9 +149,10 @@ class Store:
         self.name = name
         self.timezone = timezone
         self.currency = currency
-        self.model = model
-        self.path = path
         self.manifest = manifest or {}
+        # Fields the store's data cannot fill are refused with the reason, not answered empty.
+        self.model = model.without_fields(unavailable_fields(self.manifest))
+        self.path = path
         self._clock = clock
         self._lock = threading.Lock()
         self._cleanup: Callable[[], None] | None = None

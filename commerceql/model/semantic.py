@@ -247,6 +247,44 @@ class SemanticModel:
             tables[table.name] = table
         return SemanticModel(_with_segment_dimensions(tables))
 
+    def without_fields(self, gaps: Mapping[str, Mapping[str, str]]) -> SemanticModel:
+        """The model with the fields a store has no data for taken out and refused with the reason.
+
+        `gaps` maps table -> field -> reason (docs/importing.md: an import of Shopify's order export
+        has no return reasons). A metric computed from a removed one (`{name}` or `alias_of`) goes
+        too, with the same reason: it would otherwise answer a number built on empty data.
+        Names the model does not know are ignored (an older or newer model than the store's).
+        """
+        if not gaps:
+            return self
+        tables = dict(self.tables)
+        for table_name, fields in gaps.items():
+            table = tables.get(table_name)
+            if table is None:
+                continue
+            reasons = {name: reason for name, reason in fields.items()
+                       if name in table.dimensions or name in table.metrics}
+            if not reasons:
+                continue
+            changed = True
+            while changed:  # metrics built on a removed metric, to any depth
+                changed = False
+                for metric in table.metrics.values():
+                    if metric.name in reasons:
+                        continue
+                    uses = [*_METRIC_REFERENCE.findall(metric.sql), *([metric.alias_of] if metric.alias_of else [])]
+                    source = next((used for used in uses if used in reasons), None)
+                    if source is not None:
+                        reasons[metric.name] = reasons[source]
+                        changed = True
+            tables[table_name] = replace(
+                table,
+                dimensions={n: d for n, d in table.dimensions.items() if n not in reasons},
+                metrics={n: m for n, m in table.metrics.items() if n not in reasons},
+                unavailable={**table.unavailable, **reasons},
+            )
+        return SemanticModel(tables)
+
     def segments(self) -> dict[str, Segment]:
         """Every saved segment of the model, by name."""
         return {name: segment for table in self.tables.values() for name, segment in table.segments.items()}
