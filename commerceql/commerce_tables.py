@@ -32,7 +32,9 @@ fulfilment date while open orders are counted by the date they were placed.
     shipping_region, shipping_city, sales_channel, customer_id, fulfillment_status (current)
 
 return_lines (the `returns` table): one row per returned order line, i.e. per line item of a refund
-whose kind is 'return' (cancellations put goods back but are not returns), on the refund's date.
+whose kind is 'return' (cancellations put goods back but are not returns) with units coming back,
+on the refund's date. A line refunded for money only (quantity 0: a goodwill refund an importer
+spread over the order's lines) is a refund, not a return; it stays in sales' `returns` money.
 
     refund_line_item_id, refund_id, order_id, line_item_id, product_id, variant_id, returned_at
     (time column), quantity, subtotal (value of the goods, before tax), tax, reason (the line's
@@ -113,6 +115,6 @@ def return_lines_sql(c: DerivedContext) -> str:
         f"JOIN {q('refunds')} AS r ON r.refund_id = rl.refund_id "
         f"LEFT JOIN {q('line_items')} AS li ON li.line_item_id = rl.line_item_id "
         f"LEFT JOIN {q('orders')} AS o ON o.order_id = rl.order_id "
-        f"WHERE r.kind = 'return' AND r.created_at <= {c.param(c.as_of)} "
+        f"WHERE r.kind = 'return' AND rl.quantity > 0 AND r.created_at <= {c.param(c.as_of)} "
         "AND NOT COALESCE(o.is_test, FALSE)"
     )

@@ -227,10 +227,10 @@ def test_fulfillments_by_week_in_the_store_zone_with_a_filter(store, orders):
 
 @pytest.fixture(scope="module")
 def returned(sample_store_path, orders, line_items) -> pl.DataFrame:
-    """Refund lines of returns (not cancellations) of real orders, with their product and refund date."""
+    """Refund lines with units of returns (not cancellations) of real orders, with product and refund date."""
     refunds = raw(sample_store_path, "refunds").filter(pl.col("kind") == "return").select("refund_id", "created_at")
     products = raw(sample_store_path, "products").select("product_id", "product_type")
-    lines = raw(sample_store_path, "refund_line_items").join(refunds, on="refund_id")
+    lines = raw(sample_store_path, "refund_line_items").filter(pl.col("quantity") > 0).join(refunds, on="refund_id")
     lines = lines.join(orders.select("order_id", "sales_channel"), on="order_id")
     ordered = line_items.select("line_item_id", pl.col("quantity").alias("ordered"))
     return lines.join(products, on="product_id", how="left").join(ordered, on="line_item_id", how="left")

@@ -116,3 +116,25 @@ def test_an_organization_refuses_a_field_only_where_no_shop_has_it(imported: Pat
     _copy_with(imported, folder / "with-reasons", name="Shop C", unavailable_fields={})  # has every field
     mixed = build_organization(shops_in(folder), tmp_path / "org-mixed")
     assert "unavailable_fields" not in json.loads((mixed / "manifest.json").read_text())
+
+
+def test_a_money_only_refund_is_not_a_return(tmp_path: Path):
+    """A goodwill refund the importer spreads over the lines has no units: a refund, not a return."""
+    if not (SHOPIFY / "explorer_analytics").is_dir():
+        pytest.skip("the real Shopify exports (../shared/realdata/shopify) are not here")
+    out = tmp_path / "store"
+    import_shopify([SHOPIFY / "explorer_analytics"], out)
+    with cql.connect(out) as store:
+        by_units = store.sql(
+            "SELECT rl.quantity > 0 AS with_units, COUNT(DISTINCT rl.refund_id) AS refunds, "
+            "SUM(rl.subtotal) AS amount FROM refund_line_items rl JOIN refunds r USING (refund_id) "
+            "WHERE r.kind = 'return' GROUP BY ALL"
+        )
+        answer = store.query(f"FROM returns SHOW returns, returned_amount {EVERYTHING}").df
+    money_only = by_units.filter(~by_units["with_units"])
+    assert money_only.height == 1 and money_only["refunds"].item() > 0, "the export should have one"
+    with_units = by_units.filter(by_units["with_units"])
+    expected = with_units["refunds"].sum() if with_units.height else 0
+    assert answer["returns"].to_list() == [expected]
+    amount = with_units["amount"].sum() if with_units.height else 0
+    assert float(answer["returned_amount"].item()) == pytest.approx(float(amount), abs=0.005)
