@@ -1485,30 +1485,61 @@ def measure_latency(
     Updates run synchronously inside the value observer, so the time of the assignment is the
     time to rewrite the AST, run the query, build the chart and its Vega spec and render the table.
     The first change (warming DuckDB and Altair) is reported separately from the p50/p90.
+
+    Also per change (`updates`, parallel to `samples`): which pieces went to the page ("table",
+    "chart"; the status line and query text always do), their size in characters, and whether a
+    kept view answered it (no statement run, nothing drawn).
     """
+    import json
+
     if store is None:
         from commerceql.store import connect
 
         store = connect()
     widget = ExploreWidget(store, query)
     samples: list[tuple[str, Any, float, int]] = []
-    for control, value in changes:
-        before = widget.revision
-        started = time.perf_counter()
-        widget.controls[control].value = value
-        elapsed = time.perf_counter() - started
-        if widget.error is not None or widget.revision == before:
-            message = widget.error.render() if widget.error is not None else "no update"
-            raise RuntimeError(f"changing {control} to {value!r} did not update the widget: {message}")
-        samples.append((control, value, elapsed, widget.result.total_rows if widget.result else 0))
+    updates: list[dict[str, Any]] = []
+    try:
+        for control, value in changes:
+            before = widget.revision
+            counts = (widget.table_updates, widget.chart_updates, widget.views_reused, widget.queries_run)
+            query_text = widget.query_text
+            started = time.perf_counter()
+            widget.controls[control].value = value
+            elapsed = time.perf_counter() - started
+            if widget.error is not None or widget.revision == before:
+                message = widget.error.render() if widget.error is not None else "no update"
+                raise RuntimeError(f"changing {control} to {value!r} did not update the widget: {message}")
+            samples.append((control, value, elapsed, widget.result.total_rows if widget.result else 0))
+            pieces = []
+            size = len(widget.w_status.value) + (len(widget.query_text) if widget.query_text != query_text else 0)
+            if widget.table_updates > counts[0]:
+                pieces.append("table")
+                size += len(widget.w_table.value)
+            if widget.chart_updates > counts[1]:
+                pieces.append("chart")
+                size += len(json.dumps(widget.w_chart.outputs, default=str))
+            updates.append({
+                "pieces": tuple(pieces),
+                "size": size,
+                "reused": widget.views_reused > counts[2],
+                "queried": widget.queries_run > counts[3],
+            })
+    finally:
+        widget.close()
     times = [s[2] for s in samples[1:]] or [s[2] for s in samples]
+    sizes = [u["size"] for u in updates[1:]] or [u["size"] for u in updates]
     return {
         "samples": samples,
+        "updates": updates,
         "first": samples[0][2] if samples else float("nan"),
         "p50": statistics.median(times),
         "p90": _percentile(times, 0.9),
         "max": max(times),
         "n": len(times),
+        "size_p50": statistics.median(sizes) if sizes else 0,
+        "reused": sum(1 for u in updates if u["reused"]),
+        "queried": sum(1 for u in updates if u["queried"]),
     }
 
 
@@ -1524,10 +1555,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return 0
     changes = tuple(MEASURED_CHANGES) * max(1, args.rounds)
     report = measure_latency(changes=changes)
-    print(f"{'control':<12} {'value':<34} {'rows':>6} {'ms':>8}")
-    for control, value, elapsed, rows in report["samples"]:
+    print(f"{'control':<12} {'value':<34} {'rows':>6} {'ms':>8}  sent to the page")
+    for (control, value, elapsed, rows), update in zip(report["samples"], report["updates"], strict=True):
         shown = ",".join(value) if isinstance(value, tuple) else (value or "none")
-        print(f"{control:<12} {shown:<34} {rows:>6} {elapsed * 1000:>8.1f}")
+        sent = "+".join(("status", *update["pieces"]))
+        how = "kept view" if update["reused"] else ("query run" if update["queried"] else "same rows")
+        print(f"{control:<12} {shown:<34} {rows:>6} {elapsed * 1000:>8.1f}  {sent} ({update['size'] / 1024:.1f} K chars, {how})")
     print(
         f"control change -> table+chart updated: p50 {report['p50'] * 1000:.0f} ms, "
         f"p90 {report['p90'] * 1000:.0f} ms, max {report['max'] * 1000:.0f} ms over {report['n']} changes "
