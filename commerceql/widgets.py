@@ -731,7 +731,7 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
 
         from commerceql.charts import SUPPORTED_CHART_TYPES
 
-        charts: list[tuple[str, str]] = [("no chart", _NONE), ("Auto (from the result)", AUTO)] + [
+        charts: list[tuple[str, str]] = [("no chart", _NONE), ("auto", AUTO)] + [
             (chart_type_label(c), c) for c in SUPPORTED_CHART_TYPES
         ]
         if self.initial_state.chart_type == AS_WRITTEN:

@@ -134,6 +134,16 @@ PROBE_JS = """() => {
         probe.revision = revisionNow();
         root.querySelectorAll('.cql-chart svg, .cql-explore-table').forEach((e) => { e.__cqlSeen = true; });
     }, true);
+    // Long tasks (> 50 ms of main thread) after the change: drawing the Vega view, and the PNG
+    // snapshot JupyterLab's Vega renderer takes of it afterwards, show up here.
+    new PerformanceObserver((list) => {
+        if (probe.changedAt === null) return;
+        for (const entry of list.getEntries()) {
+            if (entry.startTime + entry.duration < probe.changedAt) continue;
+            probe.marks.busy = (probe.marks.busy || 0) + entry.duration;
+            probe.marks.busyUntil = Math.max(probe.marks.busyUntil || 0, entry.startTime + entry.duration - probe.changedAt);
+        }
+    }).observe({type: 'longtask'});
     new MutationObserver((records) => {
         if (probe.changedAt === null) return;
         const at = performance.now() - probe.changedAt;
@@ -184,6 +194,8 @@ class RoundTrip:
     revision_ms: float | None
     table_ms: float | None
     chart_ms: float | None
+    busy_ms: float | None
+    busy_until_ms: float | None
     received_bytes: int
     frames: int
 
@@ -194,7 +206,8 @@ class RoundTrip:
         return (
             f"  {self.control:<18} page {ms(self.page_ms)} ms (test {ms(self.total_ms)}) | kernel {ms(self.kernel_ms)}"
             f" | first status {ms(self.status_ms)} | new revision {ms(self.revision_ms)} | table {ms(self.table_ms)}"
-            f" | chart drawn {ms(self.chart_ms)} | {self.received_bytes / 1024:6.1f} KB in {self.frames} frames"
+            f" | chart drawn {ms(self.chart_ms)} | long tasks {ms(self.busy_ms)} until {ms(self.busy_until_ms)}"
+            f" | {self.received_bytes / 1024:6.1f} KB in {self.frames} frames"
         )
 
 
@@ -231,6 +244,7 @@ def round_trip_summary(trips: list[RoundTrip]) -> str:
         "kernel": _median([trip.kernel_ms for trip in trips]),
         "new revision shown": _median([trip.revision_ms for trip in trips]),
         "chart drawn": _median([trip.chart_ms for trip in trips]),
+        "main thread in long tasks": _median([trip.busy_ms or 0.0 for trip in trips]),
     }
     kilobytes = _median([trip.received_bytes / 1024 for trip in trips])
     verdict = "ok" if page_p50 is not None and page_p50 <= 300 else "over target"
@@ -269,6 +283,8 @@ def measured_change(page, frames: Frames, control: str, change, timeout_ms: int 
         revision_ms=marks.get("revision"),
         table_ms=marks.get("table"),
         chart_ms=marks.get("chart"),
+        busy_ms=marks.get("busy"),
+        busy_until_ms=marks.get("busyUntil"),
         received_bytes=received - bytes_before,
         frames=count - frames_before,
     )
