@@ -15,9 +15,14 @@ Two layers:
 
 * `ExploreWidget(store, query)`, an ipywidgets VBox with a control bar, a status line, the
   equivalent query text, the chart and the table. Every change rewrites the analyst's query
-  through `apply_state`, runs it with `store.query(new_ast)` and updates the chart and the table
-  in place. Impossible choices are prevented (comparison is disabled for "All time") or explained
-  in the status line; errors are shown there, never raised into the notebook.
+  through `apply_state`, runs it and updates the chart and the table in place. Impossible choices
+  are prevented (comparison is disabled for "All time") or explained in the status line; errors
+  are shown there, never raised into the notebook.
+
+  Updates are compact: a chart type change runs no statement (the rows shown are reused); the
+  table HTML is sent to the page only when its rows changed and the chart output only when its
+  spec changed, table first and chart last (see `_show_view`); the last `VIEW_CACHE_SIZE` views
+  are kept, so going back to a combination shown before runs and draws nothing.
 
 `store.explore(query)` and `result.widget()` return an `ExploreWidget`.
 `python -m commerceql.widgets --measure` prints how long a control change takes on the sample store.

@@ -21,7 +21,7 @@ from rawdata import raw
 import commerceql as cql
 from commerceql.charts import SUPPORTED_CHART_TYPES
 from commerceql.display import comparison_phrase, humanize
-from commerceql.widgets import COMPARISONS, VIEW_CACHE_SIZE, ExploreWidget
+from commerceql.widgets import COMPARISONS, VIEW_CACHE_SIZE, ExploreWidget, measure_latency
 
 NOTEBOOK_QUERY = "FROM sales SHOW net_sales GROUP BY sales_channel DURING last_month VISUALIZE net_sales TYPE bar"
 
@@ -250,3 +250,15 @@ def test_compare_to_and_chart_dropdowns_show_labels_and_keep_their_values(store,
     assert f"Net sales ({comparison_phrase('previous_year')})" in headers
     assert_same_totals(shown_by(widget, "sales_channel"), net_sales_by(sample_store_path, "sales_channel"))
     widget.close()
+
+
+def test_measure_latency_says_what_each_update_sent(store):
+    changes = (("dimension", "billing_region"), ("chart_type", "line"), ("chart_type", "bar"), ("dimension", "sales_channel"))
+    report = measure_latency(store, changes=changes)
+    pieces = [update["pieces"] for update in report["updates"]]
+    assert pieces == [("table", "chart"), ("chart",), ("chart",), ("table", "chart")]
+    assert [update["queried"] for update in report["updates"]] == [True, False, False, False]
+    # back to the bar chart by region: kept; back to the notebook's view: kept
+    assert [update["reused"] for update in report["updates"]] == [False, False, True, True]
+    assert report["reused"] == 2 and report["queried"] == 1
+    assert all(update["size"] > 0 for update in report["updates"])

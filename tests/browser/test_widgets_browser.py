@@ -5,6 +5,12 @@ the widget's controls like a merchandiser would — group by billing_region, las
 previous year — and checks from the page that the table and the chart changed to the values that a
 hand-written DuckDB query over the store's Parquet files gives. Screenshots go to artifacts/browser/.
 
+Each control change is also measured from inside the page (`PROBE_JS`): when the status line, the
+table and the new chart appeared after the change event, how long the main thread was busy in long
+tasks, the kernel's own time (from the status line) and the bytes the page received. The figures
+and their p50 (target < 300 ms) are printed and written to artifacts/browser/latency.txt; they are
+figures, never assertions (CI is a busy machine).
+
 Skips when /usr/bin/chromium or the playwright package is missing, unless CI=true (then it fails).
 Offline: no CDN; JupyterLab's own Vega renderer and widget manager draw everything.
 """
