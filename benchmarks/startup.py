@@ -9,13 +9,16 @@ is one, as a ratio to a reference (`python -c pass` for process start):
 - first query in a new CommerceQL-kernel session (table + chart shown)   target < 3 s
 - imports of `commerceql` and `commerceql.cli` (what the entry points pay before any work)
 - explore widget, kernel side: from setting a control's value to the table and chart updated, in
-  process (the browser adds drawing; tests/browser/test_widgets_browser.py prints that round trip)
+  process, for any change, a chart type change and a change back to a view shown before; and the
+  size of what an update sends to the page
+- explore widget in the browser (`--browser`: runs tests/browser/test_widgets_browser.py, which
+  prints the round trip p50 in the page, target < 0.3 s; without it, its last printed figure)
 
 The package's bytecode is compiled first, as an installed package has it: under
 PYTHONDONTWRITEBYTECODE=1 a source checkout would otherwise recompile every edited module in
 every measured process.
 
-    python -m benchmarks.startup [--repeat 5] [--no-kernel] [--no-widget]
+    python -m benchmarks.startup [--repeat 5] [--no-kernel] [--no-widget] [--browser]
 """
 
 from __future__ import annotations
@@ -91,9 +94,14 @@ def kernel_first_query(repeat: int, pause: float = 0.0) -> float:
     return statistics.median(times)
 
 
+#: Back and forth between two views: after the first two changes, each is answered by a kept view.
+TOGGLE_CHANGES = (("dimension", "billing_region"), ("dimension", "sales_channel"))
+
+
 def widget_round_trip(rounds: int) -> dict[str, float]:
     """Kernel-side control change -> table and chart updated (seconds): p50/p90 of every change
-    after the first, the first change, and the p50 of the chart type changes alone."""
+    after the first, the p50 of the chart type changes alone (no query), of toggling back to a
+    view shown before (a kept view: no query, no drawing), and the p50 size of what is sent."""
     from commerceql.store import connect
     from commerceql.widgets import MEASURED_CHANGES, measure_latency
 
@@ -102,9 +110,42 @@ def widget_round_trip(rounds: int) -> dict[str, float]:
         # vl-convert), so the measured changes find none of their charts already compiled.
         measure_latency(store, query=WARM_UP_WIDGET_QUERY, changes=(("dimension", "billing_region"), ("chart_type", "line")))
         report = measure_latency(store, changes=tuple(MEASURED_CHANGES) * max(1, rounds))
+        toggles = measure_latency(store, changes=TOGGLE_CHANGES * max(3, rounds + 2))
     chart_types = [seconds for control, _, seconds, _ in report["samples"] if control == "chart_type"]
+    kept = [sample[2] for sample, update in zip(toggles["samples"], toggles["updates"], strict=True) if update["reused"]]
     return {"p50": report["p50"], "p90": report["p90"], "max": report["max"],
-            "chart_type_p50": statistics.median(chart_types) if chart_types else float("nan")}
+            "chart_type_p50": statistics.median(chart_types) if chart_types else float("nan"),
+            "kept_view_p50": statistics.median(kept) if kept else float("nan"),
+            "size_p50": report["size_p50"]}
+
+
+BROWSER_TEST = "tests/browser/test_widgets_browser.py"
+LAST_BROWSER_FIGURES = ROOT / "artifacts" / "browser" / "latency.txt"
+
+
+def browser_round_trip() -> str | None:
+    """Run the browser test (JupyterLab + Chromium, ~30 s) and return its round trip line.
+
+    None when it could not run (no Chromium or Playwright: the test skips) or printed no figure.
+    """
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "kernel")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", BROWSER_TEST, "-k", "jupyterlab"],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=1200,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("browser round trip")]
+    return lines[-1] if lines else None
+
+
+def _last_browser_figure() -> str | None:
+    """The round trip line of the last browser test run, with when it ran (None if never)."""
+    if not LAST_BROWSER_FIGURES.exists():
+        return None
+    lines = [line for line in LAST_BROWSER_FIGURES.read_text(encoding="utf-8").splitlines() if line.startswith("browser round trip")]
+    if not lines:
+        return None
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(LAST_BROWSER_FIGURES.stat().st_mtime))
+    return f"{lines[-1]} [last browser test run, {when}; --browser runs it now]"
 
 
 def _compile_bytecode() -> None:
@@ -114,7 +155,7 @@ def _compile_bytecode() -> None:
         compileall.compile_dir(str(package), quiet=1)
 
 
-def run(repeat: int, kernel: bool, widget: bool = True) -> None:
+def run(repeat: int, kernel: bool, widget: bool = True, browser: bool = False) -> None:
     print("\n== start-up (cold processes, median of", repeat, "runs) ==")
     from commerceql.sample import ensure_default_store
 
@@ -140,7 +181,16 @@ def run(repeat: int, kernel: bool, widget: bool = True) -> None:
         _line("widget control change, kernel side (p50)", figures["p50"], None)
         _line("widget control change, kernel side (p90)", figures["p90"], None)
         _line("widget chart type change, kernel side (p50, no query)", figures["chart_type_p50"], None)
+        _line("widget back to a view shown before, kernel side (p50, kept)", figures["kept_view_p50"], None)
+        print(f"  {'widget update sent to the page (p50: status, query, changed pieces)':<58} {figures['size_p50'] / 1024:7.1f} K chars")
         print("  (the browser target is < 0.3 s for the whole round trip; the kernel side is part of it)")
+    if browser:
+        line = browser_round_trip()
+        print(f"  {line}" if line else f"  browser round trip: {BROWSER_TEST} did not run (Chromium or Playwright missing?)")
+    elif widget:
+        last = _last_browser_figure()
+        if last:
+            print(f"  {last}")
 
 
 def _chart(cli: list[str], repeat: int) -> float:
@@ -155,9 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-kernel", action="store_true", help="skip the kernel figure")
     parser.add_argument("--no-widget", action="store_true", help="skip the explore widget figures")
+    parser.add_argument("--browser", action="store_true",
+                        help=f"also run {BROWSER_TEST} (JupyterLab + Chromium, ~30 s) for the widget's browser round trip")
     args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (1 min) at start")
-    run(args.repeat, kernel=not args.no_kernel, widget=not args.no_widget)
+    run(args.repeat, kernel=not args.no_kernel, widget=not args.no_widget, browser=args.browser)
     print(f"load average {os.getloadavg()[0]:.2f} (1 min) at the end")
     return 0
 

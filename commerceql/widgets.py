@@ -15,9 +15,14 @@ Two layers:
 
 * `ExploreWidget(store, query)`, an ipywidgets VBox with a control bar, a status line, the
   equivalent query text, the chart and the table. Every change rewrites the analyst's query
-  through `apply_state`, runs it with `store.query(new_ast)` and updates the chart and the table
-  in place. Impossible choices are prevented (comparison is disabled for "All time") or explained
-  in the status line; errors are shown there, never raised into the notebook.
+  through `apply_state`, runs it and updates the chart and the table in place. Impossible choices
+  are prevented (comparison is disabled for "All time") or explained in the status line; errors
+  are shown there, never raised into the notebook.
+
+  Updates are compact: a chart type change runs no statement (the rows shown are reused); the
+  table HTML is sent to the page only when its rows changed and the chart output only when its
+  spec changed, table first and chart last (see `_show_view`); the last `VIEW_CACHE_SIZE` views
+  are kept, so going back to a combination shown before runs and draws nothing.
 
 `store.explore(query)` and `result.widget()` return an `ExploreWidget`.
 `python -m commerceql.widgets --measure` prints how long a control change takes on the sample store.
@@ -31,6 +36,7 @@ import html
 import os
 import statistics
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -530,6 +536,25 @@ def field_label(name: str) -> str:
     return humanize(name)
 
 
+def comparison_label(operator: str) -> str:
+    """What the Compare to control shows for a COMPARE TO operator: "Previous year".
+
+    The words the table headers and chart legends use ("Net sales (previous year)",
+    `display.comparison_phrase`), capitalized as the first word of an option.
+    """
+    from commerceql.display import comparison_phrase
+
+    phrase = comparison_phrase(operator)
+    return phrase[:1].upper() + phrase[1:]
+
+
+def chart_type_label(chart_type: str) -> str:
+    """What the Chart control shows for a chart type: horizontal_bar -> "Horizontal bar"."""
+    from commerceql.display import humanize
+
+    return humanize(chart_type)
+
+
 def _label(name: str) -> str:
     if name.startswith("bfcm") and name[4:].isdigit():
         return f"BFCM {name[4:]}"
@@ -546,6 +571,38 @@ def _percentile(values: Sequence[float], q: float) -> float:
         return float("nan")
     index = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
     return ordered[index]
+
+
+#: Views an explore widget keeps (result, chart output, table HTML), most recent last: toggling a
+#: control back to a state shown before re-shows its view without running or drawing anything.
+#: Small: each view holds its rows and its chart's data (a bar of 500 rows is a few hundred KB).
+VIEW_CACHE_SIZE = 8
+
+
+@dataclass(frozen=True)
+class _View:
+    """What one query shows: its result, its chart output (or why it could not be drawn), its table."""
+
+    result: Result
+    vegalite_spec: dict[str, Any] | None
+    chart_outputs: tuple[dict[str, Any], ...]
+    chart_error: str | None
+    table_html: str
+
+
+def _view_key(compiled: Any) -> tuple[Any, ...]:
+    """What decides a view: the statement and its parameters (the rows; named dates are resolved
+    into the parameters, so "last month" a month later is another key) and the query (the chart,
+    the headers). An open store reads one import version of its tables, so the rows cannot change
+    under the same statement."""
+    parameters = compiled.parameters
+    items = tuple(sorted(parameters.items())) if isinstance(parameters, dict) else tuple(parameters or ())
+    key = (compiled.sql, repr(items), tuple(compiled.columns), compiled.plan.query)
+    try:
+        hash(key)
+    except TypeError:  # a tree holding a list somewhere: its text stands for it
+        key = (*key[:3], repr(compiled.plan.query))
+    return key
 
 
 class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
@@ -582,6 +639,13 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
         self.revision = 0
         self.timings: list[float] = []
         self.queries_run = 0  # statements sent to the store (a chart type change sends none)
+        self.views_reused = 0  # updates answered from the views kept (`VIEW_CACHE_SIZE`)
+        self.chart_updates = 0  # times a new chart output was sent to the browser
+        self.table_updates = 0  # times a new table was sent to the browser
+        self.table_revision = 0  # revision of the table's rows (the table's data-revision)
+        self._views: OrderedDict[tuple[Any, ...], _View] = OrderedDict()
+        self._shown_outputs: tuple[dict[str, Any], ...] | None = None
+        self._shown_table_html: str | None = None
         self.vegalite_spec: dict[str, Any] | None = None
         self._syncing = False
         self._build(export_path)
@@ -660,19 +724,21 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
         self.w_grain = w.Dropdown(
             options=[("none", _NONE)] + [(g, g) for g in grains], description="Grain", style=aligned, layout=w.Layout(width="330px")
         )
-        comparisons: list[tuple[str, str]] = [("none", _NONE)] + [(c, c) for c in COMPARISONS]
+        comparisons: list[tuple[str, str]] = [("none", _NONE)] + [(comparison_label(c), c) for c in COMPARISONS]
         if self.initial_state.comparison == AS_WRITTEN:
             from commerceql.formatter import format_date
 
             written = ", ".join(t.operator or format_date(t.start) for t in self.original.compare_to if t.operator or t.start)
             comparisons.append((f"as written ({written})", AS_WRITTEN))
         elif self.initial_state.comparison and self.initial_state.comparison not in COMPARISONS:
-            comparisons.append((self.initial_state.comparison, self.initial_state.comparison))
+            comparisons.append((comparison_label(self.initial_state.comparison), self.initial_state.comparison))
         self.w_comparison = w.Dropdown(options=comparisons, description="Compare to", style=aligned, layout=w.Layout(width="330px"))
 
         from commerceql.charts import SUPPORTED_CHART_TYPES
 
-        charts: list[tuple[str, str]] = [("no chart", _NONE), ("auto", AUTO)] + [(c, c) for c in SUPPORTED_CHART_TYPES]
+        charts: list[tuple[str, str]] = [("no chart", _NONE), ("auto", AUTO)] + [
+            (chart_type_label(c), c) for c in SUPPORTED_CHART_TYPES
+        ]
         if self.initial_state.chart_type == AS_WRITTEN:
             charts.append(("as written (mixed types)", AS_WRITTEN))
         self.w_chart_type = w.Dropdown(options=charts, description="Chart", style=aligned, layout=w.Layout(width="330px"))
@@ -996,20 +1062,41 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
             return
         self.query = query
         self._set_query_text(self._format(query))
-        self._set_status('<span class="cql-status-ok">Running…</span>')
         self._run(query, started=started, notes=notes)
 
     def _run(self, query: ast.Query, *, started: float, notes: list[str]) -> None:
+        """Show what `query` gives, doing only what has not been done for it already.
+
+        A view shown before (the last `VIEW_CACHE_SIZE` of them, e.g. toggling a control back)
+        is re-shown as it was: no statement, no chart, no table rendering. A chart type change
+        reuses the rows shown (`_same_rows`) and only draws the chart. Anything else runs.
+        """
         try:
             compiled = self.store.compile(query)
-            result = self._same_rows(compiled)
-            if result is None:
-                self.queries_run += 1
-                result = self.store.execute(compiled)
+            key = _view_key(compiled)
+            view = self._views.get(key)
+            if view is not None:
+                self._views.move_to_end(key)
+                self.views_reused += 1
+            else:
+                result = self._same_rows(compiled)
+                # the same rows under the same statement make the same table: only the chart is new
+                table_html = self._shown_table_html if result is not None else None
+                if result is None:
+                    self._set_status('<span class="cql-status-ok">Running…</span>')
+                    self.queries_run += 1
+                    result = self.store.execute(compiled)
+                view = self._render(result, table_html=table_html)
+                self._remember(key, view)
         except CommerceQLError as exc:
             self._show_error(self._positioned(exc), notes, stale=self.result is not None)
             return
-        self._show_result(result, started=started, notes=notes)
+        self._show_view(view, started=started, notes=notes)
+
+    def _remember(self, key: tuple[Any, ...], view: _View) -> None:
+        self._views[key] = view
+        while len(self._views) > VIEW_CACHE_SIZE:
+            self._views.popitem(last=False)
 
     def _same_rows(self, compiled: Any) -> Result | None:
         """The current rows under the new query when it runs the very same SQL (else None).
@@ -1055,9 +1142,15 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
         return error
 
     def _show_result(self, result: Result, *, started: float | None, notes: list[str] | None = None) -> None:
+        """Show a result computed elsewhere (the cell's own run of the query)."""
+        view = self._render(result)
+        self._remember(_view_key(result), view)
+        self._show_view(view, started=started, notes=notes)
+
+    def _render(self, result: Result, *, table_html: str | None = None) -> _View:
+        """The chart output (or the error drawing it) and the table HTML of `result` (unless given)."""
         from commerceql.widget_export import chart_display_bundle
 
-        notes = list(notes or [])
         chart_error: str | None = None
         vl_spec = None
         outputs: tuple[dict[str, Any], ...] = ()
@@ -1071,6 +1164,7 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
             except Exception as exc:  # noqa: BLE001 - a chart problem must not hide the table
                 chart_error = f"the chart could not be drawn: {type(exc).__name__}: {exc}"
         if chart_error is not None:
+            vl_spec = None
             outputs = (
                 {
                     "output_type": "display_data",
@@ -1078,27 +1172,54 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
                     "metadata": {},
                 },
             )
+        return _View(
+            result=result,
+            vegalite_spec=vl_spec,
+            chart_outputs=outputs,
+            chart_error=chart_error,
+            table_html=table_html if table_html is not None else result.to_html(max_rows=self.max_rows),
+        )
+
+    def _show_view(self, view: _View, *, started: float | None, notes: list[str] | None = None) -> None:
+        """Send the browser only the pieces that differ from what it shows.
+
+        The table HTML goes out only when its rows changed, the chart output only when its spec
+        changed; the status line (with the update's revision) always. The chart goes last: the
+        page draws a new Vega view and then snapshots it as a PNG (JupyterLab's Vega renderer
+        does, for the saved notebook), which holds its main thread for a few hundred ms on a busy
+        machine; messages queued behind the chart would wait for that, so the table and the
+        status go first and show while the chart is drawn.
+        """
+        notes = list(notes or [])
+        result = view.result
         self.result = result
-        self.vegalite_spec = vl_spec
+        self.vegalite_spec = view.vegalite_spec
         self.error = None
         self.notes = notes
         self.revision += 1
-        self.w_chart.outputs = outputs
-        self.w_table.value = (
-            f'<div class="cql-explore-table" data-revision="{self.revision}">{result.to_html(max_rows=self.max_rows)}</div>'
-        )
+        if view.table_html != self._shown_table_html:
+            self.table_revision += 1
+            self.w_table.value = (
+                f'<div class="cql-explore-table" data-revision="{self.table_revision}">{view.table_html}</div>'
+            )
+            self.table_updates += 1
+        self._shown_table_html = view.table_html
         elapsed = None
         if started is not None:
             elapsed = time.perf_counter() - started
             self.timings.append(elapsed)
         rows = f"{result.total_rows:,} row{'s' if result.total_rows != 1 else ''}"
         when = f" · {elapsed * 1000:,.0f} ms" if elapsed is not None else ""
-        parts = [f'<span class="cql-status-ok">✓ {rows}{when}</span>']
+        parts = [f'<span class="cql-status-ok" data-revision="{self.revision}">✓ {rows}{when}</span>']
         for note in notes:
             parts.append(f'<div class="cql-status-note">{html.escape(note)}</div>')
-        if chart_error is not None:
+        if view.chart_error is not None:
             parts.append(f'<div class="cql-status-note">The table is up to date; the chart could not be drawn with chart type “{html.escape(str(self.state.chart_type))}” — see below.</div>')
         self._set_status("".join(parts))
+        if view.chart_outputs is not self._shown_outputs and view.chart_outputs != self._shown_outputs:
+            self.w_chart.outputs = view.chart_outputs
+            self.chart_updates += 1
+        self._shown_outputs = view.chart_outputs
 
     def _show_error(self, error: CommerceQLError, notes: list[str], *, stale: bool) -> None:
         self.error = error
@@ -1210,6 +1331,7 @@ class ExploreWidget(ipywidgets.VBox):  # type: ignore[misc]
         ipywidgets' own `close()` closes one widget; the control bar is ~70 of them (controls,
         boxes, layouts, styles), each registered with the kernel until closed.
         """
+        self._views.clear()
         close_widget_tree(self)
 
     def __repr__(self) -> str:
@@ -1368,30 +1490,61 @@ def measure_latency(
     Updates run synchronously inside the value observer, so the time of the assignment is the
     time to rewrite the AST, run the query, build the chart and its Vega spec and render the table.
     The first change (warming DuckDB and Altair) is reported separately from the p50/p90.
+
+    Also per change (`updates`, parallel to `samples`): which pieces went to the page ("table",
+    "chart"; the status line and query text always do), their size in characters, and whether a
+    kept view answered it (no statement run, nothing drawn).
     """
+    import json
+
     if store is None:
         from commerceql.store import connect
 
         store = connect()
     widget = ExploreWidget(store, query)
     samples: list[tuple[str, Any, float, int]] = []
-    for control, value in changes:
-        before = widget.revision
-        started = time.perf_counter()
-        widget.controls[control].value = value
-        elapsed = time.perf_counter() - started
-        if widget.error is not None or widget.revision == before:
-            message = widget.error.render() if widget.error is not None else "no update"
-            raise RuntimeError(f"changing {control} to {value!r} did not update the widget: {message}")
-        samples.append((control, value, elapsed, widget.result.total_rows if widget.result else 0))
+    updates: list[dict[str, Any]] = []
+    try:
+        for control, value in changes:
+            before = widget.revision
+            counts = (widget.table_updates, widget.chart_updates, widget.views_reused, widget.queries_run)
+            query_text = widget.query_text
+            started = time.perf_counter()
+            widget.controls[control].value = value
+            elapsed = time.perf_counter() - started
+            if widget.error is not None or widget.revision == before:
+                message = widget.error.render() if widget.error is not None else "no update"
+                raise RuntimeError(f"changing {control} to {value!r} did not update the widget: {message}")
+            samples.append((control, value, elapsed, widget.result.total_rows if widget.result else 0))
+            pieces = []
+            size = len(widget.w_status.value) + (len(widget.query_text) if widget.query_text != query_text else 0)
+            if widget.table_updates > counts[0]:
+                pieces.append("table")
+                size += len(widget.w_table.value)
+            if widget.chart_updates > counts[1]:
+                pieces.append("chart")
+                size += len(json.dumps(widget.w_chart.outputs, default=str))
+            updates.append({
+                "pieces": tuple(pieces),
+                "size": size,
+                "reused": widget.views_reused > counts[2],
+                "queried": widget.queries_run > counts[3],
+            })
+    finally:
+        widget.close()
     times = [s[2] for s in samples[1:]] or [s[2] for s in samples]
+    sizes = [u["size"] for u in updates[1:]] or [u["size"] for u in updates]
     return {
         "samples": samples,
+        "updates": updates,
         "first": samples[0][2] if samples else float("nan"),
         "p50": statistics.median(times),
         "p90": _percentile(times, 0.9),
         "max": max(times),
         "n": len(times),
+        "size_p50": statistics.median(sizes) if sizes else 0,
+        "reused": sum(1 for u in updates if u["reused"]),
+        "queried": sum(1 for u in updates if u["queried"]),
     }
 
 
@@ -1407,10 +1560,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return 0
     changes = tuple(MEASURED_CHANGES) * max(1, args.rounds)
     report = measure_latency(changes=changes)
-    print(f"{'control':<12} {'value':<34} {'rows':>6} {'ms':>8}")
-    for control, value, elapsed, rows in report["samples"]:
+    print(f"{'control':<12} {'value':<34} {'rows':>6} {'ms':>8}  sent to the page")
+    for (control, value, elapsed, rows), update in zip(report["samples"], report["updates"], strict=True):
         shown = ",".join(value) if isinstance(value, tuple) else (value or "none")
-        print(f"{control:<12} {shown:<34} {rows:>6} {elapsed * 1000:>8.1f}")
+        sent = "+".join(("status", *update["pieces"]))
+        how = "kept view" if update["reused"] else ("query run" if update["queried"] else "same rows")
+        print(f"{control:<12} {shown:<34} {rows:>6} {elapsed * 1000:>8.1f}  {sent} ({update['size'] / 1024:.1f} K chars, {how})")
     print(
         f"control change -> table+chart updated: p50 {report['p50'] * 1000:.0f} ms, "
         f"p90 {report['p90'] * 1000:.0f} ms, max {report['max'] * 1000:.0f} ms over {report['n']} changes "
