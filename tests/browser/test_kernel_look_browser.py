@@ -360,8 +360,8 @@ def test_control_bar_is_there(kernel_page: Page) -> None:
         ".cql-explore .cql-metrics select option", "options => options.filter(o => o.selected).map(o => o.value)"
     )
     assert set(metrics) == {"Net sales", "Orders", "Average order value"}, metrics
-    assert page.locator(".cql-explore .cql-comparison select").input_value() == "previous_year"
-    assert page.locator(".cql-explore .cql-chart-type select").input_value() == "bar"
+    assert page.locator(".cql-explore .cql-comparison select").input_value() == "Previous year"
+    assert page.locator(".cql-explore .cql-chart-type select").input_value() == "Bar"
     date_range = page.locator(".cql-explore .cql-date-range select").input_value()
     assert date_range.startswith("Last month"), date_range
     assert (ARTIFACTS / "kernel_widget_bar.png").stat().st_size > 0
