@@ -589,8 +589,11 @@ def _columnar_style(column: Any, key: str) -> TimestampStyle:
     style = TimestampStyle()
     if not values.len():
         return style
-    df = values.to_frame("t").with_row_index("i")
+    # every distinct value once, in the order it first appears, with how many rows hold it: the
+    # counts are sums of _n, and the samples (first of their hour and offset) come out the same
+    df = values.to_frame("t").group_by("t", maintain_order=True).len(name="_n")
     t = pl.col("t")
+    n = pl.col("_n")
     fast_format = (t.str.len_chars() == 25) & (t.str.slice(19, 1) == " ") & t.str.slice(20, 1).is_in(["+", "-"]) \
         & (t.str.slice(10, 1) == " ") & (t.str.slice(4, 1) == "-")
     df = df.with_columns(
@@ -602,17 +605,18 @@ def _columnar_style(column: Any, key: str) -> TimestampStyle:
     offsets = df.filter(pl.col("_offset"))
     naive = df.filter(~pl.col("_offset") & pl.col("_naive"))
     slash = df.filter(~pl.col("_offset") & ~pl.col("_naive") & pl.col("_slash"))
-    style.offset = offsets.height
-    style.naive_iso = naive.height
-    style.slash = slash.height
+    style.offset = int(offsets.get_column("_n").sum())
+    style.naive_iso = int(naive.get_column("_n").sum())
+    style.slash = int(slash.get_column("_n").sum())
     if slash.height:
         parts = slash.select(
             a=t.str.extract(_TS_SLASH_RE, 1).cast(pl.Int64), b=t.str.extract(_TS_SLASH_RE, 2).cast(pl.Int64),
-            hour=t.str.extract(_TS_SLASH_RE, 4), second=t.str.extract(_TS_SLASH_RE, 6),
+            hour=t.str.extract(_TS_SLASH_RE, 4), second=t.str.extract(_TS_SLASH_RE, 6), _n=n,
         )
-        style.first_over_12 = int((parts.get_column("a") > 12).sum())
-        style.second_over_12 = int((parts.get_column("b") > 12).sum())
-        style.no_seconds += int((parts.get_column("hour").is_not_null() & parts.get_column("second").is_null()).sum())
+        style.first_over_12 = int(parts.select(n.filter(pl.col("a") > 12).sum()).item())
+        style.second_over_12 = int(parts.select(n.filter(pl.col("b") > 12).sum()).item())
+        style.no_seconds += int(parts.select(
+            n.filter(pl.col("hour").is_not_null() & pl.col("second").is_null()).sum()).item())
     if offsets.height:
         o = offsets.with_columns(
             y=t.str.extract(_TS_OFFSET_RE, 1).cast(pl.Int32), mo=t.str.extract(_TS_OFFSET_RE, 2).cast(pl.Int8),
@@ -620,7 +624,7 @@ def _columnar_style(column: Any, key: str) -> TimestampStyle:
             mi=t.str.extract(_TS_OFFSET_RE, 5).cast(pl.Int64), ss=t.str.extract(_TS_OFFSET_RE, 6),
             zone=t.str.extract(_TS_OFFSET_RE, 7),
         )
-        style.no_seconds += int(o.get_column("ss").null_count())
+        style.no_seconds += int(o.select(n.filter(pl.col("ss").is_null()).sum()).item())
         digits = pl.col("zone").str.replace(":", "", literal=True)
         o = o.with_columns(
             day=pl.date(pl.col("y"), pl.col("mo"), pl.col("d")),
@@ -1652,6 +1656,10 @@ def _strip(value: str | None) -> str:
     return (value or "").strip()
 
 
+# Series at least this long are mapped over their distinct values first (see _mapped).
+_DISTINCT_FIRST_ROWS = 1_000
+
+
 def _mapped(series: Any, function: Any, dtype: Any, *, fast: bool = True) -> Any:
     """`function` applied to every distinct value of `series` in Python (the row path's own parsers and
     cleaners, so results agree exactly), broadcast back with a join. Raises _Unsupported on a bad value.
@@ -1660,6 +1668,16 @@ def _mapped(series: Any, function: Any, dtype: Any, *, fast: bool = True) -> Any
     """
     import polars as pl
 
+    if fast and series.len() >= _DISTINCT_FIRST_ROWS:
+        # most columns repeat their values (prices, SKUs, statuses, the order fields on every line
+        # row): hashing them is far cheaper than the fast path's regular expressions on every row,
+        # so the distinct values are mapped (fast path, then Python) and the results joined back
+        distinct = series.unique(maintain_order=False)
+        if distinct.len() * 2 <= series.len():
+            table = pl.DataFrame({"k": distinct, "v": _mapped(distinct, function, dtype)})
+            joined = series.rename("k").to_frame().join(table, on="k", how="left", nulls_equal=True,
+                                                        maintain_order="left")
+            return joined.get_column("v").rename(series.name)
     computed = _fast_values(series, function) if fast and series.dtype == pl.String else None
     if computed is not None:
         mask, values = computed
@@ -2333,14 +2351,15 @@ class ColumnarOrders:
         def note(key: str, frame: Any, step: int, row: str | None = None) -> None:
             if not frame.height:
                 return
-            first = frame.sort(["_order_seq"] + ([row] if row else [])).row(0, named=True)
+            keys = ["_order_seq"] + ([row] if row else [])
+            first = frame.select(keys).sort(keys).row(0, named=True)  # only the keys: `o` is wide
             counts.note(key, frame.height, (first["_order_seq"], step, first[row] if row else 0))
 
         for key, rows in (("tip_lines", tip_rows), ("gift_card_lines", gift_rows)):
             note(key, rows.join(seq_of, on="_grp", how="inner"), 0, "_row")
         note("orders", o, 1)
         if o.height:  # the row path counts line items (perhaps 0) for every order it builds
-            first = o.sort("_order_seq").row(0, named=True)
+            first = o.select("_order_seq").sort("_order_seq").row(0, named=True)
             counts.note("line_items", int(o.get_column("_nB").sum()), (first["_order_seq"], 2, 0), always=True)
         note("orders_lines_vs_subtotal", o.filter(c("_lvs")), 3)
         note("orders_shipping_discount_inferred", o.filter(c("_count_inferred")), 4)
