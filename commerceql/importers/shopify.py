@@ -487,13 +487,15 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
         if lone_returns:
             breaks += (" + strlen(a) - strlen(replace(a, chr(13), ''))"
                        " - (strlen(a) - strlen(replace(a, chr(13) || chr(10), ''))) // 2")
+        # snappy, not lz4: DuckDB writes these 79 text columns ~20% faster with it (1M export lines:
+        # 13.8 s -> 10.9 s in benchmarks/importer.py's export), for a staged file of about the same size
         try:
             con.execute(f"""
                 COPY (SELECT {selected}{',' if keys else ''} CAST({breaks} AS INTEGER) AS _breaks, a = '' AS _blank
                       FROM (SELECT *, {every} AS a FROM read_csv({sql_path(path)}, header = true, columns = {columns},
                             delim = ',', quote = '"', escape = '"', strict_mode = true, null_padding = false,
                             auto_detect = false, encoding = 'utf-8')))
-                TO {sql_literal(str(raw))} (FORMAT parquet, COMPRESSION lz4, ROW_GROUP_SIZE 100000)
+                TO {sql_literal(str(raw))} (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 100000)
             """)
         except duckdb.Error as exc:
             raise _NotColumnar(str(exc)) from None
