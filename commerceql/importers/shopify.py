@@ -3190,24 +3190,33 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
     con.execute(f"CREATE TEMP VIEW orders_shop AS SELECT *, {sql_literal(currency)} AS shop_currency FROM orders_out")
     counts: dict[str, int] = {}
     counts["orders"] = write_table(con, tmp, "orders", "SELECT * FROM orders_shop")
-    counts["line_items"] = write_table(con, tmp, "line_items", """
-        SELECT l.line_seq AS _seq, o.order_id, row_number() OVER (ORDER BY o.order_id, l.line_seq) AS line_item_id,
-               l.product_id, l.variant_id, l.product_title AS title, l.variant_title, l.sku, l.quantity, l.price,
-               l.gross, l.line_discount, l.allocated_order_discount, l.total_discount, l.net, l.tax,
-               l.unit_cost, l.unit_cost * l.quantity AS cost
-        FROM lines l JOIN orders_final o USING (order_seq)
-    """)
+    # line ids numbered over two columns (the window runs on one thread), the wide rows sorted after
     con.execute("""
         CREATE TEMP TABLE line_ids AS
         SELECT l.line_seq, row_number() OVER (ORDER BY o.order_id, l.line_seq) AS line_item_id
         FROM lines l JOIN orders_final o USING (order_seq)
     """)
+    counts["line_items"] = write_table(con, tmp, "line_items", """
+        SELECT l.line_seq AS _seq, o.order_id, li.line_item_id,
+               l.product_id, l.variant_id, l.product_title AS title, l.variant_title, l.sku, l.quantity, l.price,
+               l.gross, l.line_discount, l.allocated_order_discount, l.total_discount, l.net, l.tax,
+               l.unit_cost, l.unit_cost * l.quantity AS cost
+        FROM lines l JOIN orders_final o USING (order_seq) JOIN line_ids li ON li.line_seq = l.line_seq
+        ORDER BY li.line_item_id
+    """)
     # written straight from the query: no other statement reads the sales rows, and materialising
-    # them first (a temp table of every sale) cost more than the sort itself under the memory cap
+    # them first (a temp table of every sale) cost more than the sort itself under the memory cap.
+    # The sale ids are numbered over the staged sales rows alone (a window without partitions runs
+    # on one thread), and the wide rows are joined after and put in that order by a parallel sort
     counts["sales"] = write_table(con, tmp, "sales", f"""
-        SELECT row_number() OVER (ORDER BY s.happened_at, o.order_id,
-                                  CASE s.event_type WHEN 'order' THEN 0 ELSE 1 END, s.refund_seq,
-                                  CASE s.line_type WHEN 'product' THEN 0 ELSE 1 END, s.line_seq) AS sale_id,
+        WITH numbered AS (
+            SELECT s.*, row_number() OVER (ORDER BY s.happened_at, o.order_id,
+                                           CASE s.event_type WHEN 'order' THEN 0 ELSE 1 END, s.refund_seq,
+                                           CASE s.line_type WHEN 'product' THEN 0 ELSE 1 END, s.line_seq)
+                       AS sale_id
+            FROM {st['sales']} s JOIN (SELECT order_seq, order_id FROM orders_final) o USING (order_seq)
+        )
+        SELECT s.sale_id,
                o.order_id, o.name AS order_name, li.line_item_id, s.happened_at, s.event_type, s.line_type,
                l.product_id, l.variant_id, o.customer_id, NULL::BIGINT AS company_id, o.sales_channel, o.source_name,
                o.billing_country, o.billing_region, o.billing_city, o.shipping_country, o.shipping_region,
@@ -3216,10 +3225,11 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
                s.quantity, s.gross_sales, s.discounts, s.sales_reversals, s.net_sales, s.taxes, s.shipping_charges,
                s.total_sales, CASE WHEN s.line_type = 'product' THEN l.unit_cost * s.quantity END AS cost,
                l.product_title AS product_title_at_sale, l.sku AS variant_sku_at_sale
-        FROM {st['sales']} s
+        FROM numbered s
         JOIN orders_final o USING (order_seq)
         LEFT JOIN lines l ON l.line_seq = s.line_seq
         LEFT JOIN line_ids li ON li.line_seq = s.line_seq
+        ORDER BY s.sale_id
     """)
     con.execute(f"""
         CREATE TEMP TABLE refund_ids AS
