@@ -1592,70 +1592,85 @@ class _Builder:
         _ = self.customer_order  # computes the ids
         return self._customer_id
 
-    def _orders_table(self) -> dict[str, pa.Array]:
-        n, loc = self.n_orders, self.loc
-        oid = np.arange(1, n + 1)
-        names = pl.Series(1000 + oid).cast(pl.String)
-        names = ("#" + names).to_arrow()
-        code_offsets = np.concatenate([[0], np.cumsum(self.o_code != NO_CODE)])
-        code_values = [CODES[c] for c in self.o_code[self.o_code != NO_CODE]]
-        ship = self.o_ship
-        no_ship = ship < 0
-        shp = np.maximum(ship, 0)
-        src, chn = self.o_src, self.o_chn
+    def _orders_table(self) -> ChunkedTable:
+        """The orders; the writer converts them to Arrow a row group at a time (a whole Arrow copy of
+        3M orders is ~1 GB)."""
+        loc = self.loc
+        n_codes = np.concatenate([[0], np.cumsum(self.o_code != NO_CODE)])
         currency_labels = sorted(set(loc.currency))
-        cur = np.array([currency_labels.index(c) for c in loc.currency])[self.o_bill]
-        role = np.full(n, -1)
-        is_contact = (self.o_cust >= self.cu_off_contact) & (self.o_cust < self.cu_off_staff)
-        role[is_contact] = self.k_role[self.o_cust[is_contact] - self.cu_off_contact]
-        comp = self.o_comp
-        return {
-            "order_id": ints(oid),
-            "name": names,
-            "created_at": timestamp(self.o_t),
-            "customer_id": ints(self.customer_id[self.o_cust]),
-            "company_id": ints(comp + 1, null=comp < 0),
-            "buyer_role": categorical(role, V.B2B_ROLES),
-            "sales_channel": categorical(self.o_chan, CHANNELS),
-            "source_name": categorical(self.o_chan, SOURCES),
-            "referrer_source": categorical(src, self.src_labels),
-            "referring_channel": categorical(chn, self.chan_labels),
-            "presentment_currency": categorical(cur, currency_labels),
-            "shop_currency": categorical(np.zeros(n, dtype=np.int64), [CURRENCY]),
-            "financial_status": categorical(self.o_fin, FIN_STATUS),
-            "fulfillment_status": categorical(self.o_ful, FUL_STATUS),
-            "fulfilled_at": timestamp(self.o_fulfilled_at, null=self.o_fulfilled_at < 0),
-            "discount_codes": string_lists(code_offsets, code_values),
-            "line_count": ints(self.o_n_lines, type=pa.int32()),
-            "item_count": ints(self.o_items, type=pa.int32()),
-            "line_items_total": money(self.o_gross),
-            "total_discounts": money(self.o_discounts),
-            "subtotal": money(self.o_subtotal),
-            "shipping": money(self.o_shipping),
-            "taxes": money(self.o_taxes),
-            "total": money(self.o_total),
-            "total_refunded": money(self.o_refunded),
-            "current_total": money(self.o_total - self.o_refunded),
-            "shipping_method": categorical(self.o_ship_method, SHIP_METHODS),
-            "tax_exempt": bools(self.o_tax_exempt),
-            "cancelled_at": timestamp(self.o_cancelled_at, null=self.o_cancelled_at < 0),
-            "cancel_reason": categorical(self.o_cancel_reason, CANCEL_REASONS),
-            "is_test": bools(self.o_is_test),
-            "customer_order_number": ints(self.o_seq, null=self.o_is_test, type=pa.int32()),
-            "is_first_order": bools(self.o_first, null=self.o_is_test),
-            "billing_country": categorical(loc.country[self.o_bill], loc.countries),
-            "billing_region": categorical(loc.region[self.o_bill], loc.regions),
-            "billing_city": categorical(loc.city[self.o_bill], loc.cities),
-            "shipping_country": categorical(loc.country[shp], loc.countries, null=no_ship),
-            "shipping_region": categorical(loc.region[shp], loc.regions, null=no_ship),
-            "shipping_city": categorical(loc.city[shp], loc.cities, null=no_ship),
-            "payment_terms": categorical(self.o_terms, TERMS),
-            "payment_due_at": timestamp(self.o_due, null=self.o_due < 0),
-            "paid_at": timestamp(self.o_paid_at, null=self.o_paid_at < 0),
-            "invoice_status": categorical(self.o_invoice_status, INVOICE_STATUS),
-            "days_past_due": ints(np.maximum(self.o_days_past_due, 0), null=self.o_days_past_due < 0,
-                                  type=pa.int32()),
-        }
+        currency_of_location = np.array([currency_labels.index(c) for c in loc.currency])
+        src_labels, chan_labels = self.src_labels, self.chan_labels
+
+        def rows(first: int, stop: int) -> dict[str, pa.Array]:
+            r = slice(first, stop)
+            n = stop - first
+            oid = np.arange(first + 1, stop + 1)
+            names = ("#" + pl.Series(1000 + oid).cast(pl.String)).to_arrow()
+            code = self.o_code[r]
+            code_offsets = n_codes[first:stop + 1] - n_codes[first]
+            code_values = [CODES[c] for c in code[code != NO_CODE]]
+            ship = self.o_ship[r]
+            no_ship = ship < 0
+            shp = np.maximum(ship, 0)
+            bill = self.o_bill[r]
+            cust = self.o_cust[r]
+            role = np.full(n, -1)
+            is_contact = (cust >= self.cu_off_contact) & (cust < self.cu_off_staff)
+            role[is_contact] = self.k_role[cust[is_contact] - self.cu_off_contact]
+            comp = self.o_comp[r]
+            chan = self.o_chan[r]
+            total, refunded = self.o_total[r], self.o_refunded[r]
+            fulfilled_at, cancelled_at = self.o_fulfilled_at[r], self.o_cancelled_at[r]
+            is_test, due, paid_at = self.o_is_test[r], self.o_due[r], self.o_paid_at[r]
+            days_past_due = self.o_days_past_due[r]
+            return {
+                "order_id": ints(oid),
+                "name": names,
+                "created_at": timestamp(self.o_t[r]),
+                "customer_id": ints(self.customer_id[cust]),
+                "company_id": ints(comp + 1, null=comp < 0),
+                "buyer_role": categorical(role, V.B2B_ROLES),
+                "sales_channel": categorical(chan, CHANNELS),
+                "source_name": categorical(chan, SOURCES),
+                "referrer_source": categorical(self.o_src[r], src_labels),
+                "referring_channel": categorical(self.o_chn[r], chan_labels),
+                "presentment_currency": categorical(currency_of_location[bill], currency_labels),
+                "shop_currency": categorical(np.zeros(n, dtype=np.int64), [CURRENCY]),
+                "financial_status": categorical(self.o_fin[r], FIN_STATUS),
+                "fulfillment_status": categorical(self.o_ful[r], FUL_STATUS),
+                "fulfilled_at": timestamp(fulfilled_at, null=fulfilled_at < 0),
+                "discount_codes": string_lists(code_offsets, code_values),
+                "line_count": ints(self.o_n_lines[r], type=pa.int32()),
+                "item_count": ints(self.o_items[r], type=pa.int32()),
+                "line_items_total": money(self.o_gross[r]),
+                "total_discounts": money(self.o_discounts[r]),
+                "subtotal": money(self.o_subtotal[r]),
+                "shipping": money(self.o_shipping[r]),
+                "taxes": money(self.o_taxes[r]),
+                "total": money(total),
+                "total_refunded": money(refunded),
+                "current_total": money(total - refunded),
+                "shipping_method": categorical(self.o_ship_method[r], SHIP_METHODS),
+                "tax_exempt": bools(self.o_tax_exempt[r]),
+                "cancelled_at": timestamp(cancelled_at, null=cancelled_at < 0),
+                "cancel_reason": categorical(self.o_cancel_reason[r], CANCEL_REASONS),
+                "is_test": bools(is_test),
+                "customer_order_number": ints(self.o_seq[r], null=is_test, type=pa.int32()),
+                "is_first_order": bools(self.o_first[r], null=is_test),
+                "billing_country": categorical(loc.country[bill], loc.countries),
+                "billing_region": categorical(loc.region[bill], loc.regions),
+                "billing_city": categorical(loc.city[bill], loc.cities),
+                "shipping_country": categorical(loc.country[shp], loc.countries, null=no_ship),
+                "shipping_region": categorical(loc.region[shp], loc.regions, null=no_ship),
+                "shipping_city": categorical(loc.city[shp], loc.cities, null=no_ship),
+                "payment_terms": categorical(self.o_terms[r], TERMS),
+                "payment_due_at": timestamp(due, null=due < 0),
+                "paid_at": timestamp(paid_at, null=paid_at < 0),
+                "invoice_status": categorical(self.o_invoice_status[r], INVOICE_STATUS),
+                "days_past_due": ints(np.maximum(days_past_due, 0), null=days_past_due < 0, type=pa.int32()),
+            }
+
+        return ChunkedTable(self.n_orders, rows)
 
     def _title_labels(self) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
         """Labels of titles/SKUs at the time of sale, and the maps from line codes to them."""
