@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -57,6 +59,7 @@ from commerceql.sample._catalog import (
     build_catalog,
     sample_variants,
 )
+from commerceql.sample._spill import ScratchColumns, merge_positions
 
 GENERATOR_VERSION = 7  # 7: inventory levels by day and location, payment transactions
 FORMAT = "commerceql-store"
@@ -299,20 +302,26 @@ def generate_store(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     as_of, manifest_as_of = resolve_as_of(anchor)
-    builder = _Builder(orders=orders, years=years, seed=seed, as_of=as_of, sessions_per_order=sessions_per_order)
-    futures = {}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for table, columns in builder.tables():
-            futures[table] = pool.submit(write_table, out / f"{table}.parquet", columns, builder.SORTED[table],
-                                         row_group_size)
-            if isinstance(columns, ChunkedTable):
-                # the large tables: their source columns stay alive until written, so the next table
-                # is built only once they are (bounded memory before speed; small tables overlap)
-                futures[table].result()
-            del columns
-            if on_table is not None:
-                on_table(table)
-        counts = {table: futures[table].result() for table in TABLES}
+    # finished session columns wait on disk here until written (removed at the end, also on error)
+    scratch = Path(tempfile.mkdtemp(prefix=".generating-", dir=out))
+    try:
+        builder = _Builder(orders=orders, years=years, seed=seed, as_of=as_of,
+                           sessions_per_order=sessions_per_order, scratch=scratch)
+        futures = {}
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for table, columns in builder.tables():
+                futures[table] = pool.submit(write_table, out / f"{table}.parquet", columns,
+                                             builder.SORTED[table], row_group_size)
+                if isinstance(columns, ChunkedTable):
+                    # the large tables: their source columns stay alive until written, so the next
+                    # table is built only once they are (bounded memory before speed; small tables overlap)
+                    futures[table].result()
+                del columns
+                if on_table is not None:
+                    on_table(table)
+            counts = {table: futures[table].result() for table in TABLES}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -345,9 +354,10 @@ class _SomeRows:
 
 
 class _Builder:
-    def __init__(self, *, orders: int, years: int, seed: int, as_of: dt.datetime,
+    def __init__(self, *, orders: int, years: int, seed: int, as_of: dt.datetime, scratch: Path,
                  sessions_per_order: float | None = None) -> None:
         self.n_orders = orders
+        self.scratch = scratch
         self.sessions_per_order = sessions_per_order
         self.years = years
         local = as_of.astimezone(ZoneInfo(TIMEZONE))
@@ -1082,15 +1092,17 @@ class _Builder:
                                    np.bincount(cat.v_product, weights=cat.weights[GROUP_B2B].sum(axis=0),
                                                minlength=cat.n_products) + 1e-9)
         npt = len(pt["start"])
-        started = np.concatenate([c_start, n_t, b_t, pt["start"]])
-        order = np.argsort(started, kind="stable")  # four sorted runs: a merge
+        nw = len(pt["orders"])
         N = nc + nn + nb + npt
-        pos = np.empty(N, dtype=np.int64)
-        pos[order] = np.arange(N)
-        pos_c, pos_n, pos_b, pos_p = pos[:nc], pos[nc:nc + nn], pos[nc + nn:nc + nn + nb], pos[nc + nn + nb:]
-        del pos
-        self.s_started = started[order]
-        del started, order
+        # the rows of the five sorted runs (converting, not converting, bots, portal orders, portal
+        # visits) in the stable sort of them all by start, found by binary search: no full-length
+        # concatenation and argsort
+        pos_c, pos_n, pos_b, pos_pw, pos_pv = merge_positions(
+            [c_start, n_t, b_t, pt["start"][:nw], pt["start"][nw:]])
+        pos_p = np.concatenate([pos_pw, pos_pv])
+        del pos_pw, pos_pv
+        # finished columns go to the scratch folder (read back a row group at a time by the writer)
+        spilled = self.sessions = ScratchColumns(self.scratch)
 
         def merged(dtype: Any, conv: Any, non: Any, bot: Any, portal: Any) -> np.ndarray:
             out = np.empty(N, dtype=dtype)
@@ -1100,22 +1112,31 @@ class _Builder:
             out[pos_p] = portal
             return out
 
+        def spill(name: str, dtype: Any, conv: Any, non: Any, bot: Any, portal: Any) -> None:
+            spilled.put(name, merged(dtype, conv, non, bot, portal))
+
+        spill("started", np.int64, c_start, n_t, b_t, pt["start"])
         n_entry = sources(n_t, 2)
         entry = merged(np.int16, c_entry, n_entry, 0, pt["entry"])
         del n_entry
-        self.s_source = src_code[entry]
-        self.s_channel = chan_code[entry]
-        del entry
-        self.s_device = merged(np.int8, _pick(rng, nc, [0.48, 0.47, 0.05]),
-                               _pick(rng, nn, [0.64, 0.31, 0.05], compact=True),
-                               _pick(rng, nb, [0.15, 0.85, 0.0], compact=True), pt["device"])
-        self.s_loc = merged(np.int16, self.o_bill[conv_orders], _pick(rng, nn, self.loc.weight, compact=True),
-                            _pick(rng, nb, self.loc.weight, compact=True), pt["loc"])
+        source = src_code[entry]
+        spilled.put("source", source)
+        conv_source, portal_source = source[pos_c], source[pos_p[:nw]]
+        del source
+        channel = chan_code[entry]
+        spilled.put("channel", channel)
+        conv_channel, portal_channel = channel[pos_c], channel[pos_p[:nw]]
+        del channel, entry
+        spill("device", np.int8, _pick(rng, nc, [0.48, 0.47, 0.05]),
+              _pick(rng, nn, [0.64, 0.31, 0.05], compact=True),
+              _pick(rng, nb, [0.15, 0.85, 0.0], compact=True), pt["device"])
+        spill("loc", np.int16, self.o_bill[conv_orders], _pick(rng, nn, self.loc.weight, compact=True),
+              _pick(rng, nb, self.loc.weight, compact=True), pt["loc"])
         page = merged(np.int16, landing(nc, [0.3, 0.03, 0.18, 0.45, 0.02, 0.02]),
                       landing(nn, [0.33, 0.03, 0.17, 0.35, 0.07, 0.05]),
                       landing(nb, [0.5, 0.0, 0.1, 0.3, 0.0, 0.1]), pt["page"])
-        self.s_page = path_map[page].astype(np.int16)
-        self.s_page_type = page_type[page]
+        spilled.put("page", path_map[page].astype(np.int16))
+        spilled.put("page_type", page_type[page])
         del page
         # engagement and funnel of the sessions that did not convert
         engaged = np.flatnonzero(rng.random(nn, dtype=np.float32) >= 0.47)  # the rest bounce
@@ -1129,14 +1150,14 @@ class _Builder:
         carts = np.flatnonzero(cart)
         reached = np.zeros(nn, dtype=bool)
         reached[carts[rng.random(len(carts)) < 0.36]] = True
-        self.s_pageviews = merged(np.int16, np.minimum(3 + rng.poisson(7, nc), 200), n_pv, 1, pt["pageviews"])
-        self.s_duration = merged(np.int32, c_dur, n_dur, 0, pt["duration"])
+        spill("pageviews", np.int16, np.minimum(3 + rng.poisson(7, nc), 200), n_pv, 1, pt["pageviews"])
+        spill("duration", np.int32, c_dur, n_dur, 0, pt["duration"])
         del n_pv, n_dur
-        self.s_bot = merged(bool, False, False, True, False)
-        self.s_cart = merged(bool, True, cart, False, pt["cart"])
-        self.s_reached = merged(bool, True, reached, False, pt["reached"])
-        self.s_completed = merged(bool, True, False, False, pt["completed"])
-        self.s_portal = merged(bool, False, False, False, True)
+        spill("bot", bool, False, False, True, False)
+        spill("cart", bool, True, cart, False, pt["cart"])
+        spill("reached", bool, True, reached, False, pt["reached"])
+        spill("completed", bool, True, False, False, pt["completed"])
+        spill("portal", bool, False, False, False, True)
         # some sessions that did not convert belong to customers who had ordered before
         dtc_orders = np.flatnonzero(self.o_kind == KIND_DTC)
         n_cust = np.full(nn, -1, dtype=np.int64)
@@ -1151,11 +1172,11 @@ class _Builder:
         visitors_pool = max(1, int(nn / 1.5))
         n_vis = np.where(n_cust >= 0, 10_000_000_000 + n_cust,
                          20_000_000_000 + rng.integers(0, visitors_pool, nn))
-        self.s_cust = merged(np.int64, self.o_cust[conv_orders], n_cust, -1, pt["cust"])
-        self.s_visitor = merged(np.int64, 10_000_000_000 + self.o_cust[conv_orders], n_vis,
-                                30_000_000_000 + np.arange(nb), 10_000_000_000 + pt["cust"])
+        spill("cust", np.int64, self.o_cust[conv_orders], n_cust, -1, pt["cust"])
+        spill("visitor", np.int64, 10_000_000_000 + self.o_cust[conv_orders], n_vis,
+              30_000_000_000 + np.arange(nb), 10_000_000_000 + pt["cust"])
         del n_cust, n_vis
-        self.s_order = merged(np.int64, conv_orders, -1, -1, pt["order"])
+        spill("order", np.int64, conv_orders, -1, -1, pt["order"])
         self.src_labels, self.chan_labels = src_labels, chan_labels
         self.paths, self.type_labels = paths, type_labels
         self.recovered = recovered
@@ -1163,16 +1184,16 @@ class _Builder:
         self.s_conv_pos = pos_c
         self.s_nonconv_reached_pos = pos_n[reached]
         self.n_sessions = N
-        self.o_src = np.full(self.n_orders, -1, dtype=np.int64)
-        self.o_src[conv_orders] = self.s_source[pos_c]
-        self.o_chn = np.full(self.n_orders, -1, dtype=np.int64)
-        self.o_chn[conv_orders] = self.s_channel[pos_c]
-        nw = len(pt["orders"])
+        o_src = np.full(self.n_orders, -1, dtype=np.int64)
+        o_src[conv_orders] = conv_source
+        o_chn = np.full(self.n_orders, -1, dtype=np.int64)
+        o_chn[conv_orders] = conv_channel
         self.portal_orders, self.portal_recovered = pt["orders"], pt["recovered"]
         self.s_portal_conv_pos = pos_p[:nw]
         self.s_portal_reached_pos = pos_p[nw:][pt["reached"][nw:]]
-        self.o_src[pt["orders"]] = self.s_source[pos_p[:nw]]
-        self.o_chn[pt["orders"]] = self.s_channel[pos_p[:nw]]
+        o_src[pt["orders"]] = portal_source
+        o_chn[pt["orders"]] = portal_channel
+        self.o_src, self.o_chn = o_src, o_chn
 
     def _keep_checkout_sessions(self) -> None:
         """Keep only what checkouts read of the sessions (start, duration, customer, device and
@@ -1180,11 +1201,10 @@ class _Builder:
         is written, instead of living on while the orders' lines and money are built."""
         with_checkout = np.unique(np.concatenate([self.s_conv_pos, self.s_nonconv_reached_pos,
                                                   self.s_portal_conv_pos, self.s_portal_reached_pos]))
-        for name in ("s_started", "s_duration", "s_cust", "s_device", "s_loc"):
-            setattr(self, name, _SomeRows(with_checkout, getattr(self, name)[with_checkout]))
-        for name in ("s_source", "s_channel", "s_page", "s_page_type", "s_pageviews", "s_bot", "s_cart",
-                     "s_reached", "s_completed", "s_visitor", "s_order", "s_portal"):
-            delattr(self, name)
+        for name in ("started", "duration", "cust", "device", "loc"):
+            setattr(self, f"s_{name}", _SomeRows(with_checkout, self.sessions.take(name, with_checkout)))
+        # the sessions file is written (the generator waits for it before building on)
+        self.sessions.clear()
 
     def _portal_sessions(self, rng: np.random.Generator, product_page_offset: int, portal_page_offset: int,
                          product_weights: np.ndarray) -> dict[str, np.ndarray]:
@@ -1789,45 +1809,41 @@ class _Builder:
         a whole Arrow copy of it would double what the generator holds)."""
         loc = self.loc
         customer_of = self.customer_id
-        # the columns as they are now: the builder drops its references once checkouts are built,
-        # while the writer may still be reading these
-        started, duration, pageviews, visitor, cust = (
-            self.s_started, self.s_duration, self.s_pageviews, self.s_visitor, self.s_cust)
-        source, channel, device, where, page = self.s_source, self.s_channel, self.s_device, self.s_loc, self.s_page
-        page_type, bot, cart, reached, completed = (
-            self.s_page_type, self.s_bot, self.s_cart, self.s_reached, self.s_completed)
-        order, portal = self.s_order, self.s_portal
+        spilled = self.sessions  # the columns, in the scratch folder
         src_labels, chan_labels, paths, type_labels = self.src_labels, self.chan_labels, self.paths, self.type_labels
 
         def rows(first: int, stop: int) -> dict[str, pa.Array]:
-            rows_cust = cust[first:stop]
+            def column(name: str) -> np.ndarray:
+                return spilled.read(name, first, stop)
+
+            rows_cust = column("cust")
             anonymous = rows_cust < 0
             customer_id = np.zeros(stop - first, dtype=np.int64)
             customer_id[~anonymous] = customer_of[rows_cust[~anonymous]]
-            rows_pageviews = pageviews[first:stop]
-            rows_loc = where[first:stop]
-            rows_order = order[first:stop]
+            rows_pageviews = column("pageviews")
+            rows_loc = column("loc")
+            rows_order = column("order")
             return {
                 "session_id": ints(np.arange(first + 1, stop + 1)),
-                "started_at": timestamp(started[first:stop]),
-                "duration_seconds": ints(duration[first:stop], type=pa.int32()),
+                "started_at": timestamp(column("started")),
+                "duration_seconds": ints(column("duration"), type=pa.int32()),
                 "pageviews": ints(rows_pageviews, type=pa.int32()),
                 "bounced": bools(rows_pageviews <= 1),
-                "visitor_id": ints(visitor[first:stop]),
+                "visitor_id": ints(column("visitor")),
                 "customer_id": ints(customer_id, null=anonymous),
-                "referrer_source": categorical(source[first:stop], src_labels),
-                "referring_channel": categorical(channel[first:stop], chan_labels),
-                "device_type": categorical(device[first:stop], DEVICES),
+                "referrer_source": categorical(column("source"), src_labels),
+                "referring_channel": categorical(column("channel"), chan_labels),
+                "device_type": categorical(column("device"), DEVICES),
                 "country": categorical(loc.country[rows_loc], loc.countries),
                 "region": categorical(loc.region[rows_loc], loc.regions),
-                "landing_page_path": categorical(page[first:stop], paths),
-                "landing_page_type": categorical(page_type[first:stop], type_labels),
-                "human_or_bot": categorical(bot[first:stop].view(np.int8), ["human", "bot"]),
-                "added_to_cart": bools(cart[first:stop]),
-                "reached_checkout": bools(reached[first:stop]),
-                "completed_checkout": bools(completed[first:stop]),
+                "landing_page_path": categorical(column("page"), paths),
+                "landing_page_type": categorical(column("page_type"), type_labels),
+                "human_or_bot": categorical(column("bot").view(np.int8), ["human", "bot"]),
+                "added_to_cart": bools(column("cart")),
+                "reached_checkout": bools(column("reached")),
+                "completed_checkout": bools(column("completed")),
                 "order_id": ints(rows_order + 1, null=rows_order < 0),
-                "sales_channel": categorical(np.where(portal[first:stop], np.int8(WHOLESALE), np.int8(ONLINE)),
+                "sales_channel": categorical(np.where(column("portal"), np.int8(WHOLESALE), np.int8(ONLINE)),
                                              CHANNELS),
             }
 

@@ -1,0 +1,84 @@
+"""The sample generator's bounded-memory machinery: the merge of sorted session runs, the scratch
+columns the sessions wait in before they are written, and the scratch folder's clean-up.
+
+The merge is checked against NumPy's own stable argsort of the concatenated runs, and the scratch
+columns against plain in-memory indexing (independent references, not the generator's output).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from commerceql.sample import _spill, generate_store
+from commerceql.sample import generator as generator_module
+from commerceql.sample._spill import ScratchColumns, merge_positions
+
+
+def _stable_sort_rows(runs: list[np.ndarray]) -> list[np.ndarray]:
+    """The reference: each element's row in np.argsort(concatenation, kind="stable"), split by run."""
+    order = np.argsort(np.concatenate(runs), kind="stable")
+    rows = np.empty(len(order), dtype=np.int64)
+    rows[order] = np.arange(len(order))
+    bounds = np.cumsum([0] + [len(run) for run in runs])
+    return [rows[start:stop] for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_merge_positions_equal_a_stable_sort_with_many_ties(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    # small value ranges: many ties inside runs and across them; an empty run and a one-element run
+    runs = [np.sort(rng.integers(0, 50, size)) for size in (400, 0, 1, 1_000, 37, 250)]
+    expected = _stable_sort_rows(runs)
+    got = merge_positions(runs)
+    assert len(got) == len(expected)
+    for run_rows, reference in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(run_rows, reference)
+    # together the rows are a permutation of 0..N-1
+    assert np.array_equal(np.sort(np.concatenate(got)), np.arange(sum(len(run) for run in runs)))
+
+
+def test_merge_positions_refuse_an_unsorted_run() -> None:
+    with pytest.raises(ValueError, match="sorted"):
+        merge_positions([np.array([1, 2, 3]), np.array([5, 4])])
+
+
+def test_scratch_columns_read_back_ranges_and_scattered_rows(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(_spill, "_GATHER_CHUNK", 1_000)  # several chunks for 10,000 rows
+    rng = np.random.default_rng(5)
+    values = {"wide": rng.integers(-(10**12), 10**12, 10_000), "narrow": rng.integers(-100, 100, 10_000).astype(np.int8),
+              "flag": rng.random(10_000) < 0.3}
+    columns = ScratchColumns(tmp_path)
+    for name, column in values.items():
+        columns.put(name, column)
+    rows = np.sort(rng.choice(10_000, 2_345, replace=False))
+    rows[-1] = 9_999  # the last row too
+    for name, column in values.items():
+        np.testing.assert_array_equal(columns.read(name, 1_234, 5_678), column[1_234:5_678])
+        np.testing.assert_array_equal(columns.read(name, 9_990, 20_000), column[9_990:])
+        taken = columns.take(name, rows)
+        assert taken.dtype == column.dtype
+        np.testing.assert_array_equal(taken, column[rows])
+    columns.clear()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_scratch_folder_is_removed_after_a_store_is_written(tmp_path: Path) -> None:
+    out = generate_store(tmp_path / "store", orders=500, years=1, seed=3)
+    leftovers = [path.name for path in out.iterdir() if path.name.startswith(".")]
+    assert leftovers == []
+    assert (out / "sessions.parquet").stat().st_size > 0
+
+
+def test_the_scratch_folder_is_removed_when_generation_fails(tmp_path: Path, monkeypatch) -> None:
+    def fail(self) -> None:  # the session columns are in the scratch folder (and written) by now
+        assert any(self.scratch.iterdir())
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(generator_module._Builder, "_keep_checkout_sessions", fail)
+    out = tmp_path / "store"
+    with pytest.raises(RuntimeError, match="boom"):
+        generate_store(out, orders=500, years=1, seed=3)
+    assert [path.name for path in out.iterdir() if path.name.startswith(".")] == []
