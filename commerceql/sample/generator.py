@@ -353,9 +353,67 @@ class _SomeRows:
         return self.values[at]
 
 
+def _narrowest(values: np.ndarray) -> np.ndarray | None:
+    """`values` (int64) as the narrowest integer type that holds every one of them, or None."""
+    if not len(values):
+        return None
+    low, high = int(values.min()), int(values.max())
+    for dtype in (np.int8, np.int16, np.int32):
+        limits = np.iinfo(dtype)
+        if limits.min <= low and high <= limits.max:
+            return values.astype(dtype)
+    return None
+
+
+# int64 builder columns at least this long are held in the narrowest integer type that fits them
+NARROW_FROM = 65_536
+
+
 class _Builder:
+    """Builds the store's tables from the seed, column by column.
+
+    Memory: per-order and per-line columns (codes, ids, counts, cents) are int64 while computed, but
+    most of their values fit in 8, 16 or 32 bits. Every long int64 array assigned to an attribute is
+    held in the narrowest type that fits it exactly (`__setattr__`), and reading the attribute gives
+    it back as int64 (a new array: same values, same dtype, so every computation and every file is
+    as before). So attributes are never modified in place (fill a local, then assign it).
+    `_rows_of(name, rows)` widens only the rows asked for (the row-group writers use it).
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        narrow: dict[str, np.ndarray] = self.__dict__.setdefault("_narrow", {})
+        narrow.pop(name, None)
+        if (isinstance(value, np.ndarray) and value.dtype == np.int64 and value.ndim == 1
+                and len(value) >= NARROW_FROM and not name.startswith("_")):
+            held = _narrowest(value)
+            if held is not None:
+                self.__dict__.pop(name, None)
+                narrow[name] = held
+                return
+        object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:  # only for names not found the usual way
+        held = self.__dict__.get("_narrow", {}).get(name)
+        if held is None:
+            raise AttributeError(name)
+        return held.astype(np.int64)
+
+    def __delattr__(self, name: str) -> None:
+        if name in self.__dict__.get("_narrow", {}):
+            del self._narrow[name]
+        else:
+            object.__delattr__(self, name)
+
+    def _rows_of(self, name: str, rows: slice | np.ndarray) -> np.ndarray:
+        """`getattr(self, name)[rows]`, widening only those rows of a narrowed column."""
+        held = self._narrow.get(name)
+        if held is None:
+            return getattr(self, name)[rows]
+        return held[rows].astype(np.int64)
+
     def __init__(self, *, orders: int, years: int, seed: int, as_of: dt.datetime, scratch: Path,
                  sessions_per_order: float | None = None) -> None:
+        self._narrow: dict[str, np.ndarray] = {}
         self.n_orders = orders
         self.scratch = scratch
         self.sessions_per_order = sessions_per_order
@@ -413,7 +471,7 @@ class _Builder:
         yield "customers", self._customers_table(r[13])
         self._checkouts(r[11])
         yield "checkouts", self._checkouts_table()
-        for name in [name for name in vars(self) if name.startswith("ck_")]:
+        for name in [name for name in (*vars(self), *self._narrow) if name.startswith("ck_")]:
             delattr(self, name)
         for name in ("s_started", "s_duration", "s_cust", "s_device", "s_loc", "s_conv_pos",
                      "s_nonconv_reached_pos", "s_portal_conv_pos", "s_portal_reached_pos"):
@@ -718,11 +776,14 @@ class _Builder:
         self.o_first = seq == 1
         # customers' order statistics (orders are in time order)
         self.cu_orders = counts
-        self.cu_first_order = np.full(self.n_customers, -1, dtype=np.int64)
-        self.cu_first_order[self.o_cust[self.o_first]] = self.o_t[self.o_first]
+        # (filled as locals: a builder attribute read back may be a widened copy, see __setattr__)
+        first_order = np.full(self.n_customers, -1, dtype=np.int64)
+        first_order[self.o_cust[self.o_first]] = self.o_t[self.o_first]
+        self.cu_first_order = first_order
         last = real & (seq == counts[self.o_cust])
-        self.cu_last_order = np.full(self.n_customers, -1, dtype=np.int64)
-        self.cu_last_order[self.o_cust[last]] = self.o_t[last]
+        last_order = np.full(self.n_customers, -1, dtype=np.int64)
+        last_order[self.o_cust[last]] = self.o_t[last]
+        self.cu_last_order = last_order
         self.o_tier = np.where(self.o_comp >= 0, self.c_tier[np.maximum(self.o_comp, 0)], -1)
         # key accounts ramp up over their first year to orders about three times an Enterprise one
         comp = np.maximum(self.o_comp, 0)
@@ -1623,70 +1684,74 @@ class _Builder:
 
         def rows(first: int, stop: int) -> dict[str, pa.Array]:
             r = slice(first, stop)
+
+            def part(name: str) -> np.ndarray:
+                return self._rows_of(name, r)
+
             n = stop - first
             oid = np.arange(first + 1, stop + 1)
             names = ("#" + pl.Series(1000 + oid).cast(pl.String)).to_arrow()
-            code = self.o_code[r]
+            code = part("o_code")
             code_offsets = n_codes[first:stop + 1] - n_codes[first]
             code_values = [CODES[c] for c in code[code != NO_CODE]]
-            ship = self.o_ship[r]
+            ship = part("o_ship")
             no_ship = ship < 0
             shp = np.maximum(ship, 0)
-            bill = self.o_bill[r]
-            cust = self.o_cust[r]
+            bill = part("o_bill")
+            cust = part("o_cust")
             role = np.full(n, -1)
             is_contact = (cust >= self.cu_off_contact) & (cust < self.cu_off_staff)
             role[is_contact] = self.k_role[cust[is_contact] - self.cu_off_contact]
-            comp = self.o_comp[r]
-            chan = self.o_chan[r]
-            total, refunded = self.o_total[r], self.o_refunded[r]
-            fulfilled_at, cancelled_at = self.o_fulfilled_at[r], self.o_cancelled_at[r]
-            is_test, due, paid_at = self.o_is_test[r], self.o_due[r], self.o_paid_at[r]
-            days_past_due = self.o_days_past_due[r]
+            comp = part("o_comp")
+            chan = part("o_chan")
+            total, refunded = part("o_total"), part("o_refunded")
+            fulfilled_at, cancelled_at = part("o_fulfilled_at"), part("o_cancelled_at")
+            is_test, due, paid_at = part("o_is_test"), part("o_due"), part("o_paid_at")
+            days_past_due = part("o_days_past_due")
             return {
                 "order_id": ints(oid),
                 "name": names,
-                "created_at": timestamp(self.o_t[r]),
+                "created_at": timestamp(part("o_t")),
                 "customer_id": ints(self.customer_id[cust]),
                 "company_id": ints(comp + 1, null=comp < 0),
                 "buyer_role": categorical(role, V.B2B_ROLES),
                 "sales_channel": categorical(chan, CHANNELS),
                 "source_name": categorical(chan, SOURCES),
-                "referrer_source": categorical(self.o_src[r], src_labels),
-                "referring_channel": categorical(self.o_chn[r], chan_labels),
+                "referrer_source": categorical(part("o_src"), src_labels),
+                "referring_channel": categorical(part("o_chn"), chan_labels),
                 "presentment_currency": categorical(currency_of_location[bill], currency_labels),
                 "shop_currency": categorical(np.zeros(n, dtype=np.int64), [CURRENCY]),
-                "financial_status": categorical(self.o_fin[r], FIN_STATUS),
-                "fulfillment_status": categorical(self.o_ful[r], FUL_STATUS),
+                "financial_status": categorical(part("o_fin"), FIN_STATUS),
+                "fulfillment_status": categorical(part("o_ful"), FUL_STATUS),
                 "fulfilled_at": timestamp(fulfilled_at, null=fulfilled_at < 0),
                 "discount_codes": string_lists(code_offsets, code_values),
-                "line_count": ints(self.o_n_lines[r], type=pa.int32()),
-                "item_count": ints(self.o_items[r], type=pa.int32()),
-                "line_items_total": money(self.o_gross[r]),
-                "total_discounts": money(self.o_discounts[r]),
-                "subtotal": money(self.o_subtotal[r]),
-                "shipping": money(self.o_shipping[r]),
-                "taxes": money(self.o_taxes[r]),
+                "line_count": ints(part("o_n_lines"), type=pa.int32()),
+                "item_count": ints(part("o_items"), type=pa.int32()),
+                "line_items_total": money(part("o_gross")),
+                "total_discounts": money(part("o_discounts")),
+                "subtotal": money(part("o_subtotal")),
+                "shipping": money(part("o_shipping")),
+                "taxes": money(part("o_taxes")),
                 "total": money(total),
                 "total_refunded": money(refunded),
                 "current_total": money(total - refunded),
-                "shipping_method": categorical(self.o_ship_method[r], SHIP_METHODS),
-                "tax_exempt": bools(self.o_tax_exempt[r]),
+                "shipping_method": categorical(part("o_ship_method"), SHIP_METHODS),
+                "tax_exempt": bools(part("o_tax_exempt")),
                 "cancelled_at": timestamp(cancelled_at, null=cancelled_at < 0),
-                "cancel_reason": categorical(self.o_cancel_reason[r], CANCEL_REASONS),
+                "cancel_reason": categorical(part("o_cancel_reason"), CANCEL_REASONS),
                 "is_test": bools(is_test),
-                "customer_order_number": ints(self.o_seq[r], null=is_test, type=pa.int32()),
-                "is_first_order": bools(self.o_first[r], null=is_test),
+                "customer_order_number": ints(part("o_seq"), null=is_test, type=pa.int32()),
+                "is_first_order": bools(part("o_first"), null=is_test),
                 "billing_country": categorical(loc.country[bill], loc.countries),
                 "billing_region": categorical(loc.region[bill], loc.regions),
                 "billing_city": categorical(loc.city[bill], loc.cities),
                 "shipping_country": categorical(loc.country[shp], loc.countries, null=no_ship),
                 "shipping_region": categorical(loc.region[shp], loc.regions, null=no_ship),
                 "shipping_city": categorical(loc.city[shp], loc.cities, null=no_ship),
-                "payment_terms": categorical(self.o_terms[r], TERMS),
+                "payment_terms": categorical(part("o_terms"), TERMS),
                 "payment_due_at": timestamp(due, null=due < 0),
                 "paid_at": timestamp(paid_at, null=paid_at < 0),
-                "invoice_status": categorical(self.o_invoice_status[r], INVOICE_STATUS),
+                "invoice_status": categorical(part("o_invoice_status"), INVOICE_STATUS),
                 "days_past_due": ints(np.maximum(days_past_due, 0), null=days_past_due < 0, type=pa.int32()),
             }
 
@@ -1708,30 +1773,34 @@ class _Builder:
 
         def rows(first: int, stop: int) -> dict[str, pa.Array]:
             r = slice(first, stop)
-            variant = self.l_variant[r]
+
+            def part(name: str) -> np.ndarray:
+                return self._rows_of(name, r)
+
+            variant = part("l_variant")
             return {
                 "line_item_id": ints(np.arange(first + 1, stop + 1)),
-                "order_id": ints(self.l_order[r] + 1),
-                "product_id": ints(self.l_product[r] + 1),
+                "order_id": ints(part("l_order") + 1),
+                "product_id": ints(part("l_product") + 1),
                 "variant_id": ints(variant + 1),
-                "title": categorical(tmap[self.l_title_idx[r]], titles),
+                "title": categorical(tmap[part("l_title_idx")], titles),
                 "variant_title": categorical(variant_title_of[variant], variant_titles),
-                "sku": categorical(smap[self.l_sku_idx[r]], skus),
-                "quantity": ints(self.l_qty[r], type=pa.int32()),
-                "price": money(self.l_price[r]),
-                "gross": money(self.l_gross[r]),
-                "line_discount": money(self.l_line_disc[r]),
-                "allocated_order_discount": money(self.l_alloc[r]),
-                "total_discount": money(self.l_line_disc[r] + self.l_alloc[r]),
-                "net": money(self.l_net[r]),
-                "tax": money(self.l_tax[r]),
+                "sku": categorical(smap[part("l_sku_idx")], skus),
+                "quantity": ints(part("l_qty"), type=pa.int32()),
+                "price": money(part("l_price")),
+                "gross": money(part("l_gross")),
+                "line_discount": money(part("l_line_disc")),
+                "allocated_order_discount": money(part("l_alloc")),
+                "total_discount": money(part("l_line_disc") + part("l_alloc")),
+                "net": money(part("l_net")),
+                "tax": money(part("l_tax")),
                 "unit_cost": money(cat.v_cost[variant]),
-                "cost": money(self.l_cost[r]),
+                "cost": money(part("l_cost")),
                 "price_list": categorical(price_list[r], PRICE_LISTS),
-                "contract_price": money(self.l_contract_price[r], null=~self.l_b2b[r]),
-                "volume_break": categorical(self.l_break[r], VOLUME_BREAKS),
-                "contract_discount": money(self.l_contract_disc[r]),
-                "volume_break_discount": money(self.l_break_disc[r]),
+                "contract_price": money(part("l_contract_price"), null=~self.l_b2b[r]),
+                "volume_break": categorical(part("l_break"), VOLUME_BREAKS),
+                "contract_discount": money(part("l_contract_disc")),
+                "volume_break_discount": money(part("l_break_disc")),
             }
 
         return ChunkedTable(self.n_lines, rows)
@@ -1904,23 +1973,24 @@ class _Builder:
         # lines, shipping lines, refund lines, refunded shipping) by their position before the sort.
         part_start = np.array([0, n_li, n_li + n_so, n_li + n_so + n_rl])
         Part = Callable[[np.ndarray], np.ndarray] | int
+        at = self._rows_of  # the rows asked for, widened (the columns are held narrow)
         columns: dict[str, tuple[Part, Part, Part, Part]] = {
-            "order": (lambda j: self.l_order[li[j]], lambda j: so[j], lambda j: self.rl_order[j],
-                      lambda j: self.r_order[rs[j]]),
-            "happened": (lambda j: self.o_t[self.l_order[li[j]]], lambda j: self.o_t[so[j]],
-                         lambda j: self.r_t[self.rl_refund[j]], lambda j: self.r_t[rs[j]]),
-            "event": (0, 0, lambda j: rev_event[self.rl_refund[j]], lambda j: rev_event[rs[j]]),
+            "order": (lambda j: at("l_order", li[j]), lambda j: so[j], lambda j: at("rl_order", j),
+                      lambda j: at("r_order", rs[j])),
+            "happened": (lambda j: at("o_t", at("l_order", li[j])), lambda j: at("o_t", so[j]),
+                         lambda j: at("r_t", at("rl_refund", j)), lambda j: at("r_t", rs[j])),
+            "event": (0, 0, lambda j: rev_event[at("rl_refund", j)], lambda j: rev_event[rs[j]]),
             "is_ship": (0, 1, 0, 1),
-            "line": (lambda j: li[j], -1, lambda j: self.rl_line[j], -1),
-            "qty": (lambda j: self.l_qty[li[j]], 0, lambda j: -self.rl_qty[j], 0),
-            "gross": (lambda j: self.l_gross[li[j]], 0, 0, 0),
-            "disc": (lambda j: -(self.l_line_disc[li[j]] + self.l_alloc[li[j]]), 0, 0, 0),
-            "rev": (0, 0, lambda j: -self.rl_sub[j], 0),
-            "tax": (lambda j: self.l_tax[li[j]], 0, lambda j: -self.rl_tax[j], 0),
-            "ship": (0, lambda j: self.o_shipping[so[j]], 0, lambda j: -self.r_ship[rs[j]]),
-            "cost": (lambda j: self.l_cost[li[j]], 0, lambda j: -self.rl_cost[j], 0),
-            "contract": (lambda j: -self.l_contract_disc[li[j]], 0, 0, 0),
-            "breaks": (lambda j: -self.l_break_disc[li[j]], 0, 0, 0),
+            "line": (lambda j: li[j], -1, lambda j: at("rl_line", j), -1),
+            "qty": (lambda j: at("l_qty", li[j]), 0, lambda j: -at("rl_qty", j), 0),
+            "gross": (lambda j: at("l_gross", li[j]), 0, 0, 0),
+            "disc": (lambda j: -(at("l_line_disc", li[j]) + at("l_alloc", li[j])), 0, 0, 0),
+            "rev": (0, 0, lambda j: -at("rl_sub", j), 0),
+            "tax": (lambda j: at("l_tax", li[j]), 0, lambda j: -at("rl_tax", j), 0),
+            "ship": (0, lambda j: at("o_shipping", so[j]), 0, lambda j: -at("r_ship", rs[j])),
+            "cost": (lambda j: at("l_cost", li[j]), 0, lambda j: -at("rl_cost", j), 0),
+            "contract": (lambda j: -at("l_contract_disc", li[j]), 0, 0, 0),
+            "breaks": (lambda j: -at("l_break_disc", li[j]), 0, 0, 0),
         }
         titles, tmap, skus, smap = self._title_labels()
 
@@ -1956,14 +2026,14 @@ class _Builder:
         N = len(order)
         has_line = line >= 0
         ln = np.maximum(line, 0)
-        ship_loc = self.o_ship[order]
+        ship_loc = self._rows_of("o_ship", order)
         no_ship = ship_loc < 0
         shp = np.maximum(ship_loc, 0)
-        bill = self.o_bill[order]
-        comp = self.o_comp[order]
+        bill = self._rows_of("o_bill", order)
+        comp = self._rows_of("o_comp", order)
         names = pl.Series(1001 + order).cast(pl.String)
         names = ("#" + names).to_arrow()
-        code = self.o_code[order]
+        code = self._rows_of("o_code", order)
         return {
             "sale_id": ints(np.arange(first + 1, first + N + 1)),
             "order_id": ints(order + 1),
@@ -1972,12 +2042,12 @@ class _Builder:
             "happened_at": timestamp(happened),
             "event_type": categorical(event, ["order", "refund", "cancellation"]),
             "line_type": categorical(is_ship.astype(np.int64), ["product", "shipping"]),
-            "product_id": ints(self.l_product[ln] + 1, null=~has_line),
-            "variant_id": ints(self.l_variant[ln] + 1, null=~has_line),
-            "customer_id": ints(self.customer_id[self.o_cust[order]]),
+            "product_id": ints(self._rows_of("l_product", ln) + 1, null=~has_line),
+            "variant_id": ints(self._rows_of("l_variant", ln) + 1, null=~has_line),
+            "customer_id": ints(self.customer_id[self._rows_of("o_cust", order)]),
             "company_id": ints(comp + 1, null=comp < 0),
-            "sales_channel": categorical(self.o_chan[order], CHANNELS),
-            "source_name": categorical(self.o_chan[order], SOURCES),
+            "sales_channel": categorical(self._rows_of("o_chan", order), CHANNELS),
+            "source_name": categorical(self._rows_of("o_chan", order), SOURCES),
             "billing_country": categorical(loc.country[bill], loc.countries),
             "billing_region": categorical(loc.region[bill], loc.regions),
             "billing_city": categorical(loc.city[bill], loc.cities),
@@ -1985,7 +2055,7 @@ class _Builder:
             "shipping_region": categorical(loc.region[shp], loc.regions, null=no_ship),
             "shipping_city": categorical(loc.city[shp], loc.cities, null=no_ship),
             "discount_code": categorical(np.where(code == NO_CODE, -1, code), CODES),
-            "is_first_order": bools(self.o_first[order]),
+            "is_first_order": bools(self._rows_of("o_first", order)),
             "quantity": ints(qty, type=pa.int32()),
             "gross_sales": money(gross),
             "discounts": money(disc),
@@ -1995,10 +2065,10 @@ class _Builder:
             "shipping_charges": money(ship),
             "total_sales": money(total),
             "cost": money(cost),
-            "product_title_at_sale": categorical(tmap[self.l_title_idx[ln]], titles, null=~has_line),
-            "variant_sku_at_sale": categorical(smap[self.l_sku_idx[ln]], skus, null=~has_line),
+            "product_title_at_sale": categorical(tmap[self._rows_of("l_title_idx", ln)], titles, null=~has_line),
+            "variant_sku_at_sale": categorical(smap[self._rows_of("l_sku_idx", ln)], skus, null=~has_line),
             "price_list": categorical(np.where(comp >= 0, self.c_price_list[np.maximum(comp, 0)], -1), PRICE_LISTS),
-            "volume_break": categorical(np.where(has_line, self.l_break[ln], -1), VOLUME_BREAKS),
+            "volume_break": categorical(np.where(has_line, self._rows_of("l_break", ln), -1), VOLUME_BREAKS),
             "contract_discounts": money(contract),
             "volume_break_discounts": money(breaks),
         }
