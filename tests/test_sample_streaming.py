@@ -82,3 +82,30 @@ def test_the_scratch_folder_is_removed_when_generation_fails(tmp_path: Path, mon
     with pytest.raises(RuntimeError, match="boom"):
         generate_store(out, orders=500, years=1, seed=3)
     assert [path.name for path in out.iterdir() if path.name.startswith(".")] == []
+
+
+def test_builder_columns_are_held_narrow_and_read_back_as_int64() -> None:
+    builder = object.__new__(generator_module._Builder)  # the attribute machinery only
+    n = generator_module.NARROW_FROM
+    values = {"small": np.arange(n, dtype=np.int64) % 100 - 50, "medium": np.arange(n, dtype=np.int64) * 3,
+              "cents": np.arange(n, dtype=np.int64) * 20_000, "wide": np.arange(n, dtype=np.int64) << 33}
+    held = {"small": np.int8, "medium": np.int32, "cents": np.int32, "wide": np.int64}
+    for name, column in values.items():
+        setattr(builder, name, column.copy())
+    builder.short = np.arange(10, dtype=np.int64)  # below NARROW_FROM: kept as it is
+    for name, column in values.items():
+        got = getattr(builder, name)
+        assert got.dtype == np.int64, name
+        np.testing.assert_array_equal(got, column)
+        stored = builder._narrow.get(name, builder.__dict__.get(name))
+        assert stored.dtype == held[name], name
+        rows = np.array([0, 7, n - 1])
+        part = builder._rows_of(name, rows)
+        assert part.dtype == np.int64
+        np.testing.assert_array_equal(part, column[rows])
+    assert builder.short.dtype == np.int64 and "short" in vars(builder)
+    builder.small = np.arange(n, dtype=np.int64) * 2  # reassigning replaces the held column
+    assert builder.small.max() == 2 * (n - 1)
+    del builder.small
+    with pytest.raises(AttributeError):
+        _ = builder.small
