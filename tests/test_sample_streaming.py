@@ -72,17 +72,18 @@ def test_the_scratch_folder_is_removed_after_a_store_is_written(tmp_path: Path) 
     assert (out / "sessions.parquet").stat().st_size > 0
 
 
-def test_the_scratch_folder_is_removed_when_generation_fails(tmp_path: Path, monkeypatch) -> None:
-    def fail(self) -> None:  # the session columns are in the scratch folder (and written) by now
-        assert any(self.scratch.iterdir())
+@pytest.mark.parametrize("step", ["_keep_checkout_sessions", "_lines"])
+def test_the_scratch_folder_is_removed_when_generation_fails(tmp_path: Path, monkeypatch, step: str) -> None:
+    # before the sessions file is written, and while it is written in the background
+    def fail(self, *args) -> None:
+        assert any(self.scratch.iterdir())  # the session columns are in the scratch folder by now
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(generator_module._Builder, "_keep_checkout_sessions", fail)
+    monkeypatch.setattr(generator_module._Builder, step, fail)
     out = tmp_path / "store"
     with pytest.raises(RuntimeError, match="boom"):
         generate_store(out, orders=500, years=1, seed=3)
     assert [path.name for path in out.iterdir() if path.name.startswith(".")] == []
-
 
 def test_builder_columns_are_held_narrow_and_read_back_as_int64() -> None:
     builder = object.__new__(generator_module._Builder)  # the attribute machinery only

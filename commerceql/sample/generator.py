@@ -312,9 +312,11 @@ def generate_store(
             for table, columns in builder.tables():
                 futures[table] = pool.submit(write_table, out / f"{table}.parquet", columns,
                                              builder.SORTED[table], row_group_size)
-                if isinstance(columns, ChunkedTable):
+                futures[table].add_done_callback(lambda _, table=table: builder.table_written(table))
+                if isinstance(columns, ChunkedTable) and not columns.from_files:
                     # the large tables: their source columns stay alive until written, so the next
-                    # table is built only once they are (bounded memory before speed; small tables overlap)
+                    # table is built only once they are (bounded memory before speed; small tables
+                    # and tables read from scratch files overlap)
                     futures[table].result()
                 del columns
                 if on_table is not None:
@@ -457,8 +459,9 @@ class _Builder:
         self._assemble_orders(r[5])
         # sessions first: the largest table is written while the rest is generated
         self._sessions(r[10])
-        yield "sessions", self._sessions_table()
+        # what checkouts read of the sessions, before the sessions file is written in the background
         self._keep_checkout_sessions()
+        yield "sessions", self._sessions_table()
         self._lines(r[6])
         self._money(r[7])
         self._fulfil_and_cancel(r[8])
@@ -1258,14 +1261,17 @@ class _Builder:
 
     def _keep_checkout_sessions(self) -> None:
         """Keep only what checkouts read of the sessions (start, duration, customer, device and
-        location of the sessions with a checkout): the whole columns go as soon as the sessions file
-        is written, instead of living on while the orders' lines and money are built."""
+        location of the sessions with a checkout), read back from the scratch columns: only the
+        sessions writer reads those from here on."""
         with_checkout = np.unique(np.concatenate([self.s_conv_pos, self.s_nonconv_reached_pos,
                                                   self.s_portal_conv_pos, self.s_portal_reached_pos]))
         for name in ("started", "duration", "cust", "device", "loc"):
             setattr(self, f"s_{name}", _SomeRows(with_checkout, self.sessions.take(name, with_checkout)))
-        # the sessions file is written (the generator waits for it before building on)
-        self.sessions.clear()
+
+    def table_written(self, table: str) -> None:
+        """Called (from the writer's thread) once a table's file is complete."""
+        if table == "sessions":
+            self.sessions.clear()  # its scratch columns
 
     def _portal_sessions(self, rng: np.random.Generator, product_page_offset: int, portal_page_offset: int,
                          product_weights: np.ndarray) -> dict[str, np.ndarray]:
@@ -1916,7 +1922,7 @@ class _Builder:
                                              CHANNELS),
             }
 
-        return ChunkedTable(self.n_sessions, rows)
+        return ChunkedTable(self.n_sessions, rows, from_files=True)
 
     def _drafts_table(self) -> dict[str, pa.Array]:
         n = len(self.q_t)
