@@ -750,6 +750,7 @@ class _Builder:
         chan = np.concatenate([self.o_dtc_chan, b_chan, np.full(nt, ONLINE)])
         kind = np.concatenate([np.full(len(self.o_dtc_t), KIND_DTC), np.full(nb, KIND_B2B), np.full(nt, KIND_TEST)])
         comp = np.concatenate([np.full(len(self.o_dtc_t), -1), b_comp, np.full(nt, -1)]).astype(np.int64)
+        del self.o_dtc_cust, self.o_dtc_t, self.o_dtc_chan  # in cust, t and chan now
         order = np.lexsort((cust, t))
         self.o_t, self.o_cust, self.o_chan, self.o_kind, self.o_comp = (
             t[order], cust[order], chan[order], kind[order], comp[order])
@@ -810,6 +811,7 @@ class _Builder:
         cold = self.loc.cold[np.where(self.o_ship >= 0, self.o_ship, self.o_bill)][order]
         group = np.where(kind[order] == KIND_B2B, GROUP_B2B, np.where(cold, GROUP_DTC_COLD, GROUP_DTC_WARM))
         variant = sample_variants(rng, cat, group, month)
+        del cold, group  # (line-length temporaries go as soon as they are used: 10M orders hold ~20M lines here)
         # B2B accounts reorder their usual consumables and safety items
         b2b = kind[order] == KIND_B2B
         if self.n_companies:
@@ -823,10 +825,12 @@ class _Builder:
             avail = (cat.launch_month[p] <= month) & (month < cat.disc_month[p])
             use = b2b & avail & (rng.random(len(order)) < 0.65 * cat.fade[month, p])
             variant = np.where(use, cand, variant)
+            del fav, j, cand, p, avail, use
         # one line per variant within an order
         key = order * cat.n_variants + variant
         _, first_idx = np.unique(key, return_index=True)
         keep = np.sort(first_idx)
+        del key, first_idx
         order, variant, month = order[keep], variant[keep], month[keep]
         b2b = b2b[keep]
         product = cat.v_product[variant]
