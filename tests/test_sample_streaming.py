@@ -35,6 +35,7 @@ def test_merge_positions_equal_a_stable_sort_with_many_ties(seed: int) -> None:
     got = merge_positions(runs)
     assert len(got) == len(expected)
     for run_rows, reference in zip(got, expected, strict=True):
+        assert run_rows.dtype == np.int32  # fewer than 2**31 rows
         np.testing.assert_array_equal(run_rows, reference)
     # together the rows are a permutation of 0..N-1
     assert np.array_equal(np.sort(np.concatenate(got)), np.arange(sum(len(run) for run in runs)))

@@ -21,11 +21,13 @@ def merge_positions(runs: list[np.ndarray]) -> list[np.ndarray]:
     Equal to the inverse of `np.argsort(np.concatenate(runs), kind="stable")`, split by run (ties
     go to the earlier run, and keep their order within a run), without the full-length
     concatenation, argsort and inverse permutation: each element's row is its index in its run
-    plus, for every other run, how many of its elements sort before it.
+    plus, for every other run, how many of its elements sort before it. The rows are int32 when
+    there are fewer than 2**31 elements in all (half the memory of int64), else int64.
     """
     for run in runs:
         if len(run) > 1 and not bool(np.all(run[1:] >= run[:-1])):
             raise ValueError("merge_positions needs sorted runs")  # a generator bug, not bad input
+    row_type = np.int32 if sum(len(run) for run in runs) < 2**31 else np.int64
     positions = []
     for index, run in enumerate(runs):
         position = np.arange(len(run), dtype=np.int64)
@@ -33,7 +35,7 @@ def merge_positions(runs: list[np.ndarray]) -> list[np.ndarray]:
             if other_index != index:
                 # an earlier run's equal elements come first, a later run's come after
                 position += np.searchsorted(other, run, side="right" if other_index < index else "left")
-        positions.append(position)
+        positions.append(position.astype(row_type))
     return positions
 
 

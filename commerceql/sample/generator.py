@@ -1255,16 +1255,17 @@ class _Builder:
         self.paths, self.type_labels = paths, type_labels
         self.recovered = recovered
         self.conv_orders = conv_orders
-        self.s_conv_pos = pos_c
-        self.s_nonconv_reached_pos = pos_n[reached]
+        # (the merge's rows may be int32; what is kept is int64, as it always was)
+        self.s_conv_pos = pos_c.astype(np.int64)
+        self.s_nonconv_reached_pos = pos_n[reached].astype(np.int64)
         self.n_sessions = N
         o_src = np.full(self.n_orders, -1, dtype=np.int64)
         o_src[conv_orders] = conv_source
         o_chn = np.full(self.n_orders, -1, dtype=np.int64)
         o_chn[conv_orders] = conv_channel
         self.portal_orders, self.portal_recovered = pt["orders"], pt["recovered"]
-        self.s_portal_conv_pos = pos_p[:nw]
-        self.s_portal_reached_pos = pos_p[nw:][pt["reached"][nw:]]
+        self.s_portal_conv_pos = pos_p[:nw].astype(np.int64)
+        self.s_portal_reached_pos = pos_p[nw:][pt["reached"][nw:]].astype(np.int64)
         o_src[pt["orders"]] = portal_source
         o_chn[pt["orders"]] = portal_channel
         self.o_src, self.o_chn = o_src, o_chn
