@@ -342,12 +342,6 @@ def generate_store(
     return out
 
 
-def _arrow_strings(values: pl.Series) -> pa.Array:
-    """A Polars string column as the Arrow `string` array `strings()` makes (Polars hands out
-    `large_string`; the files' schema has `string`)."""
-    return values.to_arrow().cast(pa.string())
-
-
 class _SomeRows:
     """The values of a column at some of its rows (sorted positions), indexed like the whole column."""
 
@@ -1563,25 +1557,19 @@ class _Builder:
         n_dtc, n_zero, n_k = len(self.d_seg), len(self.z_created), len(self.k_company)
         first = np.concatenate([self.d_first, self.z_first, self.k_first, [0, 1, 2]])
         last = np.concatenate([self.d_last, self.z_last, self.k_last, [0, 1, 2]])
-        # names and email domains as codes into label lists, made strings by Polars (no Python
-        # string per customer: 10M orders have 5.5M customers); the staff accounts come last
-        first[-3:] = len(V.FIRST_NAMES) + np.arange(3)
-        last[-3:] = len(V.LAST_NAMES) + np.arange(3)
-        fn = pl.Series([*V.FIRST_NAMES, "Store", "QA", "Ops"], dtype=pl.String).gather(first)
-        ln = pl.Series([*V.LAST_NAMES, "Staff", "Tester", "Admin"], dtype=pl.String).gather(last)
-        del first, last
+        fn = np.array(V.FIRST_NAMES, dtype=object)[first]
+        ln = np.array(V.LAST_NAMES, dtype=object)[last]
+        fn[-3:] = ["Store", "QA", "Ops"]
+        ln[-3:] = ["Staff", "Tester", "Admin"]
         kind = np.concatenate([np.zeros(n_dtc + n_zero, dtype=np.int64), np.ones(n_k, dtype=np.int64), [2, 2, 2]])
         comp = np.concatenate([np.full(n_dtc + n_zero, -1), self.k_company, [-1, -1, -1]])
         domain = np.where(kind == 0, rng.integers(0, len(V.EMAIL_DOMAINS), nc), 0)
         company_domain = [n.split(" ")[0].lower() + ".example" for n in self.c_name]
-        # domain codes: the shared domains, then each company's, then the store's own
+        dom = np.array(V.EMAIL_DOMAINS, dtype=object)[domain]
         if n_k:
-            domain[kind == 1] = len(V.EMAIL_DOMAINS) + self.k_company
-        domain[kind == 2] = len(V.EMAIL_DOMAINS) + len(company_domain)
-        dom = pl.Series([*V.EMAIL_DOMAINS, *company_domain, "northwindsupply.example"], dtype=pl.String).gather(domain)
-        del domain
-        frame = pl.DataFrame({"f": fn, "l": ln, "d": dom})
-        del dom
+            dom[kind == 1] = np.array(company_domain, dtype=object)[self.k_company]
+        dom[kind == 2] = "northwindsupply.example"
+        frame = pl.DataFrame({"f": fn.astype(str), "l": ln.astype(str), "d": dom.astype(str)})
         frame = frame.with_columns(
             base=(pl.col("f").str.to_lowercase() + "." + pl.col("l").str.to_lowercase()),
         ).with_columns(rank=pl.int_range(pl.len()).over("base", "d"))
@@ -1592,8 +1580,7 @@ class _Builder:
         email = frame.select(
             pl.when(pl.col("rank") == 0).then(pl.col("base"))
             .otherwise(pl.col("base") + (pl.col("rank") + 1).cast(pl.String)) + "@" + pl.col("d")
-        ).to_series()
-        del frame
+        ).to_series().to_numpy()
         # tags
         seg = np.concatenate([self.d_seg, np.full(n_zero + n_k + 3, -1)])
         accepts = np.where(kind == 0, rng.random(nc) < np.where(seg == 3, 0.8, 0.5), rng.random(nc) < 0.35)
@@ -1641,10 +1628,10 @@ class _Builder:
         o = order
         return {
             "customer_id": ints(np.arange(1, nc + 1)),
-            "email": _arrow_strings(email.gather(o)),
-            "first_name": _arrow_strings(fn.gather(o)),
-            "last_name": _arrow_strings(ln.gather(o)),
-            "name": _arrow_strings((fn + " " + ln).gather(o)),
+            "email": strings(email[o].tolist()),
+            "first_name": strings(fn[o].tolist()),
+            "last_name": strings(ln[o].tolist()),
+            "name": strings((fn[o] + " " + ln[o]).tolist()),
             "tags": string_lists(new_offsets, flat_sorted.tolist()),
             "country": categorical(loc.country[cloc][o], loc.countries),
             "region": categorical(loc.region[cloc][o], loc.regions),
