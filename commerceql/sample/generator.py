@@ -308,7 +308,10 @@ def generate_store(
         builder = _Builder(orders=orders, years=years, seed=seed, as_of=as_of,
                            sessions_per_order=sessions_per_order, scratch=scratch)
         futures = {}
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        # three writers: the sessions file (written from its scratch columns while the rest is built)
+        # takes one for the whole build; the other two write the rest as they come, so finished
+        # tables never queue in memory behind it
+        with ThreadPoolExecutor(max_workers=3) as pool:
             for table, columns in builder.tables():
                 futures[table] = pool.submit(write_table, out / f"{table}.parquet", columns,
                                              builder.SORTED[table], row_group_size)
