@@ -89,10 +89,15 @@ RowSlicer = Callable[[int, int], "dict[str, pa.Array] | pa.Table"]
 
 @dataclass(frozen=True)
 class ChunkedTable:
-    """A table of `num_rows` rows handed to the writer slice by slice (see `RowSlicer`)."""
+    """A table of `num_rows` rows handed to the writer slice by slice (see `RowSlicer`).
+
+    `from_files`: the rows are read from files as they are written, so writing them holds no more
+    than a row group in memory and the generator can build on meanwhile.
+    """
 
     num_rows: int
     rows: RowSlicer
+    from_files: bool = False
 
 
 def _writer_options(schema: pa.Schema, sorted_columns: Sequence[str]) -> dict[str, Any]:

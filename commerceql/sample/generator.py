@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -57,6 +59,7 @@ from commerceql.sample._catalog import (
     build_catalog,
     sample_variants,
 )
+from commerceql.sample._spill import ScratchColumns, merge_positions
 
 GENERATOR_VERSION = 7  # 7: inventory levels by day and location, payment transactions
 FORMAT = "commerceql-store"
@@ -299,20 +302,31 @@ def generate_store(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     as_of, manifest_as_of = resolve_as_of(anchor)
-    builder = _Builder(orders=orders, years=years, seed=seed, as_of=as_of, sessions_per_order=sessions_per_order)
-    futures = {}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for table, columns in builder.tables():
-            futures[table] = pool.submit(write_table, out / f"{table}.parquet", columns, builder.SORTED[table],
-                                         row_group_size)
-            if isinstance(columns, ChunkedTable):
-                # the large tables: their source columns stay alive until written, so the next table
-                # is built only once they are (bounded memory before speed; small tables overlap)
-                futures[table].result()
-            del columns
-            if on_table is not None:
-                on_table(table)
-        counts = {table: futures[table].result() for table in TABLES}
+    # finished session columns wait on disk here until written (removed at the end, also on error)
+    scratch = Path(tempfile.mkdtemp(prefix=".generating-", dir=out))
+    try:
+        builder = _Builder(orders=orders, years=years, seed=seed, as_of=as_of,
+                           sessions_per_order=sessions_per_order, scratch=scratch)
+        futures = {}
+        # three writers: the sessions file (written from its scratch columns while the rest is built)
+        # takes one for the whole build; the other two write the rest as they come, so finished
+        # tables never queue in memory behind it
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            for table, columns in builder.tables():
+                futures[table] = pool.submit(write_table, out / f"{table}.parquet", columns,
+                                             builder.SORTED[table], row_group_size)
+                futures[table].add_done_callback(lambda _, table=table: builder.table_written(table))
+                if isinstance(columns, ChunkedTable) and not columns.from_files:
+                    # the large tables: their source columns stay alive until written, so the next
+                    # table is built only once they are (bounded memory before speed; small tables
+                    # and tables read from scratch files overlap)
+                    futures[table].result()
+                del columns
+                if on_table is not None:
+                    on_table(table)
+            counts = {table: futures[table].result() for table in TABLES}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -344,10 +358,69 @@ class _SomeRows:
         return self.values[at]
 
 
+def _narrowest(values: np.ndarray) -> np.ndarray | None:
+    """`values` (int64) as the narrowest integer type that holds every one of them, or None."""
+    if not len(values):
+        return None
+    low, high = int(values.min()), int(values.max())
+    for dtype in (np.int8, np.int16, np.int32):
+        limits = np.iinfo(dtype)
+        if limits.min <= low and high <= limits.max:
+            return values.astype(dtype)
+    return None
+
+
+# int64 builder columns at least this long are held in the narrowest integer type that fits them
+NARROW_FROM = 65_536
+
+
 class _Builder:
-    def __init__(self, *, orders: int, years: int, seed: int, as_of: dt.datetime,
+    """Builds the store's tables from the seed, column by column.
+
+    Memory: per-order and per-line columns (codes, ids, counts, cents) are int64 while computed, but
+    most of their values fit in 8, 16 or 32 bits. Every long int64 array assigned to an attribute is
+    held in the narrowest type that fits it exactly (`__setattr__`), and reading the attribute gives
+    it back as int64 (a new array: same values, same dtype, so every computation and every file is
+    as before). So attributes are never modified in place (fill a local, then assign it).
+    `_rows_of(name, rows)` widens only the rows asked for (the row-group writers use it).
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        narrow: dict[str, np.ndarray] = self.__dict__.setdefault("_narrow", {})
+        narrow.pop(name, None)
+        if (isinstance(value, np.ndarray) and value.dtype == np.int64 and value.ndim == 1
+                and len(value) >= NARROW_FROM and not name.startswith("_")):
+            held = _narrowest(value)
+            if held is not None:
+                self.__dict__.pop(name, None)
+                narrow[name] = held
+                return
+        object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:  # only for names not found the usual way
+        held = self.__dict__.get("_narrow", {}).get(name)
+        if held is None:
+            raise AttributeError(name)
+        return held.astype(np.int64)
+
+    def __delattr__(self, name: str) -> None:
+        if name in self.__dict__.get("_narrow", {}):
+            del self._narrow[name]
+        else:
+            object.__delattr__(self, name)
+
+    def _rows_of(self, name: str, rows: slice | np.ndarray) -> np.ndarray:
+        """`getattr(self, name)[rows]`, widening only those rows of a narrowed column."""
+        held = self._narrow.get(name)
+        if held is None:
+            return getattr(self, name)[rows]
+        return held[rows].astype(np.int64)
+
+    def __init__(self, *, orders: int, years: int, seed: int, as_of: dt.datetime, scratch: Path,
                  sessions_per_order: float | None = None) -> None:
+        self._narrow: dict[str, np.ndarray] = {}
         self.n_orders = orders
+        self.scratch = scratch
         self.sessions_per_order = sessions_per_order
         self.years = years
         local = as_of.astimezone(ZoneInfo(TIMEZONE))
@@ -389,8 +462,9 @@ class _Builder:
         self._assemble_orders(r[5])
         # sessions first: the largest table is written while the rest is generated
         self._sessions(r[10])
-        yield "sessions", self._sessions_table()
+        # what checkouts read of the sessions, before the sessions file is written in the background
         self._keep_checkout_sessions()
+        yield "sessions", self._sessions_table()
         self._lines(r[6])
         self._money(r[7])
         self._fulfil_and_cancel(r[8])
@@ -403,7 +477,7 @@ class _Builder:
         yield "customers", self._customers_table(r[13])
         self._checkouts(r[11])
         yield "checkouts", self._checkouts_table()
-        for name in [name for name in vars(self) if name.startswith("ck_")]:
+        for name in [name for name in (*vars(self), *self._narrow) if name.startswith("ck_")]:
             delattr(self, name)
         for name in ("s_started", "s_duration", "s_cust", "s_device", "s_loc", "s_conv_pos",
                      "s_nonconv_reached_pos", "s_portal_conv_pos", "s_portal_reached_pos"):
@@ -679,6 +753,7 @@ class _Builder:
         chan = np.concatenate([self.o_dtc_chan, b_chan, np.full(nt, ONLINE)])
         kind = np.concatenate([np.full(len(self.o_dtc_t), KIND_DTC), np.full(nb, KIND_B2B), np.full(nt, KIND_TEST)])
         comp = np.concatenate([np.full(len(self.o_dtc_t), -1), b_comp, np.full(nt, -1)]).astype(np.int64)
+        del self.o_dtc_cust, self.o_dtc_t, self.o_dtc_chan  # in cust, t and chan now
         order = np.lexsort((cust, t))
         self.o_t, self.o_cust, self.o_chan, self.o_kind, self.o_comp = (
             t[order], cust[order], chan[order], kind[order], comp[order])
@@ -708,11 +783,14 @@ class _Builder:
         self.o_first = seq == 1
         # customers' order statistics (orders are in time order)
         self.cu_orders = counts
-        self.cu_first_order = np.full(self.n_customers, -1, dtype=np.int64)
-        self.cu_first_order[self.o_cust[self.o_first]] = self.o_t[self.o_first]
+        # (filled as locals: a builder attribute read back may be a widened copy, see __setattr__)
+        first_order = np.full(self.n_customers, -1, dtype=np.int64)
+        first_order[self.o_cust[self.o_first]] = self.o_t[self.o_first]
+        self.cu_first_order = first_order
         last = real & (seq == counts[self.o_cust])
-        self.cu_last_order = np.full(self.n_customers, -1, dtype=np.int64)
-        self.cu_last_order[self.o_cust[last]] = self.o_t[last]
+        last_order = np.full(self.n_customers, -1, dtype=np.int64)
+        last_order[self.o_cust[last]] = self.o_t[last]
+        self.cu_last_order = last_order
         self.o_tier = np.where(self.o_comp >= 0, self.c_tier[np.maximum(self.o_comp, 0)], -1)
         # key accounts ramp up over their first year to orders about three times an Enterprise one
         comp = np.maximum(self.o_comp, 0)
@@ -736,6 +814,7 @@ class _Builder:
         cold = self.loc.cold[np.where(self.o_ship >= 0, self.o_ship, self.o_bill)][order]
         group = np.where(kind[order] == KIND_B2B, GROUP_B2B, np.where(cold, GROUP_DTC_COLD, GROUP_DTC_WARM))
         variant = sample_variants(rng, cat, group, month)
+        del cold, group  # (line-length temporaries go as soon as they are used: 10M orders hold ~20M lines here)
         # B2B accounts reorder their usual consumables and safety items
         b2b = kind[order] == KIND_B2B
         if self.n_companies:
@@ -749,10 +828,12 @@ class _Builder:
             avail = (cat.launch_month[p] <= month) & (month < cat.disc_month[p])
             use = b2b & avail & (rng.random(len(order)) < 0.65 * cat.fade[month, p])
             variant = np.where(use, cand, variant)
+            del fav, j, cand, p, avail, use
         # one line per variant within an order
         key = order * cat.n_variants + variant
         _, first_idx = np.unique(key, return_index=True)
         keep = np.sort(first_idx)
+        del key, first_idx
         order, variant, month = order[keep], variant[keep], month[keep]
         b2b = b2b[keep]
         product = cat.v_product[variant]
@@ -1082,15 +1163,17 @@ class _Builder:
                                    np.bincount(cat.v_product, weights=cat.weights[GROUP_B2B].sum(axis=0),
                                                minlength=cat.n_products) + 1e-9)
         npt = len(pt["start"])
-        started = np.concatenate([c_start, n_t, b_t, pt["start"]])
-        order = np.argsort(started, kind="stable")  # four sorted runs: a merge
+        nw = len(pt["orders"])
         N = nc + nn + nb + npt
-        pos = np.empty(N, dtype=np.int64)
-        pos[order] = np.arange(N)
-        pos_c, pos_n, pos_b, pos_p = pos[:nc], pos[nc:nc + nn], pos[nc + nn:nc + nn + nb], pos[nc + nn + nb:]
-        del pos
-        self.s_started = started[order]
-        del started, order
+        # the rows of the five sorted runs (converting, not converting, bots, portal orders, portal
+        # visits) in the stable sort of them all by start, found by binary search: no full-length
+        # concatenation and argsort
+        pos_c, pos_n, pos_b, pos_pw, pos_pv = merge_positions(
+            [c_start, n_t, b_t, pt["start"][:nw], pt["start"][nw:]])
+        pos_p = np.concatenate([pos_pw, pos_pv])
+        del pos_pw, pos_pv
+        # finished columns go to the scratch folder (read back a row group at a time by the writer)
+        spilled = self.sessions = ScratchColumns(self.scratch)
 
         def merged(dtype: Any, conv: Any, non: Any, bot: Any, portal: Any) -> np.ndarray:
             out = np.empty(N, dtype=dtype)
@@ -1100,22 +1183,31 @@ class _Builder:
             out[pos_p] = portal
             return out
 
+        def spill(name: str, dtype: Any, conv: Any, non: Any, bot: Any, portal: Any) -> None:
+            spilled.put(name, merged(dtype, conv, non, bot, portal))
+
+        spill("started", np.int64, c_start, n_t, b_t, pt["start"])
         n_entry = sources(n_t, 2)
         entry = merged(np.int16, c_entry, n_entry, 0, pt["entry"])
         del n_entry
-        self.s_source = src_code[entry]
-        self.s_channel = chan_code[entry]
-        del entry
-        self.s_device = merged(np.int8, _pick(rng, nc, [0.48, 0.47, 0.05]),
-                               _pick(rng, nn, [0.64, 0.31, 0.05], compact=True),
-                               _pick(rng, nb, [0.15, 0.85, 0.0], compact=True), pt["device"])
-        self.s_loc = merged(np.int16, self.o_bill[conv_orders], _pick(rng, nn, self.loc.weight, compact=True),
-                            _pick(rng, nb, self.loc.weight, compact=True), pt["loc"])
+        source = src_code[entry]
+        spilled.put("source", source)
+        conv_source, portal_source = source[pos_c], source[pos_p[:nw]]
+        del source
+        channel = chan_code[entry]
+        spilled.put("channel", channel)
+        conv_channel, portal_channel = channel[pos_c], channel[pos_p[:nw]]
+        del channel, entry
+        spill("device", np.int8, _pick(rng, nc, [0.48, 0.47, 0.05]),
+              _pick(rng, nn, [0.64, 0.31, 0.05], compact=True),
+              _pick(rng, nb, [0.15, 0.85, 0.0], compact=True), pt["device"])
+        spill("loc", np.int16, self.o_bill[conv_orders], _pick(rng, nn, self.loc.weight, compact=True),
+              _pick(rng, nb, self.loc.weight, compact=True), pt["loc"])
         page = merged(np.int16, landing(nc, [0.3, 0.03, 0.18, 0.45, 0.02, 0.02]),
                       landing(nn, [0.33, 0.03, 0.17, 0.35, 0.07, 0.05]),
                       landing(nb, [0.5, 0.0, 0.1, 0.3, 0.0, 0.1]), pt["page"])
-        self.s_page = path_map[page].astype(np.int16)
-        self.s_page_type = page_type[page]
+        spilled.put("page", path_map[page].astype(np.int16))
+        spilled.put("page_type", page_type[page])
         del page
         # engagement and funnel of the sessions that did not convert
         engaged = np.flatnonzero(rng.random(nn, dtype=np.float32) >= 0.47)  # the rest bounce
@@ -1129,14 +1221,14 @@ class _Builder:
         carts = np.flatnonzero(cart)
         reached = np.zeros(nn, dtype=bool)
         reached[carts[rng.random(len(carts)) < 0.36]] = True
-        self.s_pageviews = merged(np.int16, np.minimum(3 + rng.poisson(7, nc), 200), n_pv, 1, pt["pageviews"])
-        self.s_duration = merged(np.int32, c_dur, n_dur, 0, pt["duration"])
+        spill("pageviews", np.int16, np.minimum(3 + rng.poisson(7, nc), 200), n_pv, 1, pt["pageviews"])
+        spill("duration", np.int32, c_dur, n_dur, 0, pt["duration"])
         del n_pv, n_dur
-        self.s_bot = merged(bool, False, False, True, False)
-        self.s_cart = merged(bool, True, cart, False, pt["cart"])
-        self.s_reached = merged(bool, True, reached, False, pt["reached"])
-        self.s_completed = merged(bool, True, False, False, pt["completed"])
-        self.s_portal = merged(bool, False, False, False, True)
+        spill("bot", bool, False, False, True, False)
+        spill("cart", bool, True, cart, False, pt["cart"])
+        spill("reached", bool, True, reached, False, pt["reached"])
+        spill("completed", bool, True, False, False, pt["completed"])
+        spill("portal", bool, False, False, False, True)
         # some sessions that did not convert belong to customers who had ordered before
         dtc_orders = np.flatnonzero(self.o_kind == KIND_DTC)
         n_cust = np.full(nn, -1, dtype=np.int64)
@@ -1151,40 +1243,43 @@ class _Builder:
         visitors_pool = max(1, int(nn / 1.5))
         n_vis = np.where(n_cust >= 0, 10_000_000_000 + n_cust,
                          20_000_000_000 + rng.integers(0, visitors_pool, nn))
-        self.s_cust = merged(np.int64, self.o_cust[conv_orders], n_cust, -1, pt["cust"])
-        self.s_visitor = merged(np.int64, 10_000_000_000 + self.o_cust[conv_orders], n_vis,
-                                30_000_000_000 + np.arange(nb), 10_000_000_000 + pt["cust"])
+        spill("cust", np.int64, self.o_cust[conv_orders], n_cust, -1, pt["cust"])
+        spill("visitor", np.int64, 10_000_000_000 + self.o_cust[conv_orders], n_vis,
+              30_000_000_000 + np.arange(nb), 10_000_000_000 + pt["cust"])
         del n_cust, n_vis
-        self.s_order = merged(np.int64, conv_orders, -1, -1, pt["order"])
+        spill("order", np.int64, conv_orders, -1, -1, pt["order"])
         self.src_labels, self.chan_labels = src_labels, chan_labels
         self.paths, self.type_labels = paths, type_labels
         self.recovered = recovered
         self.conv_orders = conv_orders
-        self.s_conv_pos = pos_c
-        self.s_nonconv_reached_pos = pos_n[reached]
+        # (the merge's rows may be int32; what is kept is int64, as it always was)
+        self.s_conv_pos = pos_c.astype(np.int64)
+        self.s_nonconv_reached_pos = pos_n[reached].astype(np.int64)
         self.n_sessions = N
-        self.o_src = np.full(self.n_orders, -1, dtype=np.int64)
-        self.o_src[conv_orders] = self.s_source[pos_c]
-        self.o_chn = np.full(self.n_orders, -1, dtype=np.int64)
-        self.o_chn[conv_orders] = self.s_channel[pos_c]
-        nw = len(pt["orders"])
+        o_src = np.full(self.n_orders, -1, dtype=np.int64)
+        o_src[conv_orders] = conv_source
+        o_chn = np.full(self.n_orders, -1, dtype=np.int64)
+        o_chn[conv_orders] = conv_channel
         self.portal_orders, self.portal_recovered = pt["orders"], pt["recovered"]
-        self.s_portal_conv_pos = pos_p[:nw]
-        self.s_portal_reached_pos = pos_p[nw:][pt["reached"][nw:]]
-        self.o_src[pt["orders"]] = self.s_source[pos_p[:nw]]
-        self.o_chn[pt["orders"]] = self.s_channel[pos_p[:nw]]
+        self.s_portal_conv_pos = pos_p[:nw].astype(np.int64)
+        self.s_portal_reached_pos = pos_p[nw:][pt["reached"][nw:]].astype(np.int64)
+        o_src[pt["orders"]] = portal_source
+        o_chn[pt["orders"]] = portal_channel
+        self.o_src, self.o_chn = o_src, o_chn
 
     def _keep_checkout_sessions(self) -> None:
         """Keep only what checkouts read of the sessions (start, duration, customer, device and
-        location of the sessions with a checkout): the whole columns go as soon as the sessions file
-        is written, instead of living on while the orders' lines and money are built."""
+        location of the sessions with a checkout), read back from the scratch columns: only the
+        sessions writer reads those from here on."""
         with_checkout = np.unique(np.concatenate([self.s_conv_pos, self.s_nonconv_reached_pos,
                                                   self.s_portal_conv_pos, self.s_portal_reached_pos]))
-        for name in ("s_started", "s_duration", "s_cust", "s_device", "s_loc"):
-            setattr(self, name, _SomeRows(with_checkout, getattr(self, name)[with_checkout]))
-        for name in ("s_source", "s_channel", "s_page", "s_page_type", "s_pageviews", "s_bot", "s_cart",
-                     "s_reached", "s_completed", "s_visitor", "s_order", "s_portal"):
-            delattr(self, name)
+        for name in ("started", "duration", "cust", "device", "loc"):
+            setattr(self, f"s_{name}", _SomeRows(with_checkout, self.sessions.take(name, with_checkout)))
+
+    def table_written(self, table: str) -> None:
+        """Called (from the writer's thread) once a table's file is complete."""
+        if table == "sessions":
+            self.sessions.clear()  # its scratch columns
 
     def _portal_sessions(self, rng: np.random.Generator, product_page_offset: int, portal_page_offset: int,
                          product_weights: np.ndarray) -> dict[str, np.ndarray]:
@@ -1592,70 +1687,89 @@ class _Builder:
         _ = self.customer_order  # computes the ids
         return self._customer_id
 
-    def _orders_table(self) -> dict[str, pa.Array]:
-        n, loc = self.n_orders, self.loc
-        oid = np.arange(1, n + 1)
-        names = pl.Series(1000 + oid).cast(pl.String)
-        names = ("#" + names).to_arrow()
-        code_offsets = np.concatenate([[0], np.cumsum(self.o_code != NO_CODE)])
-        code_values = [CODES[c] for c in self.o_code[self.o_code != NO_CODE]]
-        ship = self.o_ship
-        no_ship = ship < 0
-        shp = np.maximum(ship, 0)
-        src, chn = self.o_src, self.o_chn
+    def _orders_table(self) -> ChunkedTable:
+        """The orders; the writer converts them to Arrow a row group at a time (a whole Arrow copy of
+        3M orders is ~1 GB)."""
+        loc = self.loc
+        n_codes = np.concatenate([[0], np.cumsum(self.o_code != NO_CODE)])
         currency_labels = sorted(set(loc.currency))
-        cur = np.array([currency_labels.index(c) for c in loc.currency])[self.o_bill]
-        role = np.full(n, -1)
-        is_contact = (self.o_cust >= self.cu_off_contact) & (self.o_cust < self.cu_off_staff)
-        role[is_contact] = self.k_role[self.o_cust[is_contact] - self.cu_off_contact]
-        comp = self.o_comp
-        return {
-            "order_id": ints(oid),
-            "name": names,
-            "created_at": timestamp(self.o_t),
-            "customer_id": ints(self.customer_id[self.o_cust]),
-            "company_id": ints(comp + 1, null=comp < 0),
-            "buyer_role": categorical(role, V.B2B_ROLES),
-            "sales_channel": categorical(self.o_chan, CHANNELS),
-            "source_name": categorical(self.o_chan, SOURCES),
-            "referrer_source": categorical(src, self.src_labels),
-            "referring_channel": categorical(chn, self.chan_labels),
-            "presentment_currency": categorical(cur, currency_labels),
-            "shop_currency": categorical(np.zeros(n, dtype=np.int64), [CURRENCY]),
-            "financial_status": categorical(self.o_fin, FIN_STATUS),
-            "fulfillment_status": categorical(self.o_ful, FUL_STATUS),
-            "fulfilled_at": timestamp(self.o_fulfilled_at, null=self.o_fulfilled_at < 0),
-            "discount_codes": string_lists(code_offsets, code_values),
-            "line_count": ints(self.o_n_lines, type=pa.int32()),
-            "item_count": ints(self.o_items, type=pa.int32()),
-            "line_items_total": money(self.o_gross),
-            "total_discounts": money(self.o_discounts),
-            "subtotal": money(self.o_subtotal),
-            "shipping": money(self.o_shipping),
-            "taxes": money(self.o_taxes),
-            "total": money(self.o_total),
-            "total_refunded": money(self.o_refunded),
-            "current_total": money(self.o_total - self.o_refunded),
-            "shipping_method": categorical(self.o_ship_method, SHIP_METHODS),
-            "tax_exempt": bools(self.o_tax_exempt),
-            "cancelled_at": timestamp(self.o_cancelled_at, null=self.o_cancelled_at < 0),
-            "cancel_reason": categorical(self.o_cancel_reason, CANCEL_REASONS),
-            "is_test": bools(self.o_is_test),
-            "customer_order_number": ints(self.o_seq, null=self.o_is_test, type=pa.int32()),
-            "is_first_order": bools(self.o_first, null=self.o_is_test),
-            "billing_country": categorical(loc.country[self.o_bill], loc.countries),
-            "billing_region": categorical(loc.region[self.o_bill], loc.regions),
-            "billing_city": categorical(loc.city[self.o_bill], loc.cities),
-            "shipping_country": categorical(loc.country[shp], loc.countries, null=no_ship),
-            "shipping_region": categorical(loc.region[shp], loc.regions, null=no_ship),
-            "shipping_city": categorical(loc.city[shp], loc.cities, null=no_ship),
-            "payment_terms": categorical(self.o_terms, TERMS),
-            "payment_due_at": timestamp(self.o_due, null=self.o_due < 0),
-            "paid_at": timestamp(self.o_paid_at, null=self.o_paid_at < 0),
-            "invoice_status": categorical(self.o_invoice_status, INVOICE_STATUS),
-            "days_past_due": ints(np.maximum(self.o_days_past_due, 0), null=self.o_days_past_due < 0,
-                                  type=pa.int32()),
-        }
+        currency_of_location = np.array([currency_labels.index(c) for c in loc.currency])
+        src_labels, chan_labels = self.src_labels, self.chan_labels
+
+        def rows(first: int, stop: int) -> dict[str, pa.Array]:
+            r = slice(first, stop)
+
+            def part(name: str) -> np.ndarray:
+                return self._rows_of(name, r)
+
+            n = stop - first
+            oid = np.arange(first + 1, stop + 1)
+            names = ("#" + pl.Series(1000 + oid).cast(pl.String)).to_arrow()
+            code = part("o_code")
+            code_offsets = n_codes[first:stop + 1] - n_codes[first]
+            code_values = [CODES[c] for c in code[code != NO_CODE]]
+            ship = part("o_ship")
+            no_ship = ship < 0
+            shp = np.maximum(ship, 0)
+            bill = part("o_bill")
+            cust = part("o_cust")
+            role = np.full(n, -1)
+            is_contact = (cust >= self.cu_off_contact) & (cust < self.cu_off_staff)
+            role[is_contact] = self.k_role[cust[is_contact] - self.cu_off_contact]
+            comp = part("o_comp")
+            chan = part("o_chan")
+            total, refunded = part("o_total"), part("o_refunded")
+            fulfilled_at, cancelled_at = part("o_fulfilled_at"), part("o_cancelled_at")
+            is_test, due, paid_at = part("o_is_test"), part("o_due"), part("o_paid_at")
+            days_past_due = part("o_days_past_due")
+            return {
+                "order_id": ints(oid),
+                "name": names,
+                "created_at": timestamp(part("o_t")),
+                "customer_id": ints(self.customer_id[cust]),
+                "company_id": ints(comp + 1, null=comp < 0),
+                "buyer_role": categorical(role, V.B2B_ROLES),
+                "sales_channel": categorical(chan, CHANNELS),
+                "source_name": categorical(chan, SOURCES),
+                "referrer_source": categorical(part("o_src"), src_labels),
+                "referring_channel": categorical(part("o_chn"), chan_labels),
+                "presentment_currency": categorical(currency_of_location[bill], currency_labels),
+                "shop_currency": categorical(np.zeros(n, dtype=np.int64), [CURRENCY]),
+                "financial_status": categorical(part("o_fin"), FIN_STATUS),
+                "fulfillment_status": categorical(part("o_ful"), FUL_STATUS),
+                "fulfilled_at": timestamp(fulfilled_at, null=fulfilled_at < 0),
+                "discount_codes": string_lists(code_offsets, code_values),
+                "line_count": ints(part("o_n_lines"), type=pa.int32()),
+                "item_count": ints(part("o_items"), type=pa.int32()),
+                "line_items_total": money(part("o_gross")),
+                "total_discounts": money(part("o_discounts")),
+                "subtotal": money(part("o_subtotal")),
+                "shipping": money(part("o_shipping")),
+                "taxes": money(part("o_taxes")),
+                "total": money(total),
+                "total_refunded": money(refunded),
+                "current_total": money(total - refunded),
+                "shipping_method": categorical(part("o_ship_method"), SHIP_METHODS),
+                "tax_exempt": bools(part("o_tax_exempt")),
+                "cancelled_at": timestamp(cancelled_at, null=cancelled_at < 0),
+                "cancel_reason": categorical(part("o_cancel_reason"), CANCEL_REASONS),
+                "is_test": bools(is_test),
+                "customer_order_number": ints(part("o_seq"), null=is_test, type=pa.int32()),
+                "is_first_order": bools(part("o_first"), null=is_test),
+                "billing_country": categorical(loc.country[bill], loc.countries),
+                "billing_region": categorical(loc.region[bill], loc.regions),
+                "billing_city": categorical(loc.city[bill], loc.cities),
+                "shipping_country": categorical(loc.country[shp], loc.countries, null=no_ship),
+                "shipping_region": categorical(loc.region[shp], loc.regions, null=no_ship),
+                "shipping_city": categorical(loc.city[shp], loc.cities, null=no_ship),
+                "payment_terms": categorical(part("o_terms"), TERMS),
+                "payment_due_at": timestamp(due, null=due < 0),
+                "paid_at": timestamp(paid_at, null=paid_at < 0),
+                "invoice_status": categorical(part("o_invoice_status"), INVOICE_STATUS),
+                "days_past_due": ints(np.maximum(days_past_due, 0), null=days_past_due < 0, type=pa.int32()),
+            }
+
+        return ChunkedTable(self.n_orders, rows)
 
     def _title_labels(self) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
         """Labels of titles/SKUs at the time of sale, and the maps from line codes to them."""
@@ -1673,30 +1787,34 @@ class _Builder:
 
         def rows(first: int, stop: int) -> dict[str, pa.Array]:
             r = slice(first, stop)
-            variant = self.l_variant[r]
+
+            def part(name: str) -> np.ndarray:
+                return self._rows_of(name, r)
+
+            variant = part("l_variant")
             return {
                 "line_item_id": ints(np.arange(first + 1, stop + 1)),
-                "order_id": ints(self.l_order[r] + 1),
-                "product_id": ints(self.l_product[r] + 1),
+                "order_id": ints(part("l_order") + 1),
+                "product_id": ints(part("l_product") + 1),
                 "variant_id": ints(variant + 1),
-                "title": categorical(tmap[self.l_title_idx[r]], titles),
+                "title": categorical(tmap[part("l_title_idx")], titles),
                 "variant_title": categorical(variant_title_of[variant], variant_titles),
-                "sku": categorical(smap[self.l_sku_idx[r]], skus),
-                "quantity": ints(self.l_qty[r], type=pa.int32()),
-                "price": money(self.l_price[r]),
-                "gross": money(self.l_gross[r]),
-                "line_discount": money(self.l_line_disc[r]),
-                "allocated_order_discount": money(self.l_alloc[r]),
-                "total_discount": money(self.l_line_disc[r] + self.l_alloc[r]),
-                "net": money(self.l_net[r]),
-                "tax": money(self.l_tax[r]),
+                "sku": categorical(smap[part("l_sku_idx")], skus),
+                "quantity": ints(part("l_qty"), type=pa.int32()),
+                "price": money(part("l_price")),
+                "gross": money(part("l_gross")),
+                "line_discount": money(part("l_line_disc")),
+                "allocated_order_discount": money(part("l_alloc")),
+                "total_discount": money(part("l_line_disc") + part("l_alloc")),
+                "net": money(part("l_net")),
+                "tax": money(part("l_tax")),
                 "unit_cost": money(cat.v_cost[variant]),
-                "cost": money(self.l_cost[r]),
+                "cost": money(part("l_cost")),
                 "price_list": categorical(price_list[r], PRICE_LISTS),
-                "contract_price": money(self.l_contract_price[r], null=~self.l_b2b[r]),
-                "volume_break": categorical(self.l_break[r], VOLUME_BREAKS),
-                "contract_discount": money(self.l_contract_disc[r]),
-                "volume_break_discount": money(self.l_break_disc[r]),
+                "contract_price": money(part("l_contract_price"), null=~self.l_b2b[r]),
+                "volume_break": categorical(part("l_break"), VOLUME_BREAKS),
+                "contract_discount": money(part("l_contract_disc")),
+                "volume_break_discount": money(part("l_break_disc")),
             }
 
         return ChunkedTable(self.n_lines, rows)
@@ -1774,49 +1892,45 @@ class _Builder:
         a whole Arrow copy of it would double what the generator holds)."""
         loc = self.loc
         customer_of = self.customer_id
-        # the columns as they are now: the builder drops its references once checkouts are built,
-        # while the writer may still be reading these
-        started, duration, pageviews, visitor, cust = (
-            self.s_started, self.s_duration, self.s_pageviews, self.s_visitor, self.s_cust)
-        source, channel, device, where, page = self.s_source, self.s_channel, self.s_device, self.s_loc, self.s_page
-        page_type, bot, cart, reached, completed = (
-            self.s_page_type, self.s_bot, self.s_cart, self.s_reached, self.s_completed)
-        order, portal = self.s_order, self.s_portal
+        spilled = self.sessions  # the columns, in the scratch folder
         src_labels, chan_labels, paths, type_labels = self.src_labels, self.chan_labels, self.paths, self.type_labels
 
         def rows(first: int, stop: int) -> dict[str, pa.Array]:
-            rows_cust = cust[first:stop]
+            def column(name: str) -> np.ndarray:
+                return spilled.read(name, first, stop)
+
+            rows_cust = column("cust")
             anonymous = rows_cust < 0
             customer_id = np.zeros(stop - first, dtype=np.int64)
             customer_id[~anonymous] = customer_of[rows_cust[~anonymous]]
-            rows_pageviews = pageviews[first:stop]
-            rows_loc = where[first:stop]
-            rows_order = order[first:stop]
+            rows_pageviews = column("pageviews")
+            rows_loc = column("loc")
+            rows_order = column("order")
             return {
                 "session_id": ints(np.arange(first + 1, stop + 1)),
-                "started_at": timestamp(started[first:stop]),
-                "duration_seconds": ints(duration[first:stop], type=pa.int32()),
+                "started_at": timestamp(column("started")),
+                "duration_seconds": ints(column("duration"), type=pa.int32()),
                 "pageviews": ints(rows_pageviews, type=pa.int32()),
                 "bounced": bools(rows_pageviews <= 1),
-                "visitor_id": ints(visitor[first:stop]),
+                "visitor_id": ints(column("visitor")),
                 "customer_id": ints(customer_id, null=anonymous),
-                "referrer_source": categorical(source[first:stop], src_labels),
-                "referring_channel": categorical(channel[first:stop], chan_labels),
-                "device_type": categorical(device[first:stop], DEVICES),
+                "referrer_source": categorical(column("source"), src_labels),
+                "referring_channel": categorical(column("channel"), chan_labels),
+                "device_type": categorical(column("device"), DEVICES),
                 "country": categorical(loc.country[rows_loc], loc.countries),
                 "region": categorical(loc.region[rows_loc], loc.regions),
-                "landing_page_path": categorical(page[first:stop], paths),
-                "landing_page_type": categorical(page_type[first:stop], type_labels),
-                "human_or_bot": categorical(bot[first:stop].view(np.int8), ["human", "bot"]),
-                "added_to_cart": bools(cart[first:stop]),
-                "reached_checkout": bools(reached[first:stop]),
-                "completed_checkout": bools(completed[first:stop]),
+                "landing_page_path": categorical(column("page"), paths),
+                "landing_page_type": categorical(column("page_type"), type_labels),
+                "human_or_bot": categorical(column("bot").view(np.int8), ["human", "bot"]),
+                "added_to_cart": bools(column("cart")),
+                "reached_checkout": bools(column("reached")),
+                "completed_checkout": bools(column("completed")),
                 "order_id": ints(rows_order + 1, null=rows_order < 0),
-                "sales_channel": categorical(np.where(portal[first:stop], np.int8(WHOLESALE), np.int8(ONLINE)),
+                "sales_channel": categorical(np.where(column("portal"), np.int8(WHOLESALE), np.int8(ONLINE)),
                                              CHANNELS),
             }
 
-        return ChunkedTable(self.n_sessions, rows)
+        return ChunkedTable(self.n_sessions, rows, from_files=True)
 
     def _drafts_table(self) -> dict[str, pa.Array]:
         n = len(self.q_t)
@@ -1873,23 +1987,24 @@ class _Builder:
         # lines, shipping lines, refund lines, refunded shipping) by their position before the sort.
         part_start = np.array([0, n_li, n_li + n_so, n_li + n_so + n_rl])
         Part = Callable[[np.ndarray], np.ndarray] | int
+        at = self._rows_of  # the rows asked for, widened (the columns are held narrow)
         columns: dict[str, tuple[Part, Part, Part, Part]] = {
-            "order": (lambda j: self.l_order[li[j]], lambda j: so[j], lambda j: self.rl_order[j],
-                      lambda j: self.r_order[rs[j]]),
-            "happened": (lambda j: self.o_t[self.l_order[li[j]]], lambda j: self.o_t[so[j]],
-                         lambda j: self.r_t[self.rl_refund[j]], lambda j: self.r_t[rs[j]]),
-            "event": (0, 0, lambda j: rev_event[self.rl_refund[j]], lambda j: rev_event[rs[j]]),
+            "order": (lambda j: at("l_order", li[j]), lambda j: so[j], lambda j: at("rl_order", j),
+                      lambda j: at("r_order", rs[j])),
+            "happened": (lambda j: at("o_t", at("l_order", li[j])), lambda j: at("o_t", so[j]),
+                         lambda j: at("r_t", at("rl_refund", j)), lambda j: at("r_t", rs[j])),
+            "event": (0, 0, lambda j: rev_event[at("rl_refund", j)], lambda j: rev_event[rs[j]]),
             "is_ship": (0, 1, 0, 1),
-            "line": (lambda j: li[j], -1, lambda j: self.rl_line[j], -1),
-            "qty": (lambda j: self.l_qty[li[j]], 0, lambda j: -self.rl_qty[j], 0),
-            "gross": (lambda j: self.l_gross[li[j]], 0, 0, 0),
-            "disc": (lambda j: -(self.l_line_disc[li[j]] + self.l_alloc[li[j]]), 0, 0, 0),
-            "rev": (0, 0, lambda j: -self.rl_sub[j], 0),
-            "tax": (lambda j: self.l_tax[li[j]], 0, lambda j: -self.rl_tax[j], 0),
-            "ship": (0, lambda j: self.o_shipping[so[j]], 0, lambda j: -self.r_ship[rs[j]]),
-            "cost": (lambda j: self.l_cost[li[j]], 0, lambda j: -self.rl_cost[j], 0),
-            "contract": (lambda j: -self.l_contract_disc[li[j]], 0, 0, 0),
-            "breaks": (lambda j: -self.l_break_disc[li[j]], 0, 0, 0),
+            "line": (lambda j: li[j], -1, lambda j: at("rl_line", j), -1),
+            "qty": (lambda j: at("l_qty", li[j]), 0, lambda j: -at("rl_qty", j), 0),
+            "gross": (lambda j: at("l_gross", li[j]), 0, 0, 0),
+            "disc": (lambda j: -(at("l_line_disc", li[j]) + at("l_alloc", li[j])), 0, 0, 0),
+            "rev": (0, 0, lambda j: -at("rl_sub", j), 0),
+            "tax": (lambda j: at("l_tax", li[j]), 0, lambda j: -at("rl_tax", j), 0),
+            "ship": (0, lambda j: at("o_shipping", so[j]), 0, lambda j: -at("r_ship", rs[j])),
+            "cost": (lambda j: at("l_cost", li[j]), 0, lambda j: -at("rl_cost", j), 0),
+            "contract": (lambda j: -at("l_contract_disc", li[j]), 0, 0, 0),
+            "breaks": (lambda j: -at("l_break_disc", li[j]), 0, 0, 0),
         }
         titles, tmap, skus, smap = self._title_labels()
 
@@ -1925,14 +2040,14 @@ class _Builder:
         N = len(order)
         has_line = line >= 0
         ln = np.maximum(line, 0)
-        ship_loc = self.o_ship[order]
+        ship_loc = self._rows_of("o_ship", order)
         no_ship = ship_loc < 0
         shp = np.maximum(ship_loc, 0)
-        bill = self.o_bill[order]
-        comp = self.o_comp[order]
+        bill = self._rows_of("o_bill", order)
+        comp = self._rows_of("o_comp", order)
         names = pl.Series(1001 + order).cast(pl.String)
         names = ("#" + names).to_arrow()
-        code = self.o_code[order]
+        code = self._rows_of("o_code", order)
         return {
             "sale_id": ints(np.arange(first + 1, first + N + 1)),
             "order_id": ints(order + 1),
@@ -1941,12 +2056,12 @@ class _Builder:
             "happened_at": timestamp(happened),
             "event_type": categorical(event, ["order", "refund", "cancellation"]),
             "line_type": categorical(is_ship.astype(np.int64), ["product", "shipping"]),
-            "product_id": ints(self.l_product[ln] + 1, null=~has_line),
-            "variant_id": ints(self.l_variant[ln] + 1, null=~has_line),
-            "customer_id": ints(self.customer_id[self.o_cust[order]]),
+            "product_id": ints(self._rows_of("l_product", ln) + 1, null=~has_line),
+            "variant_id": ints(self._rows_of("l_variant", ln) + 1, null=~has_line),
+            "customer_id": ints(self.customer_id[self._rows_of("o_cust", order)]),
             "company_id": ints(comp + 1, null=comp < 0),
-            "sales_channel": categorical(self.o_chan[order], CHANNELS),
-            "source_name": categorical(self.o_chan[order], SOURCES),
+            "sales_channel": categorical(self._rows_of("o_chan", order), CHANNELS),
+            "source_name": categorical(self._rows_of("o_chan", order), SOURCES),
             "billing_country": categorical(loc.country[bill], loc.countries),
             "billing_region": categorical(loc.region[bill], loc.regions),
             "billing_city": categorical(loc.city[bill], loc.cities),
@@ -1954,7 +2069,7 @@ class _Builder:
             "shipping_region": categorical(loc.region[shp], loc.regions, null=no_ship),
             "shipping_city": categorical(loc.city[shp], loc.cities, null=no_ship),
             "discount_code": categorical(np.where(code == NO_CODE, -1, code), CODES),
-            "is_first_order": bools(self.o_first[order]),
+            "is_first_order": bools(self._rows_of("o_first", order)),
             "quantity": ints(qty, type=pa.int32()),
             "gross_sales": money(gross),
             "discounts": money(disc),
@@ -1964,10 +2079,10 @@ class _Builder:
             "shipping_charges": money(ship),
             "total_sales": money(total),
             "cost": money(cost),
-            "product_title_at_sale": categorical(tmap[self.l_title_idx[ln]], titles, null=~has_line),
-            "variant_sku_at_sale": categorical(smap[self.l_sku_idx[ln]], skus, null=~has_line),
+            "product_title_at_sale": categorical(tmap[self._rows_of("l_title_idx", ln)], titles, null=~has_line),
+            "variant_sku_at_sale": categorical(smap[self._rows_of("l_sku_idx", ln)], skus, null=~has_line),
             "price_list": categorical(np.where(comp >= 0, self.c_price_list[np.maximum(comp, 0)], -1), PRICE_LISTS),
-            "volume_break": categorical(np.where(has_line, self.l_break[ln], -1), VOLUME_BREAKS),
+            "volume_break": categorical(np.where(has_line, self._rows_of("l_break", ln), -1), VOLUME_BREAKS),
             "contract_discounts": money(contract),
             "volume_break_discounts": money(breaks),
         }
