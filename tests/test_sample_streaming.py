@@ -111,3 +111,20 @@ def test_builder_columns_are_held_narrow_and_read_back_as_int64() -> None:
     del builder.small
     with pytest.raises(AttributeError):
         _ = builder.small
+
+
+def test_a_killed_builds_scratch_folder_is_cleared_by_the_next_build(tmp_path: Path) -> None:
+    """SIGKILL skips the clean-up: the next `commerceql sample --out` there still writes the store."""
+    import argparse
+
+    from commerceql.sample.cli import add_sample_arguments, run_sample
+
+    out = tmp_path / "store"
+    leftover = out / f"{generator_module.SCRATCH_PREFIX}killed"
+    leftover.mkdir(parents=True)
+    (leftover / "s_started.npy").write_bytes(b"half written")
+    parser = argparse.ArgumentParser()
+    add_sample_arguments(parser)
+    assert run_sample(parser.parse_args(["--orders", "300", "--years", "1", "--out", str(out)])) == 0
+    assert (out / "manifest.json").is_file()
+    assert not list(out.glob(f"{generator_module.SCRATCH_PREFIX}*"))

@@ -59,10 +59,12 @@ def _return_freed_arrays_to_the_os() -> None:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from commerceql.sample.generator import generate_store
+    from commerceql.sample.generator import SCRATCH_PREFIX, generate_store
 
     out: Path = args.out if args.out is not None else default_store_path()
-    if out.exists() and any(out.iterdir()) and not getattr(args, "force", False):
+    # a killed earlier build's scratch folder alone does not make the folder someone else's
+    leftovers_only = out.exists() and all(p.name.startswith(SCRATCH_PREFIX) for p in out.iterdir())
+    if out.exists() and not leftovers_only and not getattr(args, "force", False):
         if not (out / "manifest.json").exists():
             print(f"error: {out} is not empty and is not a store; choose another --out", file=sys.stderr)
             return 2

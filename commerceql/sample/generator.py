@@ -67,6 +67,9 @@ FORMAT_VERSION = 1
 STORE_NAME = "Northwind Supply Co."
 CURRENCY = "USD"
 DEFAULT_AS_OF = dt.datetime(2025, 12, 15, 14, 0, tzinfo=ZoneInfo(TIMEZONE))
+#: Prefix of the scratch folder a build keeps inside its output folder (session columns on disk).
+SCRATCH_PREFIX = ".generating-"
+
 TABLES = (
     "products", "variants", "companies", "customers", "orders", "line_items", "refunds",
     "refund_line_items", "checkouts", "sessions", "draft_orders", "sales", "inventory_levels", "transactions",
@@ -302,8 +305,12 @@ def generate_store(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     as_of, manifest_as_of = resolve_as_of(anchor)
+    # A killed earlier run (SIGKILL skips the `finally` below) leaves its scratch folder: drop it.
+    for leftover in out.glob(f"{SCRATCH_PREFIX}*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
     # finished session columns wait on disk here until written (removed at the end, also on error)
-    scratch = Path(tempfile.mkdtemp(prefix=".generating-", dir=out))
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=out))
     try:
         builder = _Builder(orders=orders, years=years, seed=seed, as_of=as_of,
                            sessions_per_order=sessions_per_order, scratch=scratch)
