@@ -162,6 +162,19 @@ class Locations:
     store: int  # the flagship store's location
 
 
+def _address_columns(loc: Locations, bill: np.ndarray, shp: np.ndarray, no_ship: np.ndarray) -> dict[str, pa.Array]:
+    """Billing and shipping country, region and city of each row (orders and sales alike), in
+    the files' column order; no shipping address where `no_ship`."""
+    return {
+        "billing_country": categorical(loc.country[bill], loc.countries),
+        "billing_region": categorical(loc.region[bill], loc.regions),
+        "billing_city": categorical(loc.city[bill], loc.cities),
+        "shipping_country": categorical(loc.country[shp], loc.countries, null=no_ship),
+        "shipping_region": categorical(loc.region[shp], loc.regions, null=no_ship),
+        "shipping_city": categorical(loc.city[shp], loc.cities, null=no_ship),
+    }
+
+
 def _locations() -> Locations:
     rows: list[tuple[str, str, str, str, int, bool, str, float, bool]] = []
     us_total = sum(s[2] for s in V.US_STATES)
@@ -1763,12 +1776,7 @@ class _Builder:
                 "is_test": bools(is_test),
                 "customer_order_number": ints(part("o_seq"), null=is_test, type=pa.int32()),
                 "is_first_order": bools(part("o_first"), null=is_test),
-                "billing_country": categorical(loc.country[bill], loc.countries),
-                "billing_region": categorical(loc.region[bill], loc.regions),
-                "billing_city": categorical(loc.city[bill], loc.cities),
-                "shipping_country": categorical(loc.country[shp], loc.countries, null=no_ship),
-                "shipping_region": categorical(loc.region[shp], loc.regions, null=no_ship),
-                "shipping_city": categorical(loc.city[shp], loc.cities, null=no_ship),
+                **_address_columns(loc, bill, shp, no_ship),
                 "payment_terms": categorical(part("o_terms"), TERMS),
                 "payment_due_at": timestamp(due, null=due < 0),
                 "paid_at": timestamp(paid_at, null=paid_at < 0),
@@ -2069,12 +2077,7 @@ class _Builder:
             "company_id": ints(comp + 1, null=comp < 0),
             "sales_channel": categorical(self._rows_of("o_chan", order), CHANNELS),
             "source_name": categorical(self._rows_of("o_chan", order), SOURCES),
-            "billing_country": categorical(loc.country[bill], loc.countries),
-            "billing_region": categorical(loc.region[bill], loc.regions),
-            "billing_city": categorical(loc.city[bill], loc.cities),
-            "shipping_country": categorical(loc.country[shp], loc.countries, null=no_ship),
-            "shipping_region": categorical(loc.region[shp], loc.regions, null=no_ship),
-            "shipping_city": categorical(loc.city[shp], loc.cities, null=no_ship),
+            **_address_columns(loc, bill, shp, no_ship),
             "discount_code": categorical(np.where(code == NO_CODE, -1, code), CODES),
             "is_first_order": bools(self._rows_of("o_first", order)),
             "quantity": ints(qty, type=pa.int32()),
