@@ -106,6 +106,8 @@ def test_builder_columns_are_held_narrow_and_read_back_as_int64() -> None:
         assert part.dtype == np.int64
         np.testing.assert_array_equal(part, column[rows])
     assert builder.short.dtype == np.int64 and "short" in vars(builder)
+    with pytest.raises(ValueError, match="read-only"):  # a write would only change a widened copy
+        builder.medium[0] = 1
     builder.small = np.arange(n, dtype=np.int64) * 2  # reassigning replaces the held column
     assert builder.small.max() == 2 * (n - 1)
     del builder.small

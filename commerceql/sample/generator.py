@@ -401,7 +401,8 @@ class _Builder:
     most of their values fit in 8, 16 or 32 bits. Every long int64 array assigned to an attribute is
     held in the narrowest type that fits it exactly (`__setattr__`), and reading the attribute gives
     it back as int64 (a new array: same values, same dtype, so every computation and every file is
-    as before). So attributes are never modified in place (fill a local, then assign it).
+    as before). So attributes are never modified in place (fill a local, then assign it); the
+    widened copy is read-only, so such a write raises instead of being silently lost.
     `_rows_of(name, rows)` widens only the rows asked for (the row-group writers use it).
     """
 
@@ -421,7 +422,10 @@ class _Builder:
         held = self.__dict__.get("_narrow", {}).get(name)
         if held is None:
             raise AttributeError(name)
-        return held.astype(np.int64)
+        widened = held.astype(np.int64)
+        # read-only, so a write into it (which would change a copy, not the column) fails loudly
+        widened.flags.writeable = False
+        return widened
 
     def __delattr__(self, name: str) -> None:
         if name in self.__dict__.get("_narrow", {}):
