@@ -450,13 +450,29 @@ def _physical_lines(path: Path) -> tuple[int, int]:
     return lines + (0 if last in (b"\n", b"\r") else 1), returns - pairs
 
 
+# Records per batch of the statistics pass over a columnar-staged export (memory stays bounded)
+_STATS_BATCH_ROWS = 100_000
+
+
+def _csv_source(path: Path, width: int) -> str:
+    """The read_csv call every read of a columnar-staged export uses (the same options each time, so
+    every read sees the same records in the same order: the line numbers are joined by position)."""
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
+    return (f"read_csv({sql_path(path)}, header = true, columns = {columns}, delim = ',', quote = '\"', "
+            "escape = '\"', strict_mode = true, null_padding = false, auto_detect = false, encoding = 'utf-8')")
+
+
 def _stage_columnar(classified: Classified, index: int, source: SourceFile, work: Path, header_lines: int,
                     progress_enabled: bool) -> StagedFile:
-    """`_stage` with DuckDB's CSV reader and Polars: the same staged Parquet and statistics.
+    """`_stage` with DuckDB's CSV reader and Polars: the same staged rows and statistics.
 
-    Raises _NotColumnar when the file is not plain UTF-8 CSV that DuckDB reads record for record as
-    Python's csv module does (checked by the line count), or holds a value the statistics would have
-    to judge one by one; the row-by-row stage then reads it and gives its exact errors.
+    The export is read twice rather than copied: this pass streams the columns the statistics need
+    with each record's line breaks, and the staged rows are a query over the CSV itself joined by
+    position to the line numbers worked out here (copying the 79 text columns of a 1M-line export
+    to Parquet cost ~6 s; reading the CSV again costs ~2). Raises _NotColumnar when the file is
+    not plain UTF-8 CSV that DuckDB reads record for record as Python's csv module does (checked by
+    the line count), or holds a value the statistics would have to judge one by one; the row-by-row
+    stage then reads it and gives its exact errors.
     """
     import polars as pl
 
@@ -468,55 +484,21 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
     keys = list(classified.columns)
     progress = Progress(path.name, path.stat().st_size, progress_enabled)
     progress.update(0)
-    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
+    csv_source = _csv_source(path, width)
     every = "concat(" + ", ".join(f"c{i}" for i in range(width)) + ")"
-    selected = ", ".join(f"coalesce(c{classified.columns[k]}, '') AS {sql_ident(k)}" for k in keys)
-    # the staged file: the fields DuckDB read, and beside it their line numbers (joined by position)
     folder = work / f"staged-{index:03d}"
     folder.mkdir(parents=True, exist_ok=True)
-    raw = folder / "fields.parquet"
-    con = duckdb.connect()
-    try:
-        con.execute(f"SET memory_limit = '{os.environ.get('COMMERCEQL_IMPORT_MEMORY', '512MB')}'")
-        con.execute("SET threads TO 2")
-        con.execute("SET preserve_insertion_order = true")
-        con.execute(f"SET temp_directory = {sql_literal(str(work / 'duckdb_tmp'))}")
-        physical, lone_returns = _physical_lines(path)
-        # line breaks inside the record's fields, counted in bytes (\\r\\n is one, as in Python's reader)
-        breaks = "strlen(a) - strlen(replace(a, chr(10), ''))"
-        if lone_returns:
-            breaks += (" + strlen(a) - strlen(replace(a, chr(13), ''))"
-                       " - (strlen(a) - strlen(replace(a, chr(13) || chr(10), ''))) // 2")
-        # snappy, not lz4: DuckDB writes these 79 text columns ~20% faster with it (1M export lines:
-        # 13.8 s -> 10.9 s in benchmarks/importer.py's export), for a staged file of about the same size
-        try:
-            con.execute(f"""
-                COPY (SELECT {selected}{',' if keys else ''} CAST({breaks} AS INTEGER) AS _breaks, a = '' AS _blank
-                      FROM (SELECT *, {every} AS a FROM read_csv({sql_path(path)}, header = true, columns = {columns},
-                            delim = ',', quote = '"', escape = '"', strict_mode = true, null_padding = false,
-                            auto_detect = false, encoding = 'utf-8')))
-                TO {sql_literal(str(raw))} (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 100000)
-            """)
-        except duckdb.Error as exc:
-            raise _NotColumnar(str(exc)) from None
-    finally:
-        con.close()
-    import pyarrow.parquet as pq
-
-    raw_file = pq.ParquetFile(raw)
-    count = raw_file.metadata.num_rows
-    spans = pl.from_arrow(raw_file.read(columns=["_breaks"]).column(0)).cast(pl.Int64) + 1
-    if header_lines + int(spans.sum() or 0) != physical:
-        raise _NotColumnar("blank lines, or records DuckDB splits differently")
-    lines = spans.cum_sum() - spans + header_lines + 1
-    if count and bool(pl.from_arrow(raw_file.read(columns=["_blank"]).column(0)).any()):
-        raise _NotColumnar("a record with every field empty (a blank line to Python's reader?)")
-    staged = StagedFile(index=index, classified=classified, source=source)
     head_keys = [k for k in HEAD_KEYS if k in classified.columns]
     cur = "currency" if "currency" in classified.columns else None
     country = "billing_country" if "billing_country" in classified.columns else None
     if classified.kind == "customers":
         country = next((k for k in ("country_code", "country") if k in classified.columns), None)
+    needed = list(dict.fromkeys(k for k in (
+        "li_requires_shipping", "li_taxable", "published", "tax_exempt", "total", "subtotal", "li_price", "price",
+        "amount", "total_spent", "customer_id", "order_id", "id", *head_keys, cur, country, "name",
+        "financial_status", *ORDER_TIMESTAMPS) if k is not None and k in classified.columns))
+    selected = "".join(f"coalesce(c{classified.columns[k]}, '') AS {sql_ident(k)}, " for k in needed)
+    staged = StagedFile(index=index, classified=classified, source=source)
 
     def tally(counter: Counter, values: Any, clean: Any) -> None:
         values = values.filter(values != "")
@@ -529,71 +511,113 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
     def upper(value: str) -> str:  # the row stage's own expressions
         return value.strip().upper()
 
-    # ---- in batches (bounded memory), over the columns they need: the statistics _stage gathers
-    upper_bools = 0
-    needed = [k for k in (
-        "li_requires_shipping", "li_taxable", "published", "tax_exempt", "total", "subtotal", "li_price", "price",
-        "amount", "total_spent", "customer_id", "order_id", "id", *head_keys, cur, country, "name",
-        "financial_status") if k is not None and k in classified.columns]
-    batches = raw_file.iter_batches(batch_size=100_000, columns=list(dict.fromkeys(needed))) if needed else iter(())
-    for batch in batches:
-        frame = pl.from_arrow(batch)
-        for k in ("li_requires_shipping", "li_taxable", "published", "tax_exempt"):
-            if k in classified.columns:
-                upper_bools += int(frame.get_column(k).is_in(["TRUE", "FALSE"]).sum())
-        for k in ("total", "subtotal", "li_price", "price", "amount", "total_spent"):
-            if k in classified.columns:
-                values = frame.get_column(k)
-                staged.money_values += int((values != "").sum())
-                staged.money_with_decimals += int(values.str.contains(".", literal=True).sum())
-        for k in ("customer_id", "order_id", "id"):
-            if k in classified.columns:
-                staged.scientific_ids += int(_mapped(frame.get_column(k), is_scientific, pl.Boolean).sum())
-        if head_keys:
-            heads = frame.filter(pl.any_horizontal(pl.col(k) != "" for k in head_keys))
-            staged.head_rows += heads.height
-            if cur is not None:
-                tally(staged.currencies, heads.get_column(cur), upper)
-            if country is not None:
-                tally(staged.countries, heads.get_column(country), _strip)
-            if "financial_status" in classified.columns:
-                staged.financial_statuses += int((heads.get_column("financial_status") != "").sum())
-            if "name" in classified.columns and "id" in classified.columns and heads.height:
-                ids = _mapped(heads.get_column("id"), _strip, pl.String)
-                staged.names_like_ids += int((heads.get_column("name").str.strip_chars_start("#") == ids).sum())
-        if classified.kind == "transactions" and cur is not None:
-            tally(staged.currencies, frame.get_column(cur), upper)
-        elif classified.kind == "customers" and country is not None:
-            tally(staged.countries, frame.get_column(country), _strip)
-    lines.to_frame("_line").write_parquet(folder / "lines.parquet", compression="lz4")
-    # ---- what needs a whole column: contiguity of order names and the timestamp styles
-    if "name" in classified.columns and count:
-        names = pl.from_arrow(raw_file.read(columns=["name"]).column(0))
-        staged.contiguous = names.rle_id().n_unique() == names.n_unique()
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET memory_limit = '{os.environ.get('COMMERCEQL_IMPORT_MEMORY', '512MB')}'")
+        con.execute("SET threads TO 2")
+        con.execute("SET preserve_insertion_order = true")
+        con.execute(f"SET temp_directory = {sql_literal(str(work / 'duckdb_tmp'))}")
+        physical, lone_returns = _physical_lines(path)
+        # line breaks inside the record's fields, counted in bytes (\\r\\n is one, as in Python's reader)
+        breaks = "strlen(a) - strlen(replace(a, chr(10), ''))"
+        if lone_returns:
+            breaks += (" + strlen(a) - strlen(replace(a, chr(13), ''))"
+                       " - (strlen(a) - strlen(replace(a, chr(13) || chr(10), ''))) // 2")
+        spans: list[Any] = []
+        run_heads: list[Any] = []  # each batch's order names where they change (contiguity)
+        last_name: str | None = None
+        # in the columns' order, as the notes and time zone samples are taken from them in that order
+        stamps: dict[str, list[Any]] = {k: [] for k in keys if k in ORDER_TIMESTAMPS}
+        upper_bools = 0
+        count = 0
+        blank = False
+        try:
+            batches = con.sql(f"SELECT {selected}CAST({breaks} AS INTEGER) AS _breaks, a = '' AS _blank "
+                              f"FROM (SELECT *, {every} AS a FROM {csv_source})").to_arrow_reader(_STATS_BATCH_ROWS)
+            for batch in batches:
+                frame = pl.DataFrame(pl.from_arrow(batch))
+                count += frame.height
+                spans.append(frame.get_column("_breaks"))
+                blank = blank or bool(frame.get_column("_blank").any())
+                if "name" in classified.columns and frame.height:
+                    names = frame.get_column("name")
+                    changed = names.ne_missing(names.shift(1, fill_value=last_name)) if last_name is not None \
+                        else names.ne_missing(names.shift(1)).fill_null(True)
+                    run_heads.append(names.filter(changed))
+                    last_name = names[-1]
+                for k, parts in stamps.items():
+                    # the distinct values in order of first appearance with their counts: all the
+                    # timestamp styles need, and far smaller than the column
+                    values = _mapped(frame.get_column(k), _strip, pl.String)
+                    values = values.filter(values != "")
+                    parts.append(values.to_frame("t").group_by("t", maintain_order=True).len(name="_n"))
+                for k in ("li_requires_shipping", "li_taxable", "published", "tax_exempt"):
+                    if k in classified.columns:
+                        upper_bools += int(frame.get_column(k).is_in(["TRUE", "FALSE"]).sum())
+                for k in ("total", "subtotal", "li_price", "price", "amount", "total_spent"):
+                    if k in classified.columns:
+                        values = frame.get_column(k)
+                        staged.money_values += int((values != "").sum())
+                        staged.money_with_decimals += int(values.str.contains(".", literal=True).sum())
+                for k in ("customer_id", "order_id", "id"):
+                    if k in classified.columns:
+                        staged.scientific_ids += int(_mapped(frame.get_column(k), is_scientific, pl.Boolean).sum())
+                if head_keys:
+                    heads = frame.filter(pl.any_horizontal(pl.col(k) != "" for k in head_keys))
+                    staged.head_rows += heads.height
+                    if cur is not None:
+                        tally(staged.currencies, heads.get_column(cur), upper)
+                    if country is not None:
+                        tally(staged.countries, heads.get_column(country), _strip)
+                    if "financial_status" in classified.columns:
+                        staged.financial_statuses += int((heads.get_column("financial_status") != "").sum())
+                    if "name" in classified.columns and "id" in classified.columns and heads.height:
+                        ids = _mapped(heads.get_column("id"), _strip, pl.String)
+                        staged.names_like_ids += int((heads.get_column("name").str.strip_chars_start("#") == ids).sum())
+                if classified.kind == "transactions" and cur is not None:
+                    tally(staged.currencies, frame.get_column(cur), upper)
+                elif classified.kind == "customers" and country is not None:
+                    tally(staged.countries, frame.get_column(country), _strip)
+        except duckdb.Error as exc:
+            raise _NotColumnar(str(exc)) from None
+    finally:
+        con.close()
+    record_spans = (pl.concat(spans) if spans else pl.Series("_breaks", [], dtype=pl.Int32)).cast(pl.Int64) + 1
+    if header_lines + int(record_spans.sum() or 0) != physical:
+        raise _NotColumnar("blank lines, or records DuckDB splits differently")
+    if count and blank:
+        raise _NotColumnar("a record with every field empty (a blank line to Python's reader?)")
+    lines = record_spans.cum_sum() - record_spans + header_lines + 1
+    lines_file = folder / "lines.parquet"
+    lines.to_frame("_line").write_parquet(lines_file, compression="lz4")
+    if run_heads:
+        heads_of_runs = pl.concat(run_heads)
+        staged.contiguous = heads_of_runs.n_unique() == heads_of_runs.len()
     style = {}
-    for k in keys:
-        if k in ORDER_TIMESTAMPS:
-            style[k] = _columnar_style(pl.from_arrow(raw_file.read(columns=[k]).column(0)), k)
-    fields = ", ".join(f"f.{sql_ident(k)}" for k in keys)
+    for k, parts in stamps.items():
+        counted = pl.concat(parts).group_by("t", maintain_order=True).agg(pl.col("_n").sum()) if parts else None
+        style[k] = _columnar_style(counted, k)
+    fields = ", ".join(f"coalesce(f.c{classified.columns[k]}, '') AS {sql_ident(k)}" for k in keys)
     staged.staged = (f"(SELECT {fields}{', ' if keys else ''}CAST({index} AS INTEGER) AS _file, l._line "
-                     f"FROM read_parquet({sql_path(raw)}) f POSITIONAL JOIN read_parquet({sql_path(folder / 'lines.parquet')}) l)")
+                     f"FROM {csv_source} f POSITIONAL JOIN read_parquet({sql_path(lines_file)}) l)")
     progress.update(path.stat().st_size)
     progress.close()
     return _finish_stage(staged, style, upper_bools, count)
 
 
-def _columnar_style(column: Any, key: str) -> TimestampStyle:
-    """TimestampStyle.observe over a whole column at once (same counts and samples)."""
+def _columnar_style(counted: Any, key: str) -> TimestampStyle:
+    """TimestampStyle.observe over a whole column at once (same counts and samples).
+
+    `counted` holds every distinct stripped non-empty value once (`t`), in the order it first
+    appears, with how many rows hold it (`_n`); None when the column has no values.
+    """
     import polars as pl
 
-    values = _mapped(column, _strip, pl.String)  # the staged fields are never null
-    values = values.filter(values != "")
     style = TimestampStyle()
-    if not values.len():
+    if counted is None or not counted.height:
         return style
-    # every distinct value once, in the order it first appears, with how many rows hold it: the
-    # counts are sums of _n, and the samples (first of their hour and offset) come out the same
-    df = values.to_frame("t").group_by("t", maintain_order=True).len(name="_n")
+    # the counts are sums of _n, and the samples (first of their hour and offset) come out the same
+    df = counted
     t = pl.col("t")
     n = pl.col("_n")
     fast_format = (t.str.len_chars() == 25) & (t.str.slice(19, 1) == " ") & t.str.slice(20, 1).is_in(["+", "-"]) \
