@@ -547,10 +547,11 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
                     last_name = names[-1]
                 for k, parts in stamps.items():
                     # the distinct values in order of first appearance with their counts: all the
-                    # timestamp styles need, and far smaller than the column
-                    values = _mapped(frame.get_column(k), _strip, pl.String)
-                    values = values.filter(values != "")
-                    parts.append(values.to_frame("t").group_by("t", maintain_order=True).len(name="_n"))
+                    # timestamp styles need, and far smaller than the column (counted as written,
+                    # then stripped: fewer values to strip, the same first appearances)
+                    written = frame.select(pl.col(k).alias("t")).group_by("t", maintain_order=True).len(name="_n")
+                    parts.append(written.with_columns(t=_mapped(written.get_column("t"), _strip, pl.String))
+                                 .filter(pl.col("t") != "").group_by("t", maintain_order=True).agg(pl.col("_n").sum()))
                 for k in ("li_requires_shipping", "li_taxable", "published", "tax_exempt"):
                     if k in classified.columns:
                         upper_bools += int(frame.get_column(k).is_in(["TRUE", "FALSE"]).sum())
@@ -563,7 +564,11 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
                     if k in classified.columns:
                         staged.scientific_ids += int(_mapped(frame.get_column(k), is_scientific, pl.Boolean).sum())
                 if head_keys:
-                    heads = frame.filter(pl.any_horizontal(pl.col(k) != "" for k in head_keys))
+                    # only the columns read below: filtering the whole batch copied every column
+                    head_columns = [k for k in dict.fromkeys((cur, country, "financial_status", "name", "id"))
+                                    if k is not None and k in classified.columns]
+                    heads = frame.select(list(dict.fromkeys([*head_keys, *head_columns]))).filter(
+                        pl.any_horizontal(pl.col(k) != "" for k in head_keys))
                     staged.head_rows += heads.height
                     if cur is not None:
                         tally(staged.currencies, heads.get_column(cur), upper)
