@@ -5,7 +5,8 @@ orders export in ../shared/realdata/shopify, 79 columns, one row per line item) 
 order `Name` and `Id` made unique, so the copies are distinct orders with the export's exact
 columns, quoting, multi-line fields, refunds, discounts and taxes. Each size is imported with
 `commerceql import shopify` in a fresh process; printed per size: the median seconds, seconds per
-million export lines against the 15 s target, and the import process's peak RSS.
+million export lines against the 15 s target, the import process's peak RSS, and the seconds of
+its phases (staging the CSV, building orders, assembling and reconciling the store).
 
     python -m benchmarks.importer [--lines 100000 1000000] [--repeat 1] [--profile]
 
@@ -35,15 +36,30 @@ TARGET_SECONDS_PER_MILLION = 15.0
 # Run in the child: the import alone is timed (not the interpreter's start), and the child
 # reports its own peak RSS (DuckDB's memory is in the process).
 _CHILD = """
-import json, resource, sys, time
-from commerceql.importers import import_shopify
+import functools, json, resource, sys, time
+from commerceql.importers import import_shopify, shopify
 export, out = sys.argv[1], sys.argv[2]
+phases = {}
+def timed(owner, name, phase):
+    function = getattr(owner, name)
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - started
+    setattr(owner, name, wrapper)
+for owner, name, phase in ((shopify, "_stage_columnar", "staging"), (shopify, "_stage", "staging"),
+                           (shopify.ColumnarOrders, "run", "orders"), (shopify, "_build_rows", "orders"),
+                           (shopify, "_assemble", "assembly"), (shopify, "_reconcile", "assembly")):
+    timed(owner, name, phase)
 started = time.perf_counter()
 report = import_shopify([export], out, overwrite=True)
 seconds = time.perf_counter() - started
 usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024,
-                  "rows": report.counts.get("rows_read"), "orders": report.counts.get("orders")}))
+                  "rows": report.counts.get("rows_read"), "orders": report.counts.get("orders"), "phases": phases}))
 """
 
 _PROFILE_CHILD = """
@@ -127,6 +143,12 @@ def bench(sizes: list[int], repeat: int, row_path: bool = False) -> None:
         print(f"  {lines:>10,} lines ({runs[0]['orders']:,} orders): {seconds:8.2f} s  "
               f"{per_million:7.1f} s per million lines (target < {TARGET_SECONDS_PER_MILLION:g})  "
               f"CPU {cpu / lines * 1_000_000:7.1f} s per million  peak RSS {peak:,.0f} MB  {verdict}", flush=True)
+        # where the time goes (median per phase): staging the CSV, building orders, writing the store
+        phases = {name: statistics.median(r["phases"].get(name, 0.0) for r in runs)
+                  for name in ("staging", "orders", "assembly")}
+        rest = seconds - sum(phases.values())
+        print("      " + "  ".join(f"{name} {value:.2f} s" for name, value in phases.items())
+              + f"  other {rest:.2f} s", flush=True)
 
 
 def profile(lines: int) -> None:
