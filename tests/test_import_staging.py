@@ -102,6 +102,7 @@ def test_multi_line_fields_keep_their_line_numbers(tmp_path: Path, monkeypatch: 
         return records[:30]
 
     path = _rewrite(SHOPIFY / "kidsliving" / "orders_export.csv", tmp_path / "orders_export.csv", with_notes)
+    assert shopify._record_lines(path).starts is not None  # found from the bytes
     staged = _compare_stages(path, tmp_path, monkeypatch)
     lines = [row[-1] for row in _rows(staged)]
     assert lines[:3] == [2, 3, 6]  # the second record takes three physical lines
@@ -136,3 +137,74 @@ def test_an_order_across_a_batch_boundary_stays_contiguous(tmp_path: Path, monke
     path = _rewrite(SHOPIFY / "kidsliving" / "orders_export.csv", tmp_path / "orders_export.csv", multi_row_orders)
     staged = _compare_stages(path, tmp_path, monkeypatch)
     assert staged.contiguous is True
+
+
+def _staged_both_ways(path: Path, work: Path, monkeypatch: pytest.MonkeyPatch, *, by_bytes: bool) -> None:
+    """`_compare_stages`, and whether the line numbers came from the bytes (`_record_lines`)."""
+    assert (shopify._record_lines(path).starts is not None) is by_bytes
+    _compare_stages(path, work, monkeypatch)
+
+
+@needs_realdata
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 64])
+def test_record_lines_do_not_depend_on_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int) -> None:
+    """Quotes, \\r\\n pairs and line feeds cut across blocks of a few bytes: the same record lines."""
+
+    def awkward(header: list[str], records: list[list[str]]) -> list[list[str]]:
+        notes = header.index("Notes")
+        for i, record in enumerate(records[:12]):
+            record[notes] = ['say "hi"\r\nthen\nbye', '""', ",\n,", ""][i % 4]
+        return records[:12]
+
+    path = _rewrite(SHOPIFY / "kidsliving" / "orders_export.csv", tmp_path / "orders_export.csv", awkward)
+    expected = shopify._record_lines(path)
+    monkeypatch.setattr(shopify, "_RECORD_BLOCK_BYTES", block)
+    found = shopify._record_lines(path)
+    assert found.starts is not None and expected.starts is not None
+    assert found.starts.tolist() == expected.starts.tolist()
+    assert (found.physical, found.lone_returns, found.empty_record) == (expected.physical, 0, False)
+    _staged_both_ways(path, tmp_path, monkeypatch, by_bytes=True)
+
+
+@needs_realdata
+def test_a_literal_quote_in_an_unquoted_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`5" screen` unquoted: counting quotes would misread it, so the breaks are counted per field."""
+    source = SHOPIFY / "kidsliving" / "orders_export.csv"
+    text = source.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    header = text[0].split(",")
+    notes = header.index("Notes")
+    fields = text[1].split(",")
+    assert len(fields) == len(header), "the first record has no commas inside its fields"
+    fields[notes] = '5" screen'
+    path = tmp_path / "orders_export.csv"
+    path.write_text("".join([text[0], ",".join(fields), *text[2:40]]), encoding="utf-8")
+    _staged_both_ways(path, tmp_path, monkeypatch, by_bytes=False)
+
+
+@needs_realdata
+@pytest.mark.parametrize("ending", ["", "\r\n"])
+def test_quoted_header_and_last_line_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ending: str) -> None:
+    """A header with quoted names after a byte-order mark; the file ends with or without a line end."""
+    source = SHOPIFY / "kidsliving" / "orders_export.csv"
+    with open(source, encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))[:25]
+    path = tmp_path / "orders_export.csv"
+    with open(path, "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
+        writer.writerow(rows[0])
+        csv.writer(handle, lineterminator="\r\n").writerows(rows[1:])
+    body = path.read_bytes().rstrip(b"\r\n") + ending.encode()
+    path.write_bytes(body)
+    _staged_both_ways(path, tmp_path, monkeypatch, by_bytes=True)
+
+
+@needs_realdata
+def test_a_blank_line_is_left_to_the_row_stage(tmp_path: Path) -> None:
+    source = SHOPIFY / "kidsliving" / "orders_export.csv"
+    text = source.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    path = tmp_path / "orders_export.csv"
+    path.write_text("".join([*text[:10], "\r\n", *text[10:20]]), encoding="utf-8")
+    assert shopify._record_lines(path).empty_record
+    classified = _classified(path)
+    with pytest.raises(shopify._NotColumnar):
+        shopify._stage_columnar(classified, 0, _source(path, classified.kind), tmp_path / "columnar", 1, False)
