@@ -3254,15 +3254,17 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
                                                                        inventory_sql)
     con.execute(f"CREATE TEMP VIEW catalog_products AS SELECT * FROM {products_sql_out}")
     con.execute(f"CREATE TEMP VIEW catalog_variants AS SELECT * FROM {variants_sql}")
+    # Only narrow numbering tables are materialised (their memory is the DuckDB buffer pool the
+    # sorts and joins below need: with the whole order and line rows in temp tables, 440 MB of the
+    # 512 MB cap, every later sort spilled, and the sales table alone cost 8 CPU s at 1M export
+    # lines). The wide columns are read again from the staged Parquet parts where they are needed.
     con.execute(f"""
-        CREATE TEMP TABLE lines AS
-        SELECT l.*, v.product_id, v.variant_id, p.title AS product_title, v.title AS variant_title,
-               v.unit_cost
+        CREATE TEMP TABLE line_variants AS
+        SELECT l.line_seq, l.order_seq, v.variant_id, l.sku
         FROM {st['lines']} l
         JOIN {line_map} m ON m.name = l.name AND m.sku IS NOT DISTINCT FROM l.sku
         JOIN catalog_variants v ON v.product_key = m.product_key AND v.title = m.variant_title
              AND v.sku IS NOT DISTINCT FROM m.variant_sku
-        JOIN catalog_products p ON p.product_id = v.product_id
     """)
     # customers: one per e-mail (orders, customers export, checkouts); the export's rows without e-mail too
     cust_export = customers_sql or "(SELECT NULL::VARCHAR AS email, NULL::BIGINT AS line, NULL::INT AS file WHERE false)"
@@ -3279,27 +3281,46 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
                AS customer_id
         FROM keys GROUP BY key
     """)
+    # The order numbers are stored in the staged rows' own order (file, row), so the order rows are
+    # put back beside them by position (a POSITIONAL JOIN: no hash table, no sort of 70 columns)
+    # and the orders table keeps the staged order it has always had.
     con.execute(f"""
-        CREATE TEMP TABLE orders_final AS
-        -- the numbering sorts only the columns it needs, and the order rows (70 columns) are joined
-        -- to it after: sorting the whole rows twice cost 6 s at 1M export lines under the memory cap
+        CREATE TEMP TABLE order_numbers AS
         WITH ids AS (
-            SELECT o.order_seq, o.created_at, o.name, o.is_test, k.customer_id,
-                   row_number() OVER (ORDER BY o.created_at, o.name, o.order_seq) AS order_id
+            SELECT o.file_index AS _file, o.file_row_number AS _row, o.order_seq, o.created_at, o.name, o.is_test,
+                   k.customer_id, row_number() OVER (ORDER BY o.created_at, o.name, o.order_seq) AS order_id
             FROM {st['orders']} o LEFT JOIN customer_keys k ON k.key = o.email
-        ),
-        numbered AS (
-            -- test orders are not orders: they take no place in the customer's order history, so a
-            -- customer whose only earlier orders were tests is still new on the first real order
-            SELECT order_seq, customer_id, order_id,
-                   CASE WHEN customer_id IS NULL OR is_test THEN NULL ELSE
-                        row_number() OVER (PARTITION BY customer_id, is_test ORDER BY created_at, name, order_seq) END
-                       AS customer_order_number
-            FROM ids
         )
-        SELECT o.*, n.customer_id, n.order_id, n.customer_order_number
-        FROM {st['orders']} o JOIN numbered n ON n.order_seq = o.order_seq
+        -- test orders are not orders: they take no place in the customer's order history, so a
+        -- customer whose only earlier orders were tests is still new on the first real order
+        SELECT order_seq, customer_id, order_id,
+               CASE WHEN customer_id IS NULL OR is_test THEN NULL ELSE
+                    row_number() OVER (PARTITION BY customer_id, is_test ORDER BY created_at, name, order_seq) END
+                   AS customer_order_number
+        FROM ids ORDER BY _file, _row
     """)
+    con.execute(f"""
+        CREATE TEMP VIEW orders_final AS
+        SELECT o.*, n.customer_id, n.order_id, n.customer_order_number
+        FROM {st['orders']} o POSITIONAL JOIN order_numbers n
+    """)
+    misplaced = con.execute(f"""
+        SELECT count(*) FROM (SELECT order_seq FROM {st['orders']}) o
+        POSITIONAL JOIN (SELECT order_seq AS numbered_seq FROM order_numbers) n
+        WHERE o.order_seq IS DISTINCT FROM n.numbered_seq
+    """).fetchone()[0]
+    if misplaced:  # cannot happen while a scan of the staged parts keeps their order; never write wrong rows
+        raise RuntimeError(f"internal error: {misplaced} order numbers are not beside their staged orders")
+    # the line rows' numbers and catalog ids, narrow; their titles come from the (small) catalog
+    con.execute("""
+        CREATE TEMP TABLE lines AS
+        SELECT l.line_seq, l.order_seq, o.order_id,
+               row_number() OVER (ORDER BY o.order_id, l.line_seq) AS line_item_id,
+               l.variant_id, v.product_id, v.unit_cost, l.sku
+        FROM line_variants l JOIN order_numbers o USING (order_seq)
+        JOIN catalog_variants v USING (variant_id)
+    """)
+    con.execute("DROP TABLE line_variants")
     con.execute(r"""
         CREATE TEMP VIEW orders_out AS
         SELECT order_id, name, created_at, customer_id, NULL::BIGINT AS company_id, sales_channel, source_name,
@@ -3318,52 +3339,48 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
     con.execute(f"CREATE TEMP VIEW orders_shop AS SELECT *, {sql_literal(currency)} AS shop_currency FROM orders_out")
     counts: dict[str, int] = {}
     counts["orders"] = write_table(con, tmp, "orders", "SELECT * FROM orders_shop")
-    # line ids numbered over two columns (the window runs on one thread), the wide rows sorted after
-    con.execute("""
-        CREATE TEMP TABLE line_ids AS
-        SELECT l.line_seq, row_number() OVER (ORDER BY o.order_id, l.line_seq) AS line_item_id
-        FROM lines l JOIN orders_final o USING (order_seq)
+    counts["line_items"] = write_table(con, tmp, "line_items", f"""
+        SELECT n.order_id, n.line_item_id, n.product_id, n.variant_id, p.title, v.title AS variant_title, l.sku,
+               l.quantity, l.price, l.gross, l.line_discount, l.allocated_order_discount, l.total_discount, l.net,
+               l.tax, n.unit_cost, n.unit_cost * l.quantity AS cost
+        FROM {st['lines']} l JOIN lines n USING (line_seq)
+        JOIN catalog_variants v ON v.variant_id = n.variant_id JOIN catalog_products p ON p.product_id = n.product_id
+        ORDER BY n.line_item_id
     """)
-    counts["line_items"] = write_table(con, tmp, "line_items", """
-        SELECT l.line_seq AS _seq, o.order_id, li.line_item_id,
-               l.product_id, l.variant_id, l.product_title AS title, l.variant_title, l.sku, l.quantity, l.price,
-               l.gross, l.line_discount, l.allocated_order_discount, l.total_discount, l.net, l.tax,
-               l.unit_cost, l.unit_cost * l.quantity AS cost
-        FROM lines l JOIN orders_final o USING (order_seq) JOIN line_ids li ON li.line_seq = l.line_seq
-        ORDER BY li.line_item_id
+    # The sale ids are numbered over the sort keys and the staged row's position alone (a window
+    # without partitions runs on one thread, and its sort carries every column it is given), then
+    # the wide rows are joined to them and put in that order by one parallel sort, written straight
+    # from the query (materialising every sale first cost more than the sort under the memory cap).
+    con.execute(f"""
+        CREATE TEMP TABLE sale_ids AS
+        SELECT s.file_index::BIGINT << 32 | s.file_row_number AS _position,
+               row_number() OVER (ORDER BY s.happened_at, o.order_id, CASE s.event_type WHEN 'order' THEN 0 ELSE 1 END,
+                                  s.refund_seq, CASE s.line_type WHEN 'product' THEN 0 ELSE 1 END, s.line_seq)
+                   AS sale_id
+        FROM {st['sales']} s JOIN (SELECT order_seq, order_id FROM order_numbers) o USING (order_seq)
     """)
-    # written straight from the query: no other statement reads the sales rows, and materialising
-    # them first (a temp table of every sale) cost more than the sort itself under the memory cap.
-    # The sale ids are numbered over the staged sales rows alone (a window without partitions runs
-    # on one thread), and the wide rows are joined after and put in that order by a parallel sort
     counts["sales"] = write_table(con, tmp, "sales", f"""
-        WITH numbered AS (
-            SELECT s.*, row_number() OVER (ORDER BY s.happened_at, o.order_id,
-                                           CASE s.event_type WHEN 'order' THEN 0 ELSE 1 END, s.refund_seq,
-                                           CASE s.line_type WHEN 'product' THEN 0 ELSE 1 END, s.line_seq)
-                       AS sale_id
-            FROM {st['sales']} s JOIN (SELECT order_seq, order_id FROM orders_final) o USING (order_seq)
-        )
-        SELECT s.sale_id,
-               o.order_id, o.name AS order_name, li.line_item_id, s.happened_at, s.event_type, s.line_type,
+        SELECT i.sale_id,
+               o.order_id, o.name AS order_name, l.line_item_id, s.happened_at, s.event_type, s.line_type,
                l.product_id, l.variant_id, o.customer_id, NULL::BIGINT AS company_id, o.sales_channel, o.source_name,
                o.billing_country, o.billing_region, o.billing_city, o.shipping_country, o.shipping_region,
                o.shipping_city, o.discount_code,
                CASE WHEN o.customer_id IS NULL THEN NULL ELSE o.customer_order_number = 1 END AS is_first_order,
                s.quantity, s.gross_sales, s.discounts, s.sales_reversals, s.net_sales, s.taxes, s.shipping_charges,
                s.total_sales, CASE WHEN s.line_type = 'product' THEN l.unit_cost * s.quantity END AS cost,
-               l.product_title AS product_title_at_sale, l.sku AS variant_sku_at_sale
-        FROM numbered s
+               p.title AS product_title_at_sale, l.sku AS variant_sku_at_sale
+        FROM {st['sales']} s JOIN sale_ids i ON i._position = (s.file_index::BIGINT << 32 | s.file_row_number)
         JOIN orders_final o USING (order_seq)
         LEFT JOIN lines l ON l.line_seq = s.line_seq
-        LEFT JOIN line_ids li ON li.line_seq = s.line_seq
-        ORDER BY s.sale_id
+        LEFT JOIN catalog_products p ON p.product_id = l.product_id
+        ORDER BY i.sale_id
     """)
+    con.execute("DROP TABLE sale_ids")
     con.execute(f"""
         CREATE TEMP TABLE refund_ids AS
         SELECT r.refund_seq, row_number() OVER (ORDER BY r.created_at, o.order_id, r.refund_seq) AS refund_id,
                o.order_id
-        FROM {st['refunds']} r JOIN orders_final o USING (order_seq)
+        FROM {st['refunds']} r JOIN order_numbers o USING (order_seq)
     """)
     counts["refunds"] = write_table(con, tmp, "refunds", f"""
         SELECT i.refund_id, i.order_id, r.created_at, r.kind, NULL AS reason, NULL AS restock, r.line_count,
@@ -3371,12 +3388,12 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
         FROM {st['refunds']} r JOIN refund_ids i USING (refund_seq) ORDER BY i.refund_id
     """)
     counts["refund_line_items"] = write_table(con, tmp, "refund_line_items", f"""
-        SELECT row_number() OVER (ORDER BY i.refund_id, li.line_item_id) AS refund_line_item_id, i.refund_id,
-               i.order_id, li.line_item_id, l.product_id, l.variant_id, r.quantity, r.subtotal, r.tax,
+        SELECT row_number() OVER (ORDER BY i.refund_id, l.line_item_id) AS refund_line_item_id, i.refund_id,
+               i.order_id, l.line_item_id, l.product_id, l.variant_id, r.quantity, r.subtotal, r.tax,
                CASE WHEN i2.kind = 'cancellation' THEN 'cancel' END AS restock_type, NULL AS reason
         FROM {st['refund_lines']} r JOIN refund_ids i USING (refund_seq)
         JOIN {st['refunds']} i2 USING (refund_seq)
-        JOIN lines l ON l.line_seq = r.line_seq JOIN line_ids li ON li.line_seq = r.line_seq
+        JOIN lines l ON l.line_seq = r.line_seq
         ORDER BY 1
     """)
     # products and variants
@@ -3503,8 +3520,8 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
 
 def _write_extra(con: duckdb.DuckDBPyConnection, tmp: Path, table: str, sql: str) -> int:
     target = tmp / f"{table}.parquet"
-    con.execute(f"COPY ({sql}) TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)")
-    return int(con.execute(f"SELECT count(*) FROM read_parquet({sql_path(target)})").fetchone()[0])
+    # COPY answers with the number of rows it wrote
+    return int(con.execute(f"COPY ({sql}) TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)").fetchone()[0])
 
 
 # The payment method a Transactions export's gateway stands for (the export has no method column).
