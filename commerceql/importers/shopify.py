@@ -1925,6 +1925,17 @@ class ColumnarOrders:
             self.builder.build(rows)
 
     # -- the orders of the common kind -------------------------------------------------------
+    # the export columns each part of simple_orders reads (a missing one is a KeyError, not a wrong number)
+    LINE_INPUT = ("_grp", "_row", "_file", "_line", "li_name", "li_qty", "li_price", "li_sku",
+                  "li_requires_shipping", "vendor", "li_compare_at", "li_discount")
+    HEAD_TAXES = tuple(f"tax{i}_name" for i in range(1, 6)) + tuple(f"tax{i}_value" for i in range(1, 6))
+    HEAD_TEXT = ("id", "billing_name", "shipping_name", "financial_status", "fulfillment_status", "source",
+                 "discount_code", "shipping_method", "billing_country", "billing_province_name", "billing_province",
+                 "billing_city", "shipping_country", "shipping_province_name", "shipping_province", "shipping_city",
+                 "accepts_marketing")
+    HEAD_INPUT = ("_grp", "_file", "_line", "_name", "_currency", "_head", "email", *ORDER_MONEY, *ORDER_TIMESTAMPS,
+                  *dict.fromkeys(HEAD_TEXT + HEAD_TAXES))
+
     def simple_orders(self, df: Any) -> dict[str, Any] | None:
         pl = self.pl
         ctx = self.ctx
@@ -1932,11 +1943,13 @@ class ColumnarOrders:
 
         parse_ts = ctx.parse_ts
         stripped = _strip
-        df = df.with_columns(
+        # Narrow frames: `df` has every export column (~150), and each filter, join or sort copies
+        # every column it carries, so each step takes only the columns it reads.
+        line_rows = df.select(*self.LINE_INPUT).with_columns(
             _li_name=_mapped(df.get_column("li_name"), stripped, pl.String),
             _li_qty_text=_mapped(df.get_column("li_qty"), stripped, pl.String),
         )
-        line_rows = df.filter((pl.col("_li_name") != "") | (pl.col("_li_qty_text") != ""))
+        line_rows = line_rows.filter((pl.col("_li_name") != "") | (pl.col("_li_qty_text") != ""))
         # ---- line rows
         lf = line_rows
         qty = _mapped(lf.get_column("li_qty"), parse_int, pl.Int64)
@@ -1955,10 +1968,11 @@ class ColumnarOrders:
             _gift=~pl.col("_tip") & pl.col("_lower").str.contains("gift card", literal=True)
             & pl.col("_requires").ne_missing(True),
         )
-        tip_rows = lf.filter(pl.col("_tip"))
-        gift_rows = lf.filter(pl.col("_gift"))
+        tip_rows = lf.filter(pl.col("_tip")).select("_grp", "_row")
+        gift_rows = lf.filter(pl.col("_gift")).select("_grp", "_row")
         booked = lf.filter(~pl.col("_tip") & ~pl.col("_gift"))
-        booked = booked.with_columns(
+        booked = booked.select(
+            "_grp", "_row", "_file", "_line", "_qty", "_price", "_sku",
             _title=pl.when(pl.col("_li_name") == "").then(pl.lit("(no title)")).otherwise(pl.col("_li_name")),
             _vendor=_mapped(booked.get_column("vendor"), clean_text, pl.String),
             _compare_at=_mapped(booked.get_column("li_compare_at"), _cents_of, pl.Int64),
@@ -1973,19 +1987,23 @@ class ColumnarOrders:
             _G=pl.col("_gross").sum(), _LD=pl.col("_ld").sum(), _nB=pl.len(), _items=pl.col("_qty").sum(),
         )
         # ---- order-level rows
-        heads = df.filter(pl.col("_head"))
+        heads = df.select(*self.HEAD_INPUT).filter(pl.col("_head"))
         emails = _mapped(df.get_column("email"), _email, pl.String)
-        first_email = df.with_columns(_em=emails).filter(pl.col("_em").is_not_null()).group_by("_grp").agg(
+        first_email = df.select("_grp", _em=emails).filter(pl.col("_em").is_not_null()).group_by("_grp").agg(
             _first_email=pl.col("_em").first())
-        o = heads
-        o = o.with_columns(
-            **{f"_m_{k}": _mapped(o.get_column(k), _cents_of, pl.Int64) for k in ORDER_MONEY},
-            _created=self.timestamps(o.get_column("created_at"), parse_ts),
-            _paid=self.timestamps(o.get_column("paid_at"), parse_ts),
-            _fulfilled=self.timestamps(o.get_column("fulfilled_at"), parse_ts),
-            _cancelled=self.timestamps(o.get_column("cancelled_at"), parse_ts),
-            _status=_mapped(o.get_column("financial_status"), lambda v: (v or "").strip().lower(), pl.String),
-            _head_email=_mapped(o.get_column("email"), _email, pl.String),
+        # the order fields only order_records and shipping_tax_included read wait aside (keyed by
+        # _grp) instead of riding through every join of `o`
+        self.head_text = heads.select("_grp", *self.HEAD_TEXT)
+        self.head_taxes = heads.select("_grp", *self.HEAD_TAXES)
+        o = heads.select(
+            "_grp", "_file", "_line", "_name", "_currency",
+            **{f"_m_{k}": _mapped(heads.get_column(k), _cents_of, pl.Int64) for k in ORDER_MONEY},
+            _created=self.timestamps(heads.get_column("created_at"), parse_ts),
+            _paid=self.timestamps(heads.get_column("paid_at"), parse_ts),
+            _fulfilled=self.timestamps(heads.get_column("fulfilled_at"), parse_ts),
+            _cancelled=self.timestamps(heads.get_column("cancelled_at"), parse_ts),
+            _status=_mapped(heads.get_column("financial_status"), lambda v: (v or "").strip().lower(), pl.String),
+            _head_email=_mapped(heads.get_column("email"), _email, pl.String),
         )
         if o.get_column("_created").null_count():
             raise _Unsupported("an order without a creation date")
@@ -2306,7 +2324,8 @@ class ColumnarOrders:
         o = o.with_columns(_needs_rate=needs)
         names = [f"tax{i}_name" for i in range(1, 6)]
         values = [f"tax{i}_value" for i in range(1, 6)]
-        rated = o.filter(c("_needs_rate"))
+        rated = o.filter(c("_needs_rate")).select("_grp").join(self.head_taxes, on="_grp", how="left",
+                                                             maintain_order="left")
         if rated.height:
             cleaned = {n: _mapped(rated.get_column(n), clean_text, pl.String) for n in names}
             flags = {v: _mapped(rated.get_column(v), _has_amount, pl.Boolean) for v in values}
@@ -2442,6 +2461,7 @@ class ColumnarOrders:
     def order_records(self, o: Any) -> Any:
         pl = self.pl
         c = pl.col
+        o = o.join(self.head_text, on="_grp", how="left", maintain_order="left")
 
         def text(key: str) -> Any:
             return _mapped(o.get_column(key), clean_text, pl.String)
