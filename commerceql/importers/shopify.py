@@ -1799,9 +1799,50 @@ class ColumnarOrders:
         self.supported_files = [i for i in files_with("li_price") if i in files_with("li_name", "li_qty")]
         self.files_with_total = files_with("total")
         self.refund_names = set(ctx.refund_events)
+        self.pending: Any = None  # the Future of the chunk whose parts the writer thread is writing
 
     # -- the stream --------------------------------------------------------------------------
     def run(self, con: duckdb.DuckDBPyConnection, grouped_sql: str, bar: Progress) -> dict[str, str]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # one writer thread: a chunk's parts are written while the next chunk is built
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commerceql-parts")
+        try:
+            self.stream(con, grouped_sql, bar)
+        finally:
+            # also when a chunk raises (_Unsupported): the caller deletes the parts next, so no write
+            # may still be under way
+            try:
+                self.wait_written()
+            finally:
+                self.writer.shutdown()
+        pl = self.pl
+        staged = {}
+        for key, types in self.types.items():
+            folder = self.work / key
+            if not folder.exists() or not any(folder.glob("*.parquet")):
+                _write_part(folder, 0, pl.DataFrame(schema=_polars_schema(types)), types)
+            staged[key] = f"read_parquet({sql_literal(glob_path(folder) + '/*.parquet')})"
+        return staged
+
+    def write_parts(self, frames: dict[str, Any]) -> None:
+        """Hand this chunk's parts to the writer thread (pyarrow's Parquet writer releases the GIL).
+        Waits for the previous chunk's first, so at most one chunk's frames wait: memory stays bounded."""
+        self.wait_written()
+        jobs = [(self.work / key, self.part, frame, self.types[key]) for key, frame in frames.items() if frame.height]
+
+        def write() -> None:
+            for job in jobs:
+                _write_part(*job)
+
+        self.pending = self.writer.submit(write)
+
+    def wait_written(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()  # a failed write raises here, in the building thread
+
+    def stream(self, con: duckdb.DuckDBPyConnection, grouped_sql: str, bar: Progress) -> None:
         pl = self.pl
         pending: list[pa.RecordBatch] = []
         pending_rows = 0
@@ -1835,13 +1876,6 @@ class ColumnarOrders:
         if carry is not None and carry.height:
             chunk = carry.with_columns(pl.int_range(row, row + carry.height, dtype=pl.Int64).alias("_row"))
             self.chunk(chunk)
-        staged = {}
-        for key, types in self.types.items():
-            folder = self.work / key
-            if not folder.exists() or not any(folder.glob("*.parquet")):
-                _write_part(folder, 0, pl.DataFrame(schema=_polars_schema(types)), types)
-            staged[key] = f"read_parquet({sql_literal(glob_path(folder) + '/*.parquet')})"
-        return staged
 
     # -- one chunk of whole orders -----------------------------------------------------------
     def chunk(self, df: Any) -> None:
@@ -1869,7 +1903,7 @@ class ColumnarOrders:
             & pl.col("_file").is_in(pl.Series(self.supported_files, dtype=pl.Int32).implode())
             & ~pl.col("_name").is_in(pl.Series(sorted(self.refund_names), dtype=pl.String).implode())
         ).get_column("_grp")
-        simple = df.filter(pl.col("_grp").is_in(candidate.implode()))
+        simple = df.select(*self.SIMPLE_INPUT).filter(pl.col("_grp").is_in(candidate.implode()))
         built = self.simple_orders(simple) if simple.height else None
         simple_groups = built["orders"].get_column("_grp") if built is not None else pl.Series([], dtype=pl.Int64)
         rows_view = df.filter(~pl.col("_grp").is_in(simple_groups.implode()))
@@ -1880,10 +1914,7 @@ class ColumnarOrders:
                 frames[key] = pl.concat([frames[key], built[key].select(frames[key].columns)], how="vertical")
         sort_keys = {"orders": ["order_seq"], "lines": ["line_seq"], "sales": ["order_seq", "_k"],
                      "refunds": ["refund_seq"], "refund_lines": ["refund_seq", "_k"]}
-        for key, frame in frames.items():
-            frame = frame.sort(sort_keys[key])
-            if frame.height:
-                _write_part(self.work / key, self.part, frame, self.types[key])
+        self.write_parts({key: frame.sort(sort_keys[key]) for key, frame in frames.items()})
         self.part += 1
 
     def collected(self, key: str) -> Any:
@@ -1935,6 +1966,8 @@ class ColumnarOrders:
                  "accepts_marketing")
     HEAD_INPUT = ("_grp", "_file", "_line", "_name", "_currency", "_head", "email", *ORDER_MONEY, *ORDER_TIMESTAMPS,
                   *dict.fromkeys(HEAD_TEXT + HEAD_TAXES))
+
+    SIMPLE_INPUT = tuple(dict.fromkeys(("_row", *LINE_INPUT, *HEAD_INPUT)))
 
     def simple_orders(self, df: Any) -> dict[str, Any] | None:
         pl = self.pl
