@@ -1865,7 +1865,9 @@ class ColumnarOrders:
                 carry = frame
                 continue
             chunk, carry = frame.slice(0, cut), frame.slice(cut)
-            chunk = chunk.with_columns(pl.int_range(row, row + chunk.height, dtype=pl.Int64).alias("_row"))
+            # one contiguous buffer per column: filters and gathers over a frame made of Arrow batches
+            # (and the carried rows) are several times slower than the copy
+            chunk = chunk.rechunk().with_columns(pl.int_range(row, row + chunk.height, dtype=pl.Int64).alias("_row"))
             row += chunk.height
             self.chunk(chunk)
             done += chunk.height
@@ -1874,7 +1876,7 @@ class ColumnarOrders:
             frame = pl.from_arrow(pa.Table.from_batches(pending))
             carry = frame if carry is None else pl.concat([carry, frame])
         if carry is not None and carry.height:
-            chunk = carry.with_columns(pl.int_range(row, row + carry.height, dtype=pl.Int64).alias("_row"))
+            chunk = carry.rechunk().with_columns(pl.int_range(row, row + carry.height, dtype=pl.Int64).alias("_row"))
             self.chunk(chunk)
 
     # -- one chunk of whole orders -----------------------------------------------------------
@@ -1896,7 +1898,7 @@ class ColumnarOrders:
         groups = df.group_by("_grp").agg(
             _heads=pl.col("_head").sum(), _files=pl.col("_file").n_unique(), _name0=pl.col("_name").first(),
         )
-        heads = df.filter(pl.col("_head")).select("_grp", "_currency", "_test", "_file", "_name")
+        heads = df.select("_grp", "_currency", "_test", "_file", "_name", "_head").filter(pl.col("_head"))
         candidate = groups.join(heads.unique("_grp", keep="first"), on="_grp", how="left").filter(
             (pl.col("_heads") == 1) & (pl.col("_files") == 1) & (pl.col("_name0") != "")
             & (pl.col("_currency") == ctx.currency) & ~pl.col("_test")
