@@ -1911,9 +1911,50 @@ class ColumnarOrders:
         self.supported_files = [i for i in files_with("li_price") if i in files_with("li_name", "li_qty")]
         self.files_with_total = files_with("total")
         self.refund_names = set(ctx.refund_events)
+        self.pending: Any = None  # the Future of the chunk whose parts the writer thread is writing
 
     # -- the stream --------------------------------------------------------------------------
     def run(self, con: duckdb.DuckDBPyConnection, grouped_sql: str, bar: Progress) -> dict[str, str]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # one writer thread: a chunk's parts are written while the next chunk is built
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commerceql-parts")
+        try:
+            self.stream(con, grouped_sql, bar)
+        finally:
+            # also when a chunk raises (_Unsupported): the caller deletes the parts next, so no write
+            # may still be under way
+            try:
+                self.wait_written()
+            finally:
+                self.writer.shutdown()
+        pl = self.pl
+        staged = {}
+        for key, types in self.types.items():
+            folder = self.work / key
+            if not folder.exists() or not any(folder.glob("*.parquet")):
+                _write_part(folder, 0, pl.DataFrame(schema=_polars_schema(types)), types)
+            staged[key] = f"read_parquet({sql_literal(glob_path(folder) + '/*.parquet')})"
+        return staged
+
+    def write_parts(self, frames: dict[str, Any]) -> None:
+        """Hand this chunk's parts to the writer thread (pyarrow's Parquet writer releases the GIL).
+        Waits for the previous chunk's first, so at most one chunk's frames wait: memory stays bounded."""
+        self.wait_written()
+        jobs = [(self.work / key, self.part, frame, self.types[key]) for key, frame in frames.items() if frame.height]
+
+        def write() -> None:
+            for job in jobs:
+                _write_part(*job)
+
+        self.pending = self.writer.submit(write)
+
+    def wait_written(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()  # a failed write raises here, in the building thread
+
+    def stream(self, con: duckdb.DuckDBPyConnection, grouped_sql: str, bar: Progress) -> None:
         pl = self.pl
         pending: list[pa.RecordBatch] = []
         pending_rows = 0
@@ -1936,7 +1977,9 @@ class ColumnarOrders:
                 carry = frame
                 continue
             chunk, carry = frame.slice(0, cut), frame.slice(cut)
-            chunk = chunk.with_columns(pl.int_range(row, row + chunk.height, dtype=pl.Int64).alias("_row"))
+            # one contiguous buffer per column: filters and gathers over a frame made of Arrow batches
+            # (and the carried rows) are several times slower than the copy
+            chunk = chunk.rechunk().with_columns(pl.int_range(row, row + chunk.height, dtype=pl.Int64).alias("_row"))
             row += chunk.height
             self.chunk(chunk)
             done += chunk.height
@@ -1945,15 +1988,8 @@ class ColumnarOrders:
             frame = pl.from_arrow(pa.Table.from_batches(pending))
             carry = frame if carry is None else pl.concat([carry, frame])
         if carry is not None and carry.height:
-            chunk = carry.with_columns(pl.int_range(row, row + carry.height, dtype=pl.Int64).alias("_row"))
+            chunk = carry.rechunk().with_columns(pl.int_range(row, row + carry.height, dtype=pl.Int64).alias("_row"))
             self.chunk(chunk)
-        staged = {}
-        for key, types in self.types.items():
-            folder = self.work / key
-            if not folder.exists() or not any(folder.glob("*.parquet")):
-                _write_part(folder, 0, pl.DataFrame(schema=_polars_schema(types)), types)
-            staged[key] = f"read_parquet({sql_literal(glob_path(folder) + '/*.parquet')})"
-        return staged
 
     # -- one chunk of whole orders -----------------------------------------------------------
     def chunk(self, df: Any) -> None:
@@ -1974,14 +2010,14 @@ class ColumnarOrders:
         groups = df.group_by("_grp").agg(
             _heads=pl.col("_head").sum(), _files=pl.col("_file").n_unique(), _name0=pl.col("_name").first(),
         )
-        heads = df.filter(pl.col("_head")).select("_grp", "_currency", "_test", "_file", "_name")
+        heads = df.select("_grp", "_currency", "_test", "_file", "_name", "_head").filter(pl.col("_head"))
         candidate = groups.join(heads.unique("_grp", keep="first"), on="_grp", how="left").filter(
             (pl.col("_heads") == 1) & (pl.col("_files") == 1) & (pl.col("_name0") != "")
             & (pl.col("_currency") == ctx.currency) & ~pl.col("_test")
             & pl.col("_file").is_in(pl.Series(self.supported_files, dtype=pl.Int32).implode())
             & ~pl.col("_name").is_in(pl.Series(sorted(self.refund_names), dtype=pl.String).implode())
         ).get_column("_grp")
-        simple = df.filter(pl.col("_grp").is_in(candidate.implode()))
+        simple = df.select(*self.SIMPLE_INPUT).filter(pl.col("_grp").is_in(candidate.implode()))
         built = self.simple_orders(simple) if simple.height else None
         simple_groups = built["orders"].get_column("_grp") if built is not None else pl.Series([], dtype=pl.Int64)
         rows_view = df.filter(~pl.col("_grp").is_in(simple_groups.implode()))
@@ -1992,10 +2028,7 @@ class ColumnarOrders:
                 frames[key] = pl.concat([frames[key], built[key].select(frames[key].columns)], how="vertical")
         sort_keys = {"orders": ["order_seq"], "lines": ["line_seq"], "sales": ["order_seq", "_k"],
                      "refunds": ["refund_seq"], "refund_lines": ["refund_seq", "_k"]}
-        for key, frame in frames.items():
-            frame = frame.sort(sort_keys[key])
-            if frame.height:
-                _write_part(self.work / key, self.part, frame, self.types[key])
+        self.write_parts({key: frame.sort(sort_keys[key]) for key, frame in frames.items()})
         self.part += 1
 
     def collected(self, key: str) -> Any:
@@ -2037,6 +2070,19 @@ class ColumnarOrders:
             self.builder.build(rows)
 
     # -- the orders of the common kind -------------------------------------------------------
+    # the export columns each part of simple_orders reads (a missing one is a KeyError, not a wrong number)
+    LINE_INPUT = ("_grp", "_row", "_file", "_line", "li_name", "li_qty", "li_price", "li_sku",
+                  "li_requires_shipping", "vendor", "li_compare_at", "li_discount")
+    HEAD_TAXES = tuple(f"tax{i}_name" for i in range(1, 6)) + tuple(f"tax{i}_value" for i in range(1, 6))
+    HEAD_TEXT = ("id", "billing_name", "shipping_name", "financial_status", "fulfillment_status", "source",
+                 "discount_code", "shipping_method", "billing_country", "billing_province_name", "billing_province",
+                 "billing_city", "shipping_country", "shipping_province_name", "shipping_province", "shipping_city",
+                 "accepts_marketing")
+    HEAD_INPUT = ("_grp", "_file", "_line", "_name", "_currency", "_head", "email", *ORDER_MONEY, *ORDER_TIMESTAMPS,
+                  *dict.fromkeys(HEAD_TEXT + HEAD_TAXES))
+
+    SIMPLE_INPUT = tuple(dict.fromkeys(("_row", *LINE_INPUT, *HEAD_INPUT)))
+
     def simple_orders(self, df: Any) -> dict[str, Any] | None:
         pl = self.pl
         ctx = self.ctx
@@ -2044,11 +2090,13 @@ class ColumnarOrders:
 
         parse_ts = ctx.parse_ts
         stripped = _strip
-        df = df.with_columns(
+        # Narrow frames: `df` has every export column (~150), and each filter, join or sort copies
+        # every column it carries, so each step takes only the columns it reads.
+        line_rows = df.select(*self.LINE_INPUT).with_columns(
             _li_name=_mapped(df.get_column("li_name"), stripped, pl.String),
             _li_qty_text=_mapped(df.get_column("li_qty"), stripped, pl.String),
         )
-        line_rows = df.filter((pl.col("_li_name") != "") | (pl.col("_li_qty_text") != ""))
+        line_rows = line_rows.filter((pl.col("_li_name") != "") | (pl.col("_li_qty_text") != ""))
         # ---- line rows
         lf = line_rows
         qty = _mapped(lf.get_column("li_qty"), parse_int, pl.Int64)
@@ -2067,10 +2115,11 @@ class ColumnarOrders:
             _gift=~pl.col("_tip") & pl.col("_lower").str.contains("gift card", literal=True)
             & pl.col("_requires").ne_missing(True),
         )
-        tip_rows = lf.filter(pl.col("_tip"))
-        gift_rows = lf.filter(pl.col("_gift"))
+        tip_rows = lf.filter(pl.col("_tip")).select("_grp", "_row")
+        gift_rows = lf.filter(pl.col("_gift")).select("_grp", "_row")
         booked = lf.filter(~pl.col("_tip") & ~pl.col("_gift"))
-        booked = booked.with_columns(
+        booked = booked.select(
+            "_grp", "_row", "_file", "_line", "_qty", "_price", "_sku",
             _title=pl.when(pl.col("_li_name") == "").then(pl.lit("(no title)")).otherwise(pl.col("_li_name")),
             _vendor=_mapped(booked.get_column("vendor"), clean_text, pl.String),
             _compare_at=_mapped(booked.get_column("li_compare_at"), _cents_of, pl.Int64),
@@ -2085,19 +2134,23 @@ class ColumnarOrders:
             _G=pl.col("_gross").sum(), _LD=pl.col("_ld").sum(), _nB=pl.len(), _items=pl.col("_qty").sum(),
         )
         # ---- order-level rows
-        heads = df.filter(pl.col("_head"))
+        heads = df.select(*self.HEAD_INPUT).filter(pl.col("_head"))
         emails = _mapped(df.get_column("email"), _email, pl.String)
-        first_email = df.with_columns(_em=emails).filter(pl.col("_em").is_not_null()).group_by("_grp").agg(
+        first_email = df.select("_grp", _em=emails).filter(pl.col("_em").is_not_null()).group_by("_grp").agg(
             _first_email=pl.col("_em").first())
-        o = heads
-        o = o.with_columns(
-            **{f"_m_{k}": _mapped(o.get_column(k), _cents_of, pl.Int64) for k in ORDER_MONEY},
-            _created=self.timestamps(o.get_column("created_at"), parse_ts),
-            _paid=self.timestamps(o.get_column("paid_at"), parse_ts),
-            _fulfilled=self.timestamps(o.get_column("fulfilled_at"), parse_ts),
-            _cancelled=self.timestamps(o.get_column("cancelled_at"), parse_ts),
-            _status=_mapped(o.get_column("financial_status"), lambda v: (v or "").strip().lower(), pl.String),
-            _head_email=_mapped(o.get_column("email"), _email, pl.String),
+        # the order fields only order_records and shipping_tax_included read wait aside (keyed by
+        # _grp) instead of riding through every join of `o`
+        self.head_text = heads.select("_grp", *self.HEAD_TEXT)
+        self.head_taxes = heads.select("_grp", *self.HEAD_TAXES)
+        o = heads.select(
+            "_grp", "_file", "_line", "_name", "_currency",
+            **{f"_m_{k}": _mapped(heads.get_column(k), _cents_of, pl.Int64) for k in ORDER_MONEY},
+            _created=self.timestamps(heads.get_column("created_at"), parse_ts),
+            _paid=self.timestamps(heads.get_column("paid_at"), parse_ts),
+            _fulfilled=self.timestamps(heads.get_column("fulfilled_at"), parse_ts),
+            _cancelled=self.timestamps(heads.get_column("cancelled_at"), parse_ts),
+            _status=_mapped(heads.get_column("financial_status"), lambda v: (v or "").strip().lower(), pl.String),
+            _head_email=_mapped(heads.get_column("email"), _email, pl.String),
         )
         if o.get_column("_created").null_count():
             raise _Unsupported("an order without a creation date")
@@ -2418,7 +2471,8 @@ class ColumnarOrders:
         o = o.with_columns(_needs_rate=needs)
         names = [f"tax{i}_name" for i in range(1, 6)]
         values = [f"tax{i}_value" for i in range(1, 6)]
-        rated = o.filter(c("_needs_rate"))
+        rated = o.filter(c("_needs_rate")).select("_grp").join(self.head_taxes, on="_grp", how="left",
+                                                             maintain_order="left")
         if rated.height:
             cleaned = {n: _mapped(rated.get_column(n), clean_text, pl.String) for n in names}
             flags = {v: _mapped(rated.get_column(v), _has_amount, pl.Boolean) for v in values}
@@ -2554,6 +2608,7 @@ class ColumnarOrders:
     def order_records(self, o: Any) -> Any:
         pl = self.pl
         c = pl.col
+        o = o.join(self.head_text, on="_grp", how="left", maintain_order="left")
 
         def text(key: str) -> Any:
             return _mapped(o.get_column(key), clean_text, pl.String)
