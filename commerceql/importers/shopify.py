@@ -538,10 +538,11 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
                     progress_enabled: bool) -> StagedFile:
     """`_stage` with DuckDB's CSV reader and Polars: the same staged rows and statistics.
 
-    The export is read twice rather than copied: this pass streams the columns the statistics need
-    with each record's line breaks, and the staged rows are a query over the CSV itself joined by
-    position to the line numbers worked out here (copying the 79 text columns of a 1M-line export
-    to Parquet cost ~6 s; reading the CSV again costs ~2). Raises _NotColumnar when the file is
+    The export is read twice rather than copied: this pass streams the columns the statistics need,
+    and the staged rows are a query over the CSV itself joined by position to the records' line
+    numbers (copying the 79 text columns of a 1M-line export to Parquet cost ~6 s; reading the CSV
+    again costs ~2). The line numbers come from the file's bytes (`_record_lines`); only when the
+    bytes cannot tell are each record's line breaks counted by DuckDB, over every field. Raises _NotColumnar when the file is
     not plain UTF-8 CSV that DuckDB reads record for record as Python's csv module does (checked by
     the line count), or holds a value the statistics would have to judge one by one; the row-by-row
     stage then reads it and gives its exact errors.
@@ -570,6 +571,9 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
         "amount", "total_spent", "customer_id", "order_id", "id", *head_keys, cur, country, "name",
         "financial_status", *ORDER_TIMESTAMPS) if k is not None and k in classified.columns))
     selected = "".join(f"coalesce(c{classified.columns[k]}, '') AS {sql_ident(k)}, " for k in needed)
+    # the order-level rows' statistics filter only the columns they read (not the whole batch)
+    head_columns = list(dict.fromkeys(k for k in (*head_keys, cur, country, "financial_status", "name", "id")
+                                      if k is not None and k in classified.columns))
     staged = StagedFile(index=index, classified=classified, source=source)
 
     def tally(counter: Counter, values: Any, clean: Any) -> None:
@@ -642,10 +646,7 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
                     if k in classified.columns:
                         staged.scientific_ids += int(_mapped(frame.get_column(k), is_scientific, pl.Boolean).sum())
                 if head_keys:
-                    # only the columns read below: filtering the whole batch copied every column
-                    head_columns = [k for k in dict.fromkeys((cur, country, "financial_status", "name", "id"))
-                                    if k is not None and k in classified.columns]
-                    heads = frame.select(list(dict.fromkeys([*head_keys, *head_columns]))).filter(
+                    heads = frame.select(head_columns).filter(
                         pl.any_horizontal(pl.col(k) != "" for k in head_keys))
                     staged.head_rows += heads.height
                     if cur is not None:
@@ -1915,8 +1916,6 @@ class ColumnarOrders:
 
     # -- the stream --------------------------------------------------------------------------
     def run(self, con: duckdb.DuckDBPyConnection, grouped_sql: str, bar: Progress) -> dict[str, str]:
-        from concurrent.futures import ThreadPoolExecutor
-
         # one writer thread: a chunk's parts are written while the next chunk is built
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commerceql-parts")
         try:
