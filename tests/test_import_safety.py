@@ -22,7 +22,7 @@ import commerceql as cql
 from commerceql.cli import main as cli_main
 from commerceql.errors import CommerceQLDataError
 from commerceql.importers import CommerceQLImportError, import_shopify, import_table
-from commerceql.importers.common import CRASH_ENV, lock_path_for, target_lock
+from commerceql.importers.common import CRASH_ENV, import_memory_limit, lock_path_for, target_lock
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 SHOPIFY = REALDATA / "shopify"
@@ -249,6 +249,34 @@ def test_out_under_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     line = _cli_error(capsys, ["table", str(source), "--mapping", str(_mapping(tmp_path)),
                                "--out", str(tmp_path / "afile")])
     assert line == f"data error: {tmp_path / 'afile'} exists and is not a folder"
+
+
+@pytest.mark.parametrize(("setting", "duckdb_text"), [("512MB", "512MB"), ("2gb", "2GB"), (" 1.5 GiB ", "1.5GiB"),
+                                                     ("300kb", "300KB")])
+def test_import_memory_setting(monkeypatch: pytest.MonkeyPatch, setting: str, duckdb_text: str) -> None:
+    monkeypatch.setenv("COMMERCEQL_IMPORT_MEMORY", setting)
+    assert import_memory_limit() == duckdb_text
+
+
+def test_import_memory_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """1 GB, or an eighth of a small machine's memory, never under 512 MB."""
+    monkeypatch.delenv("COMMERCEQL_IMPORT_MEMORY", raising=False)
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    expected = max(512, min(1024, (physical // 8) >> 20))
+    assert import_memory_limit() == f"{expected}MB"
+
+
+@pytest.mark.parametrize("setting", ["lots", "1GB'; SELECT 1; --", "-1GB", "12"])
+def test_bad_import_memory_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch, setting: str) -> None:
+    monkeypatch.setenv("COMMERCEQL_IMPORT_MEMORY", setting)
+    line = _cli_error(capsys, ["table", str(_source(tmp_path / "v1", ["1.00"])), "--mapping",
+                               str(_mapping(tmp_path)), "--out", str(tmp_path / "store")])
+    assert line == f"import error: COMMERCEQL_IMPORT_MEMORY={setting!r} is not a memory size"
+    assert not (tmp_path / "store").exists()
+    with pytest.raises(CommerceQLImportError) as caught:
+        import_memory_limit()
+    assert caught.value.hint == "write a number and a unit, like 512MB or 2GB"
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes into read-only folders")

@@ -732,6 +732,31 @@ def atomic_store_dir(out_dir: str | os.PathLike[str], *, overwrite: bool = False
                 shutil.rmtree(out, ignore_errors=True)
 
 
+# An import's DuckDB sorts and joins spill to disk past this cap. At 1M export lines the sales sort
+# needs ~600 MB: under 512 MB it spills and the assembly takes 10 s, under 1 GB 7.9 s (peak resident
+# memory 0.9 GB -> 1.5 GB; `python -m benchmarks.importer`). Machines with less than 8 GB get an
+# eighth of their memory, never under 512 MB.
+_IMPORT_MEMORY_DEFAULT = 1 << 30
+_IMPORT_MEMORY_FLOOR = 512 << 20
+_MEMORY_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", re.IGNORECASE)
+
+
+def import_memory_limit() -> str:
+    """DuckDB's memory_limit for imports: COMMERCEQL_IMPORT_MEMORY (e.g. 512MB, 2GB), else the default."""
+    text = os.environ.get("COMMERCEQL_IMPORT_MEMORY")
+    if text is not None:
+        match = _MEMORY_SIZE.fullmatch(text)
+        if match is None:
+            raise CommerceQLImportError(f"COMMERCEQL_IMPORT_MEMORY={text!r} is not a memory size",
+                                        hint="write a number and a unit, like 512MB or 2GB")
+        return f"{match.group(1)}{match.group(2).upper().replace('I', 'i')}"
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): the floor is safe everywhere
+        physical = 8 * _IMPORT_MEMORY_FLOOR
+    return f"{max(_IMPORT_MEMORY_FLOOR, min(_IMPORT_MEMORY_DEFAULT, physical // 8)) >> 20}MB"
+
+
 def new_connection(work_dir: Path) -> duckdb.DuckDBPyConnection:
     work_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
@@ -739,7 +764,7 @@ def new_connection(work_dir: Path) -> duckdb.DuckDBPyConnection:
     con.execute("SET preserve_insertion_order = true")
     con.execute(f"SET temp_directory = '{_sql_text(str(work_dir / 'duckdb_tmp'))}'")
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET memory_limit = '{os.environ.get('COMMERCEQL_IMPORT_MEMORY', '512MB')}'")
+    con.execute(f"SET memory_limit = {sql_literal(import_memory_limit())}")
     for setting in ("enable_progress_bar = false", "enable_progress_bar_print = false"):
         try:
             con.execute(f"SET {setting}")

@@ -73,6 +73,7 @@ from commerceql.importers.common import (
     country_name,
     detect_timezone,
     glob_path,
+    import_memory_limit,
     is_scientific,
     new_connection,
     normalize_header,
@@ -589,7 +590,7 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
 
     con = duckdb.connect()
     try:
-        con.execute(f"SET memory_limit = '{os.environ.get('COMMERCEQL_IMPORT_MEMORY', '512MB')}'")
+        con.execute(f"SET memory_limit = {sql_literal(import_memory_limit())}")
         con.execute("SET threads TO 2")
         con.execute("SET preserve_insertion_order = true")
         con.execute(f"SET temp_directory = {sql_literal(str(work / 'duckdb_tmp'))}")
