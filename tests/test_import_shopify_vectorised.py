@@ -131,6 +131,51 @@ def test_the_columnar_path_is_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 @needs_realdata
+def test_the_order_stream_reads_a_plain_export_again_with_polars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One plain export: the order rows come from Polars' CSV reader; two exports: from DuckDB, sorted."""
+    reread: list[bool] = []
+    run = shopify.ColumnarOrders.run
+
+    def run_spy(self: Any, *args: Any) -> Any:
+        result = run(self, *args)
+        reread.append(self.reread_csv)
+        return result
+
+    monkeypatch.setattr(shopify.ColumnarOrders, "run", run_spy)
+    shopify.import_shopify([SHOPIFY / "kidsliving" / "orders_export.csv"], tmp_path / "one")
+    shopify.import_shopify([SHOPIFY / "customer_vip" / "orders_export_1.csv",
+                            SHOPIFY / "explorer_analytics" / "orders_export_1.csv"], tmp_path / "two", currency="USD")
+    assert reread == [True, False]
+
+
+@needs_realdata
+def test_an_export_read_again_differently_is_built_from_the_staged_rows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should Polars read the export otherwise than staging did (here: one column's text bytes are
+    off by one), the orders are built again from DuckDB's reading, and the store is still right."""
+    stage = shopify._stage_columnar
+    attempts: list[bool] = []
+
+    def stage_off_by_one(*args: Any) -> Any:
+        staged = stage(*args)
+        if staged.text_bytes:
+            staged.text_bytes["total"] += 1
+        return staged
+
+    init = shopify.ColumnarOrders.__init__
+
+    def init_spy(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        attempts.append(self.reread_csv)
+
+    monkeypatch.setattr(shopify, "_stage_columnar", stage_off_by_one)
+    monkeypatch.setattr(shopify.ColumnarOrders, "__init__", init_spy)
+    stores, reports = _import_both(monkeypatch, [SHOPIFY / "kidsliving" / "orders_export.csv"], tmp_path)
+    assert attempts == [True, False]  # read again, found different, built from the staged rows
+    _assert_same_store(stores, reports)
+
+
+@needs_realdata
 @pytest.mark.parametrize("column", ["Lineitem price", "Total", "Created at", "Lineitem quantity"])
 def test_bad_value_gives_the_row_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, column: str) -> None:
     """A value the columnar path cannot take: the same error as the row path, with file, line and column."""

@@ -3,7 +3,8 @@
 The columnar stage reads an export twice with DuckDB: once in batches for the statistics (time
 zone samples, spreadsheet notes, currencies, whether each order's rows are adjacent, line numbers),
 and again as the staged rows themselves, a query over the CSV joined by position to the line
-numbers. Everything it learns must not depend on where the batches fall, so each test stages the
+numbers. A plain orders export is read a third way too, by Polars' CSV reader for the order stream
+(`_reread_order_rows`): those rows must be the staged rows, value for value. Everything it learns must not depend on where the batches fall, so each test stages the
 same file row by row and columnar with several batch sizes (one record per batch, a few, the
 default) and requires the same statistics and the same staged rows.
 """
@@ -68,7 +69,17 @@ def _compare_stages(path: Path, work: Path, monkeypatch: pytest.MonkeyPatch) -> 
                                          False)
         assert _summary(staged) == expected, f"batches of {batch}"
         assert _rows(staged) == expected_rows, f"batches of {batch}"
+        if staged.record_starts is not None and classified.kind == "orders":
+            assert _reread_rows(staged) == expected_rows, f"read again by Polars, batches of {batch}"
     return staged
+
+
+def _reread_rows(staged: shopify.StagedFile) -> list[tuple[Any, ...]]:
+    """The rows the order stream reads again from the export (`_reread_order_rows`), as staged."""
+    frames = list(shopify._reread_order_rows(staged))
+    assert frames, "the export has records"
+    keys = list(staged.classified.columns)
+    return [tuple(row) for frame in frames for row in frame.select(*keys, "_file", "_line").iter_rows()]
 
 
 def _rewrite(source: Path, target: Path, reorder: Any) -> Path:

@@ -312,6 +312,10 @@ class StagedFile:
     head_rows: int = 0
     names_like_ids: int = 0
     contiguous: bool = True  # every order's rows are adjacent (as Shopify writes them)
+    # the line each record starts on, when the bytes told (plain RFC 4180 CSV: see _record_lines)
+    record_starts: Any = None
+    # bytes of text in each column the columnar staging pass read (_reread_order_rows checks them)
+    text_bytes: dict[str, int] = field(default_factory=dict)
 
 
 def _stage(classified: Classified, index: int, source: SourceFile, work: Path, progress_enabled: bool) -> StagedFile:
@@ -576,6 +580,9 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
     head_columns = list(dict.fromkeys(k for k in (*head_keys, cur, country, "financial_status", "name", "id")
                                       if k is not None and k in classified.columns))
     staged = StagedFile(index=index, classified=classified, source=source)
+    # what the order rows read again must match (see _reread_order_rows)
+    checked = [k for k in needed if k in ORDER_COLUMNS] if classified.kind == "orders" else []
+    staged.text_bytes = dict.fromkeys(checked, 0)
 
     def tally(counter: Counter, values: Any, clean: Any) -> None:
         values = values.filter(values != "")
@@ -619,6 +626,10 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
             for batch in con.sql(query).to_arrow_reader(_STATS_BATCH_ROWS):
                 frame = pl.DataFrame(pl.from_arrow(batch))
                 count += frame.height
+                if checked:
+                    sums = frame.select(pl.col(k).str.len_bytes().sum() for k in checked).row(0)
+                    for k, bytes_read in zip(checked, sums, strict=True):
+                        staged.text_bytes[k] += int(bytes_read or 0)
                 if records.starts is None:
                     spans.append(frame.get_column("_breaks"))
                     blank = blank or bool(frame.get_column("_blank").any())
@@ -671,6 +682,7 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
         if len(records.starts) != count or records.empty_record:
             raise _NotColumnar("blank lines, or records DuckDB splits differently")
         lines = pl.Series("_line", records.starts, dtype=pl.Int64)
+        staged.record_starts = records.starts
     else:
         record_spans = (pl.concat(spans) if spans else pl.Series("_breaks", [], dtype=pl.Int32)).cast(pl.Int64) + 1
         if header_lines + int(record_spans.sum() or 0) != physical:
@@ -1631,6 +1643,10 @@ def _grouped(con: duckdb.DuckDBPyConnection, sql: str, key: str) -> Iterator[lis
 # phase 2, columnar: the orders of the common kind built with Polars expressions, chunk by chunk
 
 
+class _ReadAgainDiffers(Exception):
+    """The export read again with Polars is not what staging read (_reread_order_rows)."""
+
+
 class _Unsupported(Exception):
     """The columnar builder cannot take this import (a value it would have to parse is not clean):
     the row-by-row builder runs instead, with its exact errors and messages."""
@@ -1882,6 +1898,48 @@ def _has_amount(value: str | None) -> bool:
     return bool(text) and text.strip("0.") != ""
 
 
+def _reread_order_rows(st: StagedFile) -> Iterator[Any]:
+    """The rows of one plain export read again with Polars' CSV reader, as `_union` selects them.
+
+    Reading the export a second time through DuckDB (the staged view) cost ~4.5 CPU s per million
+    lines, on one thread (its POSITIONAL JOIN with the line numbers), most of it converting the
+    text columns to Arrow; Polars reads them straight into its own frames in half of that. Only
+    for an export the staging pass found plain (record starts known from its bytes, every record
+    read by DuckDB's strict reader): there both readers split the records alike, and the text
+    bytes of every column staging read are compared at the end. A difference (which should not
+    happen) raises _ReadAgainDiffers and the orders are built again from DuckDB's reading.
+    """
+    import polars as pl
+
+    columns = st.classified.columns
+    width = len(st.classified.header)
+    frame = pl.scan_csv(st.classified.path, has_header=True, new_columns=[f"c{i}" for i in range(width)],
+                        empty_string_is_null=False, quote_char='"', infer_schema=False, glob=False,
+                        encoding="utf8", raise_if_empty=False)
+    select = [pl.col(f"c{columns[k]}").alias(k) if k in columns else pl.lit(None, dtype=pl.String).alias(k)
+              for k in ORDER_COLUMNS]
+    frame = frame.select(*select, pl.lit(st.index, dtype=pl.Int32).alias("_file"))
+    starts = st.record_starts
+    checked = list(st.text_bytes)
+    text_bytes = dict.fromkeys(checked, 0)
+    at = 0
+    try:
+        for batch in frame.collect_batches(chunk_size=50_000):
+            n = batch.height
+            if at + n > len(starts):
+                raise _ReadAgainDiffers("more records than staging read")
+            if checked:
+                sums = batch.select(pl.col(k).str.len_bytes().sum() for k in checked).row(0)
+                for k, bytes_read in zip(checked, sums, strict=True):
+                    text_bytes[k] += int(bytes_read or 0)
+            yield batch.with_columns(pl.Series("_line", starts[at:at + n], dtype=pl.Int64))
+            at += n
+    except pl.exceptions.PolarsError as exc:
+        raise _ReadAgainDiffers(str(exc)) from None
+    if at != len(starts) or text_bytes != st.text_bytes:
+        raise _ReadAgainDiffers("the export read again differs from the staged reading")
+
+
 class ColumnarOrders:
     """Builds the orders of the common kind with Polars expressions, the same numbers as OrderBuilder.
 
@@ -1892,7 +1950,7 @@ class ColumnarOrders:
     OrderBuilder in stream order, so the report's skipped rows and warnings come in the same order.
     """
 
-    def __init__(self, ctx: _Context, work: Path, order_files: list[StagedFile]) -> None:
+    def __init__(self, ctx: _Context, work: Path, order_files: list[StagedFile], *, reread_csv: bool = False) -> None:
         import polars as pl
 
         self.pl = pl
@@ -1905,6 +1963,8 @@ class ColumnarOrders:
                       "refunds": REFUND_STAGE_COLUMNS, "refund_lines": REFUND_LINE_STAGE_COLUMNS}
         columns = {st.index: set(st.classified.columns) for st in order_files}
         self.file_paths = {st.index: st.source.path for st in order_files}
+        self.order_files = order_files
+        self.reread_csv = reread_csv and self.can_reread_csv(order_files)
 
         def files_with(*keys: str) -> list[int]:
             return [i for i, present in columns.items() if any(k in present for k in keys)]
@@ -1914,6 +1974,11 @@ class ColumnarOrders:
         self.files_with_total = files_with("total")
         self.refund_names = set(ctx.refund_events)
         self.pending: Any = None  # the Future of the chunk whose parts the writer thread is writing
+
+    @staticmethod
+    def can_reread_csv(order_files: list[StagedFile]) -> bool:
+        """Whether the order rows can be read again from the export itself (see _reread_order_rows)."""
+        return (len(order_files) == 1 and order_files[0].contiguous and order_files[0].record_starts is not None)
 
     # -- the stream --------------------------------------------------------------------------
     def run(self, con: duckdb.DuckDBPyConnection, grouped_sql: str, bar: Progress) -> dict[str, str]:
@@ -1961,12 +2026,12 @@ class ColumnarOrders:
         row = 1
         done = 0
         carry = None
-        for batch in arrow_batches(con, grouped_sql, batch_size=50_000):
+        for batch in self.batches(con, grouped_sql):
             pending.append(batch)
-            pending_rows += batch.num_rows
+            pending_rows += batch.height
             if pending_rows < COLUMNAR_CHUNK_ROWS:
                 continue
-            frame = pl.from_arrow(pa.Table.from_batches(pending))
+            frame = pl.concat(pending) if len(pending) > 1 else pending[0]
             pending, pending_rows = [], 0
             if carry is not None:
                 frame = pl.concat([carry, frame])
@@ -1985,11 +2050,20 @@ class ColumnarOrders:
             done += chunk.height
             bar.update(done)
         if pending:
-            frame = pl.from_arrow(pa.Table.from_batches(pending))
+            frame = pl.concat(pending)
             carry = frame if carry is None else pl.concat([carry, frame])
         if carry is not None and carry.height:
             chunk = carry.rechunk().with_columns(pl.int_range(row, row + carry.height, dtype=pl.Int64).alias("_row"))
             self.chunk(chunk)
+
+    def batches(self, con: duckdb.DuckDBPyConnection, grouped_sql: str) -> Iterator[Any]:
+        """The order rows as Polars frames, in stream order (the columns of `grouped_sql`)."""
+        pl = self.pl
+        if self.reread_csv:
+            yield from _reread_order_rows(self.order_files[0])
+            return
+        for batch in arrow_batches(con, grouped_sql, batch_size=50_000):
+            yield pl.from_arrow(batch)
 
     # -- one chunk of whole orders -----------------------------------------------------------
     def chunk(self, df: Any) -> None:
@@ -2885,21 +2959,28 @@ def _run_files(con: duckdb.DuckDBPyConnection, files: list[Path], tmp: Path, wor
         total_rows = sum(st.source.records for st in order_files)
         if COLUMNAR:
             skipped, warnings = len(report.skipped), list(report.warnings)
-            columnar_ctx = _Context(report, staged, parse_ts, store_currency, refund_events)
-            counts = _FirstSeenCounter(columnar_ctx)
-            columnar_ctx.counts = counts
             bar = Progress("building orders", total_rows, progress, unit="rows")
-            try:
-                staged_sql = ColumnarOrders(columnar_ctx, work, order_files).run(con, grouped_sql, bar)
-            except _Unsupported:
-                # a value the row builder must judge (and perhaps refuse, naming its line): it starts over
-                del report.skipped[skipped:]
-                report.warnings[:] = warnings
-                for key in ("orders", "lines", "sales", "refunds", "refund_lines"):
-                    shutil.rmtree(work / key, ignore_errors=True)
-            else:
-                columnar_ctx.counts = counts.ordered()
-                ctx = columnar_ctx
+            # the export read again by Polars where it can be; should that reading differ from
+            # staging's, the orders are built again from the staged (DuckDB) reading
+            for reread_csv in dict.fromkeys((ColumnarOrders.can_reread_csv(order_files), False)):
+                columnar_ctx = _Context(report, staged, parse_ts, store_currency, refund_events)
+                counts = _FirstSeenCounter(columnar_ctx)
+                columnar_ctx.counts = counts
+                try:
+                    staged_sql = ColumnarOrders(columnar_ctx, work, order_files, reread_csv=reread_csv).run(
+                        con, grouped_sql, bar)
+                except (_Unsupported, _ReadAgainDiffers) as exc:
+                    # a value the row builder must judge (and perhaps refuse, naming its line): it starts over
+                    del report.skipped[skipped:]
+                    report.warnings[:] = warnings
+                    for key in ("orders", "lines", "sales", "refunds", "refund_lines"):
+                        shutil.rmtree(work / key, ignore_errors=True)
+                    if isinstance(exc, _Unsupported):
+                        break
+                else:
+                    columnar_ctx.counts = counts.ordered()
+                    ctx = columnar_ctx
+                    break
             bar.close()
     if staged_sql is None:
         staged_sql = _build_rows(con, grouped_sql if order_files else None, ctx, work, total_rows if order_files else 0,
