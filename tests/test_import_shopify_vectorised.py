@@ -201,3 +201,27 @@ def test_bad_value_gives_the_row_error(tmp_path: Path, monkeypatch: pytest.Monke
     assert errors[True].render() == errors[False].render()
     assert errors[True].column_name == column
     assert errors[True].line_number == target + 2
+
+
+def test_allocate_columns_splits_as_allocate_does() -> None:
+    """The columnar largest-remainder split against the row path's `_allocate`, group by group:
+    zero amounts, one item, no weight, negative amounts, ties, and items given out of order."""
+    import random
+
+    chooser = random.Random(20261203)
+    groups = []
+    for grp in range(400):
+        n = chooser.choice([1, 1, 2, 3, 5, 8])
+        amount = chooser.choice([0, 1, -1, 7, 100, -250, 9999, chooser.randint(-10**6, 10**6)])
+        weights = [chooser.choice([0, 0, 1, 3, 3, 50, chooser.randint(0, 10**5)]) for _ in range(n)]
+        groups.append((grp, amount, weights))
+    rows = [(grp, 10 * grp + position, amount, weight)
+            for grp, amount, weights in groups for position, weight in enumerate(weights)]
+    chooser.shuffle(rows)
+    items = pl.DataFrame(rows, schema={"_grp": pl.Int64, "_idx": pl.Int64, "_amt": pl.Int64, "_w": pl.Int64},
+                         orient="row")
+    result = shopify._allocate_columns(items, "_amt", "_w", "_share")
+    assert result.select("_grp", "_idx").equals(items.select("_grp", "_idx").sort("_grp", "_idx"))
+    by_group = result.group_by("_grp", maintain_order=True).agg(pl.col("_share"))
+    expected = {grp: shopify._allocate(amount, weights) for grp, amount, weights in groups}
+    assert {grp: shares for grp, shares in by_group.iter_rows()} == expected

@@ -1837,38 +1837,44 @@ def _cents_of(text: str | None) -> int | None:
 
 def _allocate_columns(items: Any, amount: str, weight: str, out: str) -> Any:
     """`_allocate` over every group (`_grp`) of `items` at once: `amount` (per item, equal within a
-    group) split in proportion to `weight`, largest remainder first, ties by `_idx`.
+    group) split in proportion to `weight`, largest remainder first, ties by `_idx`. Returns `items`
+    sorted by (`_grp`, `_idx`) with `out` added.
 
     Only the groups that really split an amount (amount not 0, several items, some weight) are
     sorted by remainder; the others (most of them: no discount, no duties, one line) take their
-    value straight from the rules, which saves two sorts and the window functions over every row.
+    value straight from the rules. The group statistics are windows over a narrow frame and the
+    split values are scattered back by position: no join or second sort of the wide `items`.
     """
     import polars as pl
 
     c = pl.col
-    stats = items.group_by("_grp").agg(_a_total=c(weight).sum(), _a_n=pl.len(), _a_min=c("_idx").min())
-    frame = items.join(stats, on="_grp", how="left")
-    hard = ((c(amount) != 0) & (c("_a_n") > 1) & (c("_a_total") > 0)).fill_null(False)
+    frame = items.sort(["_grp", "_idx"])
+    x = frame.select(
+        "_grp", "_idx", _a=c(amount), _w=c(weight),
+        _a_total=c(weight).sum().over("_grp"), _a_n=pl.len().over("_grp"), _a_min=c("_idx").min().over("_grp"),
+    )
+    hard = ((c("_a") != 0) & (c("_a_n") > 1) & (c("_a_total") > 0)).fill_null(False)
     direct = (
-        pl.when(c(amount) == 0).then(0)
-        .when(c("_a_n") == 1).then(c(amount))
-        .when(c("_a_total") == 0).then(pl.when(c("_idx") == c("_a_min")).then(c(amount)).otherwise(0))
+        pl.when(c("_a") == 0).then(0)
+        .when(c("_a_n") == 1).then(c("_a"))
+        .when(c("_a_total") == 0).then(pl.when(c("_idx") == c("_a_min")).then(c("_a")).otherwise(0))
         .otherwise(None)
     )
-    easy = frame.filter(~hard).with_columns(direct.cast(pl.Int64).alias(out))
-    split = frame.filter(hard)
+    x = x.with_columns(_value=direct.cast(pl.Int64), _hard=hard, _at=pl.int_range(pl.len(), dtype=pl.Int64))
+    values = x.get_column("_value")
+    split = x.filter(c("_hard"))
     if split.height:
-        a = c(amount).abs()
+        a = c("_a").abs()
         split = split.with_columns(
-            _a_share=a * c(weight) // c("_a_total"), _a_rem=a * c(weight) % c("_a_total"),
+            _a_share=a * c("_w") // c("_a_total"), _a_rem=a * c("_w") % c("_a_total"),
         ).with_columns(_a_left=a - c("_a_share").sum().over("_grp"))
         split = split.sort(["_grp", "_a_rem", "_idx"], descending=[False, True, False]).with_columns(
             _a_pos=pl.int_range(pl.len()).over("_grp"))
-        sign = pl.when(c(amount) < 0).then(-1).otherwise(1)
-        split = split.with_columns(
-            (sign * (c("_a_share") + (c("_a_pos") < c("_a_left")).cast(pl.Int64))).cast(pl.Int64).alias(out))
-        easy = pl.concat([easy.select([*items.columns, out]), split.select([*items.columns, out])])
-    return easy.select([*items.columns, out]).sort(["_grp", "_idx"])
+        sign = pl.when(c("_a") < 0).then(-1).otherwise(1)
+        split = split.select(
+            "_at", _split=(sign * (c("_a_share") + (c("_a_pos") < c("_a_left")).cast(pl.Int64))).cast(pl.Int64))
+        values = values.scatter(split.get_column("_at"), split.get_column("_split"))
+    return frame.with_columns(values.alias(out))
 
 
 def _tax_rate_of(key: tuple[Any, ...]) -> tuple[int, int] | None:
