@@ -176,8 +176,13 @@ def test_an_export_read_again_differently_is_built_from_the_staged_rows(
 
 
 @needs_realdata
-@pytest.mark.parametrize("column", ["Lineitem price", "Total", "Created at", "Lineitem quantity"])
-def test_bad_value_gives_the_row_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, column: str) -> None:
+@pytest.mark.parametrize(("column", "value"), [
+    ("Lineitem price", "12,5O"), ("Total", "12,5O"), ("Created at", "yesterday"), ("Lineitem quantity", "12,5O"),
+    # written as Shopify writes a date and time, but no such day (these were internal errors)
+    ("Created at", "2023-02-30 10:00:00 -0700"), ("Paid at", "0000-01-01 00:00:00 +0000"),
+])
+def test_bad_value_gives_the_row_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, column: str,
+                                       value: str) -> None:
     """A value the columnar path cannot take: the same error as the row path, with file, line and column."""
     with open(SHOPIFY / "kidsliving" / "orders_export.csv", newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
@@ -185,7 +190,7 @@ def test_bad_value_gives_the_row_error(tmp_path: Path, monkeypatch: pytest.Monke
         rows = list(reader)
     position = header.index(column)
     target = next(i for i, row in enumerate(rows) if i > 3 and row[position])
-    rows[target][position] = "12,5O" if column != "Created at" else "yesterday"
+    rows[target][position] = value
     bad = tmp_path / "orders_export.csv"
     with open(bad, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -201,6 +206,8 @@ def test_bad_value_gives_the_row_error(tmp_path: Path, monkeypatch: pytest.Monke
     assert errors[True].render() == errors[False].render()
     assert errors[True].column_name == column
     assert errors[True].line_number == target + 2
+    if value[:4].isdigit():
+        assert "not a valid date" in errors[True].render()
 
 
 def test_allocate_columns_splits_as_allocate_does() -> None:
@@ -225,3 +232,41 @@ def test_allocate_columns_splits_as_allocate_does() -> None:
     by_group = result.group_by("_grp", maintain_order=True).agg(pl.col("_share"))
     expected = {grp: shopify._allocate(amount, weights) for grp, amount, weights in groups}
     assert {grp: shares for grp, shares in by_group.iter_rows()} == expected
+
+
+def test_timestamps_read_as_the_row_parser_does() -> None:
+    """The columnar timestamps (Shopify's format in Polars, the rest by the parser) against the row
+    path's TimestampParser on values in and out of range: invalid days, year 0, hour 24, second 60,
+    offsets of a day or more. Each is the same instant, or refused by both."""
+    import random
+
+    from commerceql.importers.common import TimestampParser
+
+    chooser = random.Random(20261203)
+    values = []
+    for _ in range(3000):
+        year = chooser.choice([chooser.randint(1990, 2030), 1000, 999, 1, 0, 9999])
+        month, day = chooser.choice([chooser.randint(1, 12), 0, 13, 2]), chooser.choice([chooser.randint(1, 28), 29,
+                                                                                         30, 31, 0, 32])
+        hour, minute, second = chooser.choice([chooser.randint(0, 23), 24]), chooser.choice([chooser.randint(0, 59),
+                                                                                              60]), chooser.randint(0, 60)
+        sign, offset_hours, offset_minutes = chooser.choice("+-"), chooser.choice([chooser.randint(0, 14), 23, 24,
+                                                                                    25]), chooser.choice([0, 30, 59, 60])
+        values.append(f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d} "
+                      f"{sign}{offset_hours:02d}{offset_minutes:02d}")
+    parse = TimestampParser("America/Los_Angeles", None)
+    builder = shopify.ColumnarOrders.__new__(shopify.ColumnarOrders)
+    builder.pl = pl
+    expected: dict[str, int] = {}
+    refused = []
+    for value in values:
+        try:
+            expected[value] = parse(value)
+        except shopify.ValueError_:
+            refused.append(value)
+    read = list(expected)
+    assert builder.timestamps(pl.Series(read), parse).to_list() == [expected[v] for v in read]
+    assert 100 < len(refused) < len(values)
+    for value in refused[:150]:  # one at a time: a value the parser refuses stops the whole column
+        with pytest.raises(shopify._Unsupported):
+            builder.timestamps(pl.Series(["2024-03-01 14:05:09 -0500", value]), parse)

@@ -1286,7 +1286,10 @@ def _days(y: int, m: int, d: int) -> int:
     key = (y, m, d)
     found = _DAY_CACHE.get(key)
     if found is None:
-        found = dt.date(y, m, d).toordinal() - _EPOCH_ORDINAL
+        try:
+            found = dt.date(y, m, d).toordinal() - _EPOCH_ORDINAL
+        except ValueError as exc:  # 2023-02-30, year 0: a clear error naming the value, not a crash
+            raise ValueError_(f"not a valid date ({exc})") from None
         if len(_DAY_CACHE) < 200_000:
             _DAY_CACHE[key] = found
     return found
