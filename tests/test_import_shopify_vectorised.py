@@ -180,6 +180,9 @@ def test_an_export_read_again_differently_is_built_from_the_staged_rows(
     ("Lineitem price", "12,5O"), ("Total", "12,5O"), ("Created at", "yesterday"), ("Lineitem quantity", "12,5O"),
     # written as Shopify writes a date and time, but no such day (these were internal errors)
     ("Created at", "2023-02-30 10:00:00 -0700"), ("Paid at", "0000-01-01 00:00:00 +0000"),
+    # beyond the store's DECIMAL(18,2) and INTEGER, and a digit int() refuses (these were internal errors)
+    ("Total", "99999999999999999999.00"), ("Lineitem quantity", "99999999999"), ("Lineitem price", "²"),
+    ("Lineitem quantity|Lineitem price", "2000000000|9999999999999.00"),
 ])
 def test_bad_value_gives_the_row_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, column: str,
                                        value: str) -> None:
@@ -188,9 +191,12 @@ def test_bad_value_gives_the_row_error(tmp_path: Path, monkeypatch: pytest.Monke
         reader = csv.reader(handle)
         header = next(reader)
         rows = list(reader)
-    position = header.index(column)
-    target = next(i for i, row in enumerate(rows) if i > 3 and row[position])
-    rows[target][position] = value
+    columns, values = column.split("|"), value.split("|")  # several columns of one row: "a|b", "1|2"
+    positions = [header.index(name) for name in columns]
+    target = next(i for i, row in enumerate(rows) if i > 3 and all(row[p] for p in positions))
+    for position, written in zip(positions, values, strict=True):
+        rows[target][position] = written
+    column = columns[0]  # the error names the first
     bad = tmp_path / "orders_export.csv"
     with open(bad, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -206,8 +212,11 @@ def test_bad_value_gives_the_row_error(tmp_path: Path, monkeypatch: pytest.Monke
     assert errors[True].render() == errors[False].render()
     assert errors[True].column_name == column
     assert errors[True].line_number == target + 2
-    if value[:4].isdigit():
-        assert "not a valid date" in errors[True].render()
+    says = {"2023-02-30 10:00:00 -0700": "not a valid date", "0000-01-01 00:00:00 +0000": "not a valid date",
+            "99999999999999999999.00": "too large an amount", "99999999999": "too large a number",
+            "2000000000|9999999999999.00": "too large an amount", "²": "not an amount"}
+    if value in says:
+        assert says[value] in errors[True].render()
 
 
 def test_allocate_columns_splits_as_allocate_does() -> None:

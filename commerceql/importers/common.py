@@ -1161,6 +1161,9 @@ class Stager:
         return f"read_parquet({sql_literal(glob_path(self.folder) + '/*.parquet')})"
 
 
+# the largest |cents| + 1 of a DECIMAL(18,2) amount, and the largest INTEGER
+MAX_CENTS = 10**18
+MAX_INTEGER = 2**31 - 1
 MONEY_CENTS = pa.decimal128(18, 2)  # marker type: a staged column of integer cents written as DECIMAL(18,2)
 TIMESTAMP_US = pa.timestamp("us", tz="UTC")
 
@@ -1200,12 +1203,12 @@ def parse_cents(text: str | None, *, scale: int = 2) -> int | None:
     s = text.strip()
     if s == "":
         return None
-    if scale == 2:  # fast paths: 12, 12.50, -3.00
+    if scale == 2 and len(s) < 16:  # fast paths: 12, 12.50, -3.00 (ASCII digits: '²' is a digit int() refuses)
         dot = s.find(".")
         if dot == -1:
-            if s.isdigit():
+            if s.isascii() and s.isdigit():
                 return int(s) * 100
-        elif len(s) - dot == 3:
+        elif len(s) - dot == 3 and s.isascii():
             whole, frac = s[:dot], s[dot + 1:]
             if frac.isdigit() and (whole.isdigit() or (whole[:1] == "-" and whole[1:].isdigit())):
                 cents = int(whole or "0") * 100
@@ -1229,6 +1232,8 @@ def parse_cents(text: str | None, *, scale: int = 2) -> int | None:
         cents = int(whole) * 10**scale + (int(frac.ljust(scale, "0")) if frac else 0)
         if s.startswith("-"):
             cents = -cents
+    if abs(cents) >= MAX_CENTS:  # would not fit the store's DECIMAL(18,2) (nor 64-bit cents)
+        raise ValueError_("too large an amount (the store holds amounts below 10,000,000,000,000,000)")
     return -cents if negative else cents
 
 
@@ -1240,7 +1245,10 @@ def parse_int(text: str | None) -> int | None:
         return None
     if not _INT.match(s):
         raise ValueError_("not a whole number")
-    return int(s.split(".")[0])
+    value = int(s.split(".")[0])
+    if abs(value) > MAX_INTEGER:  # the store's counts and quantities are INTEGER
+        raise ValueError_(f"too large a number (at most {MAX_INTEGER:,})")
+    return value
 
 
 def parse_bool(text: str | None) -> bool | None:

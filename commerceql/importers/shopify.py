@@ -53,6 +53,7 @@ from commerceql.importers.common import (
     FORMAT,
     FORMAT_VERSION,
     IMPORTER_VERSION,
+    MAX_CENTS,
     MONEY_CENTS,
     TIMESTAMP_US,
     CommerceQLImportError,
@@ -1088,6 +1089,9 @@ class OrderBuilder:
             price = ctx.money(r, "li_price") if has_prices else None
             if has_prices and price is None:
                 price = 0
+            if price is not None and abs(qty * price) >= MAX_CENTS:
+                raise ctx.fail(r, "li_qty", f"this quantity at the line's price ({_money_text(Decimal(price) / 100, ctx.currency)}) "
+                               "is too large an amount for the store (amounts are below 10,000,000,000,000,000)")
             title = (r.get("li_name") or "").strip()
             sku = clean_text(r.get("li_sku"))
             if price is not None:
@@ -1628,7 +1632,7 @@ def _email(text: str | None) -> str | None:
 
 def _int_or_none(text: str | None) -> int | None:
     s = clean_text(text)
-    if s is None or not s.isdigit():
+    if s is None or not (s.isascii() and s.isdigit()):  # '²' is a digit int() refuses
         return None
     value = int(s)
     return value if value < 2**63 else None
@@ -2197,7 +2201,11 @@ class ColumnarOrders:
             _price=_mapped(lf.get_column("li_price"), _cents_of, pl.Int64).fill_null(0),
             _sku=_mapped(lf.get_column("li_sku"), clean_text, pl.String),
             _requires=_mapped(lf.get_column("li_requires_shipping"), parse_bool, pl.Boolean),
-        ).with_columns(_amount=pl.col("_qty") * pl.col("_price"))
+        )
+        too_large = (pl.col("_price") != 0) & (pl.col("_qty").abs() > (MAX_CENTS - 1) // pl.col("_price").abs())
+        if lf.select(too_large.any()).item():  # beyond the store's amounts (and 64-bit cents): the row path says where
+            raise _Unsupported("a line amount too large")
+        lf = lf.with_columns(_amount=pl.col("_qty") * pl.col("_price"))
         lower = _mapped(lf.get_column("_li_name"), lambda v: v.lower(), pl.String)
         lf = lf.with_columns(_lower=lower).with_columns(
             _tip=pl.col("_lower").is_in(["tip", "tips"]) & pl.col("_sku").is_null(),
