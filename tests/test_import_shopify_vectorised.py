@@ -279,3 +279,29 @@ def test_timestamps_read_as_the_row_parser_does() -> None:
     for value in refused[:150]:  # one at a time: a value the parser refuses stops the whole column
         with pytest.raises(shopify._Unsupported):
             builder.timestamps(pl.Series(["2024-03-01 14:05:09 -0500", value]), parse)
+
+
+@pytest.mark.parametrize("function", ["clean_text", "_strip", "_email", "_int_or_none", "is_scientific", "_cents_of"])
+def test_mapped_equals_the_row_function(function: str) -> None:
+    """`_mapped` (exact Polars expressions for plain values, the Python function for the others,
+    values hashed first or not) gives what the row path's function gives, value for value: unicode
+    spaces and digits, the spreadsheet apostrophe, empty text, None, repeated values."""
+    import random
+
+    apply = getattr(shopify, function)
+    chooser = random.Random(20261203)
+    atoms = ["", " ", "a", "Z", "'", "'1", "'+", "+", "1", "0", "12.50", "-3.00", "1e5", "É", "\u00a0", "\u2003",
+             "\x1c", "\t", "\n", "x@Y.COM", "ß", "İ", ".", "-", "  ", "²", "٣"]
+    values: list[str | None] = [None] + ["".join(chooser.choice(atoms) for _ in range(chooser.randint(0, 4)))
+                                         for _ in range(3000)]
+    values += values[:2000]  # past the length from which values are hashed first
+    accepted, expected = [], []
+    for value in values:
+        try:
+            expected.append(apply(value))
+        except shopify.ValueError_:
+            continue
+        accepted.append(value)
+    dtype = {"_int_or_none": pl.Int64, "_cents_of": pl.Int64, "is_scientific": pl.Boolean}.get(function, pl.String)
+    assert len(accepted) > 1000
+    assert shopify._mapped(pl.Series(accepted, dtype=pl.String), apply, dtype).to_list() == expected

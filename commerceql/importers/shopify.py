@@ -1772,12 +1772,13 @@ def _fast_values(series: Any, function: Any) -> tuple[Any, Any] | None:
     import polars as pl
 
     value = pl.col("v")
-    if function is clean_text:
-        mask, result = value.str.contains(_PLAIN_TEXT), value
+    empty = value == ""
+    if function is clean_text:  # '' is None
+        mask, result = value.str.contains(_PLAIN_TEXT) | empty, pl.when(~empty).then(value)
     elif function is _strip:
-        mask, result = value.str.contains(_PLAIN) | (value == ""), value
-    elif function is _email:
-        mask, result = value.str.contains(_PLAIN), value.str.to_lowercase()
+        mask, result = value.str.contains(_PLAIN) | empty, value
+    elif function is _email:  # '' is None
+        mask, result = value.str.contains(_PLAIN) | empty, pl.when(~empty).then(value.str.to_lowercase())
     elif function is _cents_of:
         mask = value.str.contains(_PLAIN_CENTS)
         whole = value.str.extract(r"^-?([0-9]+)", 1).cast(pl.Int64)
@@ -1804,6 +1805,8 @@ def _strip(value: str | None) -> str:
 
 # Series at least this long are mapped over their distinct values first (see _mapped).
 _DISTINCT_FIRST_ROWS = 1_000
+# ... except by these, whose exact Polars expressions (_fast_values) cost less than hashing the values
+_FAST_FIRST = frozenset({clean_text, _strip, _email, _int_or_none, is_scientific})
 
 
 def _mapped(series: Any, function: Any, dtype: Any, *, fast: bool = True) -> Any:
@@ -1814,7 +1817,7 @@ def _mapped(series: Any, function: Any, dtype: Any, *, fast: bool = True) -> Any
     """
     import polars as pl
 
-    if fast and series.len() >= _DISTINCT_FIRST_ROWS:
+    if fast and series.len() >= _DISTINCT_FIRST_ROWS and function not in _FAST_FIRST:
         # most columns repeat their values (prices, SKUs, statuses, the order fields on every line
         # row): hashing them is far cheaper than the fast path's regular expressions on every row,
         # so the distinct values are mapped (fast path, then Python) and the results joined back
@@ -1827,13 +1830,12 @@ def _mapped(series: Any, function: Any, dtype: Any, *, fast: bool = True) -> Any
     computed = _fast_values(series, function) if fast and series.dtype == pl.String else None
     if computed is not None:
         mask, values = computed
+        values = values.cast(dtype).rename(series.name)
         if bool(mask.all()):
-            return values.cast(dtype).rename(series.name)
-        others = pl.select(pl.when(pl.lit(mask)).then(None).otherwise(pl.lit(series))).to_series()
-        rest = _mapped(others, function, dtype, fast=False)
-        # the null stand-ins for fast values map to function(None); the fast results replace them
-        return pl.select(pl.when(pl.lit(mask)).then(pl.lit(values.cast(dtype))).otherwise(pl.lit(rest))).to_series(
-        ).rename(series.name)
+            return values
+        # the other values (None among them) through `function`, put in their places
+        at = (~mask).arg_true()
+        return values.scatter(at, _mapped(series.gather(at), function, dtype, fast=False))
     unique = series.unique(maintain_order=False)
     values = unique.to_list()
     try:
