@@ -219,6 +219,93 @@ def test_bad_value_gives_the_row_error(tmp_path: Path, monkeypatch: pytest.Monke
         assert says[value] in errors[True].render()
 
 
+def _kidsliving_with_large_lines(tmp_path: Path, price: str, lines: int) -> tuple[Path, str, int]:
+    """kidsliving's export with the first `lines` line items of one many-line order priced at `price`
+    (quantity 1): the file, the order's name, and the line of its order-level row."""
+    with open(SHOPIFY / "kidsliving" / "orders_export.csv", newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        rows = list(reader)
+    name_at, qty_at, price_at = (header.index(c) for c in ("Name", "Lineitem quantity", "Lineitem price"))
+    first = next(i for i, row in enumerate(rows)
+                 if i > 3 and sum(r[name_at] == row[name_at] for r in rows[i:i + 6]) == 6)
+    for row in rows[first:first + lines]:
+        row[qty_at], row[price_at] = "1", price
+    bad = tmp_path / "orders_export.csv"
+    with open(bad, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return bad, rows[first][name_at], first + 2
+
+
+@needs_realdata
+def test_an_order_beyond_64_bit_arithmetic_is_built_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each amount fits the store, but the tax split multiplies them (21,887 cents of included tax
+    times 3 * 10**17 cents of weight): the columnar path used to wrap past 64 bits silently and
+    store other numbers than the row path. Such an order is OrderBuilder's now."""
+    export, name, _ = _kidsliving_with_large_lines(tmp_path, "3000000000000000.00", 2)
+    by_rows: list[str] = []
+    complex_group = shopify.ColumnarOrders.complex_group
+
+    def complex_spy(self: Any, group: list[dict[str, Any]]) -> None:
+        by_rows.append(group[0]["name"])
+        complex_group(self, group)
+
+    monkeypatch.setattr(shopify.ColumnarOrders, "complex_group", complex_spy)
+    stores, reports = _import_both(monkeypatch, [export], tmp_path)
+    _assert_same_store(stores, reports)
+    assert name in by_rows
+    # the export's own figures, read from the file: what the order's sales add up to
+    with open(export, newline="", encoding="utf-8") as handle:
+        head = next(r for r in csv.DictReader(handle) if r["Name"] == name)
+    orders, sales = _table(stores[True], "orders"), _table(stores[True], "sales")
+    order_id = orders.filter(pl.col("name") == name).get_column("order_id").item()
+    booked = sales.filter((pl.col("order_id") == order_id) & (pl.col("event_type") == "order"))
+    assert str(booked.get_column("total_sales").sum()) == head["Total"]
+    assert str(booked.get_column("taxes").sum()) == head["Taxes"]
+
+
+@needs_realdata
+def test_an_order_adding_up_beyond_the_store_is_a_clear_error(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three lines each within DECIMAL(18,2) but adding up beyond it: a positioned error naming the
+    order (the sums used to fail the store's cast, or wrap in 64 bits), the same on both paths."""
+    export, name, line = _kidsliving_with_large_lines(tmp_path, "6000000000000000.00", 3)
+    errors = {}
+    for columnar in (False, True):
+        monkeypatch.setattr(shopify, "COLUMNAR", columnar)
+        with pytest.raises(shopify.CommerceQLImportError) as info:
+            shopify.import_shopify([export], tmp_path / f"s-{columnar}")
+        errors[columnar] = info.value
+        assert not (tmp_path / f"s-{columnar}").exists()
+    assert errors[True].render() == errors[False].render()
+    assert (errors[True].line_number, errors[True].column_name) == (line, "Name")
+    assert name in errors[True].render() and "beyond what the store holds" in errors[True].render()
+
+
+@needs_realdata
+def test_a_tax_rate_too_fine_for_64_bits_is_built_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tax line named with a rate of 25 decimals (its exact fraction beyond 64 bits) on orders with
+    tax-inclusive prices and shipping: the columnar path used to fail with an internal error."""
+    with open(SHOPIFY / "kidsliving" / "orders_export.csv", newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        rows = list(reader)
+    tax_name = header.index("Tax 1 Name")
+    renamed = [row for row in rows if row[tax_name] == "VAT 15%"]
+    assert renamed
+    for row in renamed:
+        row[tax_name] = "VAT 15.0000000000000000000000001%"
+    export = tmp_path / "orders_export.csv"
+    with open(export, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    stores, reports = _import_both(monkeypatch, [export], tmp_path)
+    _assert_same_store(stores, reports)
+
+
 def test_allocate_columns_splits_as_allocate_does() -> None:
     """The columnar largest-remainder split against the row path's `_allocate`, group by group:
     zero amounts, one item, no weight, negative amounts, ties, and items given out of order."""

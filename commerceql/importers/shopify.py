@@ -54,6 +54,7 @@ from commerceql.importers.common import (
     FORMAT_VERSION,
     IMPORTER_VERSION,
     MAX_CENTS,
+    MAX_INTEGER,
     MONEY_CENTS,
     TIMESTAMP_US,
     CommerceQLImportError,
@@ -588,8 +589,8 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
                                       if k is not None and k in classified.columns))
     staged = StagedFile(index=index, classified=classified, source=source)
     # what the order rows read again must match (see _reread_order_rows)
-    checked = [k for k in needed if k in ORDER_COLUMNS] if classified.kind == "orders" else []
-    staged.text_bytes = dict.fromkeys(checked, 0)
+    staged.text_bytes = dict.fromkeys(
+        [k for k in needed if k in ORDER_COLUMNS] if classified.kind == "orders" else [], 0)
 
     def tally(counter: Counter, values: Any, clean: Any) -> None:
         values = values.filter(values != "")
@@ -633,10 +634,7 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
             for batch in con.sql(query).to_arrow_reader(_STATS_BATCH_ROWS):
                 frame = pl.DataFrame(pl.from_arrow(batch))
                 count += frame.height
-                if checked:
-                    sums = frame.select(pl.col(k).str.len_bytes().sum() for k in checked).row(0)
-                    for k, bytes_read in zip(checked, sums, strict=True):
-                        staged.text_bytes[k] += int(bytes_read or 0)
+                _add_text_bytes(staged.text_bytes, frame)
                 if records.starts is None:
                     spans.append(frame.get_column("_breaks"))
                     blank = blank or bool(frame.get_column("_blank").any())
@@ -1037,15 +1035,58 @@ def _split_groups(rows: list[dict[str, Any]], ctx: _Context) -> list[list[dict[s
     return groups
 
 
+STAGE_COLUMNS = {"orders": ORDER_STAGE_COLUMNS, "lines": LINE_STAGE_COLUMNS, "sales": SALE_STAGE_COLUMNS,
+                 "refunds": REFUND_STAGE_COLUMNS, "refund_lines": REFUND_LINE_STAGE_COLUMNS}
+
+
+class _BeyondTheStore(Exception):
+    """A built amount or count the store's columns cannot hold (see _FitsTheStore)."""
+
+    def __init__(self, column: str, value: int, limit: int) -> None:
+        super().__init__(column)
+        self.column, self.value, self.limit = column, value, limit
+
+
+class _FitsTheStore:
+    """One of OrderBuilder's outputs, refusing amounts beyond the store's DECIMAL(18,2) and counts
+    beyond INTEGER. Each export value is checked as it is read, but an order's sums (many lines, each
+    within bounds) can still go beyond: they would fail the store's cast (or overflow 64 bits) later,
+    with no line to name."""
+
+    def __init__(self, out: Any, types: dict[str, pa.DataType]) -> None:
+        self.out = out
+        self.limits = tuple((key, MAX_CENTS - 1 if t == MONEY_CENTS else MAX_INTEGER) for key, t in types.items()
+                            if t == MONEY_CENTS or t == pa.int32())
+
+    def add_dict(self, values: dict[str, Any]) -> None:
+        for key, limit in self.limits:
+            value = values.get(key)
+            if value is not None and not -limit <= value <= limit:
+                raise _BeyondTheStore(key, value, limit)
+        self.out.add_dict(values)
+
+
 class OrderBuilder:
     """Turns the rows of one order into staged order, line, sales and refund records."""
 
     def __init__(self, ctx: _Context, out: dict[str, Stager]) -> None:
         self.ctx = ctx
-        self.out = out
+        self.out = {key: _FitsTheStore(stager, STAGE_COLUMNS[key]) for key, stager in out.items()}
 
     # -- one order ---------------------------------------------------------------------------
     def build(self, rows: list[dict[str, Any]]) -> None:
+        try:
+            self._build(rows)
+        except _BeyondTheStore as exc:
+            head = rows[_head_row(rows) or 0]
+            money = exc.limit != MAX_INTEGER
+            what = (_money_text(Decimal(exc.value) / 100, self.ctx.currency) if money else f"{exc.value:,}")
+            bound = "amounts below 10,000,000,000,000,000" if money else f"counts up to {MAX_INTEGER:,}"
+            raise self.ctx.fail(
+                head, "name", f"this order's {exc.column.replace('_', ' ')} comes to {what}, beyond what the "
+                f"store holds ({bound})") from None
+
+    def _build(self, rows: list[dict[str, Any]]) -> None:
         ctx = self.ctx
         hi = _head_row(rows)
         assert hi is not None
@@ -1668,6 +1709,14 @@ class _Unsupported(Exception):
 
 # Every order's rows in one chunk: chunks end at an order boundary once they hold this many rows.
 COLUMNAR_CHUNK_ROWS = 50_000
+# The columnar path works in 64-bit integers, which wrap silently: an order whose amounts (lines,
+# line discounts, export figures) add up to this many cents or more, or whose quantities add up
+# beyond INTEGER, or whose tax rate is a finer fraction than COLUMNAR_RATE_TERMS, is built by
+# OrderBuilder in Python's exact integers. Below it every product the allocations form (an amount
+# times a weight, a line value times its units, an amount times a rate's numerator) stays under
+# 10**18. ($1,000,000 an order: few orders are larger, and they are still built, one at a time.)
+COLUMNAR_SAFE_CENTS = 10**8
+COLUMNAR_RATE_TERMS = 10**9
 # Off: every order goes through the row-by-row OrderBuilder (tests compare both paths).
 COLUMNAR = os.environ.get("COMMERCEQL_SHOPIFY_ROWWISE", "") != "1"
 
@@ -1920,6 +1969,17 @@ def _has_amount(value: str | None) -> bool:
     return bool(text) and text.strip("0.") != ""
 
 
+def _add_text_bytes(totals: dict[str, int], frame: Any) -> None:
+    """Adds the UTF-8 bytes of each of `totals`' columns in `frame` (how staging and the re-read
+    check that they read the same text)."""
+    import polars as pl
+
+    if totals:
+        sums = frame.select(pl.col(k).str.len_bytes().sum() for k in totals).row(0)
+        for k, bytes_read in zip(list(totals), sums, strict=True):
+            totals[k] += int(bytes_read or 0)
+
+
 def _reread_order_rows(st: StagedFile) -> Iterator[Any]:
     """The rows of one plain export read again with Polars' CSV reader, as `_union` selects them.
 
@@ -1942,18 +2002,14 @@ def _reread_order_rows(st: StagedFile) -> Iterator[Any]:
               for k in ORDER_COLUMNS]
     frame = frame.select(*select, pl.lit(st.index, dtype=pl.Int32).alias("_file"))
     starts = st.record_starts
-    checked = list(st.text_bytes)
-    text_bytes = dict.fromkeys(checked, 0)
+    text_bytes = dict.fromkeys(st.text_bytes, 0)
     at = 0
     try:
         for batch in frame.collect_batches(chunk_size=50_000):
             n = batch.height
             if at + n > len(starts):
                 raise _ReadAgainDiffers("more records than staging read")
-            if checked:
-                sums = batch.select(pl.col(k).str.len_bytes().sum() for k in checked).row(0)
-                for k, bytes_read in zip(checked, sums, strict=True):
-                    text_bytes[k] += int(bytes_read or 0)
+            _add_text_bytes(text_bytes, batch)
             yield batch.with_columns(pl.Series("_line", starts[at:at + n], dtype=pl.Int64))
             at += n
     except pl.exceptions.PolarsError as exc:
@@ -1981,8 +2037,7 @@ class ColumnarOrders:
         self.part = 0
         self.collectors = {key: _Collector() for key in ("orders", "lines", "sales", "refunds", "refund_lines")}
         self.builder = OrderBuilder(ctx, self.collectors)  # type: ignore[arg-type]
-        self.types = {"orders": ORDER_STAGE_COLUMNS, "lines": LINE_STAGE_COLUMNS, "sales": SALE_STAGE_COLUMNS,
-                      "refunds": REFUND_STAGE_COLUMNS, "refund_lines": REFUND_LINE_STAGE_COLUMNS}
+        self.types = STAGE_COLUMNS
         columns = {st.index: set(st.classified.columns) for st in order_files}
         self.file_paths = {st.index: st.source.path for st in order_files}
         self.order_files = order_files
@@ -2229,9 +2284,11 @@ class ColumnarOrders:
             _lines_gross_export=pl.col("_amount").sum(),
             _tips=pl.col("_amount").filter(pl.col("_tip")).sum(),
             _gift_cards=pl.col("_amount").filter(pl.col("_gift")).sum(),
+            _size=pl.col("_amount").abs().cast(pl.Float64).sum(), _units=pl.col("_qty").abs().sum(),
         )
         per_booked = booked.group_by("_grp").agg(
             _G=pl.col("_gross").sum(), _LD=pl.col("_ld").sum(), _nB=pl.len(), _items=pl.col("_qty").sum(),
+            _ld_size=pl.col("_ld").abs().cast(pl.Float64).sum(),
         )
         # ---- order-level rows
         heads = df.select(*self.HEAD_INPUT).filter(pl.col("_head"))
@@ -2257,7 +2314,8 @@ class ColumnarOrders:
         o = o.join(per_line, on="_grp", how="left").join(per_booked, on="_grp", how="left").join(
             first_email, on="_grp", how="left")
         o = o.with_columns(
-            pl.col("_lines_gross_export", "_tips", "_gift_cards", "_G", "_LD", "_nB", "_items").fill_null(0),
+            pl.col("_lines_gross_export", "_tips", "_gift_cards", "_G", "_LD", "_nB", "_items", "_units",
+                   "_size", "_ld_size").fill_null(0),
         ).with_columns(
             _total=pl.when(pl.col("_m_total").is_null() & pl.col("_file").is_in(self.files_with_total))
             .then(0).otherwise(pl.col("_m_total")),
@@ -2308,6 +2366,11 @@ class ColumnarOrders:
         ).with_columns(_ship_charge0=c("_ship0") - c("_sdisc") - c("_inferred"))
         # ---- the tax on shipping included in tax-inclusive prices
         o = self.shipping_tax_included(o)
+        # orders too large for exact 64-bit arithmetic (see COLUMNAR_SAFE_CENTS) are OrderBuilder's:
+        # every frame below is joined to `o`, so they leave all of them here
+        size = pl.sum_horizontal(c("_size"), c("_ld_size"),
+                                 *(c(f"_m_{k}").abs().cast(pl.Float64).fill_null(0) for k in ORDER_MONEY))
+        o = o.filter((size < COLUMNAR_SAFE_CENTS) & (c("_units") <= MAX_INTEGER) & ~c("_too_fine"))
         o = o.with_columns(_goods_taxes=c("_taxes0") - c("_sti"))
         # ---- discounts per line
         b = booked.join(o.select("_grp", "_odisc", "_pdisc"), on="_grp", how="inner").with_columns(
@@ -2587,15 +2650,21 @@ class ColumnarOrders:
             keys = pl.DataFrame({**cleaned, **flags})
             unique = keys.unique(maintain_order=True)
             rates = [_tax_rate_of(tuple(r)) for r in unique.iter_rows()]
+            # a finer fraction than COLUMNAR_RATE_TERMS ("VAT 7.123456789%") is left to OrderBuilder
+            fine = [r is not None and max(r) > COLUMNAR_RATE_TERMS for r in rates]
             unique = unique.with_columns(
-                _num=pl.Series([r[0] if r else None for r in rates], dtype=pl.Int64),
-                _den=pl.Series([r[1] if r else None for r in rates], dtype=pl.Int64),
+                _num=pl.Series([r[0] if r and not f else None for r, f in zip(rates, fine, strict=True)],
+                               dtype=pl.Int64),
+                _den=pl.Series([r[1] if r and not f else None for r, f in zip(rates, fine, strict=True)],
+                               dtype=pl.Int64),
+                _too_fine=pl.Series(fine, dtype=pl.Boolean),
             )
             rate_cols = keys.join(unique, on=names + values, how="left", nulls_equal=True, maintain_order="left")
-            rated = rated.select("_grp").with_columns(rate_cols.select("_num", "_den"))
-            o = o.join(rated, on="_grp", how="left")
+            rated = rated.select("_grp").with_columns(rate_cols.select("_num", "_den", "_too_fine"))
+            o = o.join(rated, on="_grp", how="left").with_columns(c("_too_fine").fill_null(False))
         else:
-            o = o.with_columns(_num=pl.lit(None, dtype=pl.Int64), _den=pl.lit(None, dtype=pl.Int64))
+            o = o.with_columns(_num=pl.lit(None, dtype=pl.Int64), _den=pl.lit(None, dtype=pl.Int64),
+                               _too_fine=pl.lit(False))
 
         def included(amount: Any) -> Any:
             # round half up (away from zero) of amount × num / (den + num), exactly in integers
@@ -3079,13 +3148,7 @@ def _build_rows(con: duckdb.DuckDBPyConnection, grouped_sql: str | None, ctx: _C
                 progress: bool) -> dict[str, str]:
     """Phase 2 row by row: every order through OrderBuilder (the reference the columnar path matches)."""
     report = ctx.report
-    out = {
-        "orders": Stager(work / "orders", list(ORDER_STAGE_COLUMNS), ORDER_STAGE_COLUMNS),
-        "lines": Stager(work / "lines", list(LINE_STAGE_COLUMNS), LINE_STAGE_COLUMNS),
-        "sales": Stager(work / "sales", list(SALE_STAGE_COLUMNS), SALE_STAGE_COLUMNS),
-        "refunds": Stager(work / "refunds", list(REFUND_STAGE_COLUMNS), REFUND_STAGE_COLUMNS),
-        "refund_lines": Stager(work / "refund_lines", list(REFUND_LINE_STAGE_COLUMNS), REFUND_LINE_STAGE_COLUMNS),
-    }
+    out = {key: Stager(work / key, list(columns), columns) for key, columns in STAGE_COLUMNS.items()}
     builder = OrderBuilder(ctx, out)
     if grouped_sql is not None:
         bar = Progress("building orders", total_rows, progress, unit="rows")
