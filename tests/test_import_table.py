@@ -331,6 +331,49 @@ def test_mapping_and_data_errors(tmp_path, case):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".store-")]
 
 
+LARGE = {"sales": {"order": "order", "happened_at": "date", "gross_sales": "amount", "quantity": "qty",
+                   "customer": "customer"}}
+BIG = "6000000000000000.00"  # 6 * 10**15: fits DECIMAL(18,2) (below 10**16), two of them do not
+
+
+@pytest.mark.parametrize(("case", "rows", "line", "column", "says"), [
+    # one value beyond the store (these were DuckDB's conversion errors, naming no row)
+    ("amount", [["1", "99999999999999999999.00", "1", "a"]], 2, "amount", "too large an amount"),
+    ("quantity", [["1", "6.00", "99999999999", "a"]], 2, "qty", "too large a number (at most 2,147,483,647)"),
+    # each value fits, their sums do not: the first row of the order or customer is named
+    ("order", [["1", "1.00", "1", "a"], ["2", BIG, "1", "b"], ["2", BIG, "1", "b"]], 3, "order",
+     "this order's amounts add up to 12,000,000,000,000,000.00 USD"),
+    ("customer", [["1", BIG, "1", "a"], ["2", BIG, "1", "a"]], 2, "customer",
+     "this customer's orders add up to 12,000,000,000,000,000.00 USD"),
+    ("units", [["1", "1.00", "2000000000", "a"], ["1", "1.00", "2000000000", "a"]], 2, "order",
+     "this order's quantities add up to 4,000,000,000"),
+])
+def test_amounts_beyond_the_store_are_positioned_errors(tmp_path, case, rows, line, column, says):
+    """Amounts beyond DECIMAL(18,2) and counts beyond INTEGER, read or added up: an import error with
+    the file, line and column (was DuckDB's conversion error from the store's cast)."""
+    source = _csv(tmp_path, [["order", "amount", "qty", "customer", "date"], *(r + ["2024-01-02"] for r in rows)])
+    with pytest.raises(CommerceQLImportError) as info:
+        import_table(source, LARGE, tmp_path / "s")
+    assert (info.value.line_number, info.value.column_name) == (line, column)
+    assert says in info.value.render()
+    assert not (tmp_path / "s").exists()
+
+
+def test_large_amounts_within_the_store_import_exactly(tmp_path):
+    """Two amounts of 4 * 10**15 in one order and customer: 8 * 10**15 fits, to the cent."""
+    rows = [["1", "4000000000000000.01", "1", "a"], ["1", "3999999999999999.99", "2", "a"]]
+    source = _csv(tmp_path, [["order", "amount", "qty", "customer", "date"], *(r + ["2024-01-02"] for r in rows)])
+    import_table(source, LARGE, tmp_path / "s")
+    store = cql.connect(tmp_path / "s")
+    try:
+        expected = sum(Decimal(r[1]) for r in rows)
+        assert _d(store.query("FROM sales SHOW gross_sales").df["gross_sales"][0]) == expected
+        assert _d(store.sql("SELECT amount_spent FROM customers")["amount_spent"][0]) == expected
+        assert store.sql("SELECT item_count FROM orders")["item_count"][0] == 3
+    finally:
+        store.close()
+
+
 def test_every_builtin_metric_and_dimension_runs_on_a_table_import(tmp_path):
     import_table(_events(tmp_path), EVENTS_MAPPING, tmp_path / "s")
     store = cql.connect(tmp_path / "s")

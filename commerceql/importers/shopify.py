@@ -853,8 +853,10 @@ class _Context:
         try:
             return parse_cents(row.get(key))
         except ValueError_ as exc:
-            raise self.fail(row, key, f"{exc} in a money column",
-                            "amounts are written like 1234.50 (a dot for decimals, no currency sign)") from None
+            # how amounts are written helps with "12,5O", not with an amount too large for the store
+            hint = "amounts are written like 1234.50 (a dot for decimals, no currency sign)" \
+                if str(exc).startswith("not an amount") else None
+            raise self.fail(row, key, f"{exc} in a money column", hint) from None
 
     def integer(self, row: dict[str, Any], key: str) -> int | None:
         try:
@@ -1066,6 +1068,11 @@ class _FitsTheStore:
         self.out.add_dict(values)
 
 
+# how an error names the order figures whose column names say little out of context
+_FIGURE_NAMES = {"export_lines_gross": "line items total (price x quantity)", "booked_total": "booked total",
+                 "expected_total_sales": "expected total sales"}
+
+
 class OrderBuilder:
     """Turns the rows of one order into staged order, line, sales and refund records."""
 
@@ -1083,7 +1090,8 @@ class OrderBuilder:
             what = (_money_text(Decimal(exc.value) / 100, self.ctx.currency) if money else f"{exc.value:,}")
             bound = "amounts below 10,000,000,000,000,000" if money else f"counts up to {MAX_INTEGER:,}"
             raise self.ctx.fail(
-                head, "name", f"this order's {exc.column.replace('_', ' ')} comes to {what}, beyond what the "
+                head, "name", f"this order's {_FIGURE_NAMES.get(exc.column, exc.column.replace('_', ' '))} "
+                f"comes to {what}, beyond what the "
                 f"store holds ({bound})") from None
 
     def _build(self, rows: list[dict[str, Any]]) -> None:
@@ -1239,18 +1247,6 @@ class OrderBuilder:
                 event_rows.extend(rows_out)
                 refund_excess += excess
             reversed_total = sum(r["total_sales"] or 0 for r in event_rows) - booked_total
-        for r in event_rows:
-            self.out["sales"].add_dict(r)
-        for ln in booked_lines:
-            self.out["lines"].add_dict({
-                "line_seq": ln.seq, "order_seq": order_seq, "file": ln.file, "line": ln.line, "name": ln.name,
-                "sku": ln.sku, "vendor": ln.vendor, "quantity": ln.qty, "price": ln.price, "compare_at": ln.compare_at,
-                "gross": ln.gross if has_money else None,
-                "line_discount": ln.line_discount if has_money else None,
-                "allocated_order_discount": (ln.discount - ln.line_discount) if has_money else None,
-                "total_discount": ln.discount if has_money else None,
-                "net": ln.net if has_money else None, "tax": ln.tax if has_money else None,
-            })
         total_export = m["total"]
         expected = None
         if has_money:
@@ -1304,6 +1300,19 @@ class OrderBuilder:
             "refund_excess": refund_excess if has_money else None,
             "expected_total_sales": expected, "refund_date_rule": rule,
         })
+        # after the order's own record: an amount beyond the store is first named by its order figure
+        for r in event_rows:
+            self.out["sales"].add_dict(r)
+        for ln in booked_lines:
+            self.out["lines"].add_dict({
+                "line_seq": ln.seq, "order_seq": order_seq, "file": ln.file, "line": ln.line, "name": ln.name,
+                "sku": ln.sku, "vendor": ln.vendor, "quantity": ln.qty, "price": ln.price, "compare_at": ln.compare_at,
+                "gross": ln.gross if has_money else None,
+                "line_discount": ln.line_discount if has_money else None,
+                "allocated_order_discount": (ln.discount - ln.line_discount) if has_money else None,
+                "total_discount": ln.discount if has_money else None,
+                "net": ln.net if has_money else None, "tax": ln.tax if has_money else None,
+            })
 
     # -- money of one order ------------------------------------------------------------------
     def _money(self, lines: list[Line], m: dict[str, int | None], tips: int, gift_cards: int, has_lines: bool,
@@ -3646,12 +3655,14 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
                    "NULL::VARCHAR AS country, NULL::DECIMAL(18,2) AS amount_spent, NULL::INTEGER AS orders_count, "
                    "NULL::VARCHAR AS tags, NULL::BOOLEAN AS tax_exempt, NULL::INTEGER AS file, NULL::BIGINT AS line "
                    "WHERE false)")
-    counts["customers"] = write_table(con, tmp, "customers", rf"""
-        WITH export AS (
+    export_cte = f"""export AS (
             SELECT coalesce(email, 'row:' || file || ':' || line) AS key, *
             FROM {customers_sql or export_cols}
             QUALIFY row_number() OVER (PARTITION BY coalesce(email, 'row:' || file || ':' || line) ORDER BY file, line) = 1
-        ),
+        )"""
+    _check_amount_spent(con, ctx, export_cte)
+    counts["customers"] = write_table(con, tmp, "customers", rf"""
+        WITH {export_cte},
         ords AS (
             -- order statistics count real orders only (test orders are not orders)
             SELECT customer_id, count(*) FILTER (WHERE NOT is_test) AS n,
@@ -3749,6 +3760,32 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
             FROM {transactions_sql} t LEFT JOIN orders_final o ON o.name = t.order_name ORDER BY 1
         """)
     report.row_counts = counts
+
+
+def _check_amount_spent(con: duckdb.DuckDBPyConnection, ctx: _Context, export_cte: str) -> None:
+    """A customer's amount spent (their orders' totals less refunds, where the customers export has
+    none) fits the store's DECIMAL(18,2): each order does, but their sum could go beyond it and fail
+    the store's cast with no line to name. The error names the customer's first order."""
+    bad = con.execute(f"""
+        WITH {export_cte},
+        spent AS (
+            SELECT o.customer_id, k.key,
+                   sum(coalesce(o.export_total, o.total) - coalesce(o.total_refunded, 0)) FILTER (WHERE NOT o.is_test)
+                       AS spent,
+                   min([o.file, o.line]) AS first
+            FROM orders_final o JOIN customer_keys k USING (customer_id) GROUP BY ALL
+        )
+        SELECT s.first[1], s.first[2], s.spent FROM spent s LEFT JOIN export e ON e.key = s.key
+        WHERE e.amount_spent IS NULL AND abs(s.spent) >= {MAX_CENTS // 100} ORDER BY s.first LIMIT 1
+    """).fetchone()
+    if bad is None:
+        return
+    file, line, spent = bad
+    email = con.execute("SELECT email FROM orders_final WHERE file = ? AND line = ?", [file, line]).fetchone()
+    raise CommerceQLImportError(
+        f"this customer's orders add up to {_money_text(spent, ctx.currency)} spent, beyond what the store "
+        "holds (amounts below 10,000,000,000,000,000)", file=ctx.path(int(file)), line=int(line),
+        column=ctx.column(int(file), "email"), value=email[0] if email else None)
 
 
 def _write_extra(con: duckdb.DuckDBPyConnection, tmp: Path, table: str, sql: str) -> int:

@@ -34,6 +34,7 @@ from commerceql.importers.common import (
     FORMAT,
     FORMAT_VERSION,
     IMPORTER_VERSION,
+    MAX_INTEGER,
     CommerceQLImportError,
     CommerceQLMappingError,
     ImportReport,
@@ -422,6 +423,9 @@ class _Typer:
                      if self._is_text(spec) else f"TRY_CAST({raw} AS DECIMAL(38,{max(self.scale, 6)}))")
             self._first_bad(raw, typed, spec, "not an amount",
                             "amounts are written like 1234.56 (a dot for decimals, no currency sign)")
+            limit = 10 ** (18 - self.scale)  # the store's DECIMAL(18, scale) holds amounts below it
+            self._first_bad(raw, f"CASE WHEN abs({typed}) < {limit} THEN {typed} END", spec,
+                            f"too large an amount (the store holds amounts below {limit:,})")
             return f"round({typed}, {self.scale})"
         if kind in ("integer", "number"):
             target = "DOUBLE" if kind == "number" else "DOUBLE"
@@ -429,6 +433,10 @@ class _Typer:
                 f"TRY_CAST({raw} AS {target})"
             self._first_bad(raw, typed, spec, "not a number")
             if kind == "integer":
+                # quantities are the store's INTEGER, other whole numbers (user columns) BIGINT
+                limit = MAX_INTEGER if spec.name == "quantity" else 2**63 - 1024  # below 2**63 as a DOUBLE
+                self._first_bad(raw, f"CASE WHEN abs({typed}) <= {limit} THEN {typed} END", spec,
+                                f"too large a number (at most {limit:,})")
                 bad = self.con.execute(f"SELECT __row, CAST({raw} AS VARCHAR) FROM src WHERE {typed} <> round({typed}) "
                                        "ORDER BY __row LIMIT 1").fetchone()
                 if bad:
@@ -615,6 +623,7 @@ def _run(con: duckdb.DuckDBPyConnection, source: Path, spec: Mapping_, tmp: Path
     kept = int(con.execute("SELECT count(*) FROM facts").fetchone()[0])
     if kept == 0:
         raise CommerceQLImportError("no row of the source has both a date and an order key", file=source)
+    _check_the_store_holds(con, source, s, scale, report.currency)
     # ids: integer keys are kept, other keys are numbered by first appearance
     for key in ("order", "customer", "product", "variant"):
         con.execute(f"""
@@ -827,6 +836,44 @@ def _run(con: duckdb.DuckDBPyConnection, source: Path, spec: Mapping_, tmp: Path
     }
     write_manifest(tmp, manifest)
     _reconcile(con, tmp, report, n_rows, kept)
+
+
+def _check_the_store_holds(con: duckdb.DuckDBPyConnection, source: Path, fields: dict[str, FieldSpec], scale: int,
+                           currency: str) -> None:
+    """Every amount the store will hold fits its DECIMAL(18, scale), and every count its INTEGER.
+
+    Each value was checked as it was read; here the sums: a row's computed gross (price x quantity)
+    and total, and each order's and customer's figures (as absolute sums, which bound every total
+    and refund made of their rows). Beyond them the store's cast would fail with no row to name.
+    """
+    limit = 10 ** (18 - scale)
+    row_abs = " + ".join(f"abs(coalesce({k}, 0))" for k in ("gross_sales", "discounts", "sales_reversals", "taxes",
+                                                           "shipping_charges"))
+    checks = [  # (what, the field to name, the scope, the SQL of the size, the bound, a money size)
+        ("this row's amounts add up to", "gross_sales" if "gross_sales" in fields else "price", "__row",
+         f"max(greatest({row_abs}, abs(coalesce(cost, 0))))", limit, True),
+        ("this order's amounts add up to", "order", "order_key", f"sum({row_abs})", limit, True),
+        ("this order's cost adds up to", "order", "order_key", "sum(abs(coalesce(cost, 0)))", limit, True),
+        ("this order's quantities add up to", "order", "order_key", "sum(abs(quantity))", MAX_INTEGER + 1, False),
+        ("this customer's orders add up to", "customer", "customer_key", f"sum({row_abs})", limit, True),
+    ]
+    for what, field, scope, size, bound, money in checks:
+        bad = con.execute(f"""
+            SELECT min(__row) AS first_row, {size} AS size FROM facts WHERE {scope} IS NOT NULL
+            GROUP BY {scope} HAVING {size} >= {bound} ORDER BY first_row LIMIT 1
+        """).fetchone()
+        if bad is None:
+            continue
+        row, value = bad
+        spec = fields.get(field)
+        shown = f"{value:,} {currency}" if money else f"{value:,}"
+        bound_text = f"amounts below {limit:,}" if money else f"counts up to {MAX_INTEGER:,}"
+        raw = con.execute(f"SELECT CAST({spec.sql} AS VARCHAR) FROM src WHERE __row = {int(row)}").fetchone() \
+            if spec is not None else None
+        raise CommerceQLImportError(
+            f"{what} {shown}, beyond what the store holds ({bound_text}) (record {row})", file=source,
+            line=int(row) + 1, column=(spec.raw_column or spec.name) if spec is not None else None,
+            value=raw[0] if raw else None)
 
 
 def _money_type(typ: str, money: str) -> str:
