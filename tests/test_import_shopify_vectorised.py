@@ -175,6 +175,37 @@ def test_an_export_read_again_differently_is_built_from_the_staged_rows(
     _assert_same_store(stores, reports)
 
 
+def _kidsliving_rows() -> tuple[list[str], list[list[str]]]:
+    """The header and the records of kidsliving's orders export, to change and write again."""
+    with open(SHOPIFY / "kidsliving" / "orders_export.csv", newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        return header, list(reader)
+
+
+def _write_export(folder: Path, header: list[str], rows: list[list[str]]) -> Path:
+    export = folder / "orders_export.csv"
+    with open(export, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return export
+
+
+def _error_on_both_paths(monkeypatch: pytest.MonkeyPatch, export: Path, root: Path) -> Any:
+    """The import error of `export` on the row path, which the columnar path must give word for word;
+    neither leaves a store behind."""
+    errors = {}
+    for columnar in (False, True):
+        monkeypatch.setattr(shopify, "COLUMNAR", columnar)
+        with pytest.raises(shopify.CommerceQLImportError) as info:
+            shopify.import_shopify([export], root / f"s-{columnar}")
+        errors[columnar] = info.value
+        assert not (root / f"s-{columnar}").exists()
+    assert errors[True].render() == errors[False].render()
+    return errors[True]
+
+
 @needs_realdata
 @pytest.mark.parametrize(("column", "value"), [
     ("Lineitem price", "12,5O"), ("Total", "12,5O"), ("Created at", "yesterday"), ("Lineitem quantity", "12,5O"),
@@ -187,58 +218,37 @@ def test_an_export_read_again_differently_is_built_from_the_staged_rows(
 def test_bad_value_gives_the_row_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, column: str,
                                        value: str) -> None:
     """A value the columnar path cannot take: the same error as the row path, with file, line and column."""
-    with open(SHOPIFY / "kidsliving" / "orders_export.csv", newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = next(reader)
-        rows = list(reader)
+    header, rows = _kidsliving_rows()
     columns, values = column.split("|"), value.split("|")  # several columns of one row: "a|b", "1|2"
     positions = [header.index(name) for name in columns]
     target = next(i for i, row in enumerate(rows) if i > 3 and all(row[p] for p in positions))
     for position, written in zip(positions, values, strict=True):
         rows[target][position] = written
     column = columns[0]  # the error names the first
-    bad = tmp_path / "orders_export.csv"
-    with open(bad, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    errors = {}
-    for columnar in (False, True):
-        monkeypatch.setattr(shopify, "COLUMNAR", columnar)
-        with pytest.raises(shopify.CommerceQLImportError) as info:
-            shopify.import_shopify([bad], tmp_path / f"s-{columnar}")
-        errors[columnar] = info.value
-        assert not (tmp_path / f"s-{columnar}").exists()
-    assert errors[True].render() == errors[False].render()
-    assert errors[True].column_name == column
-    assert errors[True].line_number == target + 2
+    bad = _write_export(tmp_path, header, rows)
+    error = _error_on_both_paths(monkeypatch, bad, tmp_path)
+    assert error.column_name == column
+    assert error.line_number == target + 2
     says = {"2023-02-30 10:00:00 -0700": "not a valid date", "0000-01-01 00:00:00 +0000": "not a valid date",
             "99999999999999999999.00": "too large an amount", "99999999999": "too large a number",
             "2000000000|9999999999999.00": "too large an amount", "²": "not an amount"}
     if value in says:
-        assert says[value] in errors[True].render()
+        assert says[value] in error.render()
     # the hint on how amounts are written is for amounts written otherwise, not for too large ones
-    assert ("amounts are written like" in errors[True].render()) == (
-        "not an amount" in errors[True].render())
+    assert ("amounts are written like" in error.render()) == (
+        "not an amount" in error.render())
 
 
 def _kidsliving_with_large_lines(tmp_path: Path, price: str, lines: int) -> tuple[Path, str, int]:
     """kidsliving's export with the first `lines` line items of one many-line order priced at `price`
     (quantity 1): the file, the order's name, and the line of its order-level row."""
-    with open(SHOPIFY / "kidsliving" / "orders_export.csv", newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = next(reader)
-        rows = list(reader)
+    header, rows = _kidsliving_rows()
     name_at, qty_at, price_at = (header.index(c) for c in ("Name", "Lineitem quantity", "Lineitem price"))
     first = next(i for i, row in enumerate(rows)
                  if i > 3 and sum(r[name_at] == row[name_at] for r in rows[i:i + 6]) == 6)
     for row in rows[first:first + lines]:
         row[qty_at], row[price_at] = "1", price
-    bad = tmp_path / "orders_export.csv"
-    with open(bad, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
+    bad = _write_export(tmp_path, header, rows)
     return bad, rows[first][name_at], first + 2
 
 
@@ -275,16 +285,9 @@ def test_an_order_adding_up_beyond_the_store_is_a_clear_error(tmp_path: Path,
     """Three lines each within DECIMAL(18,2) but adding up beyond it: a positioned error naming the
     order (the sums used to fail the store's cast, or wrap in 64 bits), the same on both paths."""
     export, name, line = _kidsliving_with_large_lines(tmp_path, "6000000000000000.00", 3)
-    errors = {}
-    for columnar in (False, True):
-        monkeypatch.setattr(shopify, "COLUMNAR", columnar)
-        with pytest.raises(shopify.CommerceQLImportError) as info:
-            shopify.import_shopify([export], tmp_path / f"s-{columnar}")
-        errors[columnar] = info.value
-        assert not (tmp_path / f"s-{columnar}").exists()
-    assert errors[True].render() == errors[False].render()
-    assert (errors[True].line_number, errors[True].column_name) == (line, "Name")
-    assert name in errors[True].render() and "beyond what the store holds" in errors[True].render()
+    error = _error_on_both_paths(monkeypatch, export, tmp_path)
+    assert (error.line_number, error.column_name) == (line, "Name")
+    assert name in error.render() and "beyond what the store holds" in error.render()
 
 
 @needs_realdata
@@ -293,10 +296,7 @@ def test_a_customer_spending_beyond_the_store_is_a_clear_error(tmp_path: Path,
     """Two orders of one customer, each of 6 * 10**15 (within DECIMAL(18,2)), together beyond it:
     the customer's amount spent is a positioned error naming the first order's e-mail (it was
     DuckDB's conversion error from the store's cast), the same on both paths."""
-    with open(SHOPIFY / "kidsliving" / "orders_export.csv", newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = next(reader)
-        rows = list(reader)
+    header, rows = _kidsliving_rows()
     at = {name: i for i, name in enumerate(header)}
     names_of: dict[str, set[str]] = {}
     for row in rows:
@@ -318,41 +318,23 @@ def test_a_customer_spending_beyond_the_store_is_a_clear_error(tmp_path: Path,
                 row[at[column]] = value
             first_line = first_line or index + 2
         seen.add(name)
-    export = tmp_path / "orders_export.csv"
-    with open(export, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    errors = {}
-    for columnar in (False, True):
-        monkeypatch.setattr(shopify, "COLUMNAR", columnar)
-        with pytest.raises(shopify.CommerceQLImportError) as info:
-            shopify.import_shopify([export], tmp_path / f"s-{columnar}")
-        errors[columnar] = info.value
-        assert not (tmp_path / f"s-{columnar}").exists()
-    assert errors[True].render() == errors[False].render()
-    assert (errors[True].line_number, errors[True].column_name) == (first_line, "Email")
-    assert "this customer's orders add up to 12,000,000,000,000,000.00 ZAR spent" in errors[True].render()
+    export = _write_export(tmp_path, header, rows)
+    error = _error_on_both_paths(monkeypatch, export, tmp_path)
+    assert (error.line_number, error.column_name) == (first_line, "Email")
+    assert "this customer's orders add up to 12,000,000,000,000,000.00 ZAR spent" in error.render()
 
 
 @needs_realdata
 def test_a_tax_rate_too_fine_for_64_bits_is_built_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A tax line named with a rate of 25 decimals (its exact fraction beyond 64 bits) on orders with
     tax-inclusive prices and shipping: the columnar path used to fail with an internal error."""
-    with open(SHOPIFY / "kidsliving" / "orders_export.csv", newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = next(reader)
-        rows = list(reader)
+    header, rows = _kidsliving_rows()
     tax_name = header.index("Tax 1 Name")
     renamed = [row for row in rows if row[tax_name] == "VAT 15%"]
     assert renamed
     for row in renamed:
         row[tax_name] = "VAT 15.0000000000000000000000001%"
-    export = tmp_path / "orders_export.csv"
-    with open(export, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
+    export = _write_export(tmp_path, header, rows)
     stores, reports = _import_both(monkeypatch, [export], tmp_path)
     _assert_same_store(stores, reports)
 
