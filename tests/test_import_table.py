@@ -284,7 +284,8 @@ def test_simple_csv(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["unknown_field", "missing_column", "garbage_money", "wrong_delimiter",
-                                  "no_date_field", "positive_discounts", "bad_toml", "empty", "bad_model"])
+                                  "no_date_field", "positive_discounts", "bad_toml", "empty", "bad_model",
+                                  "infinite_date", "epoch_date"])
 def test_mapping_and_data_errors(tmp_path, case):
     mapping: object = SIMPLE
     rows = [r[:] for r in ROWS]
@@ -300,6 +301,12 @@ def test_mapping_and_data_errors(tmp_path, case):
     elif case == "garbage_money":
         rows[2][2] = "12,5O"
         match = "not an amount"
+    elif case == "infinite_date":  # DuckDB reads it as a timestamp; a query on it used to panic in Polars
+        rows[2][1] = "-infinity"
+        match = "not a date"
+    elif case == "epoch_date":  # DuckDB reads it as 1970-01-01
+        rows[2][1] = "Epoch"
+        match = "not a date"
     elif case == "wrong_delimiter":
         delimiter = ";"
         match = "wrong delimiter"
@@ -327,6 +334,8 @@ def test_mapping_and_data_errors(tmp_path, case):
     assert isinstance(info.value, CommerceQLDataError)
     if case == "garbage_money":
         assert info.value.line_number == 3 and info.value.column_name == "amount"
+    if case in ("infinite_date", "epoch_date"):
+        assert info.value.line_number == 3 and info.value.column_name == "date"
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".store-")]
 

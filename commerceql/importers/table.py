@@ -449,7 +449,10 @@ class _Typer:
             return (f"CASE WHEN {text} IN ('true','yes','y','1','t') THEN true "
                     f"WHEN {text} IN ('false','no','n','0','f') THEN false END")
         if kind in ("timestamp", "date"):
-            typed = self._timestamp(spec)
+            # DuckDB reads 'infinity', '-inf' and 'epoch' as timestamps: they are not dates of anything
+            parsed = self._timestamp(spec)
+            typed = (f"(CASE WHEN isfinite({parsed}) AND lower(trim(CAST({raw} AS VARCHAR))) <> 'epoch' "
+                     f"THEN {parsed} END)")
             self._first_bad(raw, typed, spec, "not a date",
                             "set format = \"%m/%d/%Y\" (strptime) on the field, or timestamp_format in [source]")
             return typed if kind == "timestamp" else f"CAST(timezone({sql_literal(self.timezone)}, {typed}) AS DATE)"
