@@ -87,7 +87,30 @@ def first_row(table: Any) -> dict[str, object]:
     assert isinstance(frame, pl.DataFrame)
     if frame.height == 0:
         raise IndexError("the answer has no rows")
+    frame = refuse_unreadable_times(frame.head(1))
     return frame.row(0, named=True)
+
+
+def refuse_unreadable_times(frame: Any) -> Any:
+    """`frame` (Polars), unless a date or time in it has no Python value: an infinite timestamp
+    (DuckDB's 'infinity', in a store someone sent) or one so near year 1 or 9999 that a time zone
+    takes it out of range. Polars panics converting those (for a table, a chart, a row), and a panic
+    is no Exception: it would end the cell or the kernel. A CommerceQLDataError says what it is."""
+    import polars as pl
+
+    temporal = [name for name, dtype in frame.schema.items() if isinstance(dtype, (pl.Datetime, pl.Date))]
+    if not temporal or not frame.height:
+        return frame
+    readable = frame.select(
+        # Polars gives no year (null) for the ones it cannot place at all
+        (pl.col(name).is_null() | pl.col(name).dt.year().fill_null(0).is_between(dt.MINYEAR + 1, dt.MAXYEAR - 1)).all()
+        for name in temporal).row(0)
+    for name, ok in zip(temporal, readable, strict=True):
+        if not ok:
+            raise CommerceQLDataError(
+                f"the answer's `{name}` holds a time outside the years {dt.MINYEAR + 1}–{dt.MAXYEAR - 1}: "
+                "the store holds an infinite or damaged timestamp")
+    return frame
 
 
 def as_utc(value: object) -> dt.datetime | None:

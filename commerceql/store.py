@@ -43,6 +43,7 @@ from commerceql.data_range import (
     data_range_sql,
     first_row,
     period_notices,
+    refuse_unreadable_times,
 )
 from commerceql.derived import DERIVED_RELATIONS, missing_data
 from commerceql.engines import DuckDBEngine, Engine, EngineFailure, SparkEngine
@@ -309,6 +310,7 @@ class Store:
             table = self._run_bounded(compiled)
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
+        frame = refuse_unreadable_times(frame)
         total_rows = int(frame["__total_rows"][0]) if frame.height else 0
         frame = frame.drop("__total_rows")
         notices = list(compiled.plan.notices)
@@ -445,7 +447,7 @@ class Store:
                 raise CommerceQLExecutionError(f"the database refused this SQL: {exc.message}") from exc
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
-        return frame
+        return refuse_unreadable_times(frame)
 
     # -- the model -----------------------------------------------------------------------------
     def schema(self, table: str | None = None) -> pl.DataFrame:

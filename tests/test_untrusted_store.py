@@ -455,3 +455,30 @@ def test_alias_cycles_and_dangling_aliases_are_model_errors(tmp_path):
     with pytest.raises(CommerceQLDataError) as caught:
         cql.connect(model=[dangling])
     assert "no metric `no_such_metric`" in caught.value.message
+
+
+# -- damaged data ------------------------------------------------------------------------------
+
+
+def test_an_infinite_timestamp_is_a_data_error_not_a_panic(small_store: Path, tmp_path: Path) -> None:
+    """A store whose sales hold DuckDB's 'infinity' as a time: Polars panics converting it (no
+    Exception catches a panic; it ended the cell). A query showing it is a data error; one that
+    does not show it still answers, to the cent."""
+    folder = tmp_path / "store"
+    shutil.copytree(small_store, folder)
+    sales = folder / "sales.parquet"
+    first = duckdb.sql(f"SELECT min(sale_id) FROM read_parquet('{sales}')").fetchall()[0][0]
+    damaged = tmp_path / "damaged.parquet"
+    duckdb.sql(f"COPY (SELECT * REPLACE (CASE WHEN sale_id = {first} THEN 'infinity'::TIMESTAMPTZ "
+               f"ELSE happened_at END AS happened_at) FROM read_parquet('{sales}')) TO '{damaged}' (FORMAT parquet)")
+    shutil.move(damaged, sales)
+    store = cql.connect(folder)
+    try:
+        with pytest.raises(CommerceQLDataError, match="holds a time outside the years"):
+            store.query("FROM sales SHOW net_sales GROUP BY month")
+        with pytest.raises(CommerceQLDataError, match="holds a time outside the years"):
+            store.sql("SELECT max(happened_at) AS last FROM sales")
+        total = store.query("FROM sales SHOW net_sales").df["net_sales"][0]
+        assert total == _net_sales_by_hand(folder)
+    finally:
+        store.close()
