@@ -1089,10 +1089,10 @@ class OrderBuilder:
             money = exc.limit != MAX_INTEGER
             what = (_money_text(Decimal(exc.value) / 100, self.ctx.currency) if money else f"{exc.value:,}")
             bound = "amounts below 10,000,000,000,000,000" if money else f"counts up to {MAX_INTEGER:,}"
+            figure = _FIGURE_NAMES.get(exc.column, exc.column.replace("_", " "))
             raise self.ctx.fail(
-                head, "name", f"this order's {_FIGURE_NAMES.get(exc.column, exc.column.replace('_', ' '))} "
-                f"comes to {what}, beyond what the "
-                f"store holds ({bound})") from None
+                head, "name", f"this order's {figure} comes to {what}, beyond what the store holds ({bound})",
+            ) from None
 
     def _build(self, rows: list[dict[str, Any]]) -> None:
         ctx = self.ctx
@@ -1723,7 +1723,8 @@ COLUMNAR_CHUNK_ROWS = 50_000
 # beyond INTEGER, or whose tax rate is a finer fraction than COLUMNAR_RATE_TERMS, is built by
 # OrderBuilder in Python's exact integers. Below it every product the allocations form (an amount
 # times a weight, a line value times its units, an amount times a rate's numerator) stays under
-# 10**18. ($1,000,000 an order: few orders are larger, and they are still built, one at a time.)
+# 10**18. (1,000,000 in the store currency: few orders are larger, and they are still built, one
+# at a time.)
 COLUMNAR_SAFE_CENTS = 10**8
 COLUMNAR_RATE_TERMS = 10**9
 # Off: every order goes through the row-by-row OrderBuilder (tests compare both paths).
