@@ -1165,6 +1165,8 @@ class Stager:
 
 # the largest |cents| + 1 of a DECIMAL(18,2) amount, and the largest INTEGER
 MAX_CENTS = 10**18
+# how errors say what the store holds (DECIMAL(18,2): below MAX_CENTS cents)
+STORE_AMOUNTS = f"amounts below {MAX_CENTS // 100:,}"
 MAX_INTEGER = 2**31 - 1
 MONEY_CENTS = pa.decimal128(18, 2)  # marker type: a staged column of integer cents written as DECIMAL(18,2)
 TIMESTAMP_US = pa.timestamp("us", tz="UTC")
@@ -1235,7 +1237,7 @@ def parse_cents(text: str | None, *, scale: int = 2) -> int | None:
         if s.startswith("-"):
             cents = -cents
     if abs(cents) >= MAX_CENTS:  # would not fit the store's DECIMAL(18,2) (nor 64-bit cents)
-        raise ValueError_("too large an amount (the store holds amounts below 10,000,000,000,000,000)")
+        raise ValueError_(f"too large an amount (the store holds {STORE_AMOUNTS})")
     return -cents if negative else cents
 
 

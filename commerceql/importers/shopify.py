@@ -56,6 +56,7 @@ from commerceql.importers.common import (
     MAX_CENTS,
     MAX_INTEGER,
     MONEY_CENTS,
+    STORE_AMOUNTS,
     TIMESTAMP_US,
     CommerceQLImportError,
     ImportReport,
@@ -1088,7 +1089,7 @@ class OrderBuilder:
             head = rows[_head_row(rows) or 0]
             money = exc.limit != MAX_INTEGER
             what = (_money_text(Decimal(exc.value) / 100, self.ctx.currency) if money else f"{exc.value:,}")
-            bound = "amounts below 10,000,000,000,000,000" if money else f"counts up to {MAX_INTEGER:,}"
+            bound = STORE_AMOUNTS if money else f"counts up to {MAX_INTEGER:,}"
             figure = _FIGURE_NAMES.get(exc.column, exc.column.replace("_", " "))
             raise self.ctx.fail(
                 head, "name", f"this order's {figure} comes to {what}, beyond what the store holds ({bound})",
@@ -1140,7 +1141,7 @@ class OrderBuilder:
                 price = 0
             if price is not None and abs(qty * price) >= MAX_CENTS:
                 raise ctx.fail(r, "li_qty", f"this quantity at the line's price ({_money_text(Decimal(price) / 100, ctx.currency)}) "
-                               "is too large an amount for the store (amounts are below 10,000,000,000,000,000)")
+                               f"is too large an amount for the store (it holds {STORE_AMOUNTS})")
             title = (r.get("li_name") or "").strip()
             sku = clean_text(r.get("li_sku"))
             if price is not None:
@@ -3785,7 +3786,7 @@ def _check_amount_spent(con: duckdb.DuckDBPyConnection, ctx: _Context, export_ct
     email = con.execute("SELECT email FROM orders_final WHERE file = ? AND line = ?", [file, line]).fetchone()
     raise CommerceQLImportError(
         f"this customer's orders add up to {_money_text(spent, ctx.currency)} spent, beyond what the store "
-        "holds (amounts below 10,000,000,000,000,000)", file=ctx.path(int(file)), line=int(line),
+        f"holds ({STORE_AMOUNTS})", file=ctx.path(int(file)), line=int(line),
         column=ctx.column(int(file), "email"), value=email[0] if email else None)
 
 
