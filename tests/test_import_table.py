@@ -345,6 +345,11 @@ LARGE = {"sales": {"order": "order", "happened_at": "date", "gross_sales": "amou
 BIG = "6000000000000000.00"  # 6 * 10**15: fits DECIMAL(18,2) (below 10**16), two of them do not
 
 
+def _large_source(tmp_path: Path, rows: list[list[str]]) -> Path:
+    """A CSV for LARGE: order, amount, quantity and customer per row, all on one day."""
+    return _csv(tmp_path, [["order", "amount", "qty", "customer", "date"], *(r + ["2024-01-02"] for r in rows)])
+
+
 @pytest.mark.parametrize(("case", "rows", "line", "column", "says"), [
     # one value beyond the store (these were DuckDB's conversion errors, naming no row)
     ("amount", [["1", "99999999999999999999.00", "1", "a"]], 2, "amount", "too large an amount"),
@@ -360,7 +365,7 @@ BIG = "6000000000000000.00"  # 6 * 10**15: fits DECIMAL(18,2) (below 10**16), tw
 def test_amounts_beyond_the_store_are_positioned_errors(tmp_path, case, rows, line, column, says):
     """Amounts beyond DECIMAL(18,2) and counts beyond INTEGER, read or added up: an import error with
     the file, line and column (was DuckDB's conversion error from the store's cast)."""
-    source = _csv(tmp_path, [["order", "amount", "qty", "customer", "date"], *(r + ["2024-01-02"] for r in rows)])
+    source = _large_source(tmp_path, rows)
     with pytest.raises(CommerceQLImportError) as info:
         import_table(source, LARGE, tmp_path / "s")
     assert (info.value.line_number, info.value.column_name) == (line, column)
@@ -371,7 +376,7 @@ def test_amounts_beyond_the_store_are_positioned_errors(tmp_path, case, rows, li
 def test_large_amounts_within_the_store_import_exactly(tmp_path):
     """Two amounts of 4 * 10**15 in one order and customer: 8 * 10**15 fits, to the cent."""
     rows = [["1", "4000000000000000.01", "1", "a"], ["1", "3999999999999999.99", "2", "a"]]
-    source = _csv(tmp_path, [["order", "amount", "qty", "customer", "date"], *(r + ["2024-01-02"] for r in rows)])
+    source = _large_source(tmp_path, rows)
     import_table(source, LARGE, tmp_path / "s")
     store = cql.connect(tmp_path / "s")
     try:
