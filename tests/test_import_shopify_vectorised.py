@@ -425,3 +425,25 @@ def test_mapped_equals_the_row_function(function: str) -> None:
     dtype = {"_int_or_none": pl.Int64, "_cents_of": pl.Int64, "is_scientific": pl.Boolean}.get(function, pl.String)
     assert len(accepted) > 1000
     assert shopify._mapped(pl.Series(accepted, dtype=pl.String), apply, dtype).to_list() == expected
+
+
+@pytest.mark.parametrize(("function", "dtype"), [
+    (lambda v: (v or "").strip().upper() or "ZAR", "String"),  # None gives a value: a currency's default
+    (lambda v: "bogus" in (v or "").lower(), "Boolean"),
+    (lambda v: None if v is None else len(v), "Int64"),
+])
+def test_mapped_broadcasts_each_distinct_value(function: Any, dtype: str) -> None:
+    """Columns that repeat a few values (None among them) are mapped value by value and put back in
+    every place: what the function gives for None too, the rows' order kept."""
+    import random
+
+    chooser = random.Random(7)
+    pool = [None, "", " zar ", "USD", "Bogus Gateway", "shopify_payments", "É", "x" * 40]
+    values = [chooser.choice(pool) for _ in range(6000)]
+    expected = [function(v) for v in values]
+    got = shopify._mapped(pl.Series(values, dtype=pl.String), function, getattr(pl, dtype))
+    assert got.to_list() == expected
+    assert got.dtype == getattr(pl, dtype)
+    numbers = pl.Series([chooser.choice([None, 1, 2, 30]) for _ in range(3000)], dtype=pl.Int64)
+    assert shopify._mapped(numbers, lambda v: -1 if v is None else v * 2, pl.Int64).to_list() == [
+        -1 if v is None else v * 2 for v in numbers.to_list()]
