@@ -3550,8 +3550,10 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
     """)
     # The order numbers are stored in the staged rows' own order (file, row), as the staged orders
     # are read: whichever side DuckDB's hash join builds on, the orders table keeps the staged order
-    # it has always had (insertion order is preserved). A POSITIONAL JOIN did the same without a hash
-    # table, but on one thread, in every statement reading the orders (~1 s more at 1M export lines).
+    # it has always had. (A one-to-one hash join's probe keeps its input's order in DuckDB: not a
+    # documented guarantee, so tests/test_import_assembly_order.py checks it; the numbers do not
+    # depend on it.) A POSITIONAL JOIN did the same without a hash table, but on one thread, in
+    # every statement reading the orders (~1 s more at 1M export lines).
     con.execute(f"""
         CREATE TEMP TABLE order_numbers AS
         WITH ids AS (
