@@ -447,3 +447,23 @@ def test_mapped_broadcasts_each_distinct_value(function: Any, dtype: str) -> Non
     numbers = pl.Series([chooser.choice([None, 1, 2, 30]) for _ in range(3000)], dtype=pl.Int64)
     assert shopify._mapped(numbers, lambda v: -1 if v is None else v * 2, pl.Int64).to_list() == [
         -1 if v is None else v * 2 for v in numbers.to_list()]
+
+
+@needs_realdata
+def test_a_products_vendor_is_the_first_line_that_names_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A product sold under two vendors (the export's Vendor changed between orders) takes the vendor
+    of its first line that names one, on both paths: any_value took whichever line a thread read
+    first, so at 1M export lines the same export gave different vendors from one import to the next."""
+    header, rows = _kidsliving_rows()
+    name, vendor = header.index("Lineitem name"), header.index("Vendor")
+    product = "Mattress Bamboopaedic 120 cm x 60 cm"
+    at = [i for i, row in enumerate(rows) if row[name] == product]
+    assert len(at) == 3
+    for i, value in zip(at, ("", "First Vendor", "Later Vendor"), strict=True):
+        rows[i][vendor] = value
+    export = _write_export(tmp_path, header, rows)
+    stores, reports = _import_both(monkeypatch, [export], tmp_path)
+    _assert_same_store(stores, reports)
+    products = _table(stores[False], "products")
+    assert products.filter(pl.col("title") == product.split(" - ")[0]).get_column("vendor").to_list() == [
+        "First Vendor"]

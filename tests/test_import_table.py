@@ -395,3 +395,20 @@ def test_every_builtin_metric_and_dimension_runs_on_a_table_import(tmp_path):
         assert run_every_builtin_field(store) == []
     finally:
         store.close()
+
+
+def test_attributes_of_sales_at_the_same_time_come_from_the_first_record(tmp_path):
+    """A product whose sales all happened at one time, under two titles, takes the first record's:
+    arg_max over the time alone kept whichever tied row a thread aggregated first, so a source
+    large enough to be read on several threads could give another title on the next import."""
+    rows = [["order", "date", "amount", "sku", "title"]]
+    rows += [[str(i), "2024-01-02 10:00:00", "1.00", "p1", "First title" if i == 1 else "Other title"]
+             for i in range(1, 300_001)]
+    mapping = {"sales": {"order": "order", "happened_at": "date", "gross_sales": "amount", "product": "sku"},
+               "products": {"title": "title"}}
+    import_table(_csv(tmp_path, rows), mapping, tmp_path / "s")
+    store = cql.connect(tmp_path / "s")
+    try:
+        assert store.sql("SELECT title FROM products")["title"].to_list() == ["First title"]
+    finally:
+        store.close()

@@ -594,11 +594,13 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
         [k for k in needed if k in ORDER_COLUMNS] if classified.kind == "orders" else [], 0)
 
     def tally(counter: Counter, values: Any, clean: Any) -> None:
-        values = values.filter(values != "")
-        if not values.len():
+        # each value as written once, with its count, then cleaned: the counter adds up the values
+        # that clean alike, in the order each cleaned value first appears (as cleaning every row did)
+        written = values.filter(values != "").to_frame("v").group_by("v", maintain_order=True).len(name="_n")
+        if not written.height:
             return
-        cleaned = _mapped(values, clean, pl.String)
-        for value, n in cleaned.to_frame("v").group_by("v", maintain_order=True).len().iter_rows():
+        cleaned = _mapped(written.get_column("v"), clean, pl.String)
+        for value, n in zip(cleaned.to_list(), written.get_column("_n").to_list(), strict=True):
             counter[value] += n
 
     def upper(value: str) -> str:  # the row stage's own expressions
@@ -650,8 +652,11 @@ def _stage_columnar(classified: Classified, index: int, source: SourceFile, work
                     # timestamp styles need, and far smaller than the column (counted as written,
                     # then stripped: fewer values to strip, the same first appearances)
                     written = frame.select(pl.col(k).alias("t")).group_by("t", maintain_order=True).len(name="_n")
-                    parts.append(written.with_columns(t=_mapped(written.get_column("t"), _strip, pl.String))
-                                 .filter(pl.col("t") != "").group_by("t", maintain_order=True).agg(pl.col("_n").sum()))
+                    stripped = _mapped(written.get_column("t"), _strip, pl.String)
+                    merged = written.with_columns(t=stripped).filter(pl.col("t") != "")
+                    if not stripped.equals(written.get_column("t")):  # values that strip alike count together
+                        merged = merged.group_by("t", maintain_order=True).agg(pl.col("_n").sum())
+                    parts.append(merged)
                 for k in ("li_requires_shipping", "li_taxable", "published", "tax_exempt"):
                     if k in classified.columns:
                         upper_bools += int(frame.get_column(k).is_in(["TRUE", "FALSE"]).sum())
@@ -3455,8 +3460,12 @@ def _catalog(con: duckdb.DuckDBPyConnection, lines_sql: str, products_sql: str |
     mapping_columns = {"name": pa.string(), "sku": pa.string(), "product_key": pa.string(), "variant_title": pa.string(),
                        "variant_sku": pa.string()}
     mapping = Stager(work / "line_map", list(mapping_columns), mapping_columns)
+    # a product's vendor is the first line's that names one (any_value took whichever line a
+    # thread read first: at 1M export lines, products whose lines name two vendors changed from one
+    # import of the same export to the next)
     distinct = arrow_rows(
-        con, f"SELECT name, sku, any_value(vendor) AS vendor, arg_max(price, line_seq) AS price, "
+        con, f"SELECT name, sku, arg_min(vendor, line_seq) FILTER (WHERE vendor IS NOT NULL) AS vendor, "
+        f"arg_max(price, line_seq) AS price, "
         f"arg_max(compare_at, line_seq) AS compare_at, min(line_seq) AS first "
         f"FROM {lines_sql} GROUP BY name, sku ORDER BY first"
     )

@@ -86,6 +86,10 @@ SOURCE_KEYS = {"format", "file", "delimiter", "header", "columns", "encoding", "
                "skip_rows", "quote"}
 STORE_KEYS = {"name", "currency", "timezone", "money_decimals"}
 EVENT_TYPES = ("order", "refund", "cancellation")
+# A dimension's attributes come from its latest sale; among sales at the same time, the first
+# record. The record number breaks the tie: arg_max alone keeps whichever tied row a thread
+# aggregated first, and a large source gave different attributes from one import to the next.
+LATEST = "(f.happened_at, -f.__row)"
 ATTRIBUTES = ("sales_channel", "source_name", "billing_country", "billing_region", "billing_city",
               "shipping_country", "shipping_region", "shipping_city", "discount_code")
 
@@ -742,10 +746,10 @@ def _run(con: duckdb.DuckDBPyConnection, source: Path, spec: Mapping_, tmp: Path
     """, money_type=money)
     # dimensions
     def attrs(table: str, fields: dict[str, FieldSpec], extras: Sequence[str]) -> str:
-        parts = [f"arg_max(f.{table}__{n}, f.happened_at) AS {sql_ident(n)}" for n in fields if n != "created_at"]
+        parts = [f"arg_max(f.{table}__{n}, {LATEST}) AS {sql_ident(n)}" for n in fields if n != "created_at"]
         if "created_at" in fields:
             parts.append(f"min(f.{table}__created_at) AS created_at")
-        parts += [f"arg_max(f.x_{table}__{n}, f.happened_at) AS {sql_ident(n)}" for n in extras]
+        parts += [f"arg_max(f.x_{table}__{n}, {LATEST}) AS {sql_ident(n)}" for n in extras]
         return ("," + ", ".join(parts)) if parts else ""
 
     extra_customers = [(n, t) for n, (_f, t) in spec.columns.get("customers", {}).items()]
@@ -788,16 +792,16 @@ def _run(con: duckdb.DuckDBPyConnection, source: Path, spec: Mapping_, tmp: Path
         )
         SELECT * FROM a ORDER BY product_id
     """, money_type=money, extra=[(n, _money_type(t, money)) for n, t in extra_products])
-    v_price = ("arg_max(f.variants__price, f.happened_at)" if "price" in spec.variants else
-               "arg_max(CASE WHEN f.quantity <> 0 THEN f.gross_sales / f.quantity END, f.happened_at)")
+    v_price = (f"arg_max(f.variants__price, {LATEST})" if "price" in spec.variants else
+               f"arg_max(CASE WHEN f.quantity <> 0 THEN f.gross_sales / f.quantity END, {LATEST})")
     counts["variants"] = write_table(con, tmp, "variants", f"""
         SELECT v.id AS variant_id, any_value(p.id) AS product_id,
-               {"arg_max(f.variants__title, f.happened_at)" if "title" in spec.variants else "'Default Title'"} AS title,
-               {"arg_max(f.variants__sku, f.happened_at)" if "sku" in spec.variants else "NULL"} AS sku,
+               {f"arg_max(f.variants__title, {LATEST})" if "title" in spec.variants else "'Default Title'"} AS title,
+               {f"arg_max(f.variants__sku, {LATEST})" if "sku" in spec.variants else "NULL"} AS sku,
                {v_price} AS price,
-               {"arg_max(f.variants__compare_at_price, f.happened_at)" if "compare_at_price" in spec.variants
+               {f"arg_max(f.variants__compare_at_price, {LATEST})" if "compare_at_price" in spec.variants
                 else "NULL"} AS compare_at_price,
-               arg_max(CASE WHEN f.quantity <> 0 THEN f.cost / f.quantity END, f.happened_at) AS unit_cost
+               arg_max(CASE WHEN f.quantity <> 0 THEN f.cost / f.quantity END, {LATEST}) AS unit_cost
         FROM facts f JOIN variant_ids v ON v.key = f.variant_key LEFT JOIN product_ids p ON p.key = f.product_key
         GROUP BY v.id ORDER BY v.id
     """, money_type=money)
