@@ -467,3 +467,24 @@ def test_a_products_vendor_is_the_first_line_that_names_one(tmp_path: Path, monk
     products = _table(stores[False], "products")
     assert products.filter(pl.col("title") == product.split(" - ")[0]).get_column("vendor").to_list() == [
         "First Vendor"]
+
+
+@needs_realdata
+def test_a_customers_place_is_the_latest_orders_even_at_the_same_second(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two orders of one customer placed at the same second: the customer's city is the one of the
+    order numbered last (by time, then name), on both paths, not whichever a thread read first."""
+    header, rows = _kidsliving_rows()
+    col = {k: header.index(k) for k in ("Name", "Email", "Created at", "Billing City", "Financial Status")}
+    names = list(dict.fromkeys(row[col["Name"]] for row in rows))[:2]
+    for row in rows:
+        if row[col["Name"]] in names:
+            row[col["Email"]] = "same.second@example.com"
+            row[col["Created at"]] = "2024-05-01 10:00:00 +0200"
+            if row[col["Financial Status"]]:  # the order-level row
+                row[col["Billing City"]] = f"City of {row[col['Name']]}"
+    export = _write_export(tmp_path, header, rows)
+    stores, reports = _import_both(monkeypatch, [export], tmp_path)
+    _assert_same_store(stores, reports)
+    customers = _table(stores[False], "customers").filter(pl.col("email") == "same.second@example.com")
+    assert customers.get_column("city").to_list() == [f"City of {max(names)}"]

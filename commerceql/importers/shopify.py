@@ -3706,9 +3706,11 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
                    -- included) less refunds
                    sum(coalesce(export_total, total) - coalesce(total_refunded, 0)) FILTER (WHERE NOT is_test)
                        AS spent,
-                   arg_max(billing_name, created_at) AS billing_name,
-                   arg_max(billing_country, created_at) AS country, arg_max(billing_region, created_at) AS region,
-                   arg_max(billing_city, created_at) AS city, bool_or(accepts_marketing) AS accepts
+                   -- the latest order's: order_id numbers the orders by time, then name (two orders
+                   -- at the same second left arg_max over created_at to whichever a thread read first)
+                   arg_max(billing_name, order_id) AS billing_name,
+                   arg_max(billing_country, order_id) AS country, arg_max(billing_region, order_id) AS region,
+                   arg_max(billing_city, order_id) AS city, bool_or(accepts_marketing) AS accepts
             FROM orders_final WHERE customer_id IS NOT NULL GROUP BY customer_id
         )
         SELECT k.customer_id, e.email AS e_email,
