@@ -1879,7 +1879,7 @@ _FAST_FIRST = frozenset({clean_text, _strip, _email, _int_or_none, is_scientific
 
 def _mapped(series: Any, function: Any, dtype: Any, *, fast: bool = True) -> Any:
     """`function` applied to every distinct value of `series` in Python (the row path's own parsers and
-    cleaners, so results agree exactly), broadcast back with a join. Raises _Unsupported on a bad value.
+    cleaners, so results agree exactly), put back in every place (_broadcast). Raises _Unsupported on a bad value.
 
     Values whose result Polars computes exactly (plain ASCII text, amounts like 12.50) skip Python.
     """
@@ -1888,7 +1888,7 @@ def _mapped(series: Any, function: Any, dtype: Any, *, fast: bool = True) -> Any
     if fast and series.len() >= _DISTINCT_FIRST_ROWS and function not in _FAST_FIRST:
         # most columns repeat their values (prices, SKUs, statuses, the order fields on every line
         # row): hashing them is far cheaper than the fast path's regular expressions on every row,
-        # so the distinct values are mapped (fast path, then Python) and the results joined back
+        # so the distinct values are mapped (fast path, then Python) and the results put back
         distinct = series.unique(maintain_order=False)
         if distinct.len() * 2 <= series.len():
             return _broadcast(series, distinct, _mapped(distinct, function, dtype))
