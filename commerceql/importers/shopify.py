@@ -3580,6 +3580,14 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
         SELECT o.*, n.customer_id, n.order_id, n.customer_order_number
         FROM {st['orders']} o POSITIONAL JOIN order_numbers n
     """)
+    # Every other reader of the orders puts its rows in its own order (or aggregates them), so it
+    # joins the numbers by order_seq: a hash join reads the staged parts on every thread, a
+    # POSITIONAL JOIN on one (the reconciliation's write took 0.97 s, now 0.44 s, at 1M export lines)
+    con.execute(f"""
+        CREATE TEMP VIEW orders_numbered AS
+        SELECT o.*, n.customer_id, n.order_id, n.customer_order_number
+        FROM {st['orders']} o JOIN order_numbers n USING (order_seq)
+    """)
     misplaced = con.execute(f"""
         SELECT count(*) FROM (SELECT order_seq FROM {st['orders']}) o
         POSITIONAL JOIN (SELECT order_seq AS numbered_seq FROM order_numbers) n
@@ -3646,7 +3654,7 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
                s.total_sales, CASE WHEN s.line_type = 'product' THEN l.unit_cost * s.quantity END AS cost,
                p.title AS product_title_at_sale, l.sku AS variant_sku_at_sale
         FROM {st['sales']} s JOIN sale_ids i ON i._position = (s.file_index::BIGINT << 32 | s.file_row_number)
-        JOIN orders_final o USING (order_seq)
+        JOIN orders_numbered o USING (order_seq)
         LEFT JOIN lines l ON l.line_seq = s.line_seq
         LEFT JOIN catalog_products p ON p.product_id = l.product_id
         ORDER BY i.sale_id
@@ -3711,7 +3719,7 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
                    arg_max(billing_name, order_id) AS billing_name,
                    arg_max(billing_country, order_id) AS country, arg_max(billing_region, order_id) AS region,
                    arg_max(billing_city, order_id) AS city, bool_or(accepts_marketing) AS accepts
-            FROM orders_final WHERE customer_id IS NOT NULL GROUP BY customer_id
+            FROM orders_numbered WHERE customer_id IS NOT NULL GROUP BY customer_id
         )
         SELECT k.customer_id, e.email AS e_email,
                CASE WHEN k.key LIKE 'row:%' THEN NULL ELSE k.key END AS email,
@@ -3767,7 +3775,7 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
                f.export_discount, f.export_lines_gross, f.export_refunded, tips, gift_cards, duties, taxes_included,
                shipping_tax_included, lines_vs_subtotal, adjustment, total_residual, booked_total, reversed_total,
                refund_excess, expected_total_sales, refund_date_rule, is_test, currency
-        FROM orders_final f LEFT JOIN file_names n ON n.file = f.file ORDER BY order_id
+        FROM orders_numbered f LEFT JOIN file_names n ON n.file = f.file ORDER BY order_id
     """)
     if inventory_sql and inventory_map:
         # One snapshot: the export is the inventory at one moment, dated the last day the import has
@@ -3788,12 +3796,12 @@ def _assemble(con: duckdb.DuckDBPyConnection, tmp: Path, work: Path, report: Imp
                             "history the export does not have, so they are empty")
     if transactions_sql:
         counts["transactions"] = write_table(con, tmp, "transactions", f"""
-            SELECT row_number() OVER (ORDER BY t.created_at, t.file, t.line) AS transaction_id, o.order_id,
+            SELECT row_number() OVER (ORDER BY t.created_at, t.file, t.line, o.order_id) AS transaction_id, o.order_id,
                    t.order_name, o.customer_id, t.created_at, t.kind, coalesce(t.status, 'success') AS status,
                    t.gateway, {PAYMENT_METHOD_OF_GATEWAY} AS payment_method, t.card_type AS card_brand,
                    NULL AS is_shop_pay, o.sales_channel, NULL AS location, abs(t.amount) AS amount, NULL AS fee,
                    coalesce(t.currency, {sql_literal(currency)}) AS currency
-            FROM {transactions_sql} t LEFT JOIN orders_final o ON o.name = t.order_name ORDER BY 1
+            FROM {transactions_sql} t LEFT JOIN orders_numbered o ON o.name = t.order_name ORDER BY 1
         """)
     report.row_counts = counts
 
@@ -3809,7 +3817,7 @@ def _check_amount_spent(con: duckdb.DuckDBPyConnection, ctx: _Context, export_ct
                    sum(coalesce(o.export_total, o.total) - coalesce(o.total_refunded, 0)) FILTER (WHERE NOT o.is_test)
                        AS spent,
                    min([o.file, o.line]) AS first
-            FROM orders_final o JOIN customer_keys k USING (customer_id) GROUP BY ALL
+            FROM orders_numbered o JOIN customer_keys k USING (customer_id) GROUP BY ALL
         )
         SELECT s.first[1], s.first[2], s.spent FROM spent s LEFT JOIN export e ON e.key = s.key
         WHERE e.amount_spent IS NULL AND abs(s.spent) >= {MAX_CENTS // 100} ORDER BY s.first LIMIT 1
@@ -3817,7 +3825,7 @@ def _check_amount_spent(con: duckdb.DuckDBPyConnection, ctx: _Context, export_ct
     if bad is None:
         return
     file, line, spent = bad
-    email = con.execute("SELECT email FROM orders_final WHERE file = ? AND line = ?", [file, line]).fetchone()
+    email = con.execute("SELECT email FROM orders_numbered WHERE file = ? AND line = ?", [file, line]).fetchone()
     raise CommerceQLImportError(
         f"this customer's orders add up to {_money_text(spent, ctx.currency)} spent, beyond what the store "
         f"holds ({STORE_AMOUNTS})", file=ctx.path(int(file)), line=int(line),
@@ -3840,7 +3848,7 @@ PAYMENT_METHOD_OF_GATEWAY = """CASE lower(coalesce(t.gateway, ''))
 def _snapshot_day(con: duckdb.DuckDBPyConnection, transactions_sql: str | None, timezone: str) -> dt.date:
     """The local day an Inventory export is dated: the latest order or transaction, else today."""
     zone = sql_literal(timezone)
-    sources = ["SELECT max(created_at) AS t FROM orders_final"]
+    sources = ["SELECT max(created_at) AS t FROM orders_numbered"]
     if transactions_sql:
         sources.append(f"SELECT max(created_at) AS t FROM {transactions_sql}")
     latest = con.execute(
