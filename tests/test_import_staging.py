@@ -219,3 +219,19 @@ def test_a_blank_line_is_left_to_the_row_stage(tmp_path: Path) -> None:
     classified = _classified(path)
     with pytest.raises(shopify._NotColumnar):
         shopify._stage_columnar(classified, 0, _source(path, classified.kind), tmp_path / "columnar", 1, False)
+
+
+def test_compacted_text_keeps_every_value_and_its_place() -> None:
+    """What staging keeps of each batch is copied out of the batch's buffers (_compacted): the same
+    values, None and empty text among them, in the same places, under the same name."""
+    import polars as pl
+
+    from commerceql.importers.shopify import _compacted
+
+    batch = pl.Series("created_at", [f"2024-03-{d:02d} 10:00:00 -0500" for d in range(1, 29)] + ["", None, "é ü"])
+    kept = batch.gather([27, 0, 28, 29, 30, 0])
+    compact = _compacted(kept)
+    assert compact.dtype == pl.String and compact.name == "created_at"
+    assert compact.to_list() == ["2024-03-28 10:00:00 -0500", "2024-03-01 10:00:00 -0500", "", None, "é ü",
+                                 "2024-03-01 10:00:00 -0500"]
+    assert _compacted(batch.clear()).to_list() == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
@@ -739,6 +740,32 @@ def atomic_store_dir(out_dir: str | os.PathLike[str], *, overwrite: bool = False
 _IMPORT_MEMORY_DEFAULT = 1 << 30
 _IMPORT_MEMORY_FLOOR = 512 << 20
 _MEMORY_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", re.IGNORECASE)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's malloc_trim, or None where the C library has none (macOS, musl, Windows)."""
+    import ctypes
+
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the system, between the phases of a large import.
+
+    DuckDB's threads allocate through malloc, and glibc keeps what they free in its arenas: after
+    staging a 3M-line export ~500 MB stayed resident, unused, and added to the next phase's peak.
+    A no-op where there is no malloc_trim.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def import_memory_limit() -> str:
