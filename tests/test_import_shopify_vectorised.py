@@ -487,3 +487,28 @@ def test_a_customers_place_is_the_latest_orders_even_at_the_same_second(tmp_path
     _assert_same_store(stores, reports)
     customers = _table(stores[False], "customers").filter(pl.col("email") == "same.second@example.com")
     assert customers.get_column("city").to_list() == [f"City of {max(names)}"]
+
+
+def test_allocate_columns_splits_several_amounts_by_one_weight() -> None:
+    """Two amounts split by the same weight in one call (the taxes and the duties of an order's
+    lines) give each what `_allocate` gives it alone, group by group."""
+    import random
+
+    chooser = random.Random(20261204)
+    groups = []
+    for grp in range(300):
+        n = chooser.choice([1, 2, 3, 4, 7])
+        taxes = chooser.choice([0, 1, -3, 1250, chooser.randint(-10**5, 10**5)])
+        duties = chooser.choice([0, 0, 2, 999, chooser.randint(0, 10**4)])
+        weights = [chooser.choice([0, 1, 4, 4, 60, chooser.randint(0, 10**4)]) for _ in range(n)]
+        groups.append((grp, taxes, duties, weights))
+    rows = [(grp, 100 * grp + position, taxes, duties, weight)
+            for grp, taxes, duties, weights in groups for position, weight in enumerate(weights)]
+    chooser.shuffle(rows)
+    items = pl.DataFrame(rows, orient="row", schema={"_grp": pl.Int64, "_idx": pl.Int64, "_taxes": pl.Int64,
+                                                     "_duties": pl.Int64, "_w": pl.Int64})
+    result = shopify._allocate_columns(items, ("_taxes", "_duties"), "_w", ("_tshare", "_dshare"))
+    by_group = result.group_by("_grp", maintain_order=True).agg(pl.col("_tshare"), pl.col("_dshare"))
+    expected = {grp: (shopify._allocate(taxes, weights), shopify._allocate(duties, weights))
+                for grp, taxes, duties, weights in groups}
+    assert {grp: (t, d) for grp, t, d in by_group.iter_rows()} == expected

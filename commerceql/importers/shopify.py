@@ -1954,10 +1954,11 @@ def _cents_of(text: str | None) -> int | None:
     return parse_cents(text)
 
 
-def _allocate_columns(items: Any, amount: str, weight: str, out: str) -> Any:
+def _allocate_columns(items: Any, amount: str | Sequence[str], weight: str, out: str | Sequence[str]) -> Any:
     """`_allocate` over every group (`_grp`) of `items` at once: `amount` (per item, equal within a
     group) split in proportion to `weight`, largest remainder first, ties by `_idx`. Returns `items`
-    sorted by (`_grp`, `_idx`) with `out` added.
+    sorted by (`_grp`, `_idx`) with `out` added. Several amounts split by the same weight (a
+    sequence of `amount` and of `out`) share the sort and the group statistics.
 
     Only the groups that really split an amount (amount not 0, several items, some weight) are
     sorted by remainder; the others (most of them: no discount, no duties, one line) take their
@@ -1966,11 +1967,14 @@ def _allocate_columns(items: Any, amount: str, weight: str, out: str) -> Any:
     """
     import polars as pl
 
+    amounts = [amount] if isinstance(amount, str) else list(amount)
+    outs = [out] if isinstance(out, str) else list(out)
     c = pl.col
     frame = items.sort(["_grp", "_idx"])
-    x = frame.select(
-        "_grp", "_idx", _a=c(amount), _w=c(weight),
+    stats = frame.select(
+        "_grp", "_idx", _w=c(weight),
         _a_total=c(weight).sum().over("_grp"), _a_n=pl.len().over("_grp"), _a_min=c("_idx").min().over("_grp"),
+        _at=pl.int_range(pl.len(), dtype=pl.Int64),
     )
     hard = ((c("_a") != 0) & (c("_a_n") > 1) & (c("_a_total") > 0)).fill_null(False)
     direct = (
@@ -1979,21 +1983,25 @@ def _allocate_columns(items: Any, amount: str, weight: str, out: str) -> Any:
         .when(c("_a_total") == 0).then(pl.when(c("_idx") == c("_a_min")).then(c("_a")).otherwise(0))
         .otherwise(None)
     )
-    x = x.with_columns(_value=direct.cast(pl.Int64), _hard=hard, _at=pl.int_range(pl.len(), dtype=pl.Int64))
-    values = x.get_column("_value")
-    split = x.filter(c("_hard"))
-    if split.height:
-        a = c("_a").abs()
-        split = split.with_columns(
-            _a_share=a * c("_w") // c("_a_total"), _a_rem=a * c("_w") % c("_a_total"),
-        ).with_columns(_a_left=a - c("_a_share").sum().over("_grp"))
-        split = split.sort(["_grp", "_a_rem", "_idx"], descending=[False, True, False]).with_columns(
-            _a_pos=pl.int_range(pl.len()).over("_grp"))
-        sign = pl.when(c("_a") < 0).then(-1).otherwise(1)
-        split = split.select(
-            "_at", _split=(sign * (c("_a_share") + (c("_a_pos") < c("_a_left")).cast(pl.Int64))).cast(pl.Int64))
-        values = values.scatter(split.get_column("_at"), split.get_column("_split"))
-    return frame.with_columns(values.alias(out))
+    shares = []
+    for amount_column, out_column in zip(amounts, outs, strict=True):
+        x = stats.with_columns(frame.get_column(amount_column).alias("_a"))
+        x = x.with_columns(_value=direct.cast(pl.Int64), _hard=hard)
+        values = x.get_column("_value")
+        split = x.filter(c("_hard"))
+        if split.height:
+            a = c("_a").abs()
+            split = split.with_columns(
+                _a_share=a * c("_w") // c("_a_total"), _a_rem=a * c("_w") % c("_a_total"),
+            ).with_columns(_a_left=a - c("_a_share").sum().over("_grp"))
+            split = split.sort(["_grp", "_a_rem", "_idx"], descending=[False, True, False]).with_columns(
+                _a_pos=pl.int_range(pl.len()).over("_grp"))
+            sign = pl.when(c("_a") < 0).then(-1).otherwise(1)
+            split = split.select(
+                "_at", _split=(sign * (c("_a_share") + (c("_a_pos") < c("_a_left")).cast(pl.Int64))).cast(pl.Int64))
+            values = values.scatter(split.get_column("_at"), split.get_column("_split"))
+        shares.append(values.alias(out_column))
+    return frame.with_columns(shares)
 
 
 def _tax_rate_of(key: tuple[Any, ...]) -> tuple[int, int] | None:
@@ -2446,8 +2454,7 @@ class ColumnarOrders:
         ]).join(o.select("_grp", "_goods_taxes", "_duties0"), on="_grp", how="inner").with_columns(
             _w=pl.max_horizontal(c("_net"), 0))
         items = items.with_columns(_W=c("_w").sum().over("_grp"))
-        items = _allocate_columns(items, "_goods_taxes", "_w", "_tshare")
-        items = _allocate_columns(items, "_duties0", "_w", "_dshare")
+        items = _allocate_columns(items, ("_goods_taxes", "_duties0"), "_w", ("_tshare", "_dshare"))
         line_taxes = items.filter(~c("_is_adj")).select("_grp", "_idx", "_tshare", "_dshare", "_W")
         adj_taxes = items.filter(c("_is_adj")).select("_grp", _adj_t=c("_tshare"), _adj_d=c("_dshare"),
                                                       _W=c("_W"))
