@@ -393,6 +393,32 @@ def test_transactions_give_refund_dates(tmp_path):
 
 
 @needs_realdata
+def test_a_transaction_of_a_name_on_two_orders_is_numbered_by_order(tmp_path):
+    """One order name on two orders of one export: its transaction joins both, and the two rows are
+    numbered in order of their order_id (the tie on time and line is not left to the join's order)."""
+    header, rows = _rows(SHOPIFY / "kidsliving" / "orders_export.csv")
+    col = {h: i for i, h in enumerate(header)}
+    head = next(r for r in rows if r[col["Created at"]])
+    name = head[col["Name"]]
+    again = list(head)
+    again[col["Created at"]] = "2019-01-02 09:00:00 -0500"  # an earlier order under the same name
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _write(folder / "orders_export.csv", header, [*rows[:40], again])
+    _write(folder / "transactions_export_1.csv",
+           ["Order", "Name", "Kind", "Gateway", "Created At", "Status", "Amount", "Currency", "Card Type"],
+           [["1", name, "sale", "stripe", head[col["Created at"]], "success", head[col["Total"]], "USD", ""]])
+    import_shopify([folder], tmp_path / "s")
+    store = cql.connect(tmp_path / "s")
+    orders = store.sql(f"SELECT order_id FROM orders WHERE name = '{name}' ORDER BY order_id")
+    numbered = store.sql("SELECT transaction_id, order_id FROM transactions ORDER BY transaction_id")
+    store.close()
+    assert len(orders) == 2
+    assert list(numbered["transaction_id"]) == [1, 2]
+    assert list(numbered["order_id"]) == list(orders["order_id"])
+
+
+@needs_realdata
 def test_multi_part_export_and_orphan_rows(tmp_path):
     source = SHOPIFY / "explorer_analytics" / "orders_export_1.csv"
     header, rows = _rows(source)
